@@ -1,0 +1,50 @@
+# redis-lottery: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+MODULE    := target/release/liblottery.so
+PORT      ?= 6390
+APT_PKGS  := redis-server libclang-dev python3-venv
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Python venv)
+	@missing=""; \
+	for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
+
+build: ## build the release module (target/release/liblottery.so)
+	cargo build --release
+
+lint: ## cargo fmt --check and clippy -D warnings
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+unit: ## Rust unit tests of the engine (no Redis)
+	cargo test --lib
+
+pytest: build ## black-box tests against real redis-servers
+	LOTTERY_MODULE=$(CURDIR)/$(MODULE) $(PY) -m pytest python-tests -q
+
+test: deps lint unit pytest ## everything CI runs: deps, lint, unit tests, python-tests
+
+run: deps build ## start redis-server with the module on port $(PORT) and show a few draws
+	PORT=$(PORT) MODULE=$(CURDIR)/$(MODULE) bash scripts/run.sh
+
+stop: ## stop the server that `make run` started
+	redis-cli -p $(PORT) shutdown nosave || true
+
+clean: ## remove build outputs and the venv
+	cargo clean
+	rm -rf $(VENV) .run
+
+.PHONY: help deps build lint unit pytest test run stop clean

@@ -1,0 +1,77 @@
+//! LOTTERY.STATS key
+//!
+//! Field/value pairs: state, rules, counters, and `prizes` as [id, weight, stock, sold]
+//! entries (stock -1 for INF).
+
+use super::{bulk, campaign, count_or_inf, int, text};
+use crate::clock;
+use crate::engine::campaign::Outcome;
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 2 {
+        return Err(RedisError::WrongArity);
+    }
+    let c = campaign(ctx, &args[1])?;
+    let r = &c.rules;
+    let k = &c.counters;
+    let mut v = vec![
+        text("state"),
+        text(c.state_name(clock::now_ms())),
+        text("nothing_weight"),
+        int(r.nothing),
+        text("cooldown_ms"),
+        int(r.cooldown_ms),
+        text("daily"),
+        count_or_inf(r.daily),
+        text("maxwins"),
+        count_or_inf(r.maxwins),
+        text("dayoffset"),
+        int(r.dayoffset_min),
+        text("window_start_ms"),
+        int(r.window.map_or(-1, |w| w.0)),
+        text("window_end_ms"),
+        int(r.window.map_or(-1, |w| w.1)),
+        text("soldout"),
+        text(r.soldout.name()),
+        text("fallback"),
+        r.fallback.as_deref().map_or(RedisValue::Null, bulk),
+        text("stream"),
+        bulk(&r.stream),
+        text("idempotency_ms"),
+        int(r.idempotency_ms),
+        text("users"),
+        int(c.users.len()),
+        text("draws"),
+        int(k.draws),
+        text("wins"),
+        int(k.wins),
+        text("losses"),
+        int(k.losses),
+        text("replays"),
+        int(k.replays),
+    ];
+    for o in Outcome::REJECTIONS {
+        if let Some(i) = o.rejection_index() {
+            v.push(text(&format!("rejected_{}", o.name().to_ascii_lowercase())));
+            v.push(int(k.rejected.get(i).copied().unwrap_or(0)));
+        }
+    }
+    v.push(text("drain_seq"));
+    v.push(int(c.drain_seq));
+    v.push(text("prizes"));
+    v.push(RedisValue::Array(
+        c.prizes
+            .iter()
+            .map(|p| {
+                RedisValue::Array(vec![
+                    bulk(&p.id),
+                    int(p.weight),
+                    p.stock.map_or(RedisValue::Integer(-1), int),
+                    int(p.sold),
+                ])
+            })
+            .collect(),
+    ));
+    Ok(RedisValue::Array(v))
+}

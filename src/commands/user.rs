@@ -1,0 +1,33 @@
+//! LOTTERY.USER key user
+//!
+//! The user's state as field/value pairs. A user never seen gets the defaults.
+
+use super::{arg, bulk, campaign, int, text};
+use crate::clock;
+use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
+    if args.len() != 3 {
+        return Err(RedisError::WrongArity);
+    }
+    let c = campaign(ctx, &args[1])?;
+    let v = c.user_view(c.user_key(arg(&args, 2)), clock::now_ms());
+    Ok(RedisValue::Array(vec![
+        text("draws_today"),
+        int(v.draws_today),
+        text("chances_left"),
+        int(v.chances_left),
+        text("bonus"),
+        int(v.bonus),
+        text("wins"),
+        int(v.wins),
+        text("last_prize"),
+        c.name(v.last_prize).map_or(RedisValue::Null, bulk),
+        text("last_draw_ms"),
+        int(v.last_draw_ms),
+        text("cooldown_left_ms"),
+        int(v.cooldown_left_ms),
+        text("banned_until_ms"),
+        int(v.banned_until_ms),
+    ]))
+}

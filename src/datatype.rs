@@ -1,0 +1,185 @@
+//! The campaign's Redis data type (`lottery-1`... exactly 9 characters: `lottery01`): RDB
+//! save/load, AOF rewrite, MEMORY USAGE, DEBUG DIGEST-VALUE, COPY, lazy free effort.
+//!
+//! RDB layout (encoding version 1): the meta record as one string buffer, then for each
+//! chunk of per-user records the unsigned 1 followed by the chunk buffer, then unsigned 0.
+//! Loading validates every record and refuses (returns NULL) on anything malformed or newer
+//! than this build understands; Redis then refuses the RDB or the RESTORE.
+
+use crate::engine::campaign::Campaign;
+use crate::engine::effect::Effect;
+use crate::engine::{keyslot, persist};
+use redis_module::native_types::RedisType;
+use redis_module::raw;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+
+/// The RDB encoding version this build writes (Redis passes it back as `encver`).
+pub const RDB_ENCVER: i32 = 1;
+
+pub static LOTTERY_TYPE: RedisType = RedisType::new(
+    "lottery01",
+    RDB_ENCVER,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(rdb_load),
+        rdb_save: Some(rdb_save),
+        aof_rewrite: Some(aof_rewrite),
+        mem_usage: Some(mem_usage),
+        digest: Some(digest),
+        free: Some(free),
+        aux_load: None,
+        aux_save: None,
+        aux_save2: None,
+        aux_save_triggers: 0,
+        free_effort: Some(free_effort),
+        unlink: None,
+        copy: Some(copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+    },
+);
+
+/// Reads one string buffer from the RDB into an owned Vec (None on an I/O error).
+fn load_buffer(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
+    raw::load_string_buffer(rdb)
+        .ok()
+        .map(|b| b.as_ref().to_vec())
+}
+
+unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    if encver < 1 || encver > RDB_ENCVER {
+        return ptr::null_mut();
+    }
+    let Some(meta) = load_buffer(rdb) else {
+        return ptr::null_mut();
+    };
+    let Ok(mut c) = persist::decode_meta(&meta) else {
+        return ptr::null_mut();
+    };
+    loop {
+        match raw::load_unsigned(rdb) {
+            Ok(0) => break,
+            Ok(1) => {
+                let Some(chunk) = load_buffer(rdb) else {
+                    return ptr::null_mut();
+                };
+                if persist::load_chunk(&mut c, &chunk).is_err() {
+                    return ptr::null_mut();
+                }
+            }
+            _ => return ptr::null_mut(),
+        }
+    }
+    Box::into_raw(Box::new(c)).cast::<c_void>()
+}
+
+unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    let Some(c) = value.cast::<Campaign>().as_ref() else {
+        return;
+    };
+    raw::save_slice(rdb, &persist::encode_meta(c));
+    persist::for_each_chunk(c, |chunk| {
+        raw::save_unsigned(rdb, 1);
+        raw::save_slice(rdb, chunk);
+    });
+    raw::save_unsigned(rdb, 0);
+}
+
+/// Emits `LOTTERY.APPLY key <config>` then one `LOTTERY.APPLY key <chunk>` per chunk.
+unsafe extern "C" fn aof_rewrite(
+    aof: *mut raw::RedisModuleIO,
+    key: *mut raw::RedisModuleString,
+    value: *mut c_void,
+) {
+    let Some(c) = value.cast::<Campaign>().as_ref() else {
+        return;
+    };
+    let Some(emit) = raw::RedisModule_EmitAOF else {
+        return;
+    };
+    let emit_one = |blob: Vec<u8>| {
+        emit(
+            aof,
+            c"LOTTERY.APPLY".as_ptr(),
+            c"sb".as_ptr(),
+            key,
+            blob.as_ptr(),
+            blob.len(),
+        );
+    };
+    emit_one(Effect::Config(persist::encode_meta(c)).encode());
+    persist::for_each_chunk(c, |chunk| emit_one(Effect::Chunk(chunk.to_vec()).encode()));
+}
+
+unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
+    value
+        .cast::<Campaign>()
+        .as_ref()
+        .map_or(0, Campaign::mem_bytes)
+}
+
+unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    let Some(c) = value.cast::<Campaign>().as_ref() else {
+        return;
+    };
+    let (meta, users) = persist::fingerprint(c);
+    if let Some(add) = raw::RedisModule_DigestAddStringBuffer {
+        add(md, meta.as_ptr().cast(), meta.len());
+    }
+    if let Some(add) = raw::RedisModule_DigestAddLongLong {
+        add(md, users as i64);
+    }
+    if let Some(end) = raw::RedisModule_DigestEndSequence {
+        end(md);
+    }
+}
+
+unsafe extern "C" fn free(value: *mut c_void) {
+    if !value.is_null() {
+        drop(Box::from_raw(value.cast::<Campaign>()));
+    }
+}
+
+/// Large campaigns are freed in a background thread (Redis's lazyfree threshold is 64).
+unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
+    value.cast::<Campaign>().as_ref().map_or(1, |c| {
+        1 + (c.users.len() + c.winners.len() + c.bans.len() + c.reqs.len()) / 1024
+    })
+}
+
+/// COPY: a deep copy. A campaign using its key's default wins stream gets the new key's
+/// default stream (a copy in another slot could not write to the old one).
+unsafe extern "C" fn copy(
+    from: *mut raw::RedisModuleString,
+    to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    let Some(c) = value.cast::<Campaign>().as_ref() else {
+        return ptr::null_mut();
+    };
+    let mut n = c.clone();
+    let (from, to) = (bytes_of(from), bytes_of(to));
+    if n.rules.stream == keyslot::default_stream(from) {
+        n.rules.stream = keyslot::default_stream(to);
+    }
+    n.invalidate_table();
+    Box::into_raw(Box::new(n)).cast::<c_void>()
+}
+
+/// The bytes of a Redis-owned string (borrowed; never freed here).
+unsafe fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    let mut len = 0;
+    let p = raw::string_ptr_len(s, &mut len);
+    if p.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}

@@ -1,0 +1,958 @@
+//! A campaign: prize table, rules, counters and every user's state, with the draw itself.
+//!
+//! Nothing here touches Redis. Time (`now`, Unix ms) and randomness (`Uniform`) come in as
+//! arguments, so every rule is unit-tested, and so a replica can apply a draw's effects
+//! without ever reading a clock or a random generator.
+//!
+//! Every mutation returns an `Effect` carrying absolute new values; `Campaign::apply` turns
+//! an effect into the same state on a replica or while loading the AOF.
+
+use super::alias::{AliasTable, Uniform};
+use super::effect::{DrawEffect, Effect, PrizeDelta};
+use super::reqcache::{Remembered, ReqCache};
+use super::segmap::SegMap;
+use siphasher::sip128::{Hasher128, SipHasher13};
+use std::collections::HashMap;
+use std::hash::Hasher;
+
+pub const MAX_PRIZES: usize = 65_536;
+pub const MAX_ID_LEN: usize = 256;
+pub const MAX_REQID_LEN: usize = 128;
+pub const MAX_STREAM_KEY_LEN: usize = 4096;
+pub const MAX_IDEMPOTENCY_MS: u64 = 86_400_000;
+pub const MAX_DAYOFFSET_MIN: i32 = 1440;
+pub const DAY_MS: i64 = 86_400_000;
+pub const DEFAULT_IDEMPOTENCY_MS: u64 = 600_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Win = 0,
+    Lose = 1,
+    Cooldown = 2,
+    Quota = 3,
+    AlreadyWon = 4,
+    NotStarted = 5,
+    Ended = 6,
+    Paused = 7,
+    Banned = 8,
+}
+
+impl Outcome {
+    pub const REJECTIONS: [Outcome; 7] = [
+        Outcome::Cooldown,
+        Outcome::Quota,
+        Outcome::AlreadyWon,
+        Outcome::NotStarted,
+        Outcome::Ended,
+        Outcome::Paused,
+        Outcome::Banned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Win => "WIN",
+            Outcome::Lose => "LOSE",
+            Outcome::Cooldown => "COOLDOWN",
+            Outcome::Quota => "QUOTA",
+            Outcome::AlreadyWon => "ALREADY_WON",
+            Outcome::NotStarted => "NOT_STARTED",
+            Outcome::Ended => "ENDED",
+            Outcome::Paused => "PAUSED",
+            Outcome::Banned => "BANNED",
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<Outcome> {
+        Some(match v {
+            0 => Outcome::Win,
+            1 => Outcome::Lose,
+            2 => Outcome::Cooldown,
+            3 => Outcome::Quota,
+            4 => Outcome::AlreadyWon,
+            5 => Outcome::NotStarted,
+            6 => Outcome::Ended,
+            7 => Outcome::Paused,
+            8 => Outcome::Banned,
+            _ => return None,
+        })
+    }
+
+    /// Index into `Counters::rejected` for a rejection outcome.
+    pub fn rejection_index(self) -> Option<usize> {
+        (self as usize).checked_sub(2).filter(|&i| i < 7)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SoldOut {
+    Lose,
+    Redraw,
+    Fallback,
+}
+
+impl SoldOut {
+    pub fn name(self) -> &'static str {
+        match self {
+            SoldOut::Lose => "LOSE",
+            SoldOut::Redraw => "REDRAW",
+            SoldOut::Fallback => "FALLBACK",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rules {
+    pub nothing: u32,
+    pub cooldown_ms: u64,
+    /// Free chances per day; None = unlimited.
+    pub daily: Option<u32>,
+    /// Wins per user; None = unlimited.
+    pub maxwins: Option<u32>,
+    pub dayoffset_min: i32,
+    /// [start, end) in Unix ms.
+    pub window: Option<(i64, i64)>,
+    pub soldout: SoldOut,
+    pub fallback: Option<Vec<u8>>,
+    pub stream: Vec<u8>,
+    pub idempotency_ms: u64,
+}
+
+impl Rules {
+    pub fn defaults(stream: Vec<u8>) -> Rules {
+        Rules {
+            nothing: 0,
+            cooldown_ms: 0,
+            daily: None,
+            maxwins: Some(1),
+            dayoffset_min: 0,
+            window: None,
+            soldout: SoldOut::Lose,
+            fallback: None,
+            stream,
+            idempotency_ms: DEFAULT_IDEMPOTENCY_MS,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrizeSpec {
+    pub id: Vec<u8>,
+    pub weight: u32,
+    /// None = INF.
+    pub stock: Option<u64>,
+}
+
+/// A parsed CONFIGURE: `None` = option not given (keeps its value).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub prizes: Option<Vec<PrizeSpec>>,
+    pub nothing: Option<u32>,
+    pub cooldown_ms: Option<u64>,
+    pub daily: Option<Option<u32>>,
+    pub maxwins: Option<Option<u32>>,
+    pub dayoffset_min: Option<i32>,
+    pub window: Option<(i64, i64)>,
+    pub soldout: Option<(SoldOut, Option<Vec<u8>>)>,
+    pub stream: Option<Vec<u8>>,
+    pub idempotency_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prize {
+    pub id: Vec<u8>,
+    /// Interned name (index into `Campaign::names`) + 1.
+    pub name: u32,
+    pub weight: u32,
+    /// Remaining stock; None = INF.
+    pub stock: Option<u64>,
+    pub sold: u64,
+    /// Sold since the last DRAIN.
+    pub pending: u64,
+}
+
+impl Prize {
+    pub fn in_stock(&self) -> bool {
+        self.stock != Some(0)
+    }
+}
+
+/// Per-user state every participant has: 16 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserDay {
+    /// Time of the last draw that consumed a chance; 0 = never.
+    pub last_draw_ms: i64,
+    /// Chances consumed on the day of `last_draw_ms`.
+    pub draws_today: u32,
+    /// Bonus chances (never expire).
+    pub bonus: u32,
+}
+
+/// Per-user state only winners have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserWins {
+    pub wins: u32,
+    /// Interned name of the last prize won + 1; 0 = none.
+    pub last_prize: u32,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Draws that passed every check (also the draw sequence number of the latest one).
+    pub draws: u64,
+    pub wins: u64,
+    pub losses: u64,
+    pub replays: u64,
+    /// Indexed by `Outcome::rejection_index`.
+    pub rejected: [u64; 7],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub fn parse(s: &[u8]) -> Option<StreamId> {
+        let s = std::str::from_utf8(s).ok()?;
+        let (a, b) = s.split_once('-')?;
+        Some(StreamId {
+            ms: a.parse().ok()?,
+            seq: b.parse().ok()?,
+        })
+    }
+    pub fn to_bytes(self) -> Vec<u8> {
+        format!("{}-{}", self.ms, self.seq).into_bytes()
+    }
+}
+
+/// The five values of a DRAW reply, in compact form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrawReply {
+    pub outcome: Outcome,
+    /// Interned prize name + 1; 0 = nil.
+    pub prize: u32,
+    pub win_id: Option<StreamId>,
+    pub chances_left: i64,
+    pub wait_ms: i64,
+}
+
+/// What a draw will do, decided before anything changes (the command layer may still fail,
+/// e.g. on a stream key of the wrong type, and must then change nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plan {
+    /// A REQID retry inside the window: this reply again, nothing consumed.
+    Replay(DrawReply),
+    /// A check failed: this reply, nothing consumed.
+    Reject(DrawReply),
+    /// All checks passed: `prize` is the index of the prize won, None for a loss.
+    Pass { prize: Option<usize>, seq: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    NeedPrize,
+    AllWeightsZero,
+    TooManyPrizes,
+    DuplicatePrize(Vec<u8>),
+    UnknownFallback(Vec<u8>),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::NeedPrize => write!(f, "a new campaign needs at least one PRIZE"),
+            ConfigError::AllWeightsZero => {
+                write!(
+                    f,
+                    "all weights are zero: at least one PRIZE or NOTHING weight must be positive"
+                )
+            }
+            ConfigError::TooManyPrizes => write!(f, "too many prizes (at most {MAX_PRIZES})"),
+            ConfigError::DuplicatePrize(id) => {
+                write!(f, "duplicate prize '{}'", String::from_utf8_lossy(id))
+            }
+            ConfigError::UnknownFallback(id) => write!(
+                f,
+                "FALLBACK prize '{}' is not in the prize table",
+                String::from_utf8_lossy(id)
+            ),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpError {
+    NoSuchPrize(Vec<u8>),
+    InfStock(Vec<u8>),
+    BelowZero,
+    Overflow,
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::NoSuchPrize(id) => {
+                write!(f, "no such prize '{}'", String::from_utf8_lossy(id))
+            }
+            OpError::InfStock(id) => {
+                write!(f, "prize '{}' has INF stock", String::from_utf8_lossy(id))
+            }
+            OpError::BelowZero => write!(f, "stock would go below zero"),
+            OpError::Overflow => write!(f, "stock would exceed 9223372036854775807"),
+        }
+    }
+}
+
+/// The campaign's state as a whole. Fields are public to the engine (persistence, effects).
+#[derive(Clone)]
+pub struct Campaign {
+    /// SipHash keys for user ids, chosen at creation; part of the persisted state.
+    pub seed: (u64, u64),
+    pub rules: Rules,
+    pub prizes: Vec<Prize>,
+    /// Every prize id the campaign has ever had (so a user's last prize stays nameable).
+    pub names: Vec<Vec<u8>>,
+    /// Prizes dropped from the table: their sold and undrained counts, by id.
+    pub retired: Vec<Prize>,
+    pub paused: bool,
+    pub counters: Counters,
+    pub drain_seq: u64,
+    pub last_batch: Vec<(Vec<u8>, u64)>,
+    pub users: SegMap<UserDay>,
+    pub winners: SegMap<UserWins>,
+    /// Ban end (Unix ms) by user.
+    pub bans: SegMap<i64>,
+    pub reqs: ReqCache,
+    table: AliasTable,
+    table_dirty: bool,
+}
+
+/// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
+pub fn day_of(ms: i64, offset_min: i32) -> i64 {
+    ms.saturating_add(i64::from(offset_min) * 60_000)
+        .div_euclid(DAY_MS)
+}
+
+/// Milliseconds from `ms` to the start of the next day.
+pub fn ms_to_next_day(ms: i64, offset_min: i32) -> i64 {
+    let shifted = ms.saturating_add(i64::from(offset_min) * 60_000);
+    DAY_MS - shifted.rem_euclid(DAY_MS)
+}
+
+impl Campaign {
+    /// An empty campaign with these rules; prizes come from `configure`.
+    fn empty(seed: (u64, u64), rules: Rules) -> Campaign {
+        Campaign {
+            seed,
+            rules,
+            prizes: Vec::new(),
+            names: Vec::new(),
+            retired: Vec::new(),
+            paused: false,
+            counters: Counters::default(),
+            drain_seq: 0,
+            last_batch: Vec::new(),
+            users: SegMap::new(),
+            winners: SegMap::new(),
+            bans: SegMap::new(),
+            reqs: ReqCache::default(),
+            table: AliasTable::default(),
+            table_dirty: true,
+        }
+    }
+
+    /// Creates a campaign (CONFIGURE on a missing key). `default_stream` is used unless the
+    /// change names one.
+    pub fn create(
+        change: &ConfigChange,
+        seed: (u64, u64),
+        default_stream: Vec<u8>,
+    ) -> Result<Campaign, ConfigError> {
+        if change.prizes.as_ref().is_none_or(|p| p.is_empty()) {
+            return Err(ConfigError::NeedPrize);
+        }
+        let mut c = Campaign::empty(seed, Rules::defaults(default_stream));
+        c.configure(change)?;
+        Ok(c)
+    }
+
+    /// Changes the campaign atomically: validates everything first, then applies.
+    pub fn configure(&mut self, change: &ConfigChange) -> Result<(), ConfigError> {
+        let mut rules = self.rules.clone();
+        if let Some(v) = change.nothing {
+            rules.nothing = v;
+        }
+        if let Some(v) = change.cooldown_ms {
+            rules.cooldown_ms = v;
+        }
+        if let Some(v) = change.daily {
+            rules.daily = v;
+        }
+        if let Some(v) = change.maxwins {
+            rules.maxwins = v;
+        }
+        if let Some(v) = change.dayoffset_min {
+            rules.dayoffset_min = v;
+        }
+        if let Some(v) = change.window {
+            rules.window = Some(v);
+        }
+        if let Some((p, f)) = &change.soldout {
+            rules.soldout = *p;
+            rules.fallback = f.clone();
+        }
+        if let Some(v) = &change.stream {
+            rules.stream = v.clone();
+        }
+        if let Some(v) = change.idempotency_ms {
+            rules.idempotency_ms = v;
+        }
+        // The prize table the change leads to (ids and weights are all validation needs).
+        let specs: Vec<(&[u8], u32)> = match &change.prizes {
+            Some(p) => p.iter().map(|s| (s.id.as_slice(), s.weight)).collect(),
+            None => self
+                .prizes
+                .iter()
+                .map(|p| (p.id.as_slice(), p.weight))
+                .collect(),
+        };
+        if specs.is_empty() {
+            return Err(ConfigError::NeedPrize);
+        }
+        if specs.len() > MAX_PRIZES {
+            return Err(ConfigError::TooManyPrizes);
+        }
+        let mut seen: HashMap<&[u8], usize> = HashMap::with_capacity(specs.len());
+        for (i, (id, _)) in specs.iter().enumerate() {
+            if seen.insert(id, i).is_some() {
+                return Err(ConfigError::DuplicatePrize(id.to_vec()));
+            }
+        }
+        let total: u64 =
+            specs.iter().map(|s| u64::from(s.1)).sum::<u64>() + u64::from(rules.nothing);
+        if total == 0 {
+            return Err(ConfigError::AllWeightsZero);
+        }
+        if rules.soldout == SoldOut::Fallback {
+            match &rules.fallback {
+                Some(f) if seen.contains_key(f.as_slice()) => {}
+                Some(f) => return Err(ConfigError::UnknownFallback(f.clone())),
+                None => return Err(ConfigError::UnknownFallback(Vec::new())),
+            }
+        }
+        drop(seen);
+        // Valid: apply.
+        if let Some(p) = &change.prizes {
+            self.replace_prizes(p);
+        }
+        self.rules = rules;
+        self.table_dirty = true;
+        Ok(())
+    }
+
+    fn replace_prizes(&mut self, specs: &[PrizeSpec]) {
+        let mut names: HashMap<Vec<u8>, u32> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32 + 1))
+            .collect();
+        // Counters by id from the current table and from retired prizes.
+        let mut old: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+        for p in self.prizes.drain(..).chain(self.retired.drain(..)) {
+            old.insert(p.id, (p.sold, p.pending));
+        }
+        let mut prizes = Vec::with_capacity(specs.len());
+        for s in specs {
+            let name = match names.get(&s.id) {
+                Some(&n) => n,
+                None => {
+                    self.names.push(s.id.clone());
+                    let n = self.names.len() as u32;
+                    names.insert(s.id.clone(), n);
+                    n
+                }
+            };
+            let (sold, pending) = old.remove(&s.id).unwrap_or((0, 0));
+            prizes.push(Prize {
+                id: s.id.clone(),
+                name,
+                weight: s.weight,
+                stock: s.stock,
+                sold,
+                pending,
+            });
+        }
+        // What is left was dropped from the table: keep its counters (DRAIN still owes the
+        // pending sales; a prize that comes back keeps its sold count).
+        let mut retired: Vec<Prize> = old
+            .into_iter()
+            .map(|(id, (sold, pending))| Prize {
+                name: names.get(&id).copied().unwrap_or(0),
+                id,
+                weight: 0,
+                stock: Some(0),
+                sold,
+                pending,
+            })
+            .collect();
+        retired.sort_by(|a, b| a.id.cmp(&b.id));
+        self.prizes = prizes;
+        self.retired = retired;
+    }
+
+    // ---- identities -------------------------------------------------------------------
+
+    /// The 128-bit key of a user id (SipHash-1-3, keyed per campaign). Never 0.
+    pub fn user_key(&self, user: &[u8]) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.seed.0, self.seed.1);
+        h.write(user);
+        h.finish128().as_u128().max(1)
+    }
+
+    /// The key of a (user, request id) pair in the REQID memory.
+    pub fn request_key(&self, user_key: u128, reqid: &[u8]) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.seed.1, self.seed.0);
+        h.write(&user_key.to_le_bytes());
+        h.write(reqid);
+        h.finish128().as_u128().max(1)
+    }
+
+    /// The prize id for an interned name (1-based), if any.
+    pub fn name(&self, name: u32) -> Option<&[u8]> {
+        let i = usize::try_from(name.checked_sub(1)?).ok()?;
+        self.names.get(i).map(|v| v.as_slice())
+    }
+
+    pub fn prize_index(&self, id: &[u8]) -> Option<usize> {
+        self.prizes.iter().position(|p| p.id == id)
+    }
+
+    // ---- the draw ---------------------------------------------------------------------
+
+    fn ensure_table(&mut self) {
+        if !self.table_dirty {
+            return;
+        }
+        let redraw = self.rules.soldout == SoldOut::Redraw;
+        let mut w: Vec<u32> = self
+            .prizes
+            .iter()
+            .map(|p| if redraw && !p.in_stock() { 0 } else { p.weight })
+            .collect();
+        w.push(self.rules.nothing);
+        self.table = AliasTable::new(&w);
+        self.table_dirty = false;
+    }
+
+    fn chances_left(&self, day: &UserDay, today: i64) -> i64 {
+        match self.rules.daily {
+            None => -1,
+            Some(d) => {
+                let used = if day.last_draw_ms != 0
+                    && day_of(day.last_draw_ms, self.rules.dayoffset_min) == today
+                {
+                    day.draws_today
+                } else {
+                    0
+                };
+                i64::from(d.saturating_sub(used)) + i64::from(day.bonus)
+            }
+        }
+    }
+
+    /// The user's day state as of `now` (draws_today reset on a new day).
+    fn day_state(&self, key: u128, now: i64) -> UserDay {
+        let mut d = self.users.get(key).unwrap_or_default();
+        if d.last_draw_ms != 0
+            && day_of(d.last_draw_ms, self.rules.dayoffset_min)
+                != day_of(now, self.rules.dayoffset_min)
+        {
+            d.draws_today = 0;
+        }
+        d
+    }
+
+    fn reject(&self, outcome: Outcome, day: &UserDay, today: i64, wait_ms: i64) -> Plan {
+        Plan::Reject(DrawReply {
+            outcome,
+            prize: 0,
+            win_id: None,
+            chances_left: self.chances_left(day, today),
+            wait_ms,
+        })
+    }
+
+    /// Decides a draw without changing anything observable.
+    pub fn plan_draw<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        now: i64,
+        rng: &mut U,
+    ) -> Plan {
+        if let Some(rk) = request {
+            if let Some(r) = self.reqs.get(rk, now) {
+                return Plan::Replay(DrawReply {
+                    outcome: if r.outcome == 0 {
+                        Outcome::Win
+                    } else {
+                        Outcome::Lose
+                    },
+                    prize: r.prize,
+                    win_id: (r.outcome == 0).then_some(StreamId {
+                        ms: r.win_ms,
+                        seq: r.win_seq,
+                    }),
+                    chances_left: r.chances_left,
+                    wait_ms: r.wait_ms,
+                });
+            }
+        }
+        let today = day_of(now, self.rules.dayoffset_min);
+        let day = self.day_state(user, now);
+        if let Some((start, end)) = self.rules.window {
+            if now < start {
+                return self.reject(Outcome::NotStarted, &day, today, start.saturating_sub(now));
+            }
+            if now >= end {
+                return self.reject(Outcome::Ended, &day, today, 0);
+            }
+        }
+        if self.paused {
+            return self.reject(Outcome::Paused, &day, today, 0);
+        }
+        if let Some(until) = self.bans.get(user) {
+            if until > now {
+                return self.reject(Outcome::Banned, &day, today, until.saturating_sub(now));
+            }
+        }
+        if let Some(max) = self.rules.maxwins {
+            let wins = self.winners.get(user).map_or(0, |w| w.wins);
+            if wins >= max {
+                return self.reject(Outcome::AlreadyWon, &day, today, 0);
+            }
+        }
+        if day.last_draw_ms != 0 && self.rules.cooldown_ms > 0 {
+            let cd = i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX);
+            let ready = day.last_draw_ms.saturating_add(cd);
+            if now < ready {
+                return self.reject(Outcome::Cooldown, &day, today, ready.saturating_sub(now));
+            }
+        }
+        if let Some(d) = self.rules.daily {
+            if day.draws_today >= d && day.bonus == 0 {
+                let wait = if d == 0 {
+                    -1
+                } else {
+                    ms_to_next_day(now, self.rules.dayoffset_min)
+                };
+                return self.reject(Outcome::Quota, &day, today, wait);
+            }
+        }
+        self.ensure_table();
+        let prize = match self.table.pick(rng) {
+            Some(i) => self.resolve(i as usize),
+            None => None,
+        };
+        Plan::Pass {
+            prize,
+            seq: self.counters.draws.saturating_add(1),
+        }
+    }
+
+    /// The prize a table entry gives under the sold-out policy (None: a loss).
+    fn resolve(&self, entry: usize) -> Option<usize> {
+        let p = self.prizes.get(entry)?; // the last entry (NOTHING) is not a prize
+        if p.in_stock() {
+            return Some(entry);
+        }
+        match self.rules.soldout {
+            SoldOut::Lose | SoldOut::Redraw => None,
+            SoldOut::Fallback => {
+                let f = self.rules.fallback.as_deref()?;
+                let i = self.prize_index(f)?;
+                self.prizes.get(i).filter(|p| p.in_stock()).map(|_| i)
+            }
+        }
+    }
+
+    /// Applies a passed draw: consumes a chance, starts the cooldown, sells the prize (if
+    /// any), remembers the reply for REQID, evicts expired REQIDs. Returns the reply and the
+    /// effect to replicate.
+    pub fn commit_draw(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        now: i64,
+        prize: Option<usize>,
+        win_id: Option<StreamId>,
+    ) -> (DrawReply, Effect) {
+        let today = day_of(now, self.rules.dayoffset_min);
+        let mut day = self.day_state(user, now);
+        let free = match self.rules.daily {
+            None => true,
+            Some(d) => day.draws_today < d,
+        };
+        if !free {
+            day.bonus = day.bonus.saturating_sub(1);
+        }
+        day.draws_today = day.draws_today.saturating_add(1);
+        day.last_draw_ms = now;
+        self.users.insert(user, day);
+        self.counters.draws = self.counters.draws.saturating_add(1);
+
+        let mut eff = DrawEffect {
+            now,
+            user,
+            day,
+            wins: None,
+            prize: None,
+            counters: self.counters,
+            request: None,
+        };
+        let mut reply = DrawReply {
+            outcome: Outcome::Lose,
+            prize: 0,
+            win_id: None,
+            chances_left: self.chances_left(&day, today),
+            wait_ms: i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX),
+        };
+        let won = prize.and_then(|i| {
+            let p = self.prizes.get_mut(i)?;
+            if let Some(s) = p.stock.as_mut() {
+                *s = s.checked_sub(1)?;
+            }
+            p.sold = p.sold.saturating_add(1);
+            p.pending = p.pending.saturating_add(1);
+            Some((i, p.name, p.stock, p.sold, p.pending))
+        });
+        if let Some((i, name, stock, sold, pending)) = won {
+            if stock == Some(0) && self.rules.soldout == SoldOut::Redraw {
+                self.table_dirty = true;
+            }
+            let mut w = self.winners.get(user).unwrap_or_default();
+            w.wins = w.wins.saturating_add(1);
+            w.last_prize = name;
+            self.winners.insert(user, w);
+            self.counters.wins = self.counters.wins.saturating_add(1);
+            reply.outcome = Outcome::Win;
+            reply.prize = name;
+            reply.win_id = win_id;
+            eff.wins = Some(w);
+            eff.prize = Some(PrizeDelta {
+                index: i as u32,
+                stock,
+                sold,
+                pending,
+            });
+        } else {
+            self.counters.losses = self.counters.losses.saturating_add(1);
+        }
+        eff.counters = self.counters;
+        if let Some(rk) = request {
+            if self.rules.idempotency_ms > 0 {
+                let idem = i64::try_from(self.rules.idempotency_ms).unwrap_or(i64::MAX);
+                let rem = Remembered {
+                    expires_ms: now.saturating_add(idem),
+                    outcome: if reply.outcome == Outcome::Win { 0 } else { 1 },
+                    prize: reply.prize,
+                    win_ms: reply.win_id.map_or(0, |w| w.ms),
+                    win_seq: reply.win_id.map_or(0, |w| w.seq),
+                    chances_left: reply.chances_left,
+                    wait_ms: reply.wait_ms,
+                };
+                self.reqs.insert(rk, rem);
+                eff.request = Some((rk, rem));
+            }
+        }
+        self.reqs.evict(now);
+        (reply, Effect::Draw(Box::new(eff)))
+    }
+
+    /// Counts a rejection or a replay (both consume nothing else).
+    pub fn count(&mut self, plan: &Plan, now: i64) -> Effect {
+        let which = match plan {
+            Plan::Replay(_) => {
+                self.counters.replays = self.counters.replays.saturating_add(1);
+                255
+            }
+            Plan::Reject(r) => {
+                if let Some(i) = r.outcome.rejection_index() {
+                    self.counters.rejected[i] = self.counters.rejected[i].saturating_add(1);
+                }
+                r.outcome as u8
+            }
+            Plan::Pass { .. } => 254,
+        };
+        self.reqs.evict(now);
+        Effect::Count {
+            now,
+            which,
+            counters: self.counters,
+        }
+    }
+
+    // ---- administration ---------------------------------------------------------------
+
+    pub fn grant(&mut self, user: u128, n: u32, cap: Option<u32>) -> (u32, Effect) {
+        let mut d = self.users.get(user).unwrap_or_default();
+        let raised = d.bonus.saturating_add(n);
+        d.bonus = match cap {
+            Some(m) => raised.min(m.max(d.bonus)),
+            None => raised,
+        };
+        self.users.insert(user, d);
+        (d.bonus, Effect::User { user, day: d })
+    }
+
+    pub fn restock(&mut self, id: &[u8], delta: i64) -> Result<(u64, Effect), OpError> {
+        let i = self
+            .prize_index(id)
+            .ok_or_else(|| OpError::NoSuchPrize(id.to_vec()))?;
+        let p = &mut self.prizes[i];
+        let cur = p.stock.ok_or_else(|| OpError::InfStock(id.to_vec()))?;
+        let new = i128::from(cur) + i128::from(delta);
+        if new < 0 {
+            return Err(OpError::BelowZero);
+        }
+        let new = u64::try_from(new).map_err(|_| OpError::Overflow)?;
+        if new > i64::MAX as u64 {
+            return Err(OpError::Overflow);
+        }
+        p.stock = Some(new);
+        if (cur == 0) != (new == 0) {
+            self.table_dirty = true;
+        }
+        Ok((
+            new,
+            Effect::Stock {
+                index: i as u32,
+                stock: new,
+            },
+        ))
+    }
+
+    pub fn set_paused(&mut self, paused: bool) -> Effect {
+        self.paused = paused;
+        Effect::Paused(paused)
+    }
+
+    pub fn ban(&mut self, user: u128, until: i64) -> Effect {
+        self.bans.insert(user, until);
+        Effect::Ban { user, until }
+    }
+
+    /// Lifts a ban; true if one was active at `now`.
+    pub fn unban(&mut self, user: u128, now: i64) -> (bool, Effect) {
+        let was = self.bans.remove(user).is_some_and(|until| until > now);
+        (was, Effect::Unban { user })
+    }
+
+    /// Hands out the pending sold counts: (seq, batch).
+    pub fn drain(&mut self) -> (u64, Vec<(Vec<u8>, u64)>, Effect) {
+        let mut batch = Vec::new();
+        for p in self.prizes.iter_mut().chain(self.retired.iter_mut()) {
+            if p.pending > 0 {
+                batch.push((p.id.clone(), p.pending));
+                p.pending = 0;
+            }
+        }
+        self.drain_seq = self.drain_seq.saturating_add(1);
+        self.last_batch = batch.clone();
+        let eff = Effect::Drain {
+            seq: self.drain_seq,
+            batch: batch.clone(),
+        };
+        (self.drain_seq, batch, eff)
+    }
+
+    // ---- reads ------------------------------------------------------------------------
+
+    pub fn state_name(&self, now: i64) -> &'static str {
+        if let Some((start, end)) = self.rules.window {
+            if now < start {
+                return "not_started";
+            }
+            if now >= end {
+                return "ended";
+            }
+        }
+        if self.paused {
+            "paused"
+        } else {
+            "active"
+        }
+    }
+
+    /// LOTTERY.USER values: draws_today, chances_left, bonus, wins, last_prize (interned),
+    /// last_draw_ms, cooldown_left_ms, banned_until_ms.
+    pub fn user_view(&self, user: u128, now: i64) -> UserView {
+        let today = day_of(now, self.rules.dayoffset_min);
+        let day = self.day_state(user, now);
+        let w = self.winners.get(user).unwrap_or_default();
+        let cooldown_left = if day.last_draw_ms != 0 {
+            let cd = i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX);
+            day.last_draw_ms
+                .saturating_add(cd)
+                .saturating_sub(now)
+                .max(0)
+        } else {
+            0
+        };
+        let banned_until = self.bans.get(user).filter(|&u| u > now).unwrap_or(0);
+        UserView {
+            draws_today: day.draws_today,
+            chances_left: self.chances_left(&day, today),
+            bonus: day.bonus,
+            wins: w.wins,
+            last_prize: w.last_prize,
+            last_draw_ms: day.last_draw_ms,
+            cooldown_left_ms: cooldown_left,
+            banned_until_ms: banned_until,
+        }
+    }
+
+    /// Heap bytes, for MEMORY USAGE.
+    pub fn mem_bytes(&self) -> usize {
+        let prizes: usize = self
+            .prizes
+            .iter()
+            .chain(self.retired.iter())
+            .map(|p| std::mem::size_of::<Prize>() + p.id.capacity())
+            .sum();
+        let names: usize = self.names.iter().map(|n| n.capacity() + 24).sum();
+        std::mem::size_of::<Campaign>()
+            + prizes
+            + names
+            + self.users.mem_bytes()
+            + self.winners.mem_bytes()
+            + self.bans.mem_bytes()
+            + self.reqs.mem_bytes()
+            + self.table.mem_bytes()
+            + self.rules.stream.capacity()
+    }
+
+    /// Marks the alias table for a rebuild (after state was replaced wholesale).
+    pub fn invalidate_table(&mut self) {
+        self.table_dirty = true;
+    }
+
+    /// A blank campaign for decoders to fill.
+    pub(crate) fn blank(seed: (u64, u64), rules: Rules) -> Campaign {
+        Campaign::empty(seed, rules)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserView {
+    pub draws_today: u32,
+    pub chances_left: i64,
+    pub bonus: u32,
+    pub wins: u32,
+    pub last_prize: u32,
+    pub last_draw_ms: i64,
+    pub cooldown_left_ms: i64,
+    pub banned_until_ms: i64,
+}

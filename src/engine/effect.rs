@@ -1,0 +1,383 @@
+//! Effects: what a write did, as absolute values, for replicas and the AOF.
+//!
+//! The master decides (clock, random pick, stream ID) and replicates an `Effect`; a replica
+//! or the AOF loader applies it with `Campaign::apply`, which reads no clock and draws
+//! nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
+
+use super::campaign::{Campaign, Counters, UserDay, UserWins, MAX_ID_LEN};
+use super::codec::{DResult, DecodeError, Reader, Writer};
+use super::persist;
+use super::reqcache::Remembered;
+
+/// Version of the effect encoding; a newer one is refused, never guessed at.
+pub const EFFECT_VERSION: u8 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrizeDelta {
+    pub index: u32,
+    pub stock: Option<u64>,
+    pub sold: u64,
+    pub pending: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrawEffect {
+    pub now: i64,
+    pub user: u128,
+    pub day: UserDay,
+    pub wins: Option<UserWins>,
+    pub prize: Option<PrizeDelta>,
+    pub counters: Counters,
+    pub request: Option<(u128, Remembered)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// The whole campaign minus its per-user maps (CONFIGURE; first record of an AOF rewrite).
+    Config(Vec<u8>),
+    /// Per-user records to merge in (AOF rewrite), in the persistence chunk format.
+    Chunk(Vec<u8>),
+    Draw(Box<DrawEffect>),
+    /// A rejection or replay: new counters, and REQID eviction at `now`.
+    Count {
+        now: i64,
+        which: u8,
+        counters: Counters,
+    },
+    User {
+        user: u128,
+        day: UserDay,
+    },
+    Stock {
+        index: u32,
+        stock: u64,
+    },
+    Paused(bool),
+    Ban {
+        user: u128,
+        until: i64,
+    },
+    Unban {
+        user: u128,
+    },
+    Drain {
+        seq: u64,
+        batch: Vec<(Vec<u8>, u64)>,
+    },
+}
+
+const T_CONFIG: u8 = 1;
+const T_CHUNK: u8 = 2;
+const T_DRAW: u8 = 3;
+const T_COUNT: u8 = 4;
+const T_USER: u8 = 5;
+const T_STOCK: u8 = 6;
+const T_PAUSED: u8 = 7;
+const T_BAN: u8 = 8;
+const T_UNBAN: u8 = 9;
+const T_DRAIN: u8 = 10;
+
+pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
+    w.u64(c.draws);
+    w.u64(c.wins);
+    w.u64(c.losses);
+    w.u64(c.replays);
+    for r in c.rejected {
+        w.u64(r);
+    }
+}
+
+pub(crate) fn read_counters(r: &mut Reader) -> DResult<Counters> {
+    let mut c = Counters {
+        draws: r.u64()?,
+        wins: r.u64()?,
+        losses: r.u64()?,
+        replays: r.u64()?,
+        rejected: [0; 7],
+    };
+    for x in c.rejected.iter_mut() {
+        *x = r.u64()?;
+    }
+    Ok(c)
+}
+
+pub(crate) fn write_remembered(w: &mut Writer, m: &Remembered) {
+    w.i64(m.expires_ms);
+    w.u8(m.outcome);
+    w.u32(m.prize);
+    w.u64(m.win_ms);
+    w.u64(m.win_seq);
+    w.i64(m.chances_left);
+    w.i64(m.wait_ms);
+}
+
+pub(crate) fn read_remembered(r: &mut Reader) -> DResult<Remembered> {
+    let m = Remembered {
+        expires_ms: r.i64()?,
+        outcome: r.u8()?,
+        prize: r.u32()?,
+        win_ms: r.u64()?,
+        win_seq: r.u64()?,
+        chances_left: r.i64()?,
+        wait_ms: r.i64()?,
+    };
+    if m.outcome > 1 {
+        return Err(DecodeError("bad remembered outcome"));
+    }
+    Ok(m)
+}
+
+pub(crate) fn write_day(w: &mut Writer, d: &UserDay) {
+    w.i64(d.last_draw_ms);
+    w.u32(d.draws_today);
+    w.u32(d.bonus);
+}
+
+pub(crate) fn read_day(r: &mut Reader) -> DResult<UserDay> {
+    Ok(UserDay {
+        last_draw_ms: r.i64()?,
+        draws_today: r.u32()?,
+        bonus: r.u32()?,
+    })
+}
+
+impl Effect {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(128);
+        w.u8(EFFECT_VERSION);
+        match self {
+            Effect::Config(b) => {
+                w.u8(T_CONFIG);
+                w.buf.extend_from_slice(b);
+            }
+            Effect::Chunk(b) => {
+                w.u8(T_CHUNK);
+                w.buf.extend_from_slice(b);
+            }
+            Effect::Draw(d) => {
+                w.u8(T_DRAW);
+                w.i64(d.now);
+                w.u128(d.user);
+                write_day(&mut w, &d.day);
+                match d.wins {
+                    None => w.u8(0),
+                    Some(x) => {
+                        w.u8(1);
+                        w.u32(x.wins);
+                        w.u32(x.last_prize);
+                    }
+                }
+                match d.prize {
+                    None => w.u8(0),
+                    Some(p) => {
+                        w.u8(1);
+                        w.u32(p.index);
+                        w.opt_u64(p.stock);
+                        w.u64(p.sold);
+                        w.u64(p.pending);
+                    }
+                }
+                write_counters(&mut w, &d.counters);
+                match &d.request {
+                    None => w.u8(0),
+                    Some((k, m)) => {
+                        w.u8(1);
+                        w.u128(*k);
+                        write_remembered(&mut w, m);
+                    }
+                }
+            }
+            Effect::Count {
+                now,
+                which,
+                counters,
+            } => {
+                w.u8(T_COUNT);
+                w.i64(*now);
+                w.u8(*which);
+                write_counters(&mut w, counters);
+            }
+            Effect::User { user, day } => {
+                w.u8(T_USER);
+                w.u128(*user);
+                write_day(&mut w, day);
+            }
+            Effect::Stock { index, stock } => {
+                w.u8(T_STOCK);
+                w.u32(*index);
+                w.u64(*stock);
+            }
+            Effect::Paused(p) => {
+                w.u8(T_PAUSED);
+                w.bool(*p);
+            }
+            Effect::Ban { user, until } => {
+                w.u8(T_BAN);
+                w.u128(*user);
+                w.i64(*until);
+            }
+            Effect::Unban { user } => {
+                w.u8(T_UNBAN);
+                w.u128(*user);
+            }
+            Effect::Drain { seq, batch } => {
+                w.u8(T_DRAIN);
+                w.u64(*seq);
+                w.u32(batch.len() as u32);
+                for (id, n) in batch {
+                    w.bytes(id);
+                    w.u64(*n);
+                }
+            }
+        }
+        w.buf
+    }
+
+    pub fn decode(buf: &[u8]) -> DResult<Effect> {
+        let mut r = Reader::new(buf);
+        let v = r.u8()?;
+        if v != EFFECT_VERSION {
+            return Err(DecodeError("unknown effect version"));
+        }
+        let tag = r.u8()?;
+        let rest = buf.get(2..).unwrap_or(&[]);
+        let e = match tag {
+            T_CONFIG => return Ok(Effect::Config(rest.to_vec())),
+            T_CHUNK => return Ok(Effect::Chunk(rest.to_vec())),
+            T_DRAW => {
+                let now = r.i64()?;
+                let user = r.u128()?;
+                let day = read_day(&mut r)?;
+                let wins = match r.u8()? {
+                    0 => None,
+                    1 => Some(UserWins {
+                        wins: r.u32()?,
+                        last_prize: r.u32()?,
+                    }),
+                    _ => return Err(DecodeError("bad tag")),
+                };
+                let prize = match r.u8()? {
+                    0 => None,
+                    1 => Some(PrizeDelta {
+                        index: r.u32()?,
+                        stock: r.opt_u64()?,
+                        sold: r.u64()?,
+                        pending: r.u64()?,
+                    }),
+                    _ => return Err(DecodeError("bad tag")),
+                };
+                let counters = read_counters(&mut r)?;
+                let request = match r.u8()? {
+                    0 => None,
+                    1 => Some((r.u128()?, read_remembered(&mut r)?)),
+                    _ => return Err(DecodeError("bad tag")),
+                };
+                Effect::Draw(Box::new(DrawEffect {
+                    now,
+                    user,
+                    day,
+                    wins,
+                    prize,
+                    counters,
+                    request,
+                }))
+            }
+            T_COUNT => Effect::Count {
+                now: r.i64()?,
+                which: r.u8()?,
+                counters: read_counters(&mut r)?,
+            },
+            T_USER => Effect::User {
+                user: r.u128()?,
+                day: read_day(&mut r)?,
+            },
+            T_STOCK => Effect::Stock {
+                index: r.u32()?,
+                stock: r.u64()?,
+            },
+            T_PAUSED => Effect::Paused(r.bool()?),
+            T_BAN => Effect::Ban {
+                user: r.u128()?,
+                until: r.i64()?,
+            },
+            T_UNBAN => Effect::Unban { user: r.u128()? },
+            T_DRAIN => {
+                let seq = r.u64()?;
+                let n = r.count(12, usize::MAX)?;
+                let mut batch = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let id = r.bytes(MAX_ID_LEN)?.to_vec();
+                    batch.push((id, r.u64()?));
+                }
+                Effect::Drain { seq, batch }
+            }
+            _ => return Err(DecodeError("unknown effect")),
+        };
+        r.finish()?;
+        Ok(e)
+    }
+}
+
+impl Campaign {
+    /// Applies a replicated effect. Errors (a corrupt or mismatched effect) leave the campaign
+    /// unchanged. `Config` on a missing campaign is handled by the caller (`persist`).
+    pub fn apply(&mut self, e: &Effect) -> DResult<()> {
+        match e {
+            Effect::Config(b) => persist::apply_meta(self, b)?,
+            Effect::Chunk(b) => persist::load_chunk(self, b)?,
+            Effect::Draw(d) => {
+                if let Some(p) = &d.prize {
+                    let prize = self
+                        .prizes
+                        .get_mut(p.index as usize)
+                        .ok_or(DecodeError("prize index out of range"))?;
+                    let was_out = !prize.in_stock();
+                    prize.stock = p.stock;
+                    prize.sold = p.sold;
+                    prize.pending = p.pending;
+                    if was_out == prize.in_stock() {
+                        self.invalidate_table();
+                    }
+                }
+                self.users.insert(d.user, d.day);
+                if let Some(w) = d.wins {
+                    self.winners.insert(d.user, w);
+                }
+                self.counters = d.counters;
+                if let Some((k, m)) = d.request {
+                    self.reqs.insert(k, m);
+                }
+                self.reqs.evict(d.now);
+            }
+            Effect::Count { now, counters, .. } => {
+                self.counters = *counters;
+                self.reqs.evict(*now);
+            }
+            Effect::User { user, day } => self.users.insert(*user, *day),
+            Effect::Stock { index, stock } => {
+                let p = self
+                    .prizes
+                    .get_mut(*index as usize)
+                    .ok_or(DecodeError("prize index out of range"))?;
+                if p.stock.is_none() {
+                    return Err(DecodeError("stock effect on an INF prize"));
+                }
+                p.stock = Some(*stock);
+                self.invalidate_table();
+            }
+            Effect::Paused(p) => self.paused = *p,
+            Effect::Ban { user, until } => self.bans.insert(*user, *until),
+            Effect::Unban { user } => {
+                self.bans.remove(*user);
+            }
+            Effect::Drain { seq, batch } => {
+                for p in self.prizes.iter_mut().chain(self.retired.iter_mut()) {
+                    p.pending = 0;
+                }
+                self.drain_seq = *seq;
+                self.last_batch = batch.clone();
+            }
+        }
+        Ok(())
+    }
+}

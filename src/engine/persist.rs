@@ -1,0 +1,403 @@
+//! The versioned persistence encoding: one "meta" record (everything but the per-user maps)
+//! and any number of bounded "chunks" of per-user records. RDB, DUMP/RESTORE and the AOF
+//! rewrite all use it, so a campaign of millions of users is never one giant buffer.
+//!
+//! Decoding validates everything it reads (lengths, ranges, cross references) and returns an
+//! error instead of panicking; a too-new version is refused.
+
+use super::campaign::{
+    Campaign, Prize, Rules, SoldOut, UserDay, UserWins, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS,
+    MAX_ID_LEN, MAX_PRIZES, MAX_STREAM_KEY_LEN,
+};
+use super::codec::{DResult, DecodeError, Reader, Writer};
+use super::effect::{
+    read_counters, read_day, read_remembered, write_counters, write_day, write_remembered,
+};
+
+/// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
+pub const ENCODING_VERSION: u8 = 1;
+/// Entries per chunk: 4096 users is about 128 KiB of payload.
+pub const CHUNK_ENTRIES: usize = 4096;
+/// Interned prize names a campaign may accumulate over its life.
+pub const MAX_NAMES: usize = 1 << 24;
+
+const K_USERS: u8 = 1;
+const K_WINNERS: u8 = 2;
+const K_BANS: u8 = 3;
+const K_REQS: u8 = 4;
+
+fn write_prize(w: &mut Writer, p: &Prize) {
+    w.bytes(&p.id);
+    w.u32(p.name);
+    w.u32(p.weight);
+    w.opt_u64(p.stock);
+    w.u64(p.sold);
+    w.u64(p.pending);
+}
+
+fn read_prize(r: &mut Reader) -> DResult<Prize> {
+    let p = Prize {
+        id: r.bytes(MAX_ID_LEN)?.to_vec(),
+        name: r.u32()?,
+        weight: r.u32()?,
+        stock: r.opt_u64()?,
+        sold: r.u64()?,
+        pending: r.u64()?,
+    };
+    if p.id.is_empty() || p.stock.is_some_and(|s| s > i64::MAX as u64) {
+        return Err(DecodeError("bad prize"));
+    }
+    Ok(p)
+}
+
+pub fn encode_meta(c: &Campaign) -> Vec<u8> {
+    let mut w = Writer::with_capacity(256 + c.prizes.len() * 48);
+    w.u8(ENCODING_VERSION);
+    w.u64(c.seed.0);
+    w.u64(c.seed.1);
+    let r = &c.rules;
+    w.u32(r.nothing);
+    w.u64(r.cooldown_ms);
+    w.opt_u32(r.daily);
+    w.opt_u32(r.maxwins);
+    w.i64(i64::from(r.dayoffset_min));
+    match r.window {
+        None => w.u8(0),
+        Some((a, b)) => {
+            w.u8(1);
+            w.i64(a);
+            w.i64(b);
+        }
+    }
+    w.u8(match r.soldout {
+        SoldOut::Lose => 0,
+        SoldOut::Redraw => 1,
+        SoldOut::Fallback => 2,
+    });
+    match &r.fallback {
+        None => w.u8(0),
+        Some(f) => {
+            w.u8(1);
+            w.bytes(f);
+        }
+    }
+    w.bytes(&r.stream);
+    w.u64(r.idempotency_ms);
+    w.bool(c.paused);
+    write_counters(&mut w, &c.counters);
+    w.u64(c.drain_seq);
+    w.u32(c.last_batch.len() as u32);
+    for (id, n) in &c.last_batch {
+        w.bytes(id);
+        w.u64(*n);
+    }
+    w.u32(c.names.len() as u32);
+    for n in &c.names {
+        w.bytes(n);
+    }
+    w.u32(c.prizes.len() as u32);
+    for p in &c.prizes {
+        write_prize(&mut w, p);
+    }
+    w.u32(c.retired.len() as u32);
+    for p in &c.retired {
+        write_prize(&mut w, p);
+    }
+    w.buf
+}
+
+/// Decodes a meta record into a campaign with empty per-user maps.
+pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
+    let mut r = Reader::new(buf);
+    let v = r.u8()?;
+    if v == 0 || v > ENCODING_VERSION {
+        return Err(DecodeError("unsupported encoding version"));
+    }
+    let seed = (r.u64()?, r.u64()?);
+    let nothing = r.u32()?;
+    let cooldown_ms = r.u64()?;
+    let daily = r.opt_u32()?;
+    let maxwins = r.opt_u32()?;
+    let dayoffset = r.i64()?;
+    if dayoffset.abs() > i64::from(MAX_DAYOFFSET_MIN) {
+        return Err(DecodeError("bad day offset"));
+    }
+    let window = match r.u8()? {
+        0 => None,
+        1 => {
+            let (a, b) = (r.i64()?, r.i64()?);
+            if a < 0 || a >= b {
+                return Err(DecodeError("bad window"));
+            }
+            Some((a, b))
+        }
+        _ => return Err(DecodeError("bad tag")),
+    };
+    let soldout = match r.u8()? {
+        0 => SoldOut::Lose,
+        1 => SoldOut::Redraw,
+        2 => SoldOut::Fallback,
+        _ => return Err(DecodeError("bad sold-out policy")),
+    };
+    let fallback = match r.u8()? {
+        0 => None,
+        1 => Some(r.bytes(MAX_ID_LEN)?.to_vec()),
+        _ => return Err(DecodeError("bad tag")),
+    };
+    let stream = r.bytes(MAX_STREAM_KEY_LEN)?.to_vec();
+    let idempotency_ms = r.u64()?;
+    if idempotency_ms > MAX_IDEMPOTENCY_MS || cooldown_ms > i64::MAX as u64 {
+        return Err(DecodeError("rule out of range"));
+    }
+    let rules = Rules {
+        nothing,
+        cooldown_ms,
+        daily,
+        maxwins,
+        dayoffset_min: dayoffset as i32,
+        window,
+        soldout,
+        fallback,
+        stream,
+        idempotency_ms,
+    };
+    let mut c = Campaign::blank(seed, rules);
+    c.paused = r.bool()?;
+    c.counters = read_counters(&mut r)?;
+    c.drain_seq = r.u64()?;
+    let n = r.count(12, MAX_PRIZES * 2)?;
+    for _ in 0..n {
+        let id = r.bytes(MAX_ID_LEN)?.to_vec();
+        c.last_batch.push((id, r.u64()?));
+    }
+    let n = r.count(5, MAX_NAMES)?;
+    c.names.reserve(n);
+    for _ in 0..n {
+        c.names.push(r.bytes(MAX_ID_LEN)?.to_vec());
+    }
+    let n = r.count(30, MAX_PRIZES)?;
+    for _ in 0..n {
+        c.prizes.push(read_prize(&mut r)?);
+    }
+    let n = r.count(30, MAX_NAMES)?;
+    for _ in 0..n {
+        c.retired.push(read_prize(&mut r)?);
+    }
+    r.finish()?;
+    validate(&c)?;
+    c.invalidate_table();
+    Ok(c)
+}
+
+/// Cross-checks a decoded campaign: what the engine relies on must hold.
+fn validate(c: &Campaign) -> DResult<()> {
+    if c.prizes.is_empty() {
+        return Err(DecodeError("no prizes"));
+    }
+    let total: u64 =
+        c.prizes.iter().map(|p| u64::from(p.weight)).sum::<u64>() + u64::from(c.rules.nothing);
+    if total == 0 {
+        return Err(DecodeError("all weights zero"));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for p in c.prizes.iter().chain(c.retired.iter()) {
+        if !ids.insert(p.id.as_slice()) {
+            return Err(DecodeError("duplicate prize id"));
+        }
+        if c.name(p.name) != Some(p.id.as_slice()) {
+            return Err(DecodeError("prize name mismatch"));
+        }
+    }
+    match (&c.rules.soldout, &c.rules.fallback) {
+        (SoldOut::Fallback, Some(f)) if c.prize_index(f).is_some() => {}
+        (SoldOut::Fallback, _) => return Err(DecodeError("bad fallback")),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Replaces everything but the per-user maps (a CONFIGURE effect).
+pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
+    let mut m = decode_meta(buf)?;
+    std::mem::swap(&mut m.users, &mut c.users);
+    std::mem::swap(&mut m.winners, &mut c.winners);
+    std::mem::swap(&mut m.bans, &mut c.bans);
+    std::mem::swap(&mut m.reqs, &mut c.reqs);
+    *c = m;
+    Ok(())
+}
+
+/// Calls `f` with each chunk of per-user records, at most `CHUNK_ENTRIES` entries each.
+pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
+    fn flush(w: &mut Writer, n: &mut u32, kind: u8, f: &mut impl FnMut(&[u8])) {
+        if *n > 0 {
+            let mut out = Writer::with_capacity(w.buf.len() + 5);
+            out.u8(ENCODING_VERSION);
+            out.u8(kind);
+            out.u32(*n);
+            out.buf.extend_from_slice(&w.buf);
+            f(&out.buf);
+        }
+        w.buf.clear();
+        *n = 0;
+    }
+    let mut w = Writer::with_capacity(CHUNK_ENTRIES * 40);
+    let mut n = 0u32;
+    for (k, d) in c.users.iter() {
+        w.u128(k);
+        write_day(&mut w, &d);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_USERS, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_USERS, &mut f);
+    for (k, x) in c.winners.iter() {
+        w.u128(k);
+        w.u32(x.wins);
+        w.u32(x.last_prize);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_WINNERS, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_WINNERS, &mut f);
+    for (k, until) in c.bans.iter() {
+        w.u128(k);
+        w.i64(until);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_BANS, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_BANS, &mut f);
+    for (k, m) in c.reqs.iter() {
+        w.u128(k);
+        write_remembered(&mut w, &m);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_REQS, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_REQS, &mut f);
+}
+
+/// Merges one chunk of per-user records into the campaign. All-or-nothing: the chunk is
+/// decoded completely before anything is inserted.
+pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
+    let mut r = Reader::new(buf);
+    let v = r.u8()?;
+    if v == 0 || v > ENCODING_VERSION {
+        return Err(DecodeError("unsupported encoding version"));
+    }
+    let kind = r.u8()?;
+    match kind {
+        K_USERS => {
+            let n = r.count(32, CHUNK_ENTRIES)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                let d: UserDay = read_day(&mut r)?;
+                if k == 0 {
+                    return Err(DecodeError("zero user key"));
+                }
+                v.push((k, d));
+            }
+            r.finish()?;
+            for (k, d) in v {
+                c.users.insert(k, d);
+            }
+        }
+        K_WINNERS => {
+            let n = r.count(24, CHUNK_ENTRIES)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                let w = UserWins {
+                    wins: r.u32()?,
+                    last_prize: r.u32()?,
+                };
+                if k == 0 || (w.last_prize != 0 && c.name(w.last_prize).is_none()) {
+                    return Err(DecodeError("bad winner record"));
+                }
+                v.push((k, w));
+            }
+            r.finish()?;
+            for (k, w) in v {
+                c.winners.insert(k, w);
+            }
+        }
+        K_BANS => {
+            let n = r.count(24, CHUNK_ENTRIES)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                if k == 0 {
+                    return Err(DecodeError("zero user key"));
+                }
+                v.push((k, r.i64()?));
+            }
+            r.finish()?;
+            for (k, u) in v {
+                c.bans.insert(k, u);
+            }
+        }
+        K_REQS => {
+            let n = r.count(61, CHUNK_ENTRIES)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                let m = read_remembered(&mut r)?;
+                if k == 0 || (m.prize != 0 && c.name(m.prize).is_none()) {
+                    return Err(DecodeError("bad request record"));
+                }
+                v.push((k, m));
+            }
+            r.finish()?;
+            for (k, m) in v {
+                c.reqs.insert(k, m);
+            }
+        }
+        _ => return Err(DecodeError("unknown chunk kind")),
+    }
+    Ok(())
+}
+
+/// An order-independent fingerprint of the whole campaign (DEBUG DIGEST-VALUE): equal on
+/// master and replica whatever the maps' internal layout.
+pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
+    let meta = encode_meta(c);
+    let mut acc: u64 = 0;
+    let mix = |tag: u64, a: u128, b: u64, c2: u64| -> u64 {
+        let mut x = (a as u64)
+            ^ ((a >> 64) as u64).rotate_left(17)
+            ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^= b.wrapping_mul(0xBF58_476D_1CE4_E5B9) ^ c2.rotate_left(31);
+        x ^= x >> 29;
+        x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 32)
+    };
+    for (k, d) in c.users.iter() {
+        acc = acc.wrapping_add(mix(
+            1,
+            k,
+            d.last_draw_ms as u64,
+            (u64::from(d.draws_today) << 32) | u64::from(d.bonus),
+        ));
+    }
+    for (k, w) in c.winners.iter() {
+        acc = acc.wrapping_add(mix(2, k, u64::from(w.wins), u64::from(w.last_prize)));
+    }
+    for (k, u) in c.bans.iter() {
+        acc = acc.wrapping_add(mix(3, k, u as u64, 0));
+    }
+    for (k, m) in c.reqs.iter() {
+        acc = acc.wrapping_add(mix(
+            4,
+            k,
+            m.expires_ms as u64,
+            (m.win_ms ^ m.win_seq.rotate_left(7)) ^ u64::from(m.prize),
+        ));
+    }
+    (meta, acc)
+}

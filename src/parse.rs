@@ -1,0 +1,309 @@
+//! Argument parsing, in plain Rust on byte slices (no Redis types), so that every rule is
+//! unit-tested and fuzzed. Every error names the offending argument; nothing here panics.
+
+use crate::engine::campaign::{
+    ConfigChange, PrizeSpec, SoldOut, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN,
+    MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
+};
+
+/// An error message without the leading `ERR `.
+pub type PResult<T> = Result<T, String>;
+
+/// Renders client bytes for an error message: printable ASCII as is, anything else as \xNN,
+/// cut to 64 bytes, so no error reply can carry CR, LF or NUL.
+pub fn shown(b: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in b.iter().take(64) {
+        if (0x20..0x7f).contains(&c) && c != b'\'' && c != b'\\' {
+            s.push(c as char);
+        } else {
+            s.push_str(&format!("\\x{c:02x}"));
+        }
+    }
+    if b.len() > 64 {
+        s.push_str("...");
+    }
+    s
+}
+
+/// A strict decimal integer: optional '-', digits only, no leading '+', no spaces.
+fn parse_i128(b: &[u8]) -> Option<i128> {
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: i128 = 0;
+    for &d in digits {
+        v = v * 10 + i128::from(d - b'0');
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// An integer in `lo..=hi`, or an error naming `what`.
+pub fn int_in(b: &[u8], what: &str, lo: i128, hi: i128) -> PResult<i128> {
+    match parse_i128(b) {
+        Some(v) if v >= lo && v <= hi => Ok(v),
+        _ => Err(format!(
+            "invalid {what} '{}': expected an integer in {lo}..{hi}",
+            shown(b)
+        )),
+    }
+}
+
+pub fn u32_arg(b: &[u8], what: &str) -> PResult<u32> {
+    int_in(b, what, 0, i128::from(u32::MAX)).map(|v| v as u32)
+}
+
+pub fn u64_arg(b: &[u8], what: &str, max: u64) -> PResult<u64> {
+    int_in(b, what, 0, i128::from(max)).map(|v| v as u64)
+}
+
+pub fn i64_arg(b: &[u8], what: &str, lo: i64, hi: i64) -> PResult<i64> {
+    int_in(b, what, i128::from(lo), i128::from(hi)).map(|v| v as i64)
+}
+
+fn is_inf(b: &[u8]) -> bool {
+    b.eq_ignore_ascii_case(b"inf")
+}
+
+/// A count that may be `INF` (None).
+pub fn u32_or_inf(b: &[u8], what: &str) -> PResult<Option<u32>> {
+    if is_inf(b) {
+        Ok(None)
+    } else {
+        u32_arg(b, what).map(Some)
+    }
+}
+
+pub fn stock_arg(b: &[u8]) -> PResult<Option<u64>> {
+    if is_inf(b) {
+        Ok(None)
+    } else {
+        u64_arg(b, "stock", i64::MAX as u64).map(Some)
+    }
+}
+
+pub fn id_arg(b: &[u8], what: &str) -> PResult<Vec<u8>> {
+    if b.is_empty() || b.len() > MAX_ID_LEN {
+        return Err(format!("invalid {what}: must be 1..{MAX_ID_LEN} bytes"));
+    }
+    Ok(b.to_vec())
+}
+
+pub fn reqid_arg(b: &[u8]) -> PResult<&[u8]> {
+    if b.is_empty() || b.len() > MAX_REQID_LEN {
+        return Err(format!("invalid REQID: must be 1..{MAX_REQID_LEN} bytes"));
+    }
+    Ok(b)
+}
+
+fn once<T>(slot: &Option<T>, name: &str) -> PResult<()> {
+    if slot.is_some() {
+        Err(format!("{name} given twice"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses the options of LOTTERY.CONFIGURE (everything after the key).
+pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
+    let mut c = ConfigChange::default();
+    let mut prizes: Vec<PrizeSpec> = Vec::new();
+    let mut i = 0;
+    let need = |i: usize, n: usize, what: &str| -> PResult<()> {
+        if i + n < args.len() {
+            Ok(())
+        } else {
+            Err(what.to_string())
+        }
+    };
+    while i < args.len() {
+        let opt = args[i].to_ascii_uppercase();
+        match opt.as_slice() {
+            b"PRIZE" => {
+                need(i, 3, "PRIZE needs id weight stock")?;
+                if prizes.len() >= MAX_PRIZES {
+                    return Err(format!("too many prizes (at most {MAX_PRIZES})"));
+                }
+                prizes.push(PrizeSpec {
+                    id: id_arg(args[i + 1], "prize id")?,
+                    weight: u32_arg(args[i + 2], "weight")?,
+                    stock: stock_arg(args[i + 3])?,
+                });
+                i += 4;
+            }
+            b"NOTHING" => {
+                need(i, 1, "NOTHING needs a weight")?;
+                once(&c.nothing, "NOTHING")?;
+                c.nothing = Some(u32_arg(args[i + 1], "NOTHING weight")?);
+                i += 2;
+            }
+            b"COOLDOWN" => {
+                need(i, 1, "COOLDOWN needs milliseconds")?;
+                once(&c.cooldown_ms, "COOLDOWN")?;
+                c.cooldown_ms = Some(u64_arg(args[i + 1], "COOLDOWN", i64::MAX as u64)?);
+                i += 2;
+            }
+            b"DAILY" => {
+                need(i, 1, "DAILY needs a count or INF")?;
+                once(&c.daily, "DAILY")?;
+                c.daily = Some(u32_or_inf(args[i + 1], "DAILY")?);
+                i += 2;
+            }
+            b"MAXWINS" => {
+                need(i, 1, "MAXWINS needs a count or INF")?;
+                once(&c.maxwins, "MAXWINS")?;
+                c.maxwins = Some(u32_or_inf(args[i + 1], "MAXWINS")?);
+                i += 2;
+            }
+            b"DAYOFFSET" => {
+                need(i, 1, "DAYOFFSET needs minutes")?;
+                once(&c.dayoffset_min, "DAYOFFSET")?;
+                let m = MAX_DAYOFFSET_MIN as i64;
+                c.dayoffset_min = Some(i64_arg(args[i + 1], "DAYOFFSET", -m, m)? as i32);
+                i += 2;
+            }
+            b"WINDOW" => {
+                need(i, 2, "WINDOW needs start-ms end-ms")?;
+                once(&c.window, "WINDOW")?;
+                let s = i64_arg(args[i + 1], "WINDOW start", 0, i64::MAX)?;
+                let e = i64_arg(args[i + 2], "WINDOW end", 0, i64::MAX)?;
+                if s >= e {
+                    return Err("WINDOW start must be before its end".into());
+                }
+                c.window = Some((s, e));
+                i += 3;
+            }
+            b"SOLDOUT" => {
+                need(i, 1, "SOLDOUT needs LOSE, REDRAW or FALLBACK id")?;
+                once(&c.soldout, "SOLDOUT")?;
+                let p = args[i + 1].to_ascii_uppercase();
+                match p.as_slice() {
+                    b"LOSE" => {
+                        c.soldout = Some((SoldOut::Lose, None));
+                        i += 2;
+                    }
+                    b"REDRAW" => {
+                        c.soldout = Some((SoldOut::Redraw, None));
+                        i += 2;
+                    }
+                    b"FALLBACK" => {
+                        need(i, 2, "SOLDOUT FALLBACK needs a prize id")?;
+                        let id = id_arg(args[i + 2], "FALLBACK prize id")?;
+                        c.soldout = Some((SoldOut::Fallback, Some(id)));
+                        i += 3;
+                    }
+                    _ => {
+                        return Err(format!(
+                            "invalid SOLDOUT '{}': expected LOSE, REDRAW or FALLBACK id",
+                            shown(args[i + 1])
+                        ))
+                    }
+                }
+            }
+            b"STREAM" => {
+                need(i, 1, "STREAM needs a key")?;
+                once(&c.stream, "STREAM")?;
+                let k = args[i + 1];
+                if k.is_empty() || k.len() > MAX_STREAM_KEY_LEN {
+                    return Err(format!(
+                        "invalid STREAM key: must be 1..{MAX_STREAM_KEY_LEN} bytes"
+                    ));
+                }
+                c.stream = Some(k.to_vec());
+                i += 2;
+            }
+            b"IDEMPOTENCY" => {
+                need(i, 1, "IDEMPOTENCY needs milliseconds")?;
+                once(&c.idempotency_ms, "IDEMPOTENCY")?;
+                c.idempotency_ms = Some(u64_arg(args[i + 1], "IDEMPOTENCY", MAX_IDEMPOTENCY_MS)?);
+                i += 2;
+            }
+            _ => return Err(format!("unknown option '{}'", shown(args[i]))),
+        }
+    }
+    if !prizes.is_empty() {
+        c.prizes = Some(prizes);
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PResult<ConfigChange> {
+        let v: Vec<&[u8]> = s.split_whitespace().map(|x| x.as_bytes()).collect();
+        configure_args(&v)
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(u32_arg(b"0", "x"), Ok(0));
+        assert_eq!(u32_arg(b"4294967295", "x"), Ok(u32::MAX));
+        for bad in [
+            &b"4294967296"[..],
+            b"-1",
+            b"+5",
+            b" 5",
+            b"5.0",
+            b"",
+            b"0x10",
+            b"1e3",
+            b"-",
+            b"99999999999999999999999",
+        ] {
+            assert!(u32_arg(bad, "x").is_err(), "{bad:?}");
+        }
+        assert_eq!(stock_arg(b"inf"), Ok(None));
+        assert_eq!(stock_arg(b"9223372036854775807"), Ok(Some(i64::MAX as u64)));
+        assert!(stock_arg(b"9223372036854775808").is_err());
+        assert_eq!(i64_arg(b"-1440", "d", -1440, 1440), Ok(-1440));
+        assert!(i64_arg(b"-1441", "d", -1440, 1440).is_err());
+    }
+
+    #[test]
+    fn configure_full() {
+        let c = p("PRIZE a 1 10 prize b 2 inf NOTHING 5 COOLDOWN 100 DAILY 3 MAXWINS INF DAYOFFSET 480 WINDOW 1 2 SOLDOUT fallback b STREAM s IDEMPOTENCY 0").unwrap();
+        let pr = c.prizes.unwrap();
+        assert_eq!(pr.len(), 2);
+        assert_eq!(pr[1].stock, None);
+        assert_eq!(c.nothing, Some(5));
+        assert_eq!(c.daily, Some(Some(3)));
+        assert_eq!(c.maxwins, Some(None));
+        assert_eq!(c.dayoffset_min, Some(480));
+        assert_eq!(c.window, Some((1, 2)));
+        assert_eq!(c.soldout, Some((SoldOut::Fallback, Some(b"b".to_vec()))));
+        assert_eq!(c.idempotency_ms, Some(0));
+    }
+
+    #[test]
+    fn configure_errors() {
+        for bad in [
+            "PRIZE a 1",
+            "PRIZE a 1 -1",
+            "PRIZE a 4294967296 1",
+            "NOTHING",
+            "FOO 1",
+            "COOLDOWN 1 COOLDOWN 2",
+            "WINDOW 5 5",
+            "WINDOW 5",
+            "SOLDOUT MAYBE",
+            "SOLDOUT FALLBACK",
+            "DAYOFFSET 2000",
+            "IDEMPOTENCY 86400001",
+        ] {
+            assert!(p(bad).is_err(), "{bad}");
+        }
+        assert!(p("").unwrap().prizes.is_none());
+    }
+
+    #[test]
+    fn shown_is_safe() {
+        assert_eq!(shown(b"a\r\n\0'"), "a\\x0d\\x0a\\x00\\x27");
+        assert!(shown(&[b'x'; 100]).ends_with("..."));
+    }
+}
