@@ -6,7 +6,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 MODULE    := target/release/liblottery.so
 PORT      ?= 6390
-APT_PKGS  := redis-server libclang-dev python3-venv
+APT_PKGS  := redis-server libclang-dev
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Py
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	@[ -x $(PY) ] || python3 -m venv $(VENV) 2>/dev/null || { \
+	  rm -rf $(VENV); SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv && \
+	  python3 -m venv $(VENV); }
 	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
 
 build: ## build the release module (target/release/liblottery.so)
@@ -27,10 +30,10 @@ build: ## build the release module (target/release/liblottery.so)
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: ## Rust unit tests of the engine (no Redis)
-	cargo test --lib
+unit: ## Rust tests of the engine (no Redis): engine/ unit tests and tests/
+	cargo test --workspace
 
 pytest: build ## black-box tests against real redis-servers
 	LOTTERY_MODULE=$(CURDIR)/$(MODULE) $(PY) -m pytest python-tests -q

@@ -4,8 +4,8 @@
 //! of Redis; `commands` holds one file per command; `datatype` is the Redis data type
 //! (RDB/AOF/DUMP/COPY/...); `replication` sends effects to replicas and the AOF.
 
-pub mod engine;
-pub mod parse;
+pub(crate) use lottery_engine as engine;
+pub(crate) use lottery_engine::parse;
 
 mod clock;
 mod commands;

@@ -1,9 +1,9 @@
 //! Engine tests: the rules of SPEC.md, without Redis.
 
-use super::alias::Uniform;
-use super::campaign::*;
-use super::effect::Effect;
-use super::persist;
+use lottery_engine::alias::Uniform;
+use lottery_engine::campaign::*;
+use lottery_engine::effect::Effect;
+use lottery_engine::persist;
 
 /// A generator that returns scripted values (mod n), for deterministic picks.
 struct Script(Vec<u64>, usize);

@@ -1,7 +1,7 @@
 //! Argument parsing, in plain Rust on byte slices (no Redis types), so that every rule is
 //! unit-tested and fuzzed. Every error names the offending argument; nothing here panics.
 
-use crate::engine::campaign::{
+use crate::campaign::{
     ConfigChange, PrizeSpec, SoldOut, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN,
     MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
 };
