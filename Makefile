@@ -46,8 +46,16 @@ run: deps build ## start redis-server with the module on port $(PORT) and show a
 stop: ## stop the server that `make run` started
 	redis-cli -p $(PORT) shutdown nosave || true
 
+FUZZ_SECONDS ?= 60
+fuzz: ## fuzz the argument parser and the RDB/RESTORE/effect decoders, FUZZ_SECONDS each
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	cd fuzz && for t in parse_args decode_payload; do \
+	  mkdir -p corpus/$$t; \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
+
 clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run stop clean
+.PHONY: help deps build lint unit pytest test run stop clean fuzz

@@ -549,3 +549,104 @@ fn persistence_roundtrip_and_corruption() {
         assert!(Effect::decode(&Effect::Paused(true).encode()[..cut.min(2)]).is_err() || cut >= 3);
     }
 }
+
+/// Writes the fuzzers' seed inputs (valid encodings) into fuzz/seeds/. Run by hand:
+/// `cargo test --test engine write_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let dp = root.join("decode_payload");
+    let pa = root.join("parse_args");
+    std::fs::create_dir_all(&dp).unwrap();
+    std::fs::create_dir_all(&pa).unwrap();
+    let mut c = campaign(vec![prize("a", 1, Some(1000)), prize("b", 1, None)], |ch| {
+        ch.nothing = Some(2);
+        ch.maxwins = Some(None);
+        ch.soldout = Some((SoldOut::Fallback, Some(b"b".to_vec())));
+    });
+    let mut g = rng();
+    let mut effects = Vec::new();
+    for i in 0..40 {
+        effects.push(draw_req(&mut c, &format!("u{i}"), Some("r"), T0 + i, &mut g).1);
+    }
+    effects.push(c.grant(c.user_key(b"u1"), 3, Some(5)).1);
+    effects.push(c.ban(c.user_key(b"u2"), T0 * 2));
+    effects.push(c.drain().2);
+    let put = |name: String, sel: u8, body: &[u8]| {
+        let mut v = vec![sel];
+        v.extend_from_slice(body);
+        std::fs::write(dp.join(name), v).unwrap();
+    };
+    put("meta".into(), 0, &persist::encode_meta(&c));
+    let mut n = 0;
+    persist::for_each_chunk(&c, |b| {
+        n += 1;
+        put(format!("chunk{n}"), 1, b);
+    });
+    for (i, e) in effects
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 10 == 0 || *i >= 40)
+    {
+        put(format!("effect{i}"), 2, &e.encode());
+    }
+    let args = [
+        "PRIZE a 1 10 PRIZE b 2 INF NOTHING 5 COOLDOWN 100 DAILY 3 MAXWINS INF DAYOFFSET 480 WINDOW 1 9999999999999 SOLDOUT FALLBACK b STREAM s IDEMPOTENCY 0",
+        "PRIZE x 4294967295 9223372036854775807 SOLDOUT REDRAW",
+    ];
+    for (i, a) in args.iter().enumerate() {
+        std::fs::write(pa.join(format!("args{i}")), a.replace(' ', "\0")).unwrap();
+    }
+}
+
+/// What the decode_payload fuzz target does, for its regression inputs.
+fn decode_payload(data: &[u8]) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    match sel % 3 {
+        0 => {
+            if let Ok(c) = persist::decode_meta(rest) {
+                let again = persist::encode_meta(&c);
+                let d = persist::decode_meta(&again).expect("re-encoded meta decodes");
+                assert_eq!(persist::encode_meta(&d), again);
+            }
+        }
+        1 => {
+            let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
+            let _ = persist::load_chunk(&mut c, rest);
+        }
+        _ => {
+            if let Ok(e) = Effect::decode(rest) {
+                assert_eq!(Effect::decode(&e.encode()).as_ref(), Ok(&e));
+                let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
+                let _ = c.apply(&e);
+            }
+        }
+    }
+}
+
+/// Inputs the fuzzers found (fuzz/regressions/) and the seeds: none may panic.
+#[test]
+fn fuzz_regressions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut n = 0;
+    for dir in ["regressions/decode_payload", "seeds/decode_payload"] {
+        for f in std::fs::read_dir(root.join(dir)).unwrap() {
+            decode_payload(&std::fs::read(f.unwrap().path()).unwrap());
+            n += 1;
+        }
+    }
+    for dir in ["regressions/parse_args", "seeds/parse_args"] {
+        for f in std::fs::read_dir(root.join(dir)).unwrap() {
+            let data = std::fs::read(f.unwrap().path()).unwrap();
+            let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+            if let Ok(ch) = lottery_engine::parse::configure_args(&args) {
+                let _ = Campaign::create(&ch, (1, 2), b"s".to_vec());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}

@@ -119,7 +119,8 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     let daily = r.opt_u32()?;
     let maxwins = r.opt_u32()?;
     let dayoffset = r.i64()?;
-    if dayoffset.abs() > i64::from(MAX_DAYOFFSET_MIN) {
+    let max = i64::from(MAX_DAYOFFSET_MIN);
+    if !(-max..=max).contains(&dayoffset) {
         return Err(DecodeError("bad day offset"));
     }
     let window = match r.u8()? {
