@@ -83,7 +83,7 @@ redis_module! {
             ["debug-clock", &clock::DEBUG_CLOCK, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [
-            ["rng", &rng::RNG_KIND, rng::RngKind::Chacha, ConfigurationFlags::IMMUTABLE, None],
+            ["rng", &rng::RNG_KIND, rng::RngKind::chacha, ConfigurationFlags::IMMUTABLE, None],
         ],
         module_args_as_configuration: true,
     ]

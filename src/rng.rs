@@ -10,14 +10,16 @@ use std::cell::RefCell;
 use std::sync::Mutex;
 
 redis_module::enum_configuration! {
+    /// Variant names are the option values (`rng chacha|xoshiro`).
+    #[allow(non_camel_case_types)]
     pub enum RngKind {
-        Chacha = 0,
-        Xoshiro = 1,
+        chacha = 0,
+        xoshiro = 1,
     }
 }
 
 /// The `rng` load option (module config `lottery.rng`, immutable).
-pub static RNG_KIND: Mutex<RngKind> = Mutex::new(RngKind::Chacha);
+pub static RNG_KIND: Mutex<RngKind> = Mutex::new(RngKind::chacha);
 
 pub enum Generator {
     Chacha(Box<StdRng>),
@@ -37,17 +39,17 @@ impl Uniform for Generator {
 impl Generator {
     fn new(kind: &RngKind) -> Option<Generator> {
         Some(match kind {
-            RngKind::Xoshiro => {
+            RngKind::xoshiro => {
                 Generator::Xoshiro(Box::new(Xoshiro256PlusPlus::try_from_os_rng().ok()?))
             }
-            RngKind::Chacha => Generator::Chacha(Box::new(StdRng::try_from_os_rng().ok()?)),
+            RngKind::chacha => Generator::Chacha(Box::new(StdRng::try_from_os_rng().ok()?)),
         })
     }
 }
 
 pub fn kind_name() -> &'static str {
     match RNG_KIND.lock().map(|k| k.clone()) {
-        Ok(RngKind::Xoshiro) => "xoshiro256++",
+        Ok(RngKind::xoshiro) => "xoshiro256++",
         _ => "chacha12",
     }
 }
@@ -65,7 +67,7 @@ pub fn with<T>(f: impl FnOnce(&mut Generator) -> T) -> Option<T> {
             let kind = RNG_KIND
                 .lock()
                 .map(|k| k.clone())
-                .unwrap_or(RngKind::Chacha);
+                .unwrap_or(RngKind::chacha);
             *g = Generator::new(&kind);
         }
         g.as_mut().map(f)

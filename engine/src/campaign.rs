@@ -839,9 +839,17 @@ impl Campaign {
         Effect::Paused(paused)
     }
 
+    /// Bans a user until `until` (Unix ms). A banned user counts among the campaign's users.
     pub fn ban(&mut self, user: u128, until: i64) -> Effect {
-        self.bans.insert(user, until);
+        self.set_ban(user, until);
         Effect::Ban { user, until }
+    }
+
+    pub(crate) fn set_ban(&mut self, user: u128, until: i64) {
+        self.bans.insert(user, until);
+        if self.users.get(user).is_none() {
+            self.users.insert(user, UserDay::default());
+        }
     }
 
     /// Lifts a ban; true if one was active at `now`.

@@ -366,7 +366,7 @@ impl Campaign {
                 self.invalidate_table();
             }
             Effect::Paused(p) => self.paused = *p,
-            Effect::Ban { user, until } => self.bans.insert(*user, *until),
+            Effect::Ban { user, until } => self.set_ban(*user, *until),
             Effect::Unban { user } => {
                 self.bans.remove(*user);
             }
