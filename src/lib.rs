@@ -51,6 +51,25 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
     if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
         unsafe { set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };
     }
+    // LOTTERY.DRAW is the hot path: registered directly, without the generic wrapper.
+    let created = match unsafe { raw::RedisModule_CreateCommand } {
+        Some(create) => unsafe {
+            create(
+                ctx.ctx,
+                c"lottery.draw".as_ptr(),
+                Some(draw::draw_command),
+                c"write deny-oom fast".as_ptr(),
+                1,
+                1,
+                1,
+            )
+        },
+        None => raw::REDISMODULE_ERR as i32,
+    };
+    if created != raw::REDISMODULE_OK as i32 {
+        ctx.log_warning("lottery: could not register lottery.draw");
+        return Status::Err;
+    }
     ctx.log_notice(&format!("lottery: loaded (generator {})", rng::kind_name()));
     Status::Ok
 }
@@ -63,7 +82,6 @@ redis_module! {
     init: init,
     commands: [
         ["lottery.configure", configure::configure, "write deny-oom", 1, 1, 1, ""],
-        ["lottery.draw", draw::draw, "write deny-oom fast", 1, 1, 1, ""],
         ["lottery.drain", drain::drain, "write", 1, 1, 1, ""],
         ["lottery.grant", grant::grant, "write deny-oom fast", 1, 1, 1, ""],
         ["lottery.restock", restock::restock, "write deny-oom fast", 1, 1, 1, ""],

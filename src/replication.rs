@@ -8,10 +8,33 @@ use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context, Redi
 /// Sends an effect to replicas and the AOF. A failure is logged loudly: it means the master
 /// changed state that its copies will not see.
 pub fn replicate(ctx: &Context, key: &RedisString, effect: &Effect) {
+    replicate_raw(ctx.ctx, key.inner, effect);
+}
+
+/// `replicate` on raw pointers: `LOTTERY.APPLY <key> <effect>` with the key string passed
+/// through as is (no copy) and the effect as one binary argument.
+pub fn replicate_raw(
+    ctx: *mut raw::RedisModuleCtx,
+    key: *mut raw::RedisModuleString,
+    effect: &Effect,
+) {
     let blob = effect.encode();
-    let args: [&[u8]; 2] = [key.as_slice(), blob.as_slice()];
-    if raw::replicate(ctx.ctx, "LOTTERY.APPLY", &args) == raw::Status::Err {
-        ctx.log_warning(
+    let status = match unsafe { raw::RedisModule_Replicate } {
+        // SAFETY: "sb" = a RedisModuleString, then a buffer pointer and its length.
+        Some(f) => unsafe {
+            f(
+                ctx,
+                c"LOTTERY.APPLY".as_ptr(),
+                c"sb".as_ptr(),
+                key,
+                blob.as_ptr(),
+                blob.len(),
+            )
+        },
+        None => raw::REDISMODULE_ERR as i32,
+    };
+    if status != raw::REDISMODULE_OK as i32 {
+        Context::new(ctx).log_warning(
             "lottery: RedisModule_Replicate failed: a replica or the AOF may miss an effect",
         );
     }

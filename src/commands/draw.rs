@@ -6,74 +6,207 @@
 //! stream error changes nothing. The effects go to replicas and the AOF as absolute values.
 //!
 //! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
+//!
+//! This is the hot path, so it is registered directly with `RedisModule_CreateCommand` and
+//! talks to the module API without the per-call argument vector, reply tree and string
+//! copies of the generic command wrapper.
 
-use super::{arg, bulk, campaign_mut, err, int, perr, text};
-use crate::engine::campaign::{DrawReply, Plan, StreamId};
+use crate::datatype::LOTTERY_TYPE;
+use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
 use crate::{clock, parse, replication, rng};
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use redis_module::{raw, Context};
+use std::os::raw::{c_char, c_int};
 
-pub fn draw(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let reqid = match args.len() {
-        3 => None,
-        5 if arg(&args, 3).eq_ignore_ascii_case(b"REQID") => {
-            Some(parse::reqid_arg(arg(&args, 4)).map_err(perr)?)
+/// The bytes of a command argument (borrowed from Redis for the call).
+unsafe fn bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    let mut len = 0;
+    let p = raw::string_ptr_len(s, &mut len);
+    if p.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+fn reply_error(ctx: *mut raw::RedisModuleCtx, msg: &str) -> c_int {
+    // Error texts are ours or sanitised by `parse::shown`: no NUL, CR or LF.
+    let mut v = Vec::with_capacity(msg.len() + 1);
+    v.extend(msg.bytes().filter(|&b| b != 0 && b != b'\r' && b != b'\n'));
+    v.push(0);
+    if let Some(f) = unsafe { raw::RedisModule_ReplyWithError } {
+        unsafe { f(ctx, v.as_ptr().cast::<c_char>()) };
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Entry point registered for `lottery.draw`.
+pub extern "C" fn draw_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
+    if argv.is_null() || argc < 0 {
+        return reply_error(ctx, "ERR bad arguments");
+    }
+    // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
+    let args = unsafe { std::slice::from_raw_parts(argv, argc as usize) };
+    match draw(ctx, args) {
+        Ok(()) => raw::REDISMODULE_OK as c_int,
+        Err(Failure::Arity) => {
+            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
+                unsafe { f(ctx) };
+            }
+            raw::REDISMODULE_OK as c_int
         }
-        5 => {
-            return Err(err(format!(
-                "unknown option '{}'",
-                parse::shown(arg(&args, 3))
-            )))
+        Err(Failure::Msg(m)) => reply_error(ctx, &m),
+    }
+}
+
+enum Failure {
+    Arity,
+    Msg(String),
+}
+
+fn fail(m: impl Into<String>) -> Failure {
+    Failure::Msg(m.into())
+}
+
+/// An open key, closed on drop.
+struct Key(*mut raw::RedisModuleKey);
+impl Drop for Key {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            if let Some(f) = unsafe { raw::RedisModule_CloseKey } {
+                unsafe { f(self.0) };
+            }
         }
-        _ => return Err(RedisError::WrongArity),
+    }
+}
+
+/// The campaign stored at an open key.
+fn campaign_at<'a>(key: &Key) -> Result<&'a mut Campaign, Failure> {
+    let (Some(key_type), Some(get_type), Some(get_value)) = (
+        unsafe { raw::RedisModule_KeyType },
+        unsafe { raw::RedisModule_ModuleTypeGetType },
+        unsafe { raw::RedisModule_ModuleTypeGetValue },
+    ) else {
+        return Err(fail("ERR module API unavailable"));
     };
-    let key = &args[1];
-    let user = arg(&args, 2);
-    let c = campaign_mut(ctx, key)?;
+    let t = unsafe { key_type(key.0) };
+    if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
+        return Err(fail("ERR no such campaign"));
+    }
+    if t != raw::REDISMODULE_KEYTYPE_MODULE as c_int
+        || unsafe { get_type(key.0) } != *LOTTERY_TYPE.raw_type.borrow()
+    {
+        return Err(fail(
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ));
+    }
+    let v = unsafe { get_value(key.0) }.cast::<Campaign>();
+    // SAFETY: a value of our type is a Box<Campaign> we stored; it lives while the key does,
+    // and nothing else touches it during this command.
+    unsafe { v.as_mut() }.ok_or_else(|| fail("ERR no such campaign"))
+}
+
+fn draw(
+    ctx: *mut raw::RedisModuleCtx,
+    args: &[*mut raw::RedisModuleString],
+) -> Result<(), Failure> {
+    let (key_arg, user_arg) = match args {
+        [_, k, u] | [_, k, u, _, _] => (*k, *u),
+        _ => return Err(Failure::Arity),
+    };
+    let reqid = match args {
+        [_, _, _, opt, r] => {
+            if !unsafe { bytes(*opt) }.eq_ignore_ascii_case(b"REQID") {
+                return Err(fail(format!(
+                    "ERR unknown option '{}'",
+                    parse::shown(unsafe { bytes(*opt) })
+                )));
+            }
+            Some(parse::reqid_arg(unsafe { bytes(*r) }).map_err(|e| fail(format!("ERR {e}")))?)
+        }
+        _ => None,
+    };
+    let user = unsafe { bytes(user_arg) };
+    let open =
+        unsafe { raw::RedisModule_OpenKey }.ok_or_else(|| fail("ERR module API unavailable"))?;
+    let key = Key(unsafe {
+        open(
+            ctx,
+            key_arg,
+            (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int,
+        )
+    }
+    .cast());
+    let c = campaign_at(&key)?;
     let now = clock::now_ms();
     let ukey = c.user_key(user);
     let rkey = reqid.map(|r| c.request_key(ukey, r));
     let plan = rng::with(|g| c.plan_draw(ukey, rkey, now, g))
-        .ok_or_else(|| err("the OS gave no randomness"))?;
+        .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
     let (reply, effect) = match plan {
         Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq } => {
             let win_id = match prize.and_then(|i| c.prizes.get(i)) {
                 None => None,
                 Some(p) => {
-                    let ts = now.to_string();
-                    let seq = seq.to_string();
-                    let mut fields: Vec<&[u8]> = vec![
+                    let context = Context::new(ctx);
+                    let mut ts = itoa::Buffer::new();
+                    let mut sq = itoa::Buffer::new();
+                    let mut fields: [&[u8]; 10] = [
                         b"user",
                         user,
                         b"prize",
                         &p.id,
                         b"ts",
-                        ts.as_bytes(),
+                        ts.format(now).as_bytes(),
                         b"draw",
-                        seq.as_bytes(),
+                        sq.format(seq).as_bytes(),
+                        b"reqid",
+                        b"",
                     ];
-                    if let Some(r) = reqid {
-                        fields.push(b"reqid");
-                        fields.push(r);
-                    }
-                    let id = replication::xadd_win(ctx, &c.rules.stream, &fields)
-                        .map_err(RedisError::String)?;
+                    let n = match reqid {
+                        Some(r) => {
+                            fields[9] = r;
+                            10
+                        }
+                        None => 8,
+                    };
+                    let id = replication::xadd_win(&context, &c.rules.stream, &fields[..n])
+                        .map_err(Failure::Msg)?;
                     StreamId::parse(&id)
                 }
             };
             c.commit_draw(ukey, rkey, now, prize, win_id)
         }
     };
-    replication::replicate(ctx, key, &effect);
-    Ok(reply_value(c, &reply))
+    replication::replicate_raw(ctx, key_arg, &effect);
+    reply_draw(ctx, c, &reply);
+    Ok(())
 }
 
-fn reply_value(c: &crate::engine::campaign::Campaign, r: &DrawReply) -> RedisValue {
-    RedisValue::Array(vec![
-        text(r.outcome.name()),
-        c.name(r.prize).map_or(RedisValue::Null, bulk),
-        r.win_id.map_or(RedisValue::Null, |w| bulk(&w.to_bytes())),
-        int(r.chances_left),
-        int(r.wait_ms),
-    ])
+fn reply_draw(ctx: *mut raw::RedisModuleCtx, c: &Campaign, r: &DrawReply) {
+    raw::reply_with_array(ctx, 5);
+    let name = r.outcome.name();
+    raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+    match c.name(r.prize) {
+        Some(id) => raw::reply_with_string_buffer(ctx, id.as_ptr().cast(), id.len()),
+        None => raw::reply_with_null(ctx),
+    };
+    match r.win_id {
+        Some(w) => {
+            let mut a = itoa::Buffer::new();
+            let mut b = itoa::Buffer::new();
+            let mut s = Vec::with_capacity(42);
+            s.extend_from_slice(a.format(w.ms).as_bytes());
+            s.push(b'-');
+            s.extend_from_slice(b.format(w.seq).as_bytes());
+            raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len())
+        }
+        None => raw::reply_with_null(ctx),
+    };
+    raw::reply_with_long_long(ctx, r.chances_left);
+    raw::reply_with_long_long(ctx, r.wait_ms);
 }
