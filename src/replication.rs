@@ -18,8 +18,29 @@ pub fn replicate_raw(
     key: *mut raw::RedisModuleString,
     effect: &Effect,
 ) {
-    let blob = effect.encode();
-    let status = match unsafe { raw::RedisModule_Replicate } {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let status = BUF.with(|b| {
+        let Ok(mut blob) = b.try_borrow_mut() else {
+            return raw::REDISMODULE_ERR as i32;
+        };
+        effect.encode_into(&mut blob);
+        replicate_blob(ctx, key, &blob)
+    });
+    if status != raw::REDISMODULE_OK as i32 {
+        Context::new(ctx).log_warning(
+            "lottery: RedisModule_Replicate failed: a replica or the AOF may miss an effect",
+        );
+    }
+}
+
+fn replicate_blob(
+    ctx: *mut raw::RedisModuleCtx,
+    key: *mut raw::RedisModuleString,
+    blob: &[u8],
+) -> i32 {
+    match unsafe { raw::RedisModule_Replicate } {
         // SAFETY: "sb" = a RedisModuleString, then a buffer pointer and its length.
         Some(f) => unsafe {
             f(
@@ -32,11 +53,6 @@ pub fn replicate_raw(
             )
         },
         None => raw::REDISMODULE_ERR as i32,
-    };
-    if status != raw::REDISMODULE_OK as i32 {
-        Context::new(ctx).log_warning(
-            "lottery: RedisModule_Replicate failed: a replica or the AOF may miss an effect",
-        );
     }
 }
 

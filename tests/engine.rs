@@ -59,12 +59,12 @@ fn draw_req(
     let plan = c.plan_draw(u, rk, now, g);
     match plan {
         Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
-        Plan::Pass { prize, seq } => {
+        Plan::Pass { prize, seq, .. } => {
             let id = prize.map(|_| StreamId {
                 ms: now as u64,
                 seq,
             });
-            c.commit_draw(u, rk, now, prize, id)
+            c.commit_draw(u, rk, now, &plan, id)
         }
     }
 }

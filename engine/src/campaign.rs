@@ -8,7 +8,7 @@
 //! an effect into the same state on a replica or while loading the AOF.
 
 use super::alias::{AliasTable, Uniform};
-use super::effect::{DrawEffect, Effect, PrizeDelta};
+use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::reqcache::{Remembered, ReqCache};
 use super::segmap::SegMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -245,8 +245,14 @@ pub enum Plan {
     Replay(DrawReply),
     /// A check failed: this reply, nothing consumed.
     Reject(DrawReply),
-    /// All checks passed: `prize` is the index of the prize won, None for a loss.
-    Pass { prize: Option<usize>, seq: u64 },
+    /// All checks passed: `prize` is the index of the prize won, None for a loss; `seq` the
+    /// draw's sequence number; `day` the user's state as read for the checks (handed back to
+    /// `commit_draw`, so the user is looked up once).
+    Pass {
+        prize: Option<usize>,
+        seq: u64,
+        day: UserDay,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -659,6 +665,7 @@ impl Campaign {
         Plan::Pass {
             prize,
             seq: self.counters.draws.saturating_add(1),
+            day,
         }
     }
 
@@ -680,17 +687,21 @@ impl Campaign {
 
     /// Applies a passed draw: consumes a chance, starts the cooldown, sells the prize (if
     /// any), remembers the reply for REQID, evicts expired REQIDs. Returns the reply and the
-    /// effect to replicate.
+    /// effect to replicate. `plan` is what `plan_draw` just returned for this user at this
+    /// time; a `Replay` or `Reject` plan is only counted (as `count` does).
     pub fn commit_draw(
         &mut self,
         user: u128,
         request: Option<u128>,
         now: i64,
-        prize: Option<usize>,
+        plan: &Plan,
         win_id: Option<StreamId>,
     ) -> (DrawReply, Effect) {
         let today = day_of(now, self.rules.dayoffset_min);
-        let mut day = self.day_state(user, now);
+        let (prize, mut day) = match *plan {
+            Plan::Pass { prize, day, .. } => (prize, day),
+            Plan::Replay(r) | Plan::Reject(r) => return (r, self.count(plan, now)),
+        };
         let free = match self.rules.daily {
             None => true,
             Some(d) => day.draws_today < d,
@@ -709,7 +720,9 @@ impl Campaign {
             day,
             wins: None,
             prize: None,
-            counters: self.counters,
+            total_draws: self.counters.draws,
+            total_wins: 0,
+            total_losses: 0,
             request: None,
         };
         let mut reply = DrawReply {
@@ -750,7 +763,8 @@ impl Campaign {
         } else {
             self.counters.losses = self.counters.losses.saturating_add(1);
         }
-        eff.counters = self.counters;
+        eff.total_wins = self.counters.wins;
+        eff.total_losses = self.counters.losses;
         if let Some(rk) = request {
             if self.rules.idempotency_ms > 0 {
                 let idem = i64::try_from(self.rules.idempotency_ms).unwrap_or(i64::MAX);
@@ -773,25 +787,30 @@ impl Campaign {
 
     /// Counts a rejection or a replay (both consume nothing else).
     pub fn count(&mut self, plan: &Plan, now: i64) -> Effect {
-        let which = match plan {
+        let (which, value) = match plan {
             Plan::Replay(_) => {
                 self.counters.replays = self.counters.replays.saturating_add(1);
-                255
+                (COUNT_REPLAYS, self.counters.replays)
             }
             Plan::Reject(r) => {
-                if let Some(i) = r.outcome.rejection_index() {
-                    self.counters.rejected[i] = self.counters.rejected[i].saturating_add(1);
-                }
-                r.outcome as u8
+                let v = match r
+                    .outcome
+                    .rejection_index()
+                    .and_then(|i| self.counters.rejected.get_mut(i))
+                {
+                    Some(c) => {
+                        *c = c.saturating_add(1);
+                        *c
+                    }
+                    None => 0,
+                };
+                (r.outcome as u8, v)
             }
-            Plan::Pass { .. } => 254,
+            // Not a count: callers commit passed draws. Keep the state as it is.
+            Plan::Pass { .. } => (COUNT_REPLAYS, self.counters.replays),
         };
         self.reqs.evict(now);
-        Effect::Count {
-            now,
-            which,
-            counters: self.counters,
-        }
+        Effect::Count { now, which, value }
     }
 
     // ---- administration ---------------------------------------------------------------

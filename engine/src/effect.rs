@@ -4,7 +4,7 @@
 //! or the AOF loader applies it with `Campaign::apply`, which reads no clock and draws
 //! nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
 
-use super::campaign::{Campaign, Counters, UserDay, UserWins, MAX_ID_LEN};
+use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::persist;
 use super::reqcache::Remembered;
@@ -27,9 +27,15 @@ pub struct DrawEffect {
     pub day: UserDay,
     pub wins: Option<UserWins>,
     pub prize: Option<PrizeDelta>,
-    pub counters: Counters,
+    /// The campaign's draw, win and loss counters after this draw.
+    pub total_draws: u64,
+    pub total_wins: u64,
+    pub total_losses: u64,
     pub request: Option<(u128, Remembered)>,
 }
+
+/// `Effect::Count::which` for REQID replays (other values are rejection outcomes).
+pub const COUNT_REPLAYS: u8 = 255;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -38,11 +44,12 @@ pub enum Effect {
     /// Per-user records to merge in (AOF rewrite), in the persistence chunk format.
     Chunk(Vec<u8>),
     Draw(Box<DrawEffect>),
-    /// A rejection or replay: new counters, and REQID eviction at `now`.
+    /// A rejection (`which` = the outcome code) or a replay (`COUNT_REPLAYS`): the counter's
+    /// new value, and REQID eviction at `now`.
     Count {
         now: i64,
         which: u8,
-        counters: Counters,
+        value: u64,
     },
     User {
         user: u128,
@@ -143,7 +150,17 @@ pub(crate) fn read_day(r: &mut Reader) -> DResult<UserDay> {
 
 impl Effect {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(128);
+        let mut buf = Vec::with_capacity(128);
+        self.encode_into(&mut buf);
+        buf
+    }
+
+    /// Encodes into `buf` (cleared first), so a caller can reuse one buffer.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) {
+        buf.clear();
+        let mut w = Writer {
+            buf: std::mem::take(buf),
+        };
         w.u8(EFFECT_VERSION);
         match self {
             Effect::Config(b) => {
@@ -177,7 +194,9 @@ impl Effect {
                         w.u64(p.pending);
                     }
                 }
-                write_counters(&mut w, &d.counters);
+                w.u64(d.total_draws);
+                w.u64(d.total_wins);
+                w.u64(d.total_losses);
                 match &d.request {
                     None => w.u8(0),
                     Some((k, m)) => {
@@ -187,15 +206,11 @@ impl Effect {
                     }
                 }
             }
-            Effect::Count {
-                now,
-                which,
-                counters,
-            } => {
+            Effect::Count { now, which, value } => {
                 w.u8(T_COUNT);
                 w.i64(*now);
                 w.u8(*which);
-                write_counters(&mut w, counters);
+                w.u64(*value);
             }
             Effect::User { user, day } => {
                 w.u8(T_USER);
@@ -230,7 +245,7 @@ impl Effect {
                 }
             }
         }
-        w.buf
+        *buf = w.buf;
     }
 
     pub fn decode(buf: &[u8]) -> DResult<Effect> {
@@ -266,7 +281,7 @@ impl Effect {
                     }),
                     _ => return Err(DecodeError("bad tag")),
                 };
-                let counters = read_counters(&mut r)?;
+                let (draws, wins_n, losses) = (r.u64()?, r.u64()?, r.u64()?);
                 let request = match r.u8()? {
                     0 => None,
                     1 => Some((r.u128()?, read_remembered(&mut r)?)),
@@ -278,15 +293,28 @@ impl Effect {
                     day,
                     wins,
                     prize,
-                    counters,
+                    total_draws: draws,
+                    total_wins: wins_n,
+                    total_losses: losses,
                     request,
                 }))
             }
-            T_COUNT => Effect::Count {
-                now: r.i64()?,
-                which: r.u8()?,
-                counters: read_counters(&mut r)?,
-            },
+            T_COUNT => {
+                let now = r.i64()?;
+                let which = r.u8()?;
+                if which != COUNT_REPLAYS
+                    && Outcome::from_u8(which)
+                        .and_then(Outcome::rejection_index)
+                        .is_none()
+                {
+                    return Err(DecodeError("bad counter"));
+                }
+                Effect::Count {
+                    now,
+                    which,
+                    value: r.u64()?,
+                }
+            }
             T_USER => Effect::User {
                 user: r.u128()?,
                 day: read_day(&mut r)?,
@@ -343,14 +371,23 @@ impl Campaign {
                 if let Some(w) = d.wins {
                     self.winners.insert(d.user, w);
                 }
-                self.counters = d.counters;
+                self.counters.draws = d.total_draws;
+                self.counters.wins = d.total_wins;
+                self.counters.losses = d.total_losses;
                 if let Some((k, m)) = d.request {
                     self.reqs.insert(k, m);
                 }
                 self.reqs.evict(d.now);
             }
-            Effect::Count { now, counters, .. } => {
-                self.counters = *counters;
+            Effect::Count { now, which, value } => {
+                if *which == COUNT_REPLAYS {
+                    self.counters.replays = *value;
+                } else if let Some(c) = Outcome::from_u8(*which)
+                    .and_then(Outcome::rejection_index)
+                    .and_then(|i| self.counters.rejected.get_mut(i))
+                {
+                    *c = *value;
+                }
                 self.reqs.evict(*now);
             }
             Effect::User { user, day } => self.users.insert(*user, *day),

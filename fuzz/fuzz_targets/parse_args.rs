@@ -36,8 +36,8 @@ fuzz_target!(|data: &[u8]| {
         let u = c.user_key(&i.to_le_bytes());
         let plan = c.plan_draw(u, None, 1_700_000_000_000 + i, &mut g);
         match plan {
-            Plan::Pass { prize, .. } => {
-                c.commit_draw(u, None, 1_700_000_000_000 + i, prize, None);
+            Plan::Pass { .. } => {
+                c.commit_draw(u, None, 1_700_000_000_000 + i, &plan, None);
             }
             p => {
                 c.count(&p, 1_700_000_000_000 + i);

@@ -148,7 +148,7 @@ fn draw(
         .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
     let (reply, effect) = match plan {
         Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
-        Plan::Pass { prize, seq } => {
+        Plan::Pass { prize, seq, .. } => {
             let win_id = match prize.and_then(|i| c.prizes.get(i)) {
                 None => None,
                 Some(p) => {
@@ -179,7 +179,7 @@ fn draw(
                     StreamId::parse(&id)
                 }
             };
-            c.commit_draw(ukey, rkey, now, prize, win_id)
+            c.commit_draw(ukey, rkey, now, &plan, win_id)
         }
     };
     replication::replicate_raw(ctx, key_arg, &effect);
