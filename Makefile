@@ -9,7 +9,7 @@ PORT      ?= 6390
 APT_PKGS  := redis-server libclang-dev
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Python venv)
 	@missing=""; \
@@ -46,6 +46,13 @@ run: deps build ## start redis-server with the module on port $(PORT) and show a
 stop: ## stop the server that `make run` started
 	redis-cli -p $(PORT) shutdown nosave || true
 
+BENCH_ARGS ?=
+bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-engine: ## micro-benchmark of the engine's draw path without Redis (cargo bench)
+	cargo bench -p lottery-engine --bench draw
+
 FUZZ_SECONDS ?= 60
 fuzz: ## fuzz the argument parser and the RDB/RESTORE/effect decoders, FUZZ_SECONDS each
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
@@ -58,4 +65,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run stop clean fuzz
+.PHONY: help deps build lint unit pytest test run stop clean fuzz bench bench-engine

@@ -8,11 +8,15 @@
 
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
-use crate::engine::{keyslot, persist};
+use crate::engine::persist;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether the server runs in cluster mode (set at load; fixed for the process's life).
+pub static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
 
 /// The RDB encoding version this build writes (Redis passes it back as `encver`).
 pub const RDB_ENCVER: i32 = 1;
@@ -72,6 +76,16 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
                 }
             }
             _ => return ptr::null_mut(),
+        }
+    }
+    // In a cluster, a DUMP restored under a name in another slot must not keep writing to
+    // a stream outside its slot. (Standalone, the value keeps its stream, as with RENAME.)
+    if CLUSTER_MODE.load(Ordering::Relaxed) {
+        if let Some(name) = raw::RedisModule_GetKeyNameFromIO {
+            let key = name(rdb);
+            if !key.is_null() {
+                c.fix_slot(bytes_of(key.cast_mut()));
+            }
         }
     }
     Box::into_raw(Box::new(c)).cast::<c_void>()
@@ -152,7 +166,7 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
 }
 
 /// COPY: a deep copy. A campaign using its key's default wins stream gets the new key's
-/// default stream (a copy in another slot could not write to the old one).
+/// default stream (see `Campaign::follow_key`).
 unsafe extern "C" fn copy(
     from: *mut raw::RedisModuleString,
     to: *mut raw::RedisModuleString,
@@ -161,11 +175,9 @@ unsafe extern "C" fn copy(
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return ptr::null_mut();
     };
+    let _ = from;
     let mut n = c.clone();
-    let (from, to) = (bytes_of(from), bytes_of(to));
-    if n.rules.stream == keyslot::default_stream(from) {
-        n.rules.stream = keyslot::default_stream(to);
-    }
+    n.follow_key(bytes_of(to));
     n.invalidate_table();
     Box::into_raw(Box::new(n)).cast::<c_void>()
 }

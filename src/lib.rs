@@ -47,6 +47,11 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         }
         i += 2;
     }
+    datatype::CLUSTER_MODE.store(
+        ctx.get_flags()
+            .contains(redis_module::ContextFlags::CLUSTER),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // Refuse (rather than crash on) short reads from RDB/RESTORE payloads.
     if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
         unsafe { set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };

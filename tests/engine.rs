@@ -650,3 +650,108 @@ fn fuzz_regressions() {
     }
     assert!(n >= 3);
 }
+
+/// Loading a large campaign back must cost about what building it did (report only).
+#[test]
+fn load_time_is_proportional() {
+    let mut c = campaign(vec![prize("a", 1, None)], |ch| {
+        ch.nothing = Some(1000);
+        ch.maxwins = Some(None);
+    });
+    let n: usize = std::env::var("LOAD_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if cfg!(debug_assertions) {
+            50_000
+        } else {
+            1_000_000
+        });
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        let u = c.user_key(format!("user:{i}").as_bytes());
+        c.grant(u, 1, None);
+    }
+    let build = t.elapsed();
+    let meta = persist::encode_meta(&c);
+    let mut chunks = Vec::new();
+    persist::for_each_chunk(&c, |b| chunks.push(b.to_vec()));
+    let t = std::time::Instant::now();
+    let mut back = persist::decode_meta(&meta).unwrap();
+    for ch in &chunks {
+        persist::load_chunk(&mut back, ch).unwrap();
+    }
+    let load = t.elapsed();
+    assert_eq!(back.users.len(), n);
+    println!("{n} users: build {build:?}, load {load:?}");
+}
+
+#[test]
+#[ignore]
+fn load_order_experiment() {
+    use lottery_engine::segmap::SegMap;
+    let mut m: SegMap<UserDay> = SegMap::new();
+    let mut s: u64 = 1;
+    for _ in 0..1_000_000u64 {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let k = (u128::from(s) << 64) | u128::from(s.rotate_left(17) ^ 0xABCDEF);
+        m.insert(k, UserDay::default());
+    }
+    let items: Vec<(u128, UserDay)> = m.iter().collect();
+    let t = std::time::Instant::now();
+    let mut a: SegMap<UserDay> = SegMap::new();
+    for &(k, v) in &items {
+        a.insert(k, v);
+    }
+    println!("map order: {:?}", t.elapsed());
+    let mut idx: Vec<usize> = (0..items.len()).collect();
+    let mut x: u64 = 7;
+    for i in (1..idx.len()).rev() {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        idx.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    let t = std::time::Instant::now();
+    let mut b: SegMap<UserDay> = SegMap::new();
+    for &i in &idx {
+        b.insert(items[i].0, items[i].1);
+    }
+    println!("shuffled: {:?}", t.elapsed());
+}
+
+#[test]
+fn stream_follows_copies_and_stays_in_slot() {
+    let mut c = Campaign::create(
+        &ConfigChange {
+            prizes: Some(vec![prize("a", 1, None)]),
+            ..Default::default()
+        },
+        (1, 2),
+        lottery_engine::keyslot::default_stream(b"camp"),
+    )
+    .unwrap();
+    assert!(c.rules.stream_default);
+    // COPY: a default stream follows the new key.
+    let mut copy = c.clone();
+    assert!(copy.follow_key(b"camp2"));
+    assert_eq!(copy.rules.stream, b"{camp2}:wins");
+    // Restored under a name in another slot: back into the key's slot.
+    assert!(c.fix_slot(b"restored"));
+    assert_eq!(c.rules.stream, b"{restored}:wins");
+    assert!(!c.fix_slot(b"restored"), "idempotent");
+    // A configured STREAM in the key's slot is kept by both.
+    let mut s = Campaign::create(
+        &ConfigChange {
+            prizes: Some(vec![prize("a", 1, None)]),
+            stream: Some(b"{t}:stream".to_vec()),
+            ..Default::default()
+        },
+        (1, 2),
+        lottery_engine::keyslot::default_stream(b"x{t}"),
+    )
+    .unwrap();
+    assert!(!s.rules.stream_default);
+    assert!(!s.follow_key(b"y{t}"));
+    assert!(!s.fix_slot(b"y{t}"));
+    assert_eq!(s.rules.stream, b"{t}:stream");
+}

@@ -9,6 +9,7 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
+use super::keyslot;
 use super::reqcache::{Remembered, ReqCache};
 use super::segmap::SegMap;
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -114,6 +115,9 @@ pub struct Rules {
     pub soldout: SoldOut,
     pub fallback: Option<Vec<u8>>,
     pub stream: Vec<u8>,
+    /// True while `stream` is the key's default (not set with STREAM): a campaign renamed by
+    /// RESTORE or COPY then follows its new key's default stream.
+    pub stream_default: bool,
     pub idempotency_ms: u64,
 }
 
@@ -129,6 +133,7 @@ impl Rules {
             soldout: SoldOut::Lose,
             fallback: None,
             stream,
+            stream_default: true,
             idempotency_ms: DEFAULT_IDEMPOTENCY_MS,
         }
     }
@@ -410,6 +415,7 @@ impl Campaign {
         }
         if let Some(v) = &change.stream {
             rules.stream = v.clone();
+            rules.stream_default = false;
         }
         if let Some(v) = change.idempotency_ms {
             rules.idempotency_ms = v;
@@ -959,6 +965,30 @@ impl Campaign {
             + self.reqs.mem_bytes()
             + self.table.mem_bytes()
             + self.rules.stream.capacity()
+    }
+
+    /// COPY to `key`: a campaign on its key's default wins stream gets the new key's default
+    /// stream (two live campaigns should not share one). Returns true if the stream changed.
+    pub fn follow_key(&mut self, key: &[u8]) -> bool {
+        self.rules.stream_default && self.use_default_stream(key)
+    }
+
+    /// Loading under `key` in a cluster: a wins stream in another slot than the key (a DUMP
+    /// restored under another name) falls back to the key's default stream, so the campaign
+    /// never writes outside its slot. Returns true if the stream changed.
+    pub fn fix_slot(&mut self, key: &[u8]) -> bool {
+        keyslot::key_slot(&self.rules.stream) != keyslot::key_slot(key)
+            && self.use_default_stream(key)
+    }
+
+    fn use_default_stream(&mut self, key: &[u8]) -> bool {
+        let default = keyslot::default_stream(key);
+        if self.rules.stream == default || keyslot::key_slot(&default) != keyslot::key_slot(key) {
+            return false;
+        }
+        self.rules.stream = default;
+        self.rules.stream_default = true;
+        true
     }
 
     /// Marks the alias table for a rebuild (after state was replaced wholesale).

@@ -258,6 +258,30 @@ impl<V: Copy + Default> SegMap<V> {
             + self.slot_cap * size_of::<Slot<V>>()
     }
 
+    /// Prepares an empty map for about `n` entries that will arrive in the map's own order
+    /// (a load from RDB, a replica's sync): the directory is split up front into empty
+    /// segments, each of which then fills and grows on its own. Without this, keys arriving
+    /// in hash order all land in one segment that splits again and again, and a load costs
+    /// about ten times what building the map did. Does nothing on a non-empty map. The
+    /// directory is capped at 2^16 segments, so a hostile `n` costs at most a few MB.
+    pub fn reserve_for_load(&mut self, n: usize) {
+        if !self.segs.is_empty() || n == 0 {
+            return;
+        }
+        let per = (max_len(Self::MAX_CAP) / 2).max(1);
+        let d = n.div_ceil(per).next_power_of_two().trailing_zeros().min(16);
+        let count = 1usize << d;
+        self.depth = d;
+        self.dir = (0..count as u32).collect();
+        self.segs = (0..count)
+            .map(|_| Segment {
+                slots: Vec::new(),
+                len: 0,
+                depth: d,
+            })
+            .collect();
+    }
+
     /// Remove everything and free all memory.
     pub fn clear(&mut self) {
         self.dir = Vec::new();
