@@ -1,4 +1,6 @@
 """LOTTERY.DRAW: every outcome with all five fields, wins stream entries, REQID."""
+import time
+
 import pytest
 
 import lottery_helpers as H
@@ -303,3 +305,37 @@ def test_resp_types(server, r):
     assert all(type(k) is bytes for k in us[0::2])
     assert raw.call_raw("LOTTERY.RESUME", "c") == b"+OK\r\n"
     assert raw.call_raw("LOTTERY.GRANT", "c", "u", 2) == b":2\r\n"
+
+
+def test_win_wakes_blocked_stream_readers_and_notifies(server, r):
+    """A WIN's stream entry behaves like an XADD for consumers: a client blocked in
+    XREADGROUP ... BLOCK is woken with the entry, and the `xadd` keyspace event fires."""
+    import threading
+    configure(r, "c", "PRIZE", "a", 1, "INF", "MAXWINS", "INF")
+    r.xgroup_create("{c}:wins", "writers", id="$", mkstream=True)
+    r.config_set("notify-keyspace-events", "Et")
+    sub = server.client().pubsub()
+    sub.subscribe("__keyevent@0__:xadd")
+    assert sub.get_message(timeout=2)["type"] == "subscribe"
+    got = {}
+
+    def reader():
+        c = server.client()
+        got["reply"] = c.xreadgroup("writers", "w1", {"{c}:wins": ">"}, count=10, block=10_000)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    deadline = time.time() + 5
+    while int(r.info("clients")["blocked_clients"]) < 1 and time.time() < deadline:
+        time.sleep(0.01)
+    rep = draw(r, "c", "alice")
+    assert rep[0] == "WIN"
+    t.join(10)
+    assert not t.is_alive()
+    [(stream, entries)] = got["reply"]
+    assert stream == "{c}:wins"
+    assert [e[0] for e in entries] == [rep[2]]
+    assert entries[0][1]["user"] == "alice"
+    msg = sub.get_message(timeout=2)
+    assert msg and msg["type"] == "message" and msg["data"] == "{c}:wins"
+    sub.close()

@@ -1,9 +1,9 @@
-//! Replication and AOF glue: effects go out as `LOTTERY.APPLY key blob`; wins go out as the
-//! XADD itself with its concrete entry ID (Redis rewrites `*` when it propagates a call made
-//! with the `!` flag). Nothing random or clock-dependent is ever re-run on a replica.
+//! Replication and AOF glue: effects go out as `LOTTERY.APPLY key blob`; wins go out as an
+//! XADD with the concrete entry ID the master's append got. Nothing random or clock-dependent
+//! is ever re-run on a replica.
 
 use crate::engine::effect::Effect;
-use redis_module::{raw, CallOptionsBuilder, CallReply, CallResult, Context, RedisString};
+use redis_module::{raw, Context, RedisString};
 
 /// Sends an effect to replicas and the AOF. A failure is logged loudly: it means the master
 /// changed state that its copies will not see.
@@ -56,23 +56,144 @@ fn replicate_blob(
     }
 }
 
-/// Appends a win to the wins stream with XADD (propagated verbatim with its concrete ID).
-/// Returns the entry ID, or the error reply's text.
-pub fn xadd_win(ctx: &Context, stream: &[u8], fields: &[&[u8]]) -> Result<Vec<u8>, String> {
-    let mut args: Vec<&[u8]> = Vec::with_capacity(fields.len() + 2);
-    args.push(stream);
-    args.push(b"*");
-    args.extend_from_slice(fields);
-    let opts = CallOptionsBuilder::new()
-        .replicate()
-        .errors_as_replies()
-        .build();
-    let res: CallResult = ctx.call_ext("XADD", &opts, args.as_slice());
-    match res {
-        Ok(CallReply::String(s)) => Ok(s.as_bytes().to_vec()),
-        Ok(_) => Err("ERR unexpected XADD reply".into()),
-        Err(e) => Err(e
-            .to_utf8_string()
-            .unwrap_or_else(|| "ERR XADD failed".into())),
+/// A Redis string we own, freed on drop.
+struct OwnedString(*mut raw::RedisModuleString);
+
+impl OwnedString {
+    fn new(ctx: *mut raw::RedisModuleCtx, b: &[u8]) -> Option<OwnedString> {
+        let create = unsafe { raw::RedisModule_CreateString }?;
+        let p = unsafe { create(ctx, b.as_ptr().cast(), b.len()) };
+        (!p.is_null()).then_some(OwnedString(p))
     }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            unsafe { free(std::ptr::null_mut(), self.0) };
+        }
+    }
+}
+
+/// An open key, closed on drop.
+pub struct OpenKey(pub *mut raw::RedisModuleKey);
+
+impl Drop for OpenKey {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            if let Some(close) = unsafe { raw::RedisModule_CloseKey } {
+                unsafe { close(self.0) };
+            }
+        }
+    }
+}
+
+/// One field value of a wins stream entry: bytes to copy, or a string Redis already holds
+/// (a command argument).
+pub enum Field<'a> {
+    Bytes(&'a [u8]),
+    Arg(*mut raw::RedisModuleString),
+}
+
+/// Appends a win to the wins stream: `RedisModule_StreamAdd` (an automatic ID, blocked
+/// readers woken) and the `xadd` keyspace event, then the XADD replicated explicitly with the
+/// concrete ID it got, so replicas and the AOF append the identical entry. Nothing is written
+/// unless the stream key is empty or a stream. Returns the entry ID, or an error reply.
+pub fn append_win(
+    ctx: *mut raw::RedisModuleCtx,
+    stream: &[u8],
+    fields: &[(&'static [u8], Field)],
+) -> Result<(u64, u64), String> {
+    let api = || "ERR module API unavailable".to_string();
+    let (Some(open), Some(key_type), Some(add), Some(replicate)) = (
+        unsafe { raw::RedisModule_OpenKey },
+        unsafe { raw::RedisModule_KeyType },
+        unsafe { raw::RedisModule_StreamAdd },
+        unsafe { raw::RedisModule_Replicate },
+    ) else {
+        return Err(api());
+    };
+    let name = OwnedString::new(ctx, stream).ok_or_else(api)?;
+    let key = OpenKey(
+        unsafe {
+            open(
+                ctx,
+                name.0,
+                (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as i32,
+            )
+        }
+        .cast(),
+    );
+    let t = unsafe { key_type(key.0) };
+    if t != raw::REDISMODULE_KEYTYPE_EMPTY as i32 && t != raw::REDISMODULE_KEYTYPE_STREAM as i32 {
+        return Err("WRONGTYPE Operation against a key holding the wrong kind of value".into());
+    }
+    // Field names and values as Redis strings: names and copied values are owned here,
+    // argument strings are borrowed from the command.
+    let mut owned: Vec<OwnedString> = Vec::with_capacity(fields.len() * 2);
+    let mut argv: Vec<*mut raw::RedisModuleString> = Vec::with_capacity(fields.len() * 2);
+    for (name, value) in fields {
+        let n = OwnedString::new(ctx, name).ok_or_else(api)?;
+        argv.push(n.0);
+        owned.push(n);
+        match value {
+            Field::Arg(p) => argv.push(*p),
+            Field::Bytes(b) => {
+                let v = OwnedString::new(ctx, b).ok_or_else(api)?;
+                argv.push(v.0);
+                owned.push(v);
+            }
+        }
+    }
+    let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+    let numfields = fields.len() as i64;
+    let ok = unsafe {
+        add(
+            key.0,
+            raw::REDISMODULE_STREAM_ADD_AUTOID as i32,
+            &mut id,
+            argv.as_mut_ptr(),
+            numfields,
+        )
+    };
+    if ok != raw::REDISMODULE_OK as i32 {
+        return Err("ERR the wins stream cannot take another entry (its IDs are exhausted)".into());
+    }
+    // As XADD does (RedisModule_StreamAdd wakes blocked readers but raises no event).
+    if let Some(notify) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
+        unsafe {
+            notify(
+                ctx,
+                raw::REDISMODULE_NOTIFY_STREAM as i32,
+                c"xadd".as_ptr(),
+                name.0,
+            )
+        };
+    }
+    let mut a = itoa::Buffer::new();
+    let mut b = itoa::Buffer::new();
+    let mut id_text = Vec::with_capacity(42);
+    id_text.extend_from_slice(a.format(id.ms).as_bytes());
+    id_text.push(b'-');
+    id_text.extend_from_slice(b.format(id.seq).as_bytes());
+    // SAFETY: "sbv" = a RedisModuleString, a buffer and its length, an argv and its length.
+    let status = unsafe {
+        replicate(
+            ctx,
+            c"XADD".as_ptr(),
+            c"sbv".as_ptr(),
+            name.0,
+            id_text.as_ptr(),
+            id_text.len(),
+            argv.as_mut_ptr(),
+            argv.len(),
+        )
+    };
+    if status != raw::REDISMODULE_OK as i32 {
+        Context::new(ctx).log_warning(
+            "lottery: RedisModule_Replicate(XADD) failed: a replica or the AOF may miss a win",
+        );
+    }
+    drop(owned);
+    Ok((id.ms, id.seq))
 }

@@ -13,8 +13,9 @@
 
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
+use crate::replication::Field;
 use crate::{clock, parse, replication, rng};
-use redis_module::{raw, Context};
+use redis_module::raw;
 use std::os::raw::{c_char, c_int};
 
 /// The bytes of a command argument (borrowed from Redis for the call).
@@ -117,6 +118,10 @@ fn draw(
         [_, k, u] | [_, k, u, _, _] => (*k, *u),
         _ => return Err(Failure::Arity),
     };
+    let reqid_arg = match args {
+        [_, _, _, _, r] => Some(*r),
+        _ => None,
+    };
     let reqid = match args {
         [_, _, _, opt, r] => {
             if !unsafe { bytes(*opt) }.eq_ignore_ascii_case(b"REQID") {
@@ -152,31 +157,25 @@ fn draw(
             let win_id = match prize.and_then(|i| c.prizes.get(i)) {
                 None => None,
                 Some(p) => {
-                    let context = Context::new(ctx);
                     let mut ts = itoa::Buffer::new();
                     let mut sq = itoa::Buffer::new();
-                    let mut fields: [&[u8]; 10] = [
-                        b"user",
-                        user,
-                        b"prize",
-                        &p.id,
-                        b"ts",
-                        ts.format(now).as_bytes(),
-                        b"draw",
-                        sq.format(seq).as_bytes(),
-                        b"reqid",
-                        b"",
+                    let mut fields: [(&'static [u8], Field); 5] = [
+                        (b"user", Field::Arg(user_arg)),
+                        (b"prize", Field::Bytes(&p.id)),
+                        (b"ts", Field::Bytes(ts.format(now).as_bytes())),
+                        (b"draw", Field::Bytes(sq.format(seq).as_bytes())),
+                        (b"reqid", Field::Bytes(b"")),
                     ];
-                    let n = match reqid {
+                    let n = match reqid_arg {
                         Some(r) => {
-                            fields[9] = r;
-                            10
+                            fields[4].1 = Field::Arg(r);
+                            5
                         }
-                        None => 8,
+                        None => 4,
                     };
-                    let id = replication::xadd_win(&context, &c.rules.stream, &fields[..n])
+                    let (ms, seq) = replication::append_win(ctx, &c.rules.stream, &fields[..n])
                         .map_err(Failure::Msg)?;
-                    StreamId::parse(&id)
+                    Some(StreamId { ms, seq })
                 }
             };
             c.commit_draw(ukey, rkey, now, &plan, win_id)
