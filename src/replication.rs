@@ -164,7 +164,7 @@ pub fn append_win(
         unsafe {
             notify(
                 ctx,
-                raw::REDISMODULE_NOTIFY_STREAM as i32,
+                raw::REDISMODULE_NOTIFY_STREAM,
                 c"xadd".as_ptr(),
                 name.0,
             )
