@@ -12,6 +12,7 @@ use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::keyslot;
 use super::reqcache::{Remembered, ReqCache};
 use super::segmap::SegMap;
+use super::users::Users;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -330,7 +331,7 @@ pub struct Campaign {
     pub counters: Counters,
     pub drain_seq: u64,
     pub last_batch: Vec<(Vec<u8>, u64)>,
-    pub users: SegMap<UserDay>,
+    pub users: Users,
     pub winners: SegMap<UserWins>,
     /// Ban end (Unix ms) by user.
     pub bans: SegMap<i64>,
@@ -364,7 +365,7 @@ impl Campaign {
             counters: Counters::default(),
             drain_seq: 0,
             last_batch: Vec::new(),
-            users: SegMap::new(),
+            users: Users::new(),
             winners: SegMap::new(),
             bans: SegMap::new(),
             reqs: ReqCache::default(),

@@ -11,3 +11,4 @@ pub mod parse;
 pub mod persist;
 pub mod reqcache;
 pub mod segmap;
+pub mod users;

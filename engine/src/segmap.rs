@@ -59,8 +59,10 @@ const MAX_DEPTH: u32 = 32;
 /// The directory may double only while it keeps at most this many entries per segment.
 const DIR_PER_SEG: usize = 8;
 
-/// One table slot: an encoded key and its value. `(0, 0)` marks an empty slot.
+/// One table slot: an encoded key and its value. `(0, 0)` marks an empty slot. Packed to
+/// 4-byte alignment, so a 12-byte value makes a 28-byte slot instead of a padded 32.
 #[derive(Clone, Copy, Default)]
+#[repr(C, packed(4))]
 struct Slot<V> {
     h: u64,
     l: u64,
@@ -77,7 +79,7 @@ impl<V> Slot<V> {
 /// An open-addressing table that holds the keys whose top `depth` bits of `h` match its
 /// directory prefix.
 #[derive(Clone)]
-struct Segment<V> {
+struct Segment<V: Copy> {
     slots: Vec<Slot<V>>,
     len: usize,
     depth: u32,
@@ -124,7 +126,8 @@ impl<V: Copy + Default> Default for SegMap<V> {
 
 impl<V: Copy + Default> SegMap<V> {
     /// Slots in a full-size segment for this `V`.
-    const MAX_CAP: usize = max_cap(size_of::<Slot<V>>());
+    const SLOT: usize = size_of::<Slot<V>>();
+    const MAX_CAP: usize = max_cap(Self::SLOT);
 
     /// An empty map. Allocates nothing until the first insert.
     pub fn new() -> Self {
@@ -224,7 +227,7 @@ impl<V: Copy + Default> SegMap<V> {
         self.len -= 1;
         let cap = seg.slots.len();
         if seg.len.saturating_mul(8) < cap.saturating_mul(3) {
-            let target = cap_for(seg.len);
+            let target = cap_for(seg.len, Self::SLOT);
             if target < cap {
                 #[cfg(test)]
                 {
@@ -299,7 +302,7 @@ impl<V: Copy + Default> SegMap<V> {
         if cap >= Self::MAX_CAP && self.may_split(seg.depth) {
             self.split(h, si);
         } else {
-            self.rebuild(si, ladder_next(cap));
+            self.rebuild(si, ladder_next(cap, Self::SLOT));
         }
     }
 
@@ -345,8 +348,8 @@ impl<V: Copy + Default> SegMap<V> {
         let old = std::mem::take(&mut seg.slots);
         let n1 = old.iter().filter(|s| !s.is_empty() && bit(s.h, d)).count();
         let n0 = seg.len - n1;
-        let mut b0 = Builder::new(child_cap(n0, Self::MAX_CAP), d + 1);
-        let mut b1 = Builder::new(child_cap(n1, Self::MAX_CAP), d + 1);
+        let mut b0 = Builder::new(child_cap(n0, Self::MAX_CAP, Self::SLOT), d + 1);
+        let mut b1 = Builder::new(child_cap(n1, Self::MAX_CAP, Self::SLOT), d + 1);
         drain_sorted(
             &old,
             d,
@@ -458,13 +461,21 @@ fn max_len(cap: usize) -> usize {
     cap - cap.div_ceil(LOAD_DIV)
 }
 
-/// Capacity ladder: 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, ... (`4..=7 << k`). The smallest
-/// non-empty table has 4 slots.
+/// Capacity ladder for slots of `slot` bytes: tables of `(4..=7 << k) * 32` bytes, which are
+/// jemalloc's size classes (jemalloc serves Redis module allocations), holding as many slots
+/// as fit: 4, 5, 6, 7, 8, 10, ... slots of 32 bytes; 4, 5, 6, 8, 9, 11, ... of 28 bytes. So
+/// the bytes asked for are the bytes used, whatever the slot size. At least 4 slots.
 #[inline]
-const fn ladder(j: u32) -> usize {
-    match (4 + (j as usize & 3)).checked_shl(j >> 2) {
+const fn ladder(j: u32, slot: usize) -> usize {
+    let units = match (4 + (j as usize & 3)).checked_shl(j >> 2) {
         Some(c) => c,
-        None => usize::MAX,
+        None => return usize::MAX,
+    };
+    let c = units.saturating_mul(32) / if slot == 0 { 1 } else { slot };
+    if c < 4 {
+        4
+    } else {
+        c
     }
 }
 
@@ -474,7 +485,7 @@ const fn max_cap(slot: usize) -> usize {
     let mut best = 64;
     let mut j = 0;
     while j < 240 {
-        let c = ladder(j);
+        let c = ladder(j, slot);
         if c.saturating_mul(slot) > MAX_SEG_BYTES {
             break;
         }
@@ -487,30 +498,30 @@ const fn max_cap(slot: usize) -> usize {
 }
 
 /// The first ladder capacity above `cap`.
-fn ladder_next(cap: usize) -> usize {
+fn ladder_next(cap: usize, slot: usize) -> usize {
     (0..240)
-        .map(ladder)
+        .map(|j| ladder(j, slot))
         .find(|&c| c > cap)
         .unwrap_or(usize::MAX)
 }
 
 /// Capacity for a table rebuilt to hold `n` entries with about 1/16 headroom: the smallest
 /// ladder capacity that fits them, or no table at all for `n == 0`.
-fn cap_for(n: usize) -> usize {
+fn cap_for(n: usize, slot: usize) -> usize {
     if n == 0 {
         return 0;
     }
     let need = n + n / 16 + 1;
     (0..240)
-        .map(ladder)
+        .map(|j| ladder(j, slot))
         .find(|&c| max_len(c) >= need)
         .unwrap_or(usize::MAX)
 }
 
 /// Capacity for a split half holding `n` entries: as `cap_for`, but not over `max_cap` when
 /// they fit, so that the half splits again rather than growing past the bound.
-fn child_cap(n: usize, max_cap: usize) -> usize {
-    let c = cap_for(n);
+fn child_cap(n: usize, max_cap: usize, slot: usize) -> usize {
+    let c = cap_for(n, slot);
     if c > max_cap && n <= max_len(max_cap) {
         max_cap
     } else {
@@ -840,7 +851,7 @@ mod tests {
         let mut c = 0;
         let mut seen = vec![];
         while c < MAX_CAP {
-            c = ladder_next(c);
+            c = ladder_next(c, 32);
             seen.push(c);
         }
         assert_eq!(&seen[..10], &[4, 5, 6, 7, 8, 10, 12, 14, 16, 20]);
@@ -849,16 +860,22 @@ mod tests {
             assert!(max_len(w[1]) > max_len(w[0]));
         }
         assert_eq!(max_len(MAX_CAP), MAX_CAP - MAX_CAP.div_ceil(LOAD_DIV));
-        assert_eq!(cap_for(0), 0);
+        assert_eq!(cap_for(0, 32), 0);
         for n in 1..100_000 {
-            let c = cap_for(n);
+            let c = cap_for(n, 32);
             assert!(max_len(c) > n);
         }
-        assert_eq!(child_cap(max_len(MAX_CAP), MAX_CAP), MAX_CAP);
+        assert_eq!(child_cap(max_len(MAX_CAP), MAX_CAP, 32), MAX_CAP);
         assert_eq!(MAX_CAP, 16384);
-        assert_eq!(SegMap::<u64>::MAX_CAP, 20480);
+        assert_eq!(SegMap::<u64>::MAX_CAP, 21845); // 24-byte slots: 512 KiB / 24
         assert_eq!(max_cap(64), 8192);
-        assert_eq!(max_cap(48), 10240);
+        assert_eq!(max_cap(48), 10922);
+        assert_eq!(max_cap(28), 18724);
+        // Every ladder table fills a size class: 28-byte slots in 32-byte-slot classes.
+        for j in 0..40 {
+            assert!(ladder(j, 28) * 28 <= ladder(j, 32) * 32);
+            assert!(ladder(j, 28) * 28 + 28 > ladder(j, 32) * 32);
+        }
         assert_eq!(max_cap(4096), 128);
         assert_eq!(max_cap(1 << 20), 64);
     }
