@@ -9,8 +9,8 @@
 //!   spread evenly, and a slot's home can be recomputed from what it holds, so no per-slot
 //!   metadata is needed.
 //! * **Directory.** This is extendible hashing. A directory of `2^depth` segment indexes picks a
-//!   segment by the top `depth` bits of `h`. A full-size segment (`MAX_SEG_BYTES`: 16384
-//!   slots for 16-byte values) splits in two on its next bit of `h`. The directory doubles
+//!   segment by the top `depth` bits of `h`. A full-size segment (`MAX_SEG_BYTES`: 18724
+//!   slots of 28 bytes) splits in two on its next bit of `h`. The directory doubles
 //!   only when the segment that splits was the deepest one.
 //! * **Segments.** Each segment is an open-addressing table with linear probing, kept in
 //!   Robin Hood order: every cluster is sorted by home slot and then by `(h, l)`. The home
@@ -18,13 +18,13 @@
 //!   be powers of two. A probe stops at the first empty slot or at the first entry that would
 //!   sort after the key. Removal shifts the following entries back, so there are no
 //!   tombstones.
-//! * **Growth.** Capacities follow `4, 5, 6, 7 << k` slots. For 32- and 64-byte slots these
-//!   are exactly jemalloc's size classes (jemalloc serves Redis module allocations), so the
-//!   bytes asked for are the bytes used. A segment grows one step (x1.14 to x1.25) when an
-//!   insert would push its load past 15/16, so the load stays between 0.75 and 0.94. With
-//!   16-byte values (32-byte slots) that is about 35 to 43 bytes per entry, 37 on average over
-//!   sizes. A rehash walks the old table in sorted order and puts each entry straight into
-//!   the new one.
+//! * **Growth.** Table sizes follow jemalloc's size classes (`4, 5, 6, 7 << k` times 32
+//!   bytes; jemalloc serves Redis module allocations), each holding as many slots as fit, so
+//!   the bytes asked for are the bytes used whatever the slot size. Slots are packed to
+//!   4-byte alignment: a 12-byte value makes a 28-byte slot. A segment grows one step (x1.14
+//!   to x1.25) when an insert would push its load past 11/12, so the load stays between about
+//!   0.7 and 0.92. For the users map (12-byte values) that is about 34 bytes per user. A
+//!   rehash walks the old table in sorted order and puts each entry straight into the new one.
 //!
 //! # Bounds
 //!
@@ -46,8 +46,8 @@
 use std::mem::size_of;
 
 /// Largest segment table, in bytes. A segment that reaches it splits rather than grows, which
-/// bounds the work of one operation. That is 16384 slots for 16-byte values (32-byte slots)
-/// and 8192 for 48-byte values. See `max_cap`.
+/// bounds the work of one operation: 18724 slots of 28 bytes (12-byte values), 16384 of 32
+/// bytes, 8192 of 64 bytes. See `max_cap`.
 const MAX_SEG_BYTES: usize = 512 * 1024;
 /// A table holds at most `cap - cap / LOAD_DIV` entries (load <= 11/12): denser tables save
 /// memory but make Robin Hood inserts shift longer runs (at 15/16 an insert cost about twice
@@ -86,7 +86,7 @@ struct Segment<V: Copy> {
 }
 
 /// A hash map from 128-bit keys to small `Copy` values, with bounded work per operation and
-/// about 35 to 43 bytes per entry for 16-byte values (see the module docs).
+/// about 34 bytes per entry for 12-byte values (see the module docs).
 ///
 /// Keys are 128-bit hashes of user ids. Key `0` is reserved as the empty marker, so the map
 /// stores key `0` as key `1`: `insert(0, v)` then `get(1)` returns `Some(v)`, and `iter`
@@ -454,7 +454,7 @@ fn home(h: u64, shift: u32, cap: usize) -> usize {
     ((u128::from(h.wrapping_shl(shift)) * cap as u128) >> 64) as usize
 }
 
-/// Most entries a table of `cap` slots may hold: a load of 15/16, and always at least one
+/// Most entries a table of `cap` slots may hold: a load of 11/12, and always at least one
 /// empty slot, which keeps every probe finite.
 #[inline]
 fn max_len(cap: usize) -> usize {
