@@ -9,6 +9,7 @@
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
 use crate::engine::persist;
+use crate::ffi::bytes_of;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 use std::os::raw::{c_int, c_void};
@@ -180,18 +181,4 @@ unsafe extern "C" fn copy(
     n.follow_key(bytes_of(to));
     n.invalidate_table();
     Box::into_raw(Box::new(n)).cast::<c_void>()
-}
-
-/// The bytes of a Redis-owned string (borrowed; never freed here).
-unsafe fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
-    if s.is_null() {
-        return &[];
-    }
-    let mut len = 0;
-    let p = raw::string_ptr_len(s, &mut len);
-    if p.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
-    }
 }

@@ -10,6 +10,7 @@ pub(crate) use lottery_engine::parse;
 mod clock;
 mod commands;
 mod datatype;
+mod ffi;
 mod replication;
 mod rng;
 

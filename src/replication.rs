@@ -3,6 +3,7 @@
 //! is ever re-run on a replica.
 
 use crate::engine::effect::Effect;
+use crate::ffi::{OpenKey, OwnedString};
 use redis_module::{raw, Context, RedisString};
 
 /// Sends an effect to replicas and the AOF. A failure is logged loudly: it means the master
@@ -56,38 +57,6 @@ fn replicate_blob(
     }
 }
 
-/// A Redis string we own, freed on drop.
-struct OwnedString(*mut raw::RedisModuleString);
-
-impl OwnedString {
-    fn new(ctx: *mut raw::RedisModuleCtx, b: &[u8]) -> Option<OwnedString> {
-        let create = unsafe { raw::RedisModule_CreateString }?;
-        let p = unsafe { create(ctx, b.as_ptr().cast(), b.len()) };
-        (!p.is_null()).then_some(OwnedString(p))
-    }
-}
-
-impl Drop for OwnedString {
-    fn drop(&mut self) {
-        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
-            unsafe { free(std::ptr::null_mut(), self.0) };
-        }
-    }
-}
-
-/// An open key, closed on drop.
-pub struct OpenKey(pub *mut raw::RedisModuleKey);
-
-impl Drop for OpenKey {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            if let Some(close) = unsafe { raw::RedisModule_CloseKey } {
-                unsafe { close(self.0) };
-            }
-        }
-    }
-}
-
 /// One field value of a wins stream entry: bytes to copy, or a string Redis already holds
 /// (a command argument).
 pub enum Field<'a> {
@@ -105,8 +74,7 @@ pub fn append_win(
     fields: &[(&'static [u8], Field)],
 ) -> Result<(u64, u64), String> {
     let api = || "ERR module API unavailable".to_string();
-    let (Some(open), Some(key_type), Some(add), Some(replicate)) = (
-        unsafe { raw::RedisModule_OpenKey },
+    let (Some(key_type), Some(add), Some(replicate)) = (
         unsafe { raw::RedisModule_KeyType },
         unsafe { raw::RedisModule_StreamAdd },
         unsafe { raw::RedisModule_Replicate },
@@ -114,16 +82,7 @@ pub fn append_win(
         return Err(api());
     };
     let name = OwnedString::new(ctx, stream).ok_or_else(api)?;
-    let key = OpenKey(
-        unsafe {
-            open(
-                ctx,
-                name.0,
-                (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as i32,
-            )
-        }
-        .cast(),
-    );
+    let key = OpenKey::write(ctx, name.0).ok_or_else(api)?;
     let t = unsafe { key_type(key.0) };
     if t != raw::REDISMODULE_KEYTYPE_EMPTY as i32 && t != raw::REDISMODULE_KEYTYPE_STREAM as i32 {
         return Err("WRONGTYPE Operation against a key holding the wrong kind of value".into());

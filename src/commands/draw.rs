@@ -13,21 +13,11 @@
 
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
+use crate::ffi::{bytes_of, OpenKey};
 use crate::replication::Field;
 use crate::{clock, parse, replication, rng};
 use redis_module::raw;
 use std::os::raw::{c_char, c_int};
-
-/// The bytes of a command argument (borrowed from Redis for the call).
-unsafe fn bytes<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
-    let mut len = 0;
-    let p = raw::string_ptr_len(s, &mut len);
-    if p.is_null() {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p.cast::<u8>(), len)
-    }
-}
 
 fn reply_error(ctx: *mut raw::RedisModuleCtx, msg: &str) -> c_int {
     // Error texts are ours or sanitised by `parse::shown`: no NUL, CR or LF.
@@ -72,20 +62,8 @@ fn fail(m: impl Into<String>) -> Failure {
     Failure::Msg(m.into())
 }
 
-/// An open key, closed on drop.
-struct Key(*mut raw::RedisModuleKey);
-impl Drop for Key {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            if let Some(f) = unsafe { raw::RedisModule_CloseKey } {
-                unsafe { f(self.0) };
-            }
-        }
-    }
-}
-
 /// The campaign stored at an open key.
-fn campaign_at<'a>(key: &Key) -> Result<&'a mut Campaign, Failure> {
+fn campaign_at<'a>(key: &OpenKey) -> Result<&'a mut Campaign, Failure> {
     let (Some(key_type), Some(get_type), Some(get_value)) = (
         unsafe { raw::RedisModule_KeyType },
         unsafe { raw::RedisModule_ModuleTypeGetType },
@@ -124,27 +102,18 @@ fn draw(
     };
     let reqid = match args {
         [_, _, _, opt, r] => {
-            if !unsafe { bytes(*opt) }.eq_ignore_ascii_case(b"REQID") {
+            if !unsafe { bytes_of(*opt) }.eq_ignore_ascii_case(b"REQID") {
                 return Err(fail(format!(
                     "ERR unknown option '{}'",
-                    parse::shown(unsafe { bytes(*opt) })
+                    parse::shown(unsafe { bytes_of(*opt) })
                 )));
             }
-            Some(parse::reqid_arg(unsafe { bytes(*r) }).map_err(|e| fail(format!("ERR {e}")))?)
+            Some(parse::reqid_arg(unsafe { bytes_of(*r) }).map_err(|e| fail(format!("ERR {e}")))?)
         }
         _ => None,
     };
-    let user = unsafe { bytes(user_arg) };
-    let open =
-        unsafe { raw::RedisModule_OpenKey }.ok_or_else(|| fail("ERR module API unavailable"))?;
-    let key = Key(unsafe {
-        open(
-            ctx,
-            key_arg,
-            (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int,
-        )
-    }
-    .cast());
+    let user = unsafe { bytes_of(user_arg) };
+    let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
     let c = campaign_at(&key)?;
     let now = clock::now_ms();
     let ukey = c.user_key(user);
