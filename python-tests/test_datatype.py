@@ -80,8 +80,10 @@ def test_restore_under_another_name_in_cluster_stays_in_its_slot(server_factory)
     cluster owning every slot), a DUMP restored under a name in another slot switches to the
     new key's default stream instead of writing to the old key's, which lives in another slot
     (on another node in a real cluster). Stable across DEBUG RELOAD."""
+    # an explicit cluster bus port: the default (port + 10000) fails for ports over 55535
     srv = server_factory(extra_args=["--cluster-enabled", "yes",
-                                     "--cluster-config-file", "nodes.conf"])
+                                     "--cluster-config-file", "nodes.conf",
+                                     "--cluster-port", str(H.free_port())])
     r = srv.client()
     rb = srv.bclient()
     r.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
