@@ -755,3 +755,31 @@ fn stream_follows_copies_and_stays_in_slot() {
     assert!(!s.fix_slot(b"y{t}"));
     assert_eq!(s.rules.stream, b"{t}:stream");
 }
+
+/// Counts past 65,535 (kept outside the 12-byte user record) survive effects and reloads.
+#[test]
+fn huge_counts_survive_effects_and_persistence() {
+    let mut c = campaign(vec![prize("a", 0, None)], |ch| {
+        ch.nothing = Some(1);
+        ch.daily = Some(Some(u32::MAX));
+    });
+    let mut replica = persist::decode_meta(&persist::encode_meta(&c)).unwrap();
+    let u = c.user_key(b"whale");
+    let (bonus, e) = c.grant(u, u32::MAX - 1, None);
+    assert_eq!(bonus, u32::MAX - 1);
+    replica.apply(&e).unwrap();
+    let mut g = rng();
+    for i in 0..70_000i64 {
+        let (_, e) = draw(&mut c, "whale", T0 + i, &mut g);
+        replica.apply(&e).unwrap();
+    }
+    let v = c.user_view(u, T0 + 70_000);
+    assert_eq!(v.draws_today, 70_000);
+    assert_eq!(v.bonus, u32::MAX - 1);
+    assert_eq!(persist::fingerprint(&c), persist::fingerprint(&replica));
+    let meta = persist::encode_meta(&c);
+    let mut back = persist::decode_meta(&meta).unwrap();
+    persist::for_each_chunk(&c, |b| persist::load_chunk(&mut back, b).unwrap());
+    assert_eq!(back.user_view(u, T0 + 70_000), v);
+    assert_eq!(persist::fingerprint(&c), persist::fingerprint(&back));
+}
