@@ -255,7 +255,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
     }
     let mut w = Writer::with_capacity(CHUNK_ENTRIES * 40);
     let mut n = 0u32;
-    for (k, d) in c.users.iter() {
+    for (k, d) in c.users.iter_scattered() {
         w.u128(k);
         write_day(&mut w, &d);
         n += 1;
@@ -264,7 +264,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_USERS, &mut f);
-    for (k, x) in c.winners.iter() {
+    for (k, x) in c.winners.iter_scattered() {
         w.u128(k);
         w.u32(x.wins);
         w.u32(x.last_prize);
@@ -274,7 +274,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_WINNERS, &mut f);
-    for (k, until) in c.bans.iter() {
+    for (k, until) in c.bans.iter_scattered() {
         w.u128(k);
         w.i64(until);
         n += 1;

@@ -253,6 +253,28 @@ impl<V: Copy + Default> SegMap<V> {
             .map(|s| (decode(s.h, s.l), s.v))
     }
 
+    /// All entries in an order unrelated to the hash: round `i` takes slot `i * step mod cap`
+    /// of every segment in turn, with `step` near `cap / phi` and coprime to `cap` (a Weyl
+    /// sequence: consecutive picks land far apart). Saving in this order lets a loader insert
+    /// at full speed: in `iter`'s (hash) order, keys pile into the low slots of a still-small
+    /// table and every insert walks a long run (a 1M-user campaign took 4 s to load instead
+    /// of 0.5 s).
+    pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, V)> + '_ {
+        let rounds = self.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0);
+        (0..rounds).flat_map(move |i| {
+            self.segs.iter().filter_map(move |seg| {
+                let cap = seg.slots.len();
+                if i >= cap {
+                    return None;
+                }
+                let step = scatter_step(cap);
+                let j = ((i as u128 * step as u128) % cap as u128) as usize;
+                let s = seg.slots.get(j)?;
+                (!s.is_empty()).then(|| (decode(s.h, s.l), s.v))
+            })
+        })
+    }
+
     /// Heap bytes owned (directory, segment headers and slot tables), for MEMORY USAGE.
     /// O(1).
     pub fn mem_bytes(&self) -> usize {
@@ -503,6 +525,26 @@ fn ladder_next(cap: usize, slot: usize) -> usize {
         .map(|j| ladder(j, slot))
         .find(|&c| c > cap)
         .unwrap_or(usize::MAX)
+}
+
+/// A step near `cap / phi` that is coprime to `cap`, so `i * step mod cap` visits every slot
+/// once, far apart (see `iter_scattered`).
+fn scatter_step(cap: usize) -> usize {
+    fn gcd(mut a: usize, mut b: usize) -> usize {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    if cap <= 2 {
+        return 1;
+    }
+    let mut r = ((cap as u128 * 0x9E37_79B9_7F4A_7C15) >> 64) as usize;
+    r = r.max(1);
+    while gcd(r, cap) != 1 {
+        r += 1;
+    }
+    r
 }
 
 /// Capacity for a table rebuilt to hold `n` entries with about 1/16 headroom: the smallest

@@ -92,6 +92,13 @@ impl Users {
         self.map.iter().map(move |(k, p)| (k, self.expand(k, p)))
     }
 
+    /// See `SegMap::iter_scattered`: the order to save in.
+    pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, UserDay)> + '_ {
+        self.map
+            .iter_scattered()
+            .map(move |(k, p)| (k, self.expand(k, p)))
+    }
+
     pub fn mem_bytes(&self) -> usize {
         self.map.mem_bytes() + self.spill.mem_bytes()
     }
