@@ -1,0 +1,64 @@
+//! Structured log lines on stderr: `ts=... level=... event=... key=value ...`.
+//! Values that are not plain tokens are quoted with Rust string escapes.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A value rendered as a token, or quoted when it has spaces, quotes, `=` or is empty.
+pub fn v(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'=' && b != b'\\');
+    if plain {
+        s.to_string()
+    } else {
+        format!("{:?}", s)
+    }
+}
+
+fn now_utc() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let ms = d.subsec_millis();
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    // civil_from_days (Howard Hinnant)
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let dd = doy - (153 * mp + 2) / 5 + 1;
+    let mm = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mm <= 2 { y + 1 } else { y };
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        y,
+        mm,
+        dd,
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60,
+        ms
+    )
+}
+
+pub fn line(level: &str, event: &str, fields: &[(&str, String)]) {
+    let mut s = String::with_capacity(128);
+    let _ = write!(s, "ts={} level={} event={}", now_utc(), level, event);
+    for (k, val) in fields {
+        let _ = write!(s, " {}={}", k, val);
+    }
+    eprintln!("{}", s);
+}
+
+#[macro_export]
+macro_rules! log {
+    ($level:expr, $event:expr $(, $k:ident = $val:expr)* $(,)?) => {
+        $crate::log::line($level, $event, &[$((stringify!($k), $crate::log::v(&$val.to_string()))),*])
+    };
+}

@@ -1,0 +1,312 @@
+//! Parsing of the replies of XREADGROUP, XAUTOCLAIM, LOTTERY.STATS and LOTTERY.DRAIN.
+
+use redis::Value;
+
+/// One win, as read from the wins stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Win {
+    pub id: String,
+    pub user: Vec<u8>,
+    pub prize: String,
+    pub ts_ms: i64,
+    pub draw_seq: i64,
+    pub reqid: Option<Vec<u8>>,
+}
+
+/// What a read handed us: wins to store, and the IDs of every entry read (stored or
+/// not: entries deleted from the stream or malformed are acknowledged without a row).
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub wins: Vec<Win>,
+    pub ack: Vec<String>,
+    pub deleted: usize,
+    pub malformed: Vec<(String, String)>,
+    /// The last entry ID in the reply (for paging through the pending list).
+    pub last_id: Option<String>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.ack.is_empty()
+    }
+}
+
+pub fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+        Value::Okay => Some(b"OK"),
+        _ => None,
+    }
+}
+
+pub fn string(v: &Value) -> Option<String> {
+    bytes(v).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+pub fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => bytes(other).and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()),
+    }
+}
+
+pub fn array(v: &Value) -> Option<&[Value]> {
+    match v {
+        Value::Array(a) | Value::Set(a) => Some(a),
+        _ => None,
+    }
+}
+
+fn bad(what: &str, v: &Value) -> String {
+    format!("unexpected {} reply: {:?}", what, v)
+}
+
+/// Parses one `[id, [field, value, ...]]` entry (fields nil when the entry was deleted).
+fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
+    let parts = array(e).ok_or_else(|| bad("stream entry", e))?;
+    if parts.len() != 2 {
+        return Err(bad("stream entry", e));
+    }
+    let id = string(&parts[0]).ok_or_else(|| bad("stream entry id", e))?;
+    out.ack.push(id.clone());
+    out.last_id = Some(id.clone());
+    let fields = match &parts[1] {
+        Value::Nil => {
+            out.deleted += 1;
+            return Ok(());
+        }
+        other => match array(other) {
+            Some(f) => f,
+            None => {
+                out.malformed.push((id, "fields are not an array".into()));
+                return Ok(());
+            }
+        },
+    };
+    let (mut user, mut prize, mut ts, mut draw, mut reqid) = (None, None, None, None, None);
+    for kv in fields.chunks(2) {
+        if kv.len() != 2 {
+            break;
+        }
+        let (Some(k), Some(val)) = (bytes(&kv[0]), bytes(&kv[1])) else {
+            continue;
+        };
+        match k {
+            b"user" => user = Some(val.to_vec()),
+            b"prize" => prize = Some(val.to_vec()),
+            b"ts" => {
+                ts = std::str::from_utf8(val)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+            }
+            b"draw" => {
+                draw = std::str::from_utf8(val)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+            }
+            b"reqid" => reqid = Some(val.to_vec()),
+            _ => {}
+        }
+    }
+    match (user, prize, ts, draw) {
+        (Some(user), Some(prize), Some(ts_ms), Some(draw_seq)) => {
+            let prize = match String::from_utf8(prize) {
+                Ok(p) => p,
+                Err(e) => {
+                    // Prize ids are set by the operator and expected to be UTF-8.
+                    let p = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    out.malformed.push((
+                        id.clone(),
+                        format!("prize id is not UTF-8, stored as {:?}", p),
+                    ));
+                    p
+                }
+            };
+            out.wins.push(Win {
+                id,
+                user,
+                prize,
+                ts_ms,
+                draw_seq,
+                reqid,
+            });
+        }
+        _ => out
+            .malformed
+            .push((id, "missing or invalid user/prize/ts/draw".into())),
+    }
+    Ok(())
+}
+
+fn parse_entries(list: &Value, out: &mut Batch) -> Result<(), String> {
+    if matches!(list, Value::Nil) {
+        return Ok(());
+    }
+    for e in array(list).ok_or_else(|| bad("entry list", list))? {
+        parse_entry(e, out)?;
+    }
+    Ok(())
+}
+
+/// XREADGROUP ... STREAMS <one stream> <id>: nil on timeout, else `[[stream, [entries]]]`
+/// (RESP2) or a map (RESP3).
+pub fn parse_xreadgroup(v: &Value) -> Result<Batch, String> {
+    let mut out = Batch::default();
+    match v {
+        Value::Nil => {}
+        Value::Array(streams) => {
+            for s in streams {
+                let pair = array(s).ok_or_else(|| bad("XREADGROUP", v))?;
+                if pair.len() != 2 {
+                    return Err(bad("XREADGROUP", v));
+                }
+                parse_entries(&pair[1], &mut out)?;
+            }
+        }
+        Value::Map(streams) => {
+            for (_, entries) in streams {
+                parse_entries(entries, &mut out)?;
+            }
+        }
+        other => return Err(bad("XREADGROUP", other)),
+    }
+    Ok(out)
+}
+
+/// XAUTOCLAIM reply: `[next-cursor, [entries], [deleted ids]]` (the third only in Redis 7).
+pub fn parse_xautoclaim(v: &Value) -> Result<(String, Batch), String> {
+    let parts = array(v).ok_or_else(|| bad("XAUTOCLAIM", v))?;
+    if parts.len() < 2 {
+        return Err(bad("XAUTOCLAIM", v));
+    }
+    let cursor = string(&parts[0]).ok_or_else(|| bad("XAUTOCLAIM cursor", v))?;
+    let mut out = Batch::default();
+    parse_entries(&parts[1], &mut out)?;
+    if let Some(deleted) = parts.get(2).and_then(array) {
+        // Redis 7 already removed these from the pending list.
+        out.deleted += deleted.len();
+    }
+    Ok((cursor, out))
+}
+
+/// Finds `field` in a flat field/value reply (LOTTERY.STATS).
+pub fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    match v {
+        Value::Array(a) => a
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && bytes(&kv[0]) == Some(name.as_bytes()))
+            .map(|kv| &kv[1]),
+        Value::Map(m) => m
+            .iter()
+            .find(|(k, _)| bytes(k) == Some(name.as_bytes()))
+            .map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// One LOTTERY.DRAIN batch: `[seq, [prize-id, count, ...]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drain {
+    pub seq: i64,
+    pub sold: Vec<(String, i64)>,
+}
+
+pub fn parse_drain(v: &Value) -> Result<Drain, String> {
+    let parts = array(v).ok_or_else(|| bad("LOTTERY.DRAIN", v))?;
+    if parts.len() != 2 {
+        return Err(bad("LOTTERY.DRAIN", v));
+    }
+    let seq = int(&parts[0]).ok_or_else(|| bad("LOTTERY.DRAIN seq", v))?;
+    let mut sold = Vec::new();
+    let list = array(&parts[1]).ok_or_else(|| bad("LOTTERY.DRAIN counts", v))?;
+    for kv in list.chunks(2) {
+        if kv.len() != 2 {
+            return Err(bad("LOTTERY.DRAIN counts", v));
+        }
+        let prize = string(&kv[0]).ok_or_else(|| bad("LOTTERY.DRAIN prize", v))?;
+        let n = int(&kv[1]).ok_or_else(|| bad("LOTTERY.DRAIN count", v))?;
+        sold.push((prize, n));
+    }
+    Ok(Drain { seq, sold })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn xreadgroup_entries_deleted_and_malformed() {
+        let v = Value::Array(vec![Value::Array(vec![
+            b("s"),
+            Value::Array(vec![
+                Value::Array(vec![
+                    b("1-0"),
+                    Value::Array(vec![
+                        b("user"),
+                        Value::BulkString(vec![0xff, 0]),
+                        b("prize"),
+                        b("gold"),
+                        b("ts"),
+                        b("1"),
+                        b("draw"),
+                        b("7"),
+                        b("reqid"),
+                        b("r"),
+                    ]),
+                ]),
+                Value::Array(vec![b("2-0"), Value::Nil]),
+                Value::Array(vec![b("3-0"), Value::Array(vec![b("user"), b("x")])]),
+            ]),
+        ])]);
+        let out = parse_xreadgroup(&v).unwrap();
+        assert_eq!(out.ack, vec!["1-0", "2-0", "3-0"]);
+        assert_eq!(out.deleted, 1);
+        assert_eq!(out.malformed.len(), 1);
+        assert_eq!(
+            out.wins,
+            vec![Win {
+                id: "1-0".into(),
+                user: vec![0xff, 0],
+                prize: "gold".into(),
+                ts_ms: 1,
+                draw_seq: 7,
+                reqid: Some(b"r".to_vec())
+            }]
+        );
+        assert_eq!(out.last_id.as_deref(), Some("3-0"));
+        assert!(parse_xreadgroup(&Value::Nil).unwrap().is_empty());
+    }
+
+    #[test]
+    fn drain_and_autoclaim() {
+        let d = parse_drain(&Value::Array(vec![
+            Value::Int(3),
+            Value::Array(vec![b("gold"), Value::Int(2)]),
+        ]))
+        .unwrap();
+        assert_eq!(
+            d,
+            Drain {
+                seq: 3,
+                sold: vec![("gold".into(), 2)]
+            }
+        );
+        let d = parse_drain(&Value::Array(vec![Value::Int(0), Value::Array(vec![])])).unwrap();
+        assert_eq!(d.seq, 0);
+        let (c, out) = parse_xautoclaim(&Value::Array(vec![
+            b("0-0"),
+            Value::Array(vec![]),
+            Value::Array(vec![b("5-0")]),
+        ]))
+        .unwrap();
+        assert_eq!(c, "0-0");
+        assert_eq!(out.deleted, 1);
+        assert!(out.is_empty());
+    }
+}

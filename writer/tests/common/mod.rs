@@ -1,0 +1,416 @@
+//! Test harness: a throwaway redis-server with the lottery module, the writer binary,
+//! and checks of the SQLite tables against the stream.
+#![allow(dead_code)]
+
+use redis::Value;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lottery-writer");
+
+pub fn module_path() -> PathBuf {
+    let p = std::env::var("LOTTERY_MODULE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/work/main/target/release/liblottery.so"));
+    assert!(
+        p.exists(),
+        "lottery module not found at {} (build it with `cargo build --release` at the repository root, or set LOTTERY_MODULE)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {:?} waiting for {}", timeout, what);
+}
+
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let module = module_path();
+        for attempt in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--loadmodule")
+                .arg(&module)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server not found in PATH");
+            let mut s = RedisServer { child, port, dir };
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = s.child.try_wait() {
+                    break; // port taken? try another
+                }
+                if let Ok(mut c) = redis::Client::open(s.url()).and_then(|c| c.get_connection()) {
+                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                        return s;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            let _ = s.child.kill();
+            let _ = s.child.wait();
+            eprintln!(
+                "redis-server did not start on port {} (attempt {})",
+                port, attempt
+            );
+        }
+        panic!("could not start redis-server");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn con(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn configure(con: &mut redis::Connection, campaign: &str) {
+    let _: () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg(campaign)
+        .arg(&[
+            "PRIZE", "gold", "1", "INF", "PRIZE", "silver", "3", "INF", "NOTHING", "0", "MAXWINS",
+            "INF",
+        ])
+        .query(con)
+        .unwrap();
+}
+
+/// The user id of draw `i`: mostly text, every 7th arbitrary bytes (not UTF-8, with a NUL).
+pub fn user(i: u64) -> Vec<u8> {
+    if i.is_multiple_of(7) {
+        let mut u = vec![0xff, 0xfe, 0x00];
+        u.extend_from_slice(&i.to_le_bytes());
+        u
+    } else {
+        format!("user-{}", i).into_bytes()
+    }
+}
+
+/// Draws users `from..to` (pipelined); every 3rd with a REQID. All must win.
+pub fn draw(con: &mut redis::Connection, campaign: &str, from: u64, to: u64) {
+    let mut i = from;
+    while i < to {
+        let end = (i + 1000).min(to);
+        let mut p = redis::pipe();
+        for j in i..end {
+            let c = p.cmd("LOTTERY.DRAW").arg(campaign).arg(user(j));
+            if j.is_multiple_of(3) {
+                c.arg("REQID").arg(format!("req-{}", j));
+            }
+        }
+        let replies: Vec<Value> = p.query(con).unwrap();
+        for r in &replies {
+            match r {
+                Value::Array(a) => assert_eq!(a[0], Value::BulkString(b"WIN".to_vec()), "{:?}", r),
+                other => panic!("unexpected draw reply {:?}", other),
+            }
+        }
+        i = end;
+    }
+}
+
+pub fn xlen(con: &mut redis::Connection, stream: &str) -> i64 {
+    redis::cmd("XLEN").arg(stream).query(con).unwrap()
+}
+
+pub fn pending(con: &mut redis::Connection, stream: &str, group: &str) -> i64 {
+    let v: Value = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .query(con)
+        .unwrap();
+    match v {
+        Value::Array(a) => match &a[0] {
+            Value::Int(n) => *n,
+            o => panic!("XPENDING {:?}", o),
+        },
+        o => panic!("XPENDING {:?}", o),
+    }
+}
+
+pub fn stats_int(con: &mut redis::Connection, campaign: &str, name: &str) -> i64 {
+    let v: Vec<Value> = redis::cmd("LOTTERY.STATS")
+        .arg(campaign)
+        .query(con)
+        .unwrap();
+    for kv in v.chunks(2) {
+        if kv[0] == Value::BulkString(name.as_bytes().to_vec())
+            || kv[0] == Value::SimpleString(name.into())
+        {
+            if let Value::Int(n) = kv[1] {
+                return n;
+            }
+        }
+    }
+    panic!("no field {} in LOTTERY.STATS", name);
+}
+
+pub struct WriterProc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl WriterProc {
+    pub fn spawn(log: &Path, args: &[String]) -> Self {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(f)
+            .spawn()
+            .unwrap();
+        WriterProc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub fn term(&mut self) -> ExitStatus {
+        unsafe_kill(self.child.id(), 15);
+        self.wait(Duration::from_secs(15))
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > end {
+                self.kill9();
+                panic!(
+                    "writer did not exit in {:?}; log:\n{}",
+                    timeout,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WriterProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let st = Command::new("kill")
+        .arg(format!("-{}", sig))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+pub fn writer_args(
+    redis: &RedisServer,
+    campaign: &str,
+    group: &str,
+    consumer: &str,
+    db: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--redis".into(),
+        redis.url(),
+        "--campaign".into(),
+        campaign.into(),
+        "--group".into(),
+        group.into(),
+        "--consumer".into(),
+        consumer.into(),
+        "--database".into(),
+        db.into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+// ---------------------------------------------------------------- SQLite checks
+
+pub fn sqlite(path: &Path) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+/// Rows in `wins` (0 while the table does not exist yet).
+pub fn rows(path: &Path) -> i64 {
+    if !path.exists() {
+        return 0;
+    }
+    let c = sqlite(path);
+    c.query_row("SELECT count(*) FROM wins", [], |r| r.get(0))
+        .unwrap_or(0)
+}
+
+pub fn drained_sold(path: &Path, campaign: &str) -> i64 {
+    let c = sqlite(path);
+    c.query_row(
+        "SELECT coalesce(sum(sold), 0) FROM stock_drains WHERE campaign = ?1",
+        [campaign],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+type Fields = (Vec<u8>, String, i64, i64, Option<Vec<u8>>);
+
+/// Every stream entry has exactly one row with the same fields, and no other row exists.
+pub fn check_rows_match_stream(
+    con: &mut redis::Connection,
+    stream: &str,
+    db: &Path,
+    campaign: &str,
+) {
+    let mut want: HashMap<String, Fields> = HashMap::new();
+    let mut start = "-".to_string();
+    loop {
+        let v: Value = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(&start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(5000)
+            .query(con)
+            .unwrap();
+        let Value::Array(entries) = v else { panic!() };
+        if entries.is_empty() {
+            break;
+        }
+        let mut last = String::new();
+        for e in &entries {
+            let Value::Array(p) = e else { panic!() };
+            let Value::BulkString(id) = &p[0] else {
+                panic!()
+            };
+            let id = String::from_utf8(id.clone()).unwrap();
+            let Value::Array(f) = &p[1] else { panic!() };
+            let mut m: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+            for kv in f.chunks(2) {
+                let (Value::BulkString(k), Value::BulkString(v)) = (&kv[0], &kv[1]) else {
+                    panic!()
+                };
+                m.insert(k.clone(), v.clone());
+            }
+            let num = |k: &[u8]| {
+                String::from_utf8(m[k].clone())
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+            };
+            want.insert(
+                id.clone(),
+                (
+                    m[&b"user"[..]].clone(),
+                    String::from_utf8(m[&b"prize"[..]].clone()).unwrap(),
+                    num(b"ts"),
+                    num(b"draw"),
+                    m.get(&b"reqid"[..]).cloned(),
+                ),
+            );
+            last = id;
+        }
+        start = format!("({}", last);
+    }
+    let c = sqlite(db);
+    let total: i64 = c
+        .query_row("SELECT count(*) FROM wins", [], |r| r.get(0))
+        .unwrap();
+    let distinct: i64 = c
+        .query_row("SELECT count(DISTINCT stream_id) FROM wins", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(total, distinct, "duplicate stream ids in wins");
+    assert_eq!(total as usize, want.len(), "rows != stream entries");
+    let mut st = c
+        .prepare("SELECT stream_id, user_id, prize, ts_ms, draw_seq, reqid FROM wins WHERE campaign = ?1")
+        .unwrap();
+    let got = st
+        .query_map([campaign], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+            ))
+        })
+        .unwrap();
+    let mut n = 0;
+    for g in got {
+        let (id, fields): (String, Fields) = g.unwrap();
+        let w = want
+            .get(&id)
+            .unwrap_or_else(|| panic!("row {} not in the stream", id));
+        assert_eq!(&fields, w, "row {} differs from the stream entry", id);
+        n += 1;
+    }
+    assert_eq!(n, want.len());
+}
