@@ -6,7 +6,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 MODULE    := target/release/liblottery.so
 PORT      ?= 6390
-APT_PKGS  := redis-server libclang-dev
+APT_PKGS  := redis-server libclang-dev postgresql
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,13 +32,13 @@ lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit: ## Rust tests of the engine (no Redis): engine/ unit tests and tests/
-	cargo test --workspace
+unit: build ## Rust tests: the engine (no Redis), and lottery-writer against real servers
+	LOTTERY_MODULE=$(CURDIR)/$(MODULE) cargo test --workspace
 
 pytest: build ## black-box tests against real redis-servers
 	LOTTERY_MODULE=$(CURDIR)/$(MODULE) $(PY) -m pytest python-tests -q
 
-test: deps lint unit pytest ## everything CI runs: deps, lint, unit tests, python-tests
+test: deps lint build unit pytest ## everything CI runs: deps, lint, unit tests, python-tests
 
 run: deps build ## start redis-server with the module on port $(PORT) and show a few draws
 	PORT=$(PORT) MODULE=$(CURDIR)/$(MODULE) bash scripts/run.sh

@@ -71,7 +71,7 @@ fn kill9_mid_run_then_restart() {
     let r = RedisServer::start();
     let mut con = r.con();
     configure(&mut con, CAMPAIGN);
-    draw(&mut con, CAMPAIGN, 0, 20_000);
+    draw(&mut con, CAMPAIGN, 0, 100_000);
     let db = r.dir.path().join("wins.db");
     let log = r.dir.path().join("w.log");
     let args = writer_args(
@@ -80,20 +80,20 @@ fn kill9_mid_run_then_restart() {
         GROUP,
         "w1",
         &format!("sqlite:{}", db.display()),
-        &["--rate", "8000"],
+        &["--rate", "40000"],
     );
     let mut w = WriterProc::spawn(&log, &args);
-    wait_until(LONG, "some rows", || rows(&db) >= 3000);
+    wait_until(LONG, "some rows", || rows(&db) >= 20_000);
     w.kill9();
     let mid = rows(&db);
     assert!(
-        mid < 20_000,
+        mid < 100_000,
         "the writer finished before it was killed ({} rows)",
         mid
     );
 
     let mut w = WriterProc::spawn(&log, &args);
-    wait_until(LONG, "rows == XLEN", || rows(&db) == 20_000);
+    wait_until(LONG, "rows == XLEN", || rows(&db) == 100_000);
     assert!(w.term().success(), "{}", w.log_text());
     check_rows_match_stream(&mut con, STREAM, &db, CAMPAIGN);
     assert_eq!(pending(&mut con, STREAM, GROUP), 0);

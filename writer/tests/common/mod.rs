@@ -14,7 +14,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lottery-writer");
 pub fn module_path() -> PathBuf {
     let p = std::env::var("LOTTERY_MODULE")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/work/main/target/release/liblottery.so"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/release/liblottery.so"
+            ))
+        });
     assert!(
         p.exists(),
         "lottery module not found at {} (build it with `cargo build --release` at the repository root, or set LOTTERY_MODULE)",
