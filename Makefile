@@ -43,6 +43,10 @@ test: deps lint build unit pytest ## everything CI runs: deps, lint, unit tests,
 run: deps build ## start redis-server with the module on port $(PORT) and show a few draws
 	PORT=$(PORT) MODULE=$(CURDIR)/$(MODULE) bash scripts/run.sh
 
+demo: deps build ## the whole pipeline: a throwaway server, lottery-writer into SQLite, 50k users drawing, every count checked
+	cargo build --release -p lottery-writer
+	MODULE=$(CURDIR)/$(MODULE) PY=$(CURDIR)/$(PY) bash scripts/demo.sh
+
 stop: ## stop the server that `make run` started
 	redis-cli -p $(PORT) shutdown nosave || true
 
@@ -65,4 +69,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run stop clean fuzz bench bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz bench bench-engine
