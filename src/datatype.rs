@@ -169,14 +169,13 @@ unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *cons
 /// COPY: a deep copy. A campaign using its key's default wins stream gets the new key's
 /// default stream (see `Campaign::follow_key`).
 unsafe extern "C" fn copy(
-    from: *mut raw::RedisModuleString,
+    _from: *mut raw::RedisModuleString,
     to: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return ptr::null_mut();
     };
-    let _ = from;
     let mut n = c.clone();
     n.follow_key(bytes_of(to));
     n.invalidate_table();

@@ -685,37 +685,6 @@ fn load_time_is_proportional() {
     println!("{n} users: build {build:?}, load {load:?}");
 }
 
-#[test]
-#[ignore]
-fn load_order_experiment() {
-    use lottery_engine::segmap::SegMap;
-    let mut m: SegMap<[u32; 3]> = SegMap::new();
-    let mut s: u64 = 1;
-    for _ in 0..1_000_000u64 {
-        s = s
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let k = (u128::from(s) << 64) | u128::from(s.rotate_left(17) ^ 0xABCDEF);
-        m.insert(k, [0; 3]);
-    }
-    for (name, items) in [
-        ("iter", m.iter().collect::<Vec<_>>()),
-        ("scattered", m.iter_scattered().collect::<Vec<_>>()),
-    ] {
-        for reserve in [false, true] {
-            let t = std::time::Instant::now();
-            let mut a: SegMap<[u32; 3]> = SegMap::new();
-            if reserve {
-                a.reserve_for_load(items.len());
-            }
-            for &(k, v) in &items {
-                a.insert(k, v);
-            }
-            println!("{name} reserve={reserve}: {:?}", t.elapsed());
-        }
-    }
-}
-
 /// Counts past 65,535 (kept outside the 12-byte user record) survive effects and reloads.
 #[test]
 fn huge_counts_survive_effects_and_persistence() {
