@@ -57,6 +57,17 @@ fn replicate_blob(
     }
 }
 
+/// A stream entry ID as Redis writes it: `<ms>-<seq>` (no formatting machinery).
+pub fn stream_id_text(ms: u64, seq: u64) -> Vec<u8> {
+    let mut a = itoa::Buffer::new();
+    let mut b = itoa::Buffer::new();
+    let mut t = Vec::with_capacity(41);
+    t.extend_from_slice(a.format(ms).as_bytes());
+    t.push(b'-');
+    t.extend_from_slice(b.format(seq).as_bytes());
+    t
+}
+
 /// One field value of a wins stream entry: bytes to copy, or a string Redis already holds
 /// (a command argument).
 pub enum Field<'a> {
@@ -129,12 +140,7 @@ pub fn append_win(
             )
         };
     }
-    let mut a = itoa::Buffer::new();
-    let mut b = itoa::Buffer::new();
-    let mut id_text = Vec::with_capacity(42);
-    id_text.extend_from_slice(a.format(id.ms).as_bytes());
-    id_text.push(b'-');
-    id_text.extend_from_slice(b.format(id.seq).as_bytes());
+    let id_text = stream_id_text(id.ms, id.seq);
     // SAFETY: "sbv" = a RedisModuleString, a buffer and its length, an argv and its length.
     let status = unsafe {
         replicate(

@@ -218,20 +218,6 @@ pub struct StreamId {
     pub seq: u64,
 }
 
-impl StreamId {
-    pub fn parse(s: &[u8]) -> Option<StreamId> {
-        let s = std::str::from_utf8(s).ok()?;
-        let (a, b) = s.split_once('-')?;
-        Some(StreamId {
-            ms: a.parse().ok()?,
-            seq: b.parse().ok()?,
-        })
-    }
-    pub fn to_bytes(self) -> Vec<u8> {
-        format!("{}-{}", self.ms, self.seq).into_bytes()
-    }
-}
-
 /// The five values of a DRAW reply, in compact form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DrawReply {

@@ -96,11 +96,8 @@ fn draw(
         [_, k, u] | [_, k, u, _, _] => (*k, *u),
         _ => return Err(Failure::Arity),
     };
-    let reqid_arg = match args {
-        [_, _, _, _, r] => Some(*r),
-        _ => None,
-    };
-    let reqid = match args {
+    // REQID: the raw argument (copied into the stream entry) and its checked bytes.
+    let (reqid_arg, reqid) = match args {
         [_, _, _, opt, r] => {
             if !unsafe { bytes_of(*opt) }.eq_ignore_ascii_case(b"REQID") {
                 return Err(fail(format!(
@@ -108,9 +105,11 @@ fn draw(
                     parse::shown(unsafe { bytes_of(*opt) })
                 )));
             }
-            Some(parse::reqid_arg(unsafe { bytes_of(*r) }).map_err(|e| fail(format!("ERR {e}")))?)
+            let checked =
+                parse::reqid_arg(unsafe { bytes_of(*r) }).map_err(|e| fail(format!("ERR {e}")))?;
+            (Some(*r), Some(checked))
         }
-        _ => None,
+        _ => (None, None),
     };
     let user = unsafe { bytes_of(user_arg) };
     let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
@@ -165,12 +164,7 @@ fn reply_draw(ctx: *mut raw::RedisModuleCtx, c: &Campaign, r: &DrawReply) {
     };
     match r.win_id {
         Some(w) => {
-            let mut a = itoa::Buffer::new();
-            let mut b = itoa::Buffer::new();
-            let mut s = Vec::with_capacity(42);
-            s.extend_from_slice(a.format(w.ms).as_bytes());
-            s.push(b'-');
-            s.extend_from_slice(b.format(w.seq).as_bytes());
+            let s = replication::stream_id_text(w.ms, w.seq);
             raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len())
         }
         None => raw::reply_with_null(ctx),
