@@ -10,5 +10,6 @@ pub mod keyslot;
 pub mod parse;
 pub mod persist;
 pub mod reqcache;
+pub mod route;
 pub mod segmap;
 pub mod users;

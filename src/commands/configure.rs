@@ -24,9 +24,10 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let slot = keyslot::key_slot(key.as_slice());
     if let Some(s) = &change.stream {
         if keyslot::key_slot(s) != slot {
-            return Err(err(format!(
-                "STREAM key '{}' is in another cluster slot than the campaign",
-                parse::shown(s)
+            return Err(RedisError::String(format!(
+                "CROSSSLOT STREAM key '{}' hashes to slot {}, the campaign key to slot {slot}",
+                parse::shown(s),
+                keyslot::key_slot(s)
             )));
         }
         if s.as_slice() == key.as_slice() {
