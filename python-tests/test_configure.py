@@ -184,13 +184,13 @@ def test_stream_same_slot_without_tag_accepted(r):
 def test_stream_other_slot_refused(r, raw):
     assert H.key_slot("{c}1") != H.key_slot("{d}wins")
     e = H.expect_err(raw, "LOTTERY.CONFIGURE", "{c}1", "PRIZE", "p", 1, "INF",
-                     "STREAM", "{d}wins")
+                     "STREAM", "{d}wins", prefix="CROSSSLOT")
     assert e == (f"CROSSSLOT STREAM key '{{d}}wins' hashes to slot {H.key_slot('{d}wins')}, "
                  f"the campaign key to slot {H.key_slot('{c}1')}")
     assert r.exists("{c}1") == 0
     configure(r, "{c}1", "PRIZE", "p", 1, "INF")
     before = stats(r, "{c}1")
-    H.expect_err(raw, "LOTTERY.CONFIGURE", "{c}1", "STREAM", "{d}wins")
+    H.expect_err(raw, "LOTTERY.CONFIGURE", "{c}1", "STREAM", "{d}wins", prefix="CROSSSLOT")
     assert stats(r, "{c}1") == before
 
 
