@@ -14,7 +14,9 @@ mod ffi;
 mod replication;
 mod rng;
 
-use commands::{apply, ban, configure, debug, drain, draw, grant, pause, restock, stats, user};
+use commands::{
+    apply, ban, configure, debug, drain, draw, grant, pause, restock, stats, transfer, user,
+};
 use datatype::LOTTERY_TYPE;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
@@ -97,6 +99,7 @@ redis_module! {
         ["lottery.unban", ban::unban, "write fast", 1, 1, 1, ""],
         ["lottery.user", user::user, "readonly fast", 1, 1, 1, ""],
         ["lottery.stats", stats::stats, "readonly", 1, 1, 1, ""],
+        ["lottery.transfer", transfer::transfer, "write deny-oom", 1, 1, 1, ""],
         ["lottery.debug", debug::debug, "admin", 0, 0, 0, ""],
         ["lottery.apply", apply::apply, "write", 1, 1, 1, ""],
     ],

@@ -12,6 +12,7 @@ use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::keyslot;
 use super::reqcache::{Remembered, ReqCache};
 use super::segmap::SegMap;
+use super::transfer::Transfers;
 use super::users::Users;
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
@@ -322,6 +323,8 @@ pub struct Campaign {
     /// Ban end (Unix ms) by user.
     pub bans: SegMap<i64>,
     pub reqs: ReqCache,
+    /// LOTTERY.TRANSFER records (sharded campaigns), oldest first.
+    pub transfers: Transfers,
     table: AliasTable,
     table_dirty: bool,
 }
@@ -355,6 +358,7 @@ impl Campaign {
             winners: SegMap::new(),
             bans: SegMap::new(),
             reqs: ReqCache::default(),
+            transfers: Transfers::default(),
             table: AliasTable::default(),
             table_dirty: true,
         }
@@ -823,8 +827,9 @@ impl Campaign {
         let i = self
             .prize_index(id)
             .ok_or_else(|| OpError::NoSuchPrize(id.to_vec()))?;
-        let p = &mut self.prizes[i];
-        let cur = p.stock.ok_or_else(|| OpError::InfStock(id.to_vec()))?;
+        let cur = self.prizes[i]
+            .stock
+            .ok_or_else(|| OpError::InfStock(id.to_vec()))?;
         let new = i128::from(cur) + i128::from(delta);
         if new < 0 {
             return Err(OpError::BelowZero);
@@ -833,10 +838,7 @@ impl Campaign {
         if new > i64::MAX as u64 {
             return Err(OpError::Overflow);
         }
-        p.stock = Some(new);
-        if (cur == 0) != (new == 0) {
-            self.table_dirty = true;
-        }
+        self.set_stock(i, new);
         Ok((
             new,
             Effect::Stock {
@@ -844,6 +846,16 @@ impl Campaign {
                 stock: new,
             },
         ))
+    }
+
+    /// Sets a finite prize's remaining stock; the alias table is rebuilt when the prize goes
+    /// in or out of stock.
+    pub(crate) fn set_stock(&mut self, i: usize, new: u64) {
+        let p = &mut self.prizes[i];
+        if p.stock.is_some_and(|cur| (cur == 0) != (new == 0)) {
+            self.table_dirty = true;
+        }
+        p.stock = Some(new);
     }
 
     pub fn set_paused(&mut self, paused: bool) -> Effect {
@@ -951,6 +963,7 @@ impl Campaign {
             + self.bans.mem_bytes()
             + self.reqs.mem_bytes()
             + self.table.mem_bytes()
+            + self.transfers.mem_bytes()
             + self.rules.stream.capacity()
     }
 

@@ -8,6 +8,7 @@ use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::persist;
 use super::reqcache::Remembered;
+use super::transfer::{read_transfer, write_transfer, Transfer};
 
 /// Version of the effect encoding; a newer one is refused, never guessed at.
 pub const EFFECT_VERSION: u8 = 1;
@@ -71,6 +72,12 @@ pub enum Effect {
         seq: u64,
         batch: Vec<(Vec<u8>, u64)>,
     },
+    /// A transfer record (inserted or replaced by id) and, for OUT and IN, the prize's new
+    /// remaining stock (index, stock).
+    Transfer {
+        record: Box<Transfer>,
+        stock: Option<(u32, u64)>,
+    },
 }
 
 const T_CONFIG: u8 = 1;
@@ -83,6 +90,7 @@ const T_PAUSED: u8 = 7;
 const T_BAN: u8 = 8;
 const T_UNBAN: u8 = 9;
 const T_DRAIN: u8 = 10;
+const T_TRANSFER: u8 = 11;
 
 pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
     w.u64(c.draws);
@@ -244,6 +252,18 @@ impl Effect {
                     w.u64(*n);
                 }
             }
+            Effect::Transfer { record, stock } => {
+                w.u8(T_TRANSFER);
+                write_transfer(&mut w, record);
+                match stock {
+                    None => w.u8(0),
+                    Some((i, v)) => {
+                        w.u8(1);
+                        w.u32(*i);
+                        w.u64(*v);
+                    }
+                }
+            }
         }
         *buf = w.buf;
     }
@@ -339,6 +359,18 @@ impl Effect {
                 }
                 Effect::Drain { seq, batch }
             }
+            T_TRANSFER => {
+                let record = Box::new(read_transfer(&mut r)?);
+                let stock = match r.u8()? {
+                    0 => None,
+                    1 => Some((r.u32()?, r.u64()?)),
+                    _ => return Err(DecodeError("bad tag")),
+                };
+                if stock.is_some_and(|(_, v)| v > i64::MAX as u64) {
+                    return Err(DecodeError("stock out of range"));
+                }
+                Effect::Transfer { record, stock }
+            }
             _ => return Err(DecodeError("unknown effect")),
         };
         r.finish()?;
@@ -413,6 +445,24 @@ impl Campaign {
                 }
                 self.drain_seq = *seq;
                 self.last_batch = batch.clone();
+            }
+            Effect::Transfer { record, stock } => {
+                if let Some((i, v)) = *stock {
+                    let i = i as usize;
+                    match self.prizes.get(i) {
+                        Some(p) if p.stock.is_some() && p.id == record.prize => {}
+                        _ => return Err(DecodeError("transfer effect on a wrong prize")),
+                    }
+                    if self.transfers.get(&record.id).is_none()
+                        && self.transfers.len() >= super::transfer::MAX_TRANSFERS
+                    {
+                        return Err(DecodeError("too many transfer records"));
+                    }
+                    self.set_stock(i, v);
+                }
+                if !self.transfers.put((**record).clone()) {
+                    return Err(DecodeError("too many transfer records"));
+                }
             }
         }
         Ok(())

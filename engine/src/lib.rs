@@ -12,4 +12,5 @@ pub mod persist;
 pub mod reqcache;
 pub mod route;
 pub mod segmap;
+pub mod transfer;
 pub mod users;

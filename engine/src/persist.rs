@@ -13,9 +13,11 @@ use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::{
     read_counters, read_day, read_remembered, write_counters, write_day, write_remembered,
 };
+use super::transfer::Transfers;
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
-pub const ENCODING_VERSION: u8 = 1;
+/// 2 added the transfer records at the end of the meta record (none in version 1).
+pub const ENCODING_VERSION: u8 = 2;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
 /// Interned prize names a campaign may accumulate over its life.
@@ -108,6 +110,7 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     w.u64(c.users.len() as u64);
     w.u64(c.winners.len() as u64);
     w.u64(c.bans.len() as u64);
+    c.transfers.encode(&mut w);
     w.buf
 }
 
@@ -195,6 +198,9 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.users.reserve_for_load(hint(r.u64()?));
     c.winners.reserve_for_load(hint(r.u64()?));
     c.bans.reserve_for_load(hint(r.u64()?));
+    if v >= 2 {
+        c.transfers = Transfers::decode(&mut r)?;
+    }
     r.finish()?;
     validate(&c)?;
     c.invalidate_table();

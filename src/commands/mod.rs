@@ -11,6 +11,7 @@ pub mod grant;
 pub mod pause;
 pub mod restock;
 pub mod stats;
+pub mod transfer;
 pub mod user;
 
 use crate::datatype::LOTTERY_TYPE;

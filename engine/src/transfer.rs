@@ -1,0 +1,329 @@
+//! Stock transfers between the shards of a sharded campaign (LOTTERY.TRANSFER).
+//!
+//! Two shards live on different Redis masters, so moving stock between them cannot be one
+//! atomic step. It is three, each atomic on one shard and each idempotent by transfer id:
+//!
+//! 1. `OUT` on the source takes `min(count, remaining)` units and records the id as PENDING
+//!    with the units taken. Asked again, it answers the recorded units and takes nothing.
+//! 2. `IN` on the destination adds the units and records the id as APPLIED. Asked again, it
+//!    adds nothing.
+//! 3. `SETTLE` on the source marks the id SETTLED.
+//!
+//! A mover that dies between any two steps restarts by listing the PENDING records of every
+//! shard and redoing steps 2 and 3 for each: units are never created (IN adds only what an
+//! OUT recorded, at most once) and never lost (a PENDING record names its units until its IN
+//! is applied). Records are kept for the campaign's life, so a late replay of any step is
+//! still recognised.
+
+use super::campaign::{Campaign, OpError, MAX_STREAM_KEY_LEN};
+use super::codec::{DResult, DecodeError, Reader, Writer};
+use super::effect::Effect;
+use std::collections::HashMap;
+
+/// Transfer records a campaign may hold.
+pub const MAX_TRANSFERS: usize = 65_536;
+/// Transfer ids: 1..=128 bytes.
+pub const MAX_TRANSFER_ID_LEN: usize = 128;
+/// Peer keys: 1..=4096 bytes.
+pub const MAX_PEER_LEN: usize = MAX_STREAM_KEY_LEN;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Out,
+    In,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferState {
+    /// OUT taken, not yet confirmed applied on the peer.
+    Pending,
+    /// OUT confirmed applied on the peer.
+    Settled,
+    /// IN added to this campaign's stock.
+    Applied,
+}
+
+impl TransferState {
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferState::Pending => "PENDING",
+            TransferState::Settled => "SETTLED",
+            TransferState::Applied => "APPLIED",
+        }
+    }
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Out => "OUT",
+            Direction::In => "IN",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: Vec<u8>,
+    pub direction: Direction,
+    pub prize: Vec<u8>,
+    /// Units taken (OUT) or added (IN).
+    pub count: u64,
+    pub peer: Vec<u8>,
+    pub state: TransferState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferError {
+    Op(OpError),
+    /// The id exists with another direction, prize, peer (or, for IN, count).
+    Mismatch(Vec<u8>),
+    NoOutgoing(Vec<u8>),
+    TooMany,
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Op(e) => e.fmt(f),
+            TransferError::Mismatch(id) => write!(
+                f,
+                "transfer '{}' was recorded with other arguments",
+                String::from_utf8_lossy(id)
+            ),
+            TransferError::NoOutgoing(id) => write!(
+                f,
+                "no such outgoing transfer '{}'",
+                String::from_utf8_lossy(id)
+            ),
+            TransferError::TooMany => write!(
+                f,
+                "too many transfer records (at most {MAX_TRANSFERS} per campaign)"
+            ),
+        }
+    }
+}
+
+impl From<OpError> for TransferError {
+    fn from(e: OpError) -> Self {
+        TransferError::Op(e)
+    }
+}
+
+/// The campaign's transfer records, oldest first, indexed by id.
+#[derive(Clone, Debug, Default)]
+pub struct Transfers {
+    list: Vec<Transfer>,
+    by_id: HashMap<Vec<u8>, usize>,
+}
+
+impl Transfers {
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Transfer> {
+        self.list.iter()
+    }
+
+    pub fn get(&self, id: &[u8]) -> Option<&Transfer> {
+        self.by_id.get(id).map(|&i| &self.list[i])
+    }
+
+    /// Inserts or replaces the record with this id. False if a new record would exceed the
+    /// limit.
+    pub fn put(&mut self, t: Transfer) -> bool {
+        if let Some(&i) = self.by_id.get(&t.id) {
+            self.list[i] = t;
+            return true;
+        }
+        if self.list.len() >= MAX_TRANSFERS {
+            return false;
+        }
+        self.by_id.insert(t.id.clone(), self.list.len());
+        self.list.push(t);
+        true
+    }
+
+    pub fn mem_bytes(&self) -> usize {
+        self.list
+            .iter()
+            .map(|t| {
+                std::mem::size_of::<Transfer>() + 48 + 2 * t.id.len() + t.prize.len() + t.peer.len()
+            })
+            .sum()
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        w.u32(self.list.len() as u32);
+        for t in &self.list {
+            write_transfer(w, t);
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader) -> DResult<Transfers> {
+        let n = r.count(20, MAX_TRANSFERS)?;
+        let mut out = Transfers::default();
+        for _ in 0..n {
+            let t = read_transfer(r)?;
+            if out.get(&t.id).is_some() {
+                return Err(DecodeError("duplicate transfer id"));
+            }
+            out.put(t);
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn write_transfer(w: &mut Writer, t: &Transfer) {
+    w.bytes(&t.id);
+    w.u8(match (t.direction, t.state) {
+        (Direction::Out, TransferState::Pending) => 0,
+        (Direction::Out, _) => 1,
+        (Direction::In, _) => 2,
+    });
+    w.bytes(&t.prize);
+    w.u64(t.count);
+    w.bytes(&t.peer);
+}
+
+pub(crate) fn read_transfer(r: &mut Reader) -> DResult<Transfer> {
+    let id = r.bytes(MAX_TRANSFER_ID_LEN)?.to_vec();
+    let (direction, state) = match r.u8()? {
+        0 => (Direction::Out, TransferState::Pending),
+        1 => (Direction::Out, TransferState::Settled),
+        2 => (Direction::In, TransferState::Applied),
+        _ => return Err(DecodeError("bad transfer state")),
+    };
+    let prize = r.bytes(super::campaign::MAX_ID_LEN)?.to_vec();
+    let count = r.u64()?;
+    let peer = r.bytes(MAX_PEER_LEN)?.to_vec();
+    if id.is_empty() || prize.is_empty() || peer.is_empty() || count > i64::MAX as u64 {
+        return Err(DecodeError("bad transfer record"));
+    }
+    Ok(Transfer {
+        id,
+        direction,
+        prize,
+        count,
+        peer,
+        state,
+    })
+}
+
+impl Campaign {
+    /// TRANSFER OUT: takes up to `count` units of `prize`. Returns the units taken and the
+    /// effect, or the recorded units and no effect for a repeated id.
+    pub fn transfer_out(
+        &mut self,
+        id: &[u8],
+        prize: &[u8],
+        count: u64,
+        peer: &[u8],
+    ) -> Result<(u64, Option<Effect>), TransferError> {
+        if let Some(t) = self.transfers.get(id) {
+            return if t.direction == Direction::Out && t.prize == prize && t.peer == peer {
+                Ok((t.count, None))
+            } else {
+                Err(TransferError::Mismatch(id.to_vec()))
+            };
+        }
+        let i = self.finite_prize(prize)?;
+        if self.transfers.len() >= MAX_TRANSFERS {
+            return Err(TransferError::TooMany);
+        }
+        let stock = self.prizes[i].stock.unwrap_or(0);
+        let taken = count.min(stock);
+        let record = Transfer {
+            id: id.to_vec(),
+            direction: Direction::Out,
+            prize: prize.to_vec(),
+            count: taken,
+            peer: peer.to_vec(),
+            state: TransferState::Pending,
+        };
+        let new = stock - taken;
+        Ok((taken, Some(self.record_transfer(record, Some((i, new))))))
+    }
+
+    /// TRANSFER IN: adds `count` units of `prize`. True if applied now, false (and no effect)
+    /// if this id was applied before.
+    pub fn transfer_in(
+        &mut self,
+        id: &[u8],
+        prize: &[u8],
+        count: u64,
+        peer: &[u8],
+    ) -> Result<(bool, Option<Effect>), TransferError> {
+        if let Some(t) = self.transfers.get(id) {
+            return if t.direction == Direction::In
+                && t.prize == prize
+                && t.peer == peer
+                && t.count == count
+            {
+                Ok((false, None))
+            } else {
+                Err(TransferError::Mismatch(id.to_vec()))
+            };
+        }
+        let i = self.finite_prize(prize)?;
+        if self.transfers.len() >= MAX_TRANSFERS {
+            return Err(TransferError::TooMany);
+        }
+        let stock = self.prizes[i].stock.unwrap_or(0);
+        let new = stock
+            .checked_add(count)
+            .filter(|&v| v <= i64::MAX as u64)
+            .ok_or(OpError::Overflow)?;
+        let record = Transfer {
+            id: id.to_vec(),
+            direction: Direction::In,
+            prize: prize.to_vec(),
+            count,
+            peer: peer.to_vec(),
+            state: TransferState::Applied,
+        };
+        Ok((true, Some(self.record_transfer(record, Some((i, new))))))
+    }
+
+    /// TRANSFER SETTLE: marks an OUT record settled. True if it was pending.
+    pub fn transfer_settle(&mut self, id: &[u8]) -> Result<(bool, Option<Effect>), TransferError> {
+        let t = match self.transfers.get(id) {
+            Some(t) if t.direction == Direction::Out => t,
+            _ => return Err(TransferError::NoOutgoing(id.to_vec())),
+        };
+        if t.state == TransferState::Settled {
+            return Ok((false, None));
+        }
+        let mut record = t.clone();
+        record.state = TransferState::Settled;
+        Ok((true, Some(self.record_transfer(record, None))))
+    }
+
+    fn finite_prize(&self, prize: &[u8]) -> Result<usize, OpError> {
+        let i = self
+            .prize_index(prize)
+            .ok_or_else(|| OpError::NoSuchPrize(prize.to_vec()))?;
+        if self.prizes[i].stock.is_none() {
+            return Err(OpError::InfStock(prize.to_vec()));
+        }
+        Ok(i)
+    }
+
+    /// Stores the record and the prize's new stock; the effect carries both, absolute.
+    fn record_transfer(&mut self, record: Transfer, stock: Option<(usize, u64)>) -> Effect {
+        let stock = stock.map(|(i, new)| {
+            self.set_stock(i, new);
+            (i as u32, new)
+        });
+        self.transfers.put(record.clone());
+        Effect::Transfer {
+            record: Box::new(record),
+            stock,
+        }
+    }
+}
