@@ -25,8 +25,8 @@ deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Py
 	  python3 -m venv $(VENV); }
 	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
 
-build: ## build the release module (target/release/liblottery.so)
-	cargo build --release
+build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer tools
+	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check
@@ -54,6 +54,9 @@ BENCH_ARGS ?=
 bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
+bench-cluster: build deps ## one campaign on 1 vs 3 shards of a local Redis Cluster, INCR alongside, into bench/cluster-results.md
+	$(PY) bench/cluster.py $(BENCH_ARGS)
+
 bench-engine: ## micro-benchmark of the engine's draw path without Redis (cargo bench)
 	cargo bench -p lottery-engine --bench draw
 
@@ -69,4 +72,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run demo stop clean fuzz bench bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz bench bench-cluster bench-engine
