@@ -44,7 +44,6 @@ run: deps build ## start redis-server with the module on port $(PORT) and show a
 	PORT=$(PORT) MODULE=$(CURDIR)/$(MODULE) bash scripts/run.sh
 
 demo: deps build ## the whole pipeline: a throwaway server, lottery-writer into SQLite, 50k users drawing, every count checked
-	cargo build --release -p lottery-writer
 	MODULE=$(CURDIR)/$(MODULE) PY=$(CURDIR)/$(PY) bash scripts/demo.sh
 
 stop: ## stop the server that `make run` started
