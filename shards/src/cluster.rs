@@ -1,0 +1,291 @@
+//! The cluster: its topology (masters sorted by node id, the owner of every slot) read from
+//! `CLUSTER NODES`, and a redis-rs `ClusterConnection` for the commands.
+//!
+//! Routing: redis-rs 0.32 routes a command it does not know (every `LOTTERY.*` command) by its
+//! first argument (`RouteBy::FirstKey` is its default), which is where the campaign key is, and
+//! `EVAL` by its first key; it follows MOVED/ASK and refreshes its slot map on them and on
+//! connection errors. So every campaign command here goes through [`Cluster::query`] with the
+//! shard key as argument 1, or through [`Cluster::eval`].
+
+use std::time::Duration;
+
+use lottery_engine::keyslot::key_slot;
+use redis::cluster::{ClusterClientBuilder, ClusterConnection};
+use redis::{Cmd, ConnectionLike, FromRedisValue, Value};
+
+use crate::error::{Error, Result};
+
+pub const SLOTS: usize = 16384;
+
+/// A master that serves at least one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Master {
+    pub id: String,
+    /// `host:port`
+    pub addr: String,
+    /// Inclusive slot ranges.
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// The masters (sorted by node id) and, for each slot, the index of its master.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub masters: Vec<Master>,
+    owner: Vec<Option<usize>>,
+}
+
+impl Topology {
+    /// Builds the topology from the text of `CLUSTER NODES`. Masters that are failing or serve
+    /// no slot are left out (no key can be placed on them). `seed_host` replaces an empty host
+    /// (a node that does not know its own address yet).
+    pub fn from_cluster_nodes(text: &str, seed_host: &str) -> std::result::Result<Self, String> {
+        let mut masters = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 8 {
+                return Err(format!("unreadable CLUSTER NODES line {line:?}"));
+            }
+            let flags: Vec<&str> = cols[2].split(',').collect();
+            if !flags.contains(&"master")
+                || flags
+                    .iter()
+                    .any(|f| matches!(*f, "fail" | "fail?" | "noaddr" | "handshake"))
+            {
+                continue;
+            }
+            // ip:port@cport[,hostname]
+            let addr = cols[1].split(['@', ',']).next().unwrap_or("");
+            let addr = match addr.strip_prefix(':') {
+                Some(port) => format!("{seed_host}:{port}"),
+                None => addr.to_string(),
+            };
+            let mut slots = Vec::new();
+            for s in &cols[8..] {
+                if s.starts_with('[') {
+                    continue; // a slot being imported or migrated: still served by its owner
+                }
+                let (a, b) = match s.split_once('-') {
+                    Some((a, b)) => (a, b),
+                    None => (*s, *s),
+                };
+                match (a.parse::<u16>(), b.parse::<u16>()) {
+                    (Ok(a), Ok(b)) if a <= b && usize::from(b) < SLOTS => slots.push((a, b)),
+                    _ => return Err(format!("bad slot range {s:?} in CLUSTER NODES")),
+                }
+            }
+            if !slots.is_empty() {
+                masters.push(Master {
+                    id: cols[0].to_string(),
+                    addr,
+                    slots,
+                });
+            }
+        }
+        Ok(Topology::new(masters))
+    }
+
+    pub fn new(mut masters: Vec<Master>) -> Self {
+        masters.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut owner = vec![None; SLOTS];
+        for (i, m) in masters.iter().enumerate() {
+            for &(a, b) in &m.slots {
+                for s in a..=b {
+                    owner[usize::from(s)] = Some(i);
+                }
+            }
+        }
+        Topology { masters, owner }
+    }
+
+    /// Index (into `masters`) of the master serving `slot`, if any.
+    pub fn owner_of_slot(&self, slot: u16) -> Option<usize> {
+        self.owner.get(usize::from(slot)).copied().flatten()
+    }
+
+    /// `host:port` of the master serving `key`, or `?` when no master serves its slot.
+    pub fn node_of_key(&self, key: &str) -> String {
+        self.owner_of_slot(key_slot(key.as_bytes()))
+            .map(|i| self.masters[i].addr.clone())
+            .unwrap_or_else(|| "?".to_string())
+    }
+}
+
+pub struct Cluster {
+    conn: ClusterConnection,
+    seeds: Vec<String>,
+    pub topology: Topology,
+}
+
+/// `redis://host:port` (or `host:port`) -> `redis://host:port`, checked.
+pub fn normalise_seed(s: &str) -> Result<String> {
+    let s = s.trim();
+    let url = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("redis://{s}")
+    };
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "bad --cluster address {s:?}: expected redis://HOST:PORT"
+            ))
+        })?;
+    let hostport = rest
+        .rsplit('@')
+        .next()
+        .unwrap_or(rest)
+        .trim_end_matches('/');
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => Ok(url),
+        _ => Err(Error::Usage(format!(
+            "bad --cluster address {s:?}: expected redis://HOST:PORT"
+        ))),
+    }
+}
+
+fn seed_host(url: &str) -> String {
+    let rest = url.split_once("://").map(|x| x.1).unwrap_or(url);
+    let hostport = rest.rsplit('@').next().unwrap_or(rest);
+    hostport
+        .rsplit_once(':')
+        .map(|x| x.0)
+        .unwrap_or(hostport)
+        .to_string()
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Cluster {
+    /// Connects through any of `seeds` (`redis://HOST:PORT`) and reads the topology.
+    pub fn connect(seeds: &[String]) -> Result<Cluster> {
+        if seeds.is_empty() {
+            return Err(Error::Usage(
+                "no cluster given: use --cluster redis://HOST:PORT or set LOTTERY_CLUSTER".into(),
+            ));
+        }
+        let topology = Self::read_topology(seeds)?;
+        let client = ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .build()
+            .map_err(|e| Error::Usage(format!("bad --cluster addresses: {e}")))?;
+        let conn = client.get_connection().map_err(|e| {
+            Error::Cluster(format!(
+                "cannot connect to the cluster ({}): {e}",
+                seeds.join(", ")
+            ))
+        })?;
+        Ok(Cluster {
+            conn,
+            seeds: seeds.to_vec(),
+            topology,
+        })
+    }
+
+    fn read_topology(seeds: &[String]) -> Result<Topology> {
+        let mut last = String::new();
+        for seed in seeds {
+            let text: redis::RedisResult<String> = (|| {
+                let client = redis::Client::open(seed.as_str())?;
+                let mut c = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+                c.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+                redis::cmd("CLUSTER").arg("NODES").query(&mut c)
+            })();
+            match text {
+                Ok(text) => {
+                    let t = Topology::from_cluster_nodes(&text, &seed_host(seed))
+                        .map_err(|e| Error::Cluster(format!("{seed}: {e}")))?;
+                    if t.masters.is_empty() {
+                        return Err(Error::Cluster(format!("{seed}: no master serves any slot")));
+                    }
+                    return Ok(t);
+                }
+                Err(e) => last = format!("{seed}: {e}"),
+            }
+        }
+        Err(Error::Cluster(format!(
+            "no cluster node answers CLUSTER NODES ({last})"
+        )))
+    }
+
+    /// Reads the topology again (after a failover or resharding).
+    pub fn refresh_topology(&mut self) -> Result<()> {
+        self.topology = Self::read_topology(&self.seeds)?;
+        Ok(())
+    }
+
+    /// Sends `cmd`, routed by its argument 1 (the key).
+    pub fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T> {
+        let v = self.conn.req_command(cmd)?;
+        if let Value::ServerError(e) = v {
+            return Err(Error::from(redis::RedisError::from(e)));
+        }
+        T::from_redis_value(&v).map_err(|e| Error::Campaign(format!("unexpected reply: {e}")))
+    }
+
+    /// `EVAL script 1 key args...`, routed by `key`.
+    pub fn eval<T: FromRedisValue>(
+        &mut self,
+        script: &str,
+        key: &str,
+        args: &[String],
+    ) -> Result<T> {
+        let mut c = redis::cmd("EVAL");
+        c.arg(script).arg(1).arg(key);
+        for a in args {
+            c.arg(a);
+        }
+        self.query(&c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004,host4 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+292f8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30003@31003 master - 0 1426238318243 3 connected 10923-16383 [100->-abc]
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca :30001@31001 myself,master - 0 0 1 connected 0-5460
+aaaa8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30009@31009 master - 0 1426238318243 3 connected
+bbbb8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30010@31010 master,fail - 0 1426238318243 3 connected 7
+";
+
+    #[test]
+    fn parses_cluster_nodes() {
+        let t = Topology::from_cluster_nodes(NODES, "10.0.0.1").unwrap();
+        let ids: Vec<&str> = t.masters.iter().map(|m| &m.id[..4]).collect();
+        assert_eq!(ids, ["292f", "67ed", "e7d1"]);
+        assert_eq!(t.masters[2].addr, "10.0.0.1:30001");
+        assert_eq!(t.owner_of_slot(0), Some(2));
+        assert_eq!(t.owner_of_slot(5461), Some(1));
+        assert_eq!(t.owner_of_slot(16383), Some(0));
+        assert_eq!(t.node_of_key("foo"), "127.0.0.1:30003"); // slot 12182
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Topology::from_cluster_nodes("abc def", "h").is_err());
+        assert!(Topology::from_cluster_nodes(
+            "x 1.2.3.4:1@2 master - 0 0 1 connected 5-99999",
+            "h"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn seeds() {
+        assert_eq!(
+            normalise_seed("127.0.0.1:7101").unwrap(),
+            "redis://127.0.0.1:7101"
+        );
+        assert_eq!(normalise_seed("redis://h:1").unwrap(), "redis://h:1");
+        assert!(normalise_seed("redis://h").is_err());
+        assert!(normalise_seed("http://h:1").is_err());
+        assert_eq!(seed_host("redis://user:pw@host:7101"), "host");
+    }
+}

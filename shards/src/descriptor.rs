@@ -1,0 +1,431 @@
+//! The descriptor of a sharded campaign, where its shards live, and the `LOTTERY.CONFIGURE`
+//! options given to them. Everything here is pure.
+//!
+//! Descriptor: the hash `lottery:shards:NAME` with `format=1`, `name`, `shards=N`,
+//! `shard:<i>=<shard key>`, `route=fnv1a64-splitmix-mul/1`, `stock:<prize>=<total units ever
+//! put in>` (or `INF`) and `created_ms`.
+
+use std::collections::BTreeMap;
+
+use lottery_engine::keyslot::key_slot;
+use lottery_engine::route::ROUTE_NAME;
+
+pub const PREFIX: &str = "lottery:shards:";
+pub const FORMAT: &str = "1";
+/// A shard is a key, and more shards than slots buy nothing.
+pub const MAX_SHARDS: u32 = 16384;
+/// Placement gives up after this many candidate keys for one shard (never reached while the
+/// shard's master serves at least one slot in a few hundred).
+const MAX_CANDIDATES: u32 = 1_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stock {
+    Finite(u64),
+    Inf,
+}
+
+impl Stock {
+    pub fn parse(s: &str) -> Option<Stock> {
+        if s.eq_ignore_ascii_case("INF") {
+            return Some(Stock::Inf);
+        }
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        match s.parse::<u64>() {
+            Ok(v) if v <= i64::MAX as u64 => Some(Stock::Finite(v)),
+            _ => None,
+        }
+    }
+
+    /// The redis-lottery reply convention: -1 for INF.
+    pub fn as_i64(self) -> i64 {
+        match self {
+            Stock::Finite(v) => v as i64,
+            Stock::Inf => -1,
+        }
+    }
+}
+
+impl std::fmt::Display for Stock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stock::Finite(v) => write!(f, "{v}"),
+            Stock::Inf => f.write_str("INF"),
+        }
+    }
+}
+
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad campaign name {name:?}: 1 to 64 characters of A-Z a-z 0-9 _ . : -"
+        ))
+    }
+}
+
+pub fn descriptor_key(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+/// Candidate `k` for shard `i`: `{NAME.i}` for k = 0, else `{NAME.i.k}`.
+pub fn shard_key_candidate(name: &str, i: u32, k: u32) -> String {
+    if k == 0 {
+        format!("{{{name}.{i}}}")
+    } else {
+        format!("{{{name}.{i}.{k}}}")
+    }
+}
+
+/// Shard keys for `n` shards over `masters` masters (sorted by node id): shard i goes to master
+/// i % masters, under the first candidate key whose slot that master serves.
+pub fn place_shards(
+    name: &str,
+    n: u32,
+    masters: usize,
+    owner_of_slot: impl Fn(u16) -> Option<usize>,
+) -> Result<Vec<String>, String> {
+    if masters == 0 {
+        return Err("the cluster has no master serving slots".into());
+    }
+    let mut keys = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let want = i as usize % masters;
+        let key = (0..MAX_CANDIDATES)
+            .map(|k| shard_key_candidate(name, i, k))
+            .find(|key| owner_of_slot(key_slot(key.as_bytes())) == Some(want))
+            .ok_or_else(|| format!("no key for shard {i} on master {want}"))?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Part `i` of `total` split over `n`: total/n, plus one for the first total%n parts.
+pub fn split(total: u64, n: u32, i: u32) -> u64 {
+    let n64 = u64::from(n.max(1));
+    total / n64 + u64::from(u64::from(i) < total % n64)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub name: String,
+    pub shards: u32,
+    pub keys: Vec<String>,
+    /// Total units ever put in, per prize (the campaign's whole stock, all shards).
+    pub stock: BTreeMap<String, Stock>,
+    pub created_ms: u64,
+}
+
+impl Descriptor {
+    /// Parses and validates the fields of the descriptor hash.
+    pub fn parse(name: &str, fields: &[(String, String)]) -> Result<Descriptor, String> {
+        let map: BTreeMap<&str, &str> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let get = |f: &str| {
+            map.get(f)
+                .copied()
+                .ok_or_else(|| format!("descriptor of {name:?} has no {f} field"))
+        };
+        let format = get("format")?;
+        if format != FORMAT {
+            return Err(format!(
+                "descriptor of {name:?} has format {format:?}; this tool reads format {FORMAT}"
+            ));
+        }
+        let route = get("route")?;
+        if route != ROUTE_NAME {
+            return Err(format!(
+                "descriptor of {name:?} uses route {route:?}; this tool knows {ROUTE_NAME}"
+            ));
+        }
+        let stored = get("name")?;
+        if stored != name {
+            return Err(format!("descriptor of {name:?} names campaign {stored:?}"));
+        }
+        let shards = get("shards")?;
+        let shards = shards
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_SHARDS).contains(n))
+            .ok_or_else(|| format!("descriptor of {name:?} has a bad shard count {shards:?}"))?;
+        let keys = (0..shards)
+            .map(|i| get(&format!("shard:{i}")).map(str::to_string))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut stock = BTreeMap::new();
+        for (k, v) in &map {
+            if let Some(prize) = k.strip_prefix("stock:") {
+                let s = Stock::parse(v)
+                    .ok_or_else(|| format!("descriptor of {name:?}: bad {k} {v:?}"))?;
+                stock.insert(prize.to_string(), s);
+            }
+        }
+        let created_ms = map
+            .get("created_ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(Descriptor {
+            name: name.to_string(),
+            shards,
+            keys,
+            stock,
+            created_ms,
+        })
+    }
+
+    /// The hash fields, in the order `describe` prints them.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut f = vec![
+            ("format".to_string(), FORMAT.to_string()),
+            ("name".to_string(), self.name.clone()),
+            ("shards".to_string(), self.shards.to_string()),
+            ("route".to_string(), ROUTE_NAME.to_string()),
+            ("created_ms".to_string(), self.created_ms.to_string()),
+        ];
+        for (i, k) in self.keys.iter().enumerate() {
+            f.push((format!("shard:{i}"), k.clone()));
+        }
+        for (p, s) in &self.stock {
+            f.push((format!("stock:{p}"), s.to_string()));
+        }
+        f
+    }
+
+    pub fn shard_of(&self, user: &[u8]) -> (u32, &str) {
+        let i = lottery_engine::route::shard_index(user, self.shards);
+        (i, &self.keys[i as usize])
+    }
+}
+
+/// `LOTTERY.CONFIGURE` options as given on the command line, with the PRIZE clauses found, so
+/// that each shard can get its part of every finite stock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigureOptions {
+    args: Vec<String>,
+    /// (index of the stock argument in `args`, prize id, stock)
+    prizes: Vec<(usize, String, Stock)>,
+}
+
+impl ConfigureOptions {
+    /// Walks the options with the arity of each (docs/commands.md). Values are checked by the
+    /// servers, except the stocks, which are split here. `STREAM` is refused: every shard keeps
+    /// its default wins stream (one stream key cannot be in every shard's slot).
+    pub fn parse(args: &[String]) -> Result<ConfigureOptions, String> {
+        let mut prizes = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let opt = args[i].to_ascii_uppercase();
+            let arity = match opt.as_str() {
+                "PRIZE" => 3,
+                "NOTHING" | "COOLDOWN" | "DAILY" | "MAXWINS" | "DAYOFFSET" | "IDEMPOTENCY" => 1,
+                "WINDOW" => 2,
+                "SOLDOUT" => match args.get(i + 1) {
+                    Some(m) if m.eq_ignore_ascii_case("FALLBACK") => 2,
+                    _ => 1,
+                },
+                "STREAM" => {
+                    return Err("STREAM is not allowed for a sharded campaign: every shard \
+                                writes to its own default wins stream (<shard key>:wins)"
+                        .into())
+                }
+                _ => return Err(format!("unknown option '{}'", args[i])),
+            };
+            if i + arity >= args.len() {
+                return Err(match opt.as_str() {
+                    "PRIZE" => "PRIZE needs id weight stock".to_string(),
+                    _ => format!("{opt} needs {arity} value(s)"),
+                });
+            }
+            if opt == "PRIZE" {
+                let id = args[i + 1].clone();
+                let s = &args[i + 3];
+                let stock = Stock::parse(s).ok_or_else(|| {
+                    format!(
+                        "invalid stock '{s}': expected an integer in 0..9223372036854775807 or INF"
+                    )
+                })?;
+                if prizes.iter().any(|(_, p, _)| *p == id) {
+                    return Err(format!("duplicate prize '{id}'"));
+                }
+                prizes.push((i + 3, id, stock));
+            }
+            i += arity + 1;
+        }
+        Ok(ConfigureOptions {
+            args: args.to_vec(),
+            prizes,
+        })
+    }
+
+    /// Prize ids and the stock given for the whole campaign, in order.
+    pub fn prizes(&self) -> impl Iterator<Item = (&str, Stock)> {
+        self.prizes.iter().map(|(_, id, s)| (id.as_str(), *s))
+    }
+
+    pub fn has_prizes(&self) -> bool {
+        !self.prizes.is_empty()
+    }
+
+    /// The options for shard `i` of `n`: each finite stock replaced by its part.
+    pub fn for_shard(&self, i: u32, n: u32) -> Vec<String> {
+        let mut a = self.args.clone();
+        for (pos, _, stock) in &self.prizes {
+            if let Stock::Finite(s) = stock {
+                a[*pos] = split(*s, n, i).to_string();
+            }
+        }
+        a
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn split_sums_and_is_even() {
+        for (total, n) in [
+            (0u64, 1u32),
+            (10, 3),
+            (2, 5),
+            (1_000_003, 7),
+            (u64::MAX >> 1, 16),
+        ] {
+            let parts: Vec<u64> = (0..n).map(|i| split(total, n, i)).collect();
+            assert_eq!(parts.iter().sum::<u64>(), total);
+            let (lo, hi) = (parts.iter().min().unwrap(), parts.iter().max().unwrap());
+            assert!(hi - lo <= 1);
+            assert!(parts.windows(2).all(|w| w[0] >= w[1]), "extras go first");
+        }
+        assert_eq!(split(10, 3, 0), 4);
+        assert_eq!(split(10, 3, 2), 3);
+        assert_eq!(split(5, 0, 0), 5); // never divides by zero
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("spring-2026:a_b.c").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name(&"a".repeat(65)).is_err());
+        assert!(validate_name("a{b}").is_err());
+        assert!(validate_name("a b").is_err());
+        assert_eq!(descriptor_key("x"), "lottery:shards:x");
+        assert_eq!(shard_key_candidate("x", 2, 0), "{x.2}");
+        assert_eq!(shard_key_candidate("x", 2, 5), "{x.2.5}");
+    }
+
+    #[test]
+    fn placement_follows_masters() {
+        // Three masters with thirds of the slots.
+        let owner = |s: u16| Some(usize::from(s) * 3 / 16384);
+        let keys = place_shards("spring", 7, 3, owner).unwrap();
+        assert_eq!(keys.len(), 7);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(owner(key_slot(k.as_bytes())), Some(i % 3), "{k}");
+            assert!(k.starts_with(&format!("{{spring.{i}")));
+        }
+        // One master: every shard keeps its plain key.
+        let keys = place_shards("spring", 3, 1, |_| Some(0)).unwrap();
+        assert_eq!(keys, ["{spring.0}", "{spring.1}", "{spring.2}"]);
+        assert!(place_shards("spring", 3, 0, |_| None).is_err());
+        assert!(place_shards("spring", 2, 2, |_| Some(0)).is_err());
+    }
+
+    fn fields(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut f: Vec<(String, String)> = [
+            ("format", "1"),
+            ("name", "spring"),
+            ("shards", "2"),
+            ("route", ROUTE_NAME),
+            ("shard:0", "{spring.0}"),
+            ("shard:1", "{spring.1.4}"),
+            ("stock:phone", "10"),
+            ("stock:points", "INF"),
+            ("created_ms", "123"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            f.retain(|(fk, _)| fk != k);
+            f.push((k.to_string(), v.to_string()));
+        }
+        f
+    }
+
+    #[test]
+    fn descriptor_round_trip() {
+        let d = Descriptor::parse("spring", &fields(&[])).unwrap();
+        assert_eq!(d.shards, 2);
+        assert_eq!(d.keys, ["{spring.0}", "{spring.1.4}"]);
+        assert_eq!(d.stock["phone"], Stock::Finite(10));
+        assert_eq!(d.stock["points"], Stock::Inf);
+        assert_eq!(d.created_ms, 123);
+        assert_eq!(Descriptor::parse("spring", &d.fields()).unwrap(), d);
+        let (i, k) = d.shard_of(b"alice");
+        assert_eq!(k, d.keys[i as usize]);
+    }
+
+    #[test]
+    fn descriptor_rejects() {
+        for bad in [
+            ("format", "2"),
+            ("route", "crc/1"),
+            ("name", "other"),
+            ("shards", "3"),
+            ("shards", "0"),
+            ("shards", "x"),
+            ("stock:phone", "-1"),
+        ] {
+            assert!(
+                Descriptor::parse("spring", &fields(&[bad])).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Descriptor::parse("spring", &[]).is_err());
+    }
+
+    #[test]
+    fn configure_options() {
+        let o = ConfigureOptions::parse(&s(&[
+            "PRIZE", "phone", "1", "10", "prize", "pts", "5", "inf", "NOTHING", "100", "SOLDOUT",
+            "FALLBACK", "pts", "WINDOW", "1", "2", "DAILY", "INF",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.prizes().collect::<Vec<_>>(),
+            [("phone", Stock::Finite(10)), ("pts", Stock::Inf)]
+        );
+        assert_eq!(o.for_shard(0, 3)[3], "4");
+        assert_eq!(o.for_shard(2, 3)[3], "3");
+        assert_eq!(o.for_shard(2, 3)[7], "inf");
+        // A prize called PRIZE is an id, not an option.
+        let o = ConfigureOptions::parse(&s(&["PRIZE", "PRIZE", "1", "3"])).unwrap();
+        assert_eq!(o.prizes().count(), 1);
+        for bad in [
+            &["PRIZE", "a", "1"][..],
+            &["PRIZE", "a", "1", "x"],
+            &["PRIZE", "a", "1", "-1"],
+            &["PRIZE", "a", "1", "1", "PRIZE", "a", "1", "1"],
+            &["STREAM", "s"],
+            &["FOO", "1"],
+            &["COOLDOWN"],
+        ] {
+            assert!(ConfigureOptions::parse(&s(bad)).is_err(), "{bad:?}");
+        }
+        assert!(!ConfigureOptions::parse(&s(&["DAILY", "3"]))
+            .unwrap()
+            .has_prizes());
+    }
+}

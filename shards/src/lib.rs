@@ -1,0 +1,18 @@
+//! lottery-shards: one redis-lottery campaign sharded over a Redis Cluster (issue 6).
+//!
+//! Layout, in reading order:
+//! - [`error`]: the error kinds and the process exit code of each;
+//! - [`descriptor`]: the campaign's descriptor hash, shard placement, configure options and the
+//!   stock split (pure);
+//! - [`cluster`]: the cluster topology (masters by node id, slot owners) and a connection that
+//!   routes each command by its key;
+//! - [`stats`]: reading `LOTTERY.STATS` and transfer records, combined figures and the
+//!   conservation check (pure once read);
+//! - [`rebalance`]: the transfer protocol (OUT -> IN -> SETTLE), its crash points and recovery;
+//! - `main.rs`: the command line.
+
+pub mod cluster;
+pub mod descriptor;
+pub mod error;
+pub mod rebalance;
+pub mod stats;
