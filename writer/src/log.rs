@@ -1,6 +1,7 @@
 //! Structured log lines on stderr: `ts=... level=... event=... key=value ...`.
 //! Values that are not plain tokens are quoted with Rust string escapes.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -47,9 +48,24 @@ fn now_utc() -> String {
     )
 }
 
+thread_local! {
+    /// The shard this thread consumes (sharded mode): every line it logs carries `shard=KEY`.
+    static SHARD: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Tags this thread's log lines with `shard=KEY` (None: no tag).
+pub fn set_shard(key: Option<&str>) {
+    SHARD.with(|s| *s.borrow_mut() = key.map(v));
+}
+
 pub fn line(level: &str, event: &str, fields: &[(&str, String)]) {
     let mut s = String::with_capacity(128);
     let _ = write!(s, "ts={} level={} event={}", now_utc(), level, event);
+    SHARD.with(|k| {
+        if let Some(k) = k.borrow().as_ref() {
+            let _ = write!(s, " shard={}", k);
+        }
+    });
     for (k, val) in fields {
         let _ = write!(s, " {}={}", k, val);
     }

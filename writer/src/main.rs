@@ -3,11 +3,12 @@
 
 #[macro_use]
 mod log;
+mod cluster;
 mod signals;
 mod store;
 mod stream;
 
-use clap::Parser;
+use clap::{ArgGroup, Parser};
 use redis::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,15 +25,23 @@ const EXIT_DB_UNREACHABLE: i32 = 4;
 #[command(
     name = "lottery-writer",
     version,
-    about = "Persists a redis-lottery campaign's wins stream and stock drains into SQLite or PostgreSQL"
+    about = "Persists a redis-lottery campaign's wins stream and stock drains into SQLite or PostgreSQL",
+    group(ArgGroup::new("target").required(true).args(["campaign", "shards"]))
 )]
 struct Args {
     /// Redis URL, e.g. redis://127.0.0.1:6379 (redis://:password@host:port/db also works).
+    /// With --cluster: a seed node of the cluster (repeat it, or separate several with commas).
+    #[arg(long, required = true)]
+    redis: Vec<String>,
+    /// --redis is a Redis Cluster node: route every command to the master owning its key.
     #[arg(long)]
-    redis: String,
+    cluster: bool,
     /// The campaign key (as given to LOTTERY.CONFIGURE).
     #[arg(long)]
-    campaign: String,
+    campaign: Option<String>,
+    /// A sharded campaign: read the descriptor `lottery:shards:NAME` and consume every shard.
+    #[arg(long, value_name = "NAME", conflicts_with = "stream")]
+    shards: Option<String>,
     /// Consumer group name on the wins stream (created if missing).
     #[arg(long)]
     group: String,
@@ -116,10 +125,147 @@ struct Counts {
     errors: u64,
 }
 
+impl Counts {
+    /// The `key=value` fields of a `progress` / `stopped` line.
+    fn fields(&self) -> Vec<(&'static str, String)> {
+        [
+            ("read", self.read),
+            ("inserted", self.inserted),
+            ("duplicates", self.duplicates),
+            ("acked", self.acked),
+            ("recovered", self.recovered),
+            ("claimed", self.claimed),
+            ("deleted", self.deleted),
+            ("malformed", self.malformed),
+            ("batches", self.batches),
+            ("drains_stored", self.drains_stored),
+            ("drains_skipped", self.drains_skipped),
+            ("drains_empty", self.drains_empty),
+            ("errors", self.errors),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k, n.to_string()))
+        .collect()
+    }
+
+    fn add(&mut self, o: &Counts) {
+        self.read += o.read;
+        self.inserted += o.inserted;
+        self.duplicates += o.duplicates;
+        self.acked += o.acked;
+        self.deleted += o.deleted;
+        self.malformed += o.malformed;
+        self.recovered += o.recovered;
+        self.claimed += o.claimed;
+        self.batches += o.batches;
+        self.drains_stored += o.drains_stored;
+        self.drains_skipped += o.drains_skipped;
+        self.drains_empty += o.drains_empty;
+        self.errors += o.errors;
+    }
+}
+
+/// Where the commands go: one server (one connection), or a cluster (the master owning each
+/// command's key; see cluster.rs).
+enum Redis {
+    Single {
+        client: redis::Client,
+        con: Option<redis::Connection>,
+        connect_timeout: Duration,
+        read_timeout: Duration,
+        write_timeout: Duration,
+    },
+    Cluster(cluster::Cluster),
+}
+
+impl Redis {
+    fn connected(&self) -> bool {
+        match self {
+            Redis::Single { con, .. } => con.is_some(),
+            Redis::Cluster(_) => true,
+        }
+    }
+
+    /// Single: opens the connection. Cluster: reads the slot map (connections are opened
+    /// per node as commands need them).
+    fn connect(&mut self) -> redis::RedisResult<()> {
+        match self {
+            Redis::Single {
+                client,
+                con,
+                connect_timeout,
+                read_timeout,
+                write_timeout,
+            } => {
+                let c = client.get_connection_with_timeout(*connect_timeout)?;
+                c.set_read_timeout(Some(*read_timeout))?;
+                c.set_write_timeout(Some(*write_timeout))?;
+                *con = Some(c);
+                Ok(())
+            }
+            Redis::Cluster(cl) => cl.refresh(),
+        }
+    }
+
+    /// Runs `c`, whose key is `key` (the key routes it in a cluster). A connection error
+    /// drops the connection: the next command reconnects.
+    fn query(&mut self, key: &str, c: &redis::Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Redis::Single { .. } => {
+                if !self.connected() {
+                    self.connect()?;
+                }
+                let Redis::Single { con: Some(con), .. } = self else {
+                    unreachable!("connected above");
+                };
+                let r = c.query::<Value>(con);
+                if let Err(e) = &r {
+                    if e.is_io_error()
+                        || e.is_timeout()
+                        || e.is_connection_dropped()
+                        || e.is_unrecoverable_error()
+                    {
+                        self.reset();
+                    }
+                }
+                r
+            }
+            Redis::Cluster(cl) => cl.query(key.as_bytes(), c),
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Redis::Single { con, .. } => *con = None,
+            Redis::Cluster(cl) => cl.reset(),
+        }
+    }
+
+    /// A new handle on the same server or cluster, with its own connections.
+    fn fresh(&self, read_timeout: Duration) -> Redis {
+        match self {
+            Redis::Single {
+                client,
+                connect_timeout,
+                write_timeout,
+                ..
+            } => Redis::Single {
+                client: client.clone(),
+                con: None,
+                connect_timeout: *connect_timeout,
+                read_timeout,
+                write_timeout: *write_timeout,
+            },
+            Redis::Cluster(cl) => Redis::Cluster(cl.fresh(read_timeout)),
+        }
+    }
+}
+
 struct Writer {
     args: Args,
-    client: redis::Client,
-    con: Option<redis::Connection>,
+    redis: Redis,
+    /// The campaign key (in sharded mode: this shard's key).
+    campaign: String,
     store: Box<dyn Store>,
     stream: String,
     stop: Arc<AtomicBool>,
@@ -152,42 +298,26 @@ fn mask_url(url: &str) -> String {
     url.to_string()
 }
 
+/// The read timeout of a writer's connections: a blocking read plus some slack.
+fn read_timeout(args: &Args) -> Duration {
+    Duration::from_millis(args.block_ms + args.timeout_ms.max(1000))
+}
+
 impl Writer {
-    fn read_timeout(&self) -> Duration {
-        Duration::from_millis(self.args.block_ms + self.args.timeout_ms.max(1000))
-    }
-
     fn connect(&mut self) -> Res<()> {
-        let con = self
-            .client
-            .get_connection_with_timeout(Duration::from_millis(self.args.timeout_ms.max(1)))
-            .map_err(|e| redis_err("connect", e))?;
-        con.set_read_timeout(Some(self.read_timeout()))
-            .map_err(|e| redis_err("connect", e))?;
-        con.set_write_timeout(Some(Duration::from_millis(self.args.timeout_ms.max(1000))))
-            .map_err(|e| redis_err("connect", e))?;
-        self.con = Some(con);
-        Ok(())
+        self.redis.connect().map_err(|e| redis_err("connect", e))
     }
 
-    fn cmd(&mut self, what: &str, c: &redis::Cmd) -> Res<Value> {
-        if self.con.is_none() {
+    /// Runs `c` (`key`: the key it addresses). The outer error: could not connect.
+    fn raw(&mut self, key: &str, c: &redis::Cmd) -> Res<redis::RedisResult<Value>> {
+        if !self.redis.connected() {
             self.connect()?;
         }
-        let con = self.con.as_mut().unwrap();
-        match c.query::<Value>(con) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_unrecoverable_error()
-                {
-                    self.con = None;
-                }
-                Err(redis_err(what, e))
-            }
-        }
+        Ok(self.redis.query(key, c))
+    }
+
+    fn cmd(&mut self, what: &str, key: &str, c: &redis::Cmd) -> Res<Value> {
+        self.raw(key, c)?.map_err(|e| redis_err(what, e))
     }
 
     fn ensure_group(&mut self) -> Res<()> {
@@ -197,10 +327,8 @@ impl Writer {
             .arg(&self.args.group)
             .arg("0")
             .arg("MKSTREAM");
-        if self.con.is_none() {
-            self.connect()?;
-        }
-        match c.query::<Value>(self.con.as_mut().unwrap()) {
+        let stream = self.stream.clone();
+        match self.raw(&stream, &c)? {
             Ok(_) => {
                 log!(
                     "info",
@@ -211,12 +339,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                    self.con = None;
-                }
-                Err(redis_err("XGROUP CREATE", e))
-            }
+            Err(e) => Err(redis_err("XGROUP CREATE", e)),
         }
     }
 
@@ -272,12 +395,12 @@ impl Writer {
         let inserted = if b.wins.is_empty() {
             0
         } else {
-            let campaign = self.args.campaign.clone();
-            self.store.write_wins(&campaign, &b.wins)?
+            self.store.write_wins(&self.campaign, &b.wins)?
         };
         let mut c = redis::cmd("XACK");
         c.arg(&self.stream).arg(&self.args.group).arg(&b.ack);
-        let acked = stream::int(&self.cmd("XACK", &c)?).unwrap_or(0) as u64;
+        let stream = self.stream.clone();
+        let acked = stream::int(&self.cmd("XACK", &stream, &c)?).unwrap_or(0) as u64;
         let n = b.ack.len() as u64;
         self.counts.read += n;
         self.counts.batches += 1;
@@ -320,7 +443,7 @@ impl Writer {
                 .arg("STREAMS")
                 .arg(&self.stream)
                 .arg(&cursor);
-            let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &c)?)?;
+            let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
             let Some(last) = b.last_id.clone() else {
                 return Ok(());
             };
@@ -345,7 +468,8 @@ impl Writer {
                 .arg(&cursor)
                 .arg("COUNT")
                 .arg(self.batch_size());
-            let (next, b) = stream::parse_xautoclaim(&self.cmd("XAUTOCLAIM", &c)?)?;
+            let (next, b) =
+                stream::parse_xautoclaim(&self.cmd("XAUTOCLAIM", &self.stream.clone(), &c)?)?;
             if b.deleted > 0 && b.is_empty() {
                 self.counts.deleted += b.deleted as u64;
                 log!("info", "claim_deleted", entries = b.deleted);
@@ -361,16 +485,15 @@ impl Writer {
     fn drain(&mut self, last: bool) -> Res<()> {
         self.last_drain = Instant::now();
         let mut c = redis::cmd("LOTTERY.DRAIN");
-        c.arg(&self.args.campaign);
+        c.arg(&self.campaign);
         if last {
             c.arg("LAST");
         }
-        let d = stream::parse_drain(&self.cmd("LOTTERY.DRAIN", &c)?)?;
+        let d = stream::parse_drain(&self.cmd("LOTTERY.DRAIN", &self.campaign.clone(), &c)?)?;
         if last && d.seq == 0 {
             return Ok(());
         }
-        let campaign = self.args.campaign.clone();
-        let outcome = self.store.write_drain(&campaign, &d)?;
+        let outcome = self.store.write_drain(&self.campaign, &d)?;
         let sold: i64 = d.sold.iter().map(|(_, n)| n).sum();
         match outcome {
             DrainOutcome::Stored => self.counts.drains_stored += 1,
@@ -439,29 +562,12 @@ impl Writer {
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(">");
-        let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &c)?)?;
+        let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
         self.process(b, "new")
     }
 
     fn summary(&self, event: &str) {
-        let c = &self.counts;
-        log!(
-            "info",
-            event,
-            read = c.read,
-            inserted = c.inserted,
-            duplicates = c.duplicates,
-            acked = c.acked,
-            recovered = c.recovered,
-            claimed = c.claimed,
-            deleted = c.deleted,
-            malformed = c.malformed,
-            batches = c.batches,
-            drains_stored = c.drains_stored,
-            drains_skipped = c.drains_skipped,
-            drains_empty = c.drains_empty,
-            errors = c.errors
-        );
+        log::line("info", event, &self.counts.fields());
     }
 
     fn run(&mut self) {
@@ -502,7 +608,7 @@ impl Writer {
                     if let Err(e) = self.store.reconnect() {
                         log!("error", "db_reconnect_failed", error = e);
                     }
-                    self.con = None;
+                    self.redis.reset();
                     // Whatever was in hand is still pending: read it again.
                     need_recover = true;
                 }
@@ -529,6 +635,65 @@ fn main() {
     std::process::exit(real_main(args));
 }
 
+/// The descriptor of a sharded campaign: its shard keys, in order.
+fn descriptor_key(name: &str) -> String {
+    format!("lottery:shards:{}", name)
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+}
+
+/// Reads `lottery:shards:NAME` (HGETALL): the shard keys `shard:0..shards-1`.
+fn parse_descriptor(name: &str, v: &Value) -> Res<Vec<String>> {
+    let key = descriptor_key(name);
+    let empty = match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        _ => return Err(format!("unexpected HGETALL {} reply: {:?}", key, v)),
+    };
+    if empty {
+        return Err(format!(
+            "no sharded campaign {:?} ({} does not exist)",
+            name, key
+        ));
+    }
+    if let Some(f) = stream::field(v, "format").and_then(stream::string) {
+        if f != "1" {
+            return Err(format!("{}: unsupported format {:?} (expected 1)", key, f));
+        }
+    }
+    let n = stream::field(v, "shards")
+        .and_then(stream::int)
+        .filter(|n| (1..=65536).contains(n))
+        .ok_or_else(|| format!("{}: no valid `shards` field", key))?;
+    let mut keys: Vec<String> = Vec::new();
+    for i in 0..n {
+        let k = stream::field(v, &format!("shard:{}", i))
+            .and_then(stream::string)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| format!("{}: no field shard:{} (shards={})", key, i, n))?;
+        if keys.contains(&k) {
+            return Err(format!("{}: shard key {:?} listed twice", key, k));
+        }
+        keys.push(k);
+    }
+    Ok(keys)
+}
+
+fn is_unreachable(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
+}
+
+/// One campaign (or shard) to consume: its key and its wins stream.
+struct Target {
+    campaign: String,
+    stream: String,
+}
+
 fn real_main(args: Args) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     if let Err(e) = signals::spawn(Arc::clone(&stop)) {
@@ -536,29 +701,99 @@ fn real_main(args: Args) -> i32 {
         return EXIT_FATAL;
     }
 
-    log!(
-        "info",
-        "start",
-        redis = mask_url(&args.redis),
-        campaign = args.campaign,
-        group = args.group,
-        consumer = args.consumer,
-        database = mask_url(&args.database),
-        rate = args.rate,
-        drain_every_ms = args.drain_every_ms,
-        claim_idle_ms = args.claim_idle_ms
-    );
+    let redis_urls = args
+        .redis
+        .iter()
+        .map(|u| mask_url(u))
+        .collect::<Vec<_>>()
+        .join(",");
+    match (&args.campaign, &args.shards) {
+        (Some(campaign), None) if !args.cluster => log!(
+            "info",
+            "start",
+            redis = redis_urls,
+            campaign = campaign,
+            group = args.group,
+            consumer = args.consumer,
+            database = mask_url(&args.database),
+            rate = args.rate,
+            drain_every_ms = args.drain_every_ms,
+            claim_idle_ms = args.claim_idle_ms
+        ),
+        _ => log!(
+            "info",
+            "start",
+            redis = redis_urls,
+            cluster = args.cluster,
+            campaign = args.campaign.as_deref().unwrap_or(""),
+            shards = args.shards.as_deref().unwrap_or(""),
+            group = args.group,
+            consumer = args.consumer,
+            database = mask_url(&args.database),
+            rate = args.rate,
+            drain_every_ms = args.drain_every_ms,
+            claim_idle_ms = args.claim_idle_ms
+        ),
+    }
 
-    let client = match redis::Client::open(args.redis.as_str()) {
-        Ok(c) => c,
-        Err(e) => {
+    if let Some(name) = &args.shards {
+        if !valid_name(name) {
+            log!(
+                "error",
+                "startup_failed",
+                what = "campaign",
+                error = format!(
+                    "invalid sharded campaign name {:?} (expected [A-Za-z0-9_.:-]{{1,64}})",
+                    name
+                )
+            );
+            return EXIT_FATAL;
+        }
+    }
+
+    let connect_timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let startup_read_timeout = Duration::from_millis(args.timeout_ms.max(1000));
+    let write_timeout = Duration::from_millis(args.timeout_ms.max(1000));
+    let mut probe = if args.cluster {
+        match cluster::Cluster::new(
+            &args.redis,
+            connect_timeout,
+            startup_read_timeout,
+            write_timeout,
+        ) {
+            Ok(c) => Redis::Cluster(c),
+            Err(e) => {
+                log!("error", "startup_failed", what = "redis", error = e);
+                return EXIT_FATAL;
+            }
+        }
+    } else {
+        if args.redis.len() > 1 {
             log!(
                 "error",
                 "startup_failed",
                 what = "redis",
-                error = format!("invalid --redis URL: {}", e)
+                error = "several --redis URLs need --cluster"
             );
             return EXIT_FATAL;
+        }
+        match redis::Client::open(args.redis[0].as_str()) {
+            Ok(client) => Redis::Single {
+                client,
+                con: None,
+                connect_timeout,
+                read_timeout: startup_read_timeout,
+                write_timeout,
+            },
+            Err(e) => {
+                log!(
+                    "error",
+                    "startup_failed",
+                    what = "redis",
+                    error = format!("invalid --redis URL: {}", e)
+                );
+                return EXIT_FATAL;
+            }
         }
     };
     if let Err(e) = store::parse_url(&args.database) {
@@ -567,121 +802,208 @@ fn real_main(args: Args) -> i32 {
     }
 
     // Redis first: fail at once (no retry) when it is unreachable at start.
-    let mut con =
-        match client.get_connection_with_timeout(Duration::from_millis(args.timeout_ms.max(1))) {
-            Ok(c) => c,
+    if let Err(e) = probe.connect() {
+        log!(
+            "error",
+            "startup_failed",
+            what = "redis",
+            url = redis_urls,
+            error = e
+        );
+        eprintln!(
+            "lottery-writer: cannot reach Redis at {}: {}",
+            redis_urls, e
+        );
+        return EXIT_REDIS_UNREACHABLE;
+    }
+
+    // What to consume: the campaign, or every shard the descriptor lists.
+    let mut campaigns: Vec<String> = Vec::new();
+    if let Some(name) = &args.shards {
+        let key = descriptor_key(name);
+        let v = match probe.query(&key, redis::cmd("HGETALL").arg(&key)) {
+            Ok(v) => v,
             Err(e) => {
                 log!(
                     "error",
                     "startup_failed",
-                    what = "redis",
-                    url = mask_url(&args.redis),
+                    what = "campaign",
+                    shards = name,
+                    error = e
+                );
+                eprintln!("lottery-writer: HGETALL {} failed: {}", key, e);
+                return if is_unreachable(&e) {
+                    EXIT_REDIS_UNREACHABLE
+                } else {
+                    EXIT_FATAL
+                };
+            }
+        };
+        match parse_descriptor(name, &v) {
+            Ok(keys) => campaigns = keys,
+            Err(e) => {
+                log!(
+                    "error",
+                    "startup_failed",
+                    what = "campaign",
+                    shards = name,
+                    error = e
+                );
+                eprintln!("lottery-writer: {}", e);
+                return EXIT_FATAL;
+            }
+        }
+    } else if let Some(c) = &args.campaign {
+        campaigns.push(c.clone());
+    }
+    let sharded = args.shards.is_some();
+
+    let mut targets = Vec::new();
+    for campaign in campaigns {
+        let stream_name = match &args.stream {
+            Some(s) => s.clone(),
+            None => {
+                let stats = probe.query(&campaign, redis::cmd("LOTTERY.STATS").arg(&campaign));
+                let name = match stats {
+                    Ok(v) => stream::field(&v, "stream").and_then(stream::string),
+                    Err(e) => {
+                        log!(
+                            "error",
+                            "startup_failed",
+                            what = "campaign",
+                            campaign = campaign,
+                            error = e
+                        );
+                        eprintln!("lottery-writer: LOTTERY.STATS {} failed: {}", campaign, e);
+                        return if is_unreachable(&e) {
+                            EXIT_REDIS_UNREACHABLE
+                        } else {
+                            EXIT_FATAL
+                        };
+                    }
+                };
+                match name {
+                    Some(n) => n,
+                    None => {
+                        log!(
+                            "error",
+                            "startup_failed",
+                            what = "campaign",
+                            error = "LOTTERY.STATS has no stream field"
+                        );
+                        return EXIT_FATAL;
+                    }
+                }
+            }
+        };
+        targets.push(Target {
+            campaign,
+            stream: stream_name,
+        });
+    }
+
+    // One store per campaign / shard (each shard's thread writes through its own
+    // connection; SQLite: WAL, IMMEDIATE transactions and a busy timeout serialize them).
+    let mut writers = Vec::new();
+    let now = Instant::now();
+    for t in targets {
+        let store = match store::open(&args.database) {
+            Ok(s) => s,
+            Err(e) => {
+                log!(
+                    "error",
+                    "startup_failed",
+                    what = "database",
+                    database = mask_url(&args.database),
                     error = e
                 );
                 eprintln!(
-                    "lottery-writer: cannot reach Redis at {}: {}",
-                    mask_url(&args.redis),
+                    "lottery-writer: cannot open the database {}: {}",
+                    mask_url(&args.database),
                     e
                 );
-                return EXIT_REDIS_UNREACHABLE;
+                return EXIT_DB_UNREACHABLE;
             }
         };
-    let _ = con.set_read_timeout(Some(Duration::from_millis(args.timeout_ms.max(1000))));
-    let stream_name = match &args.stream {
-        Some(s) => s.clone(),
-        None => {
-            let stats = redis::cmd("LOTTERY.STATS")
-                .arg(&args.campaign)
-                .query::<Value>(&mut con);
-            let name = match stats {
-                Ok(v) => stream::field(&v, "stream").and_then(stream::string),
-                Err(e) => {
-                    let unreachable =
-                        e.is_io_error() || e.is_timeout() || e.is_connection_dropped();
-                    log!(
-                        "error",
-                        "startup_failed",
-                        what = "campaign",
-                        campaign = args.campaign,
-                        error = e
-                    );
-                    eprintln!(
-                        "lottery-writer: LOTTERY.STATS {} failed: {}",
-                        args.campaign, e
-                    );
-                    return if unreachable {
-                        EXIT_REDIS_UNREACHABLE
-                    } else {
-                        EXIT_FATAL
-                    };
-                }
-            };
-            match name {
-                Some(n) => n,
-                None => {
-                    log!(
-                        "error",
-                        "startup_failed",
-                        what = "campaign",
-                        error = "LOTTERY.STATS has no stream field"
-                    );
-                    return EXIT_FATAL;
-                }
+        if sharded {
+            log::set_shard(Some(&t.campaign));
+        }
+        log!(
+            "info",
+            "ready",
+            stream = t.stream,
+            db = store.kind(),
+            batch = args.batch
+        );
+        log::set_shard(None);
+        let mut w = Writer {
+            bucket: Bucket::new(args.rate),
+            args: args.clone(),
+            redis: probe.fresh(read_timeout(&args)),
+            campaign: t.campaign,
+            store,
+            stream: t.stream,
+            stop: Arc::clone(&stop),
+            counts: Counts::default(),
+            last_claim: now,
+            last_drain: now,
+            last_log: now,
+        };
+        if let Err(e) = w.connect() {
+            log!("error", "startup_failed", what = "redis", error = e);
+            return EXIT_REDIS_UNREACHABLE;
+        }
+        writers.push(w);
+    }
+    drop(probe);
+
+    if !sharded {
+        let mut w = writers.pop().expect("one campaign");
+        w.run();
+        w.summary("stopped");
+        return 0;
+    }
+
+    // One thread per shard; they share the stop flag (the signals stay blocked in them:
+    // the mask is inherited from this thread).
+    let n = writers.len();
+    let mut handles = Vec::new();
+    for mut w in writers {
+        let key = w.campaign.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("shard-{}", handles.len()))
+            .spawn(move || {
+                log::set_shard(Some(&key));
+                w.run();
+                w.summary("stopped");
+                w.counts
+            });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                log!("error", "startup_failed", what = "thread", error = e);
+                stop.store(true, Ordering::SeqCst);
+                break;
             }
         }
-    };
-
-    let store = match store::open(&args.database) {
-        Ok(s) => s,
-        Err(e) => {
-            log!(
-                "error",
-                "startup_failed",
-                what = "database",
-                database = mask_url(&args.database),
-                error = e
-            );
-            eprintln!(
-                "lottery-writer: cannot open the database {}: {}",
-                mask_url(&args.database),
-                e
-            );
-            return EXIT_DB_UNREACHABLE;
-        }
-    };
-    log!(
-        "info",
-        "ready",
-        stream = stream_name,
-        db = store.kind(),
-        batch = args.batch
-    );
-
-    let now = Instant::now();
-    let mut w = Writer {
-        bucket: Bucket::new(args.rate),
-        args,
-        client,
-        con: None,
-        store,
-        stream: stream_name,
-        stop,
-        counts: Counts::default(),
-        last_claim: now,
-        last_drain: now,
-        last_log: now,
-    };
-    if let Err(e) = w.connect().and_then(|_| {
-        w.con
-            .as_ref()
-            .map(|_| ())
-            .ok_or_else(|| "no connection".to_string())
-    }) {
-        log!("error", "startup_failed", what = "redis", error = e);
-        return EXIT_REDIS_UNREACHABLE;
     }
-    drop(con);
-    w.run();
-    w.summary("stopped");
-    0
+    let mut total = Counts::default();
+    let mut code = 0;
+    let spawned = handles.len();
+    for h in handles {
+        match h.join() {
+            Ok(c) => total.add(&c),
+            Err(_) => {
+                log!("error", "shard_panicked");
+                code = EXIT_FATAL;
+            }
+        }
+    }
+    if spawned < n {
+        code = EXIT_FATAL;
+    }
+    let mut fields = vec![("shards", n.to_string())];
+    fields.extend(total.fields());
+    log::line("info", "stopped", &fields);
+    code
 }

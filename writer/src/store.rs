@@ -18,7 +18,7 @@ pub enum DrainOutcome {
     Empty,
 }
 
-pub trait Store {
+pub trait Store: Send {
     /// Inserts the wins in one transaction; returns how many rows were new
     /// (the others were already there: redeliveries).
     fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize>;
