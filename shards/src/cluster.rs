@@ -155,6 +155,15 @@ fn seed_host(url: &str) -> String {
         .to_string()
 }
 
+/// The URL of node `addr` (host:port) with the seed's scheme and credentials.
+fn node_url(seed: &str, addr: &str) -> String {
+    let (scheme, rest) = seed.split_once("://").unwrap_or(("redis", seed));
+    match rest.rsplit_once('@') {
+        Some((cred, _)) => format!("{scheme}://{cred}@{addr}"),
+        None => format!("{scheme}://{addr}"),
+    }
+}
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -226,6 +235,65 @@ impl Cluster {
         T::from_redis_value(&v).map_err(|e| Error::Campaign(format!("unexpected reply: {e}")))
     }
 
+    /// Sends `cmd` (whose key is `key`) at most once, for commands that must not run twice
+    /// (`LOTTERY.RESTOCK`, `HINCRBY`): redis-rs's cluster connection resends a command after a
+    /// broken connection, when the first one may have run. Here only MOVED/ASK (which say the
+    /// command did not run) are followed; a connection that breaks after sending is an error
+    /// saying the outcome is unknown.
+    pub fn query_once<T: FromRedisValue>(&mut self, key: &str, cmd: &Cmd) -> Result<T> {
+        // After an ASK redirect: the node to send ASKING + the command to, once.
+        let mut ask: Option<String> = None;
+        for _ in 0..5 {
+            let (addr, asking) = match ask.take() {
+                Some(a) => (a, true),
+                None => match self.topology.owner_of_slot(key_slot(key.as_bytes())) {
+                    Some(i) => (self.topology.masters[i].addr.clone(), false),
+                    None => {
+                        self.refresh_topology()?;
+                        continue;
+                    }
+                },
+            };
+            let url = node_url(&self.seeds[0], &addr);
+            let mut conn = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(CONNECT_TIMEOUT))
+                .map_err(|e| Error::Cluster(format!("cannot connect to {addr}: {e}")))?;
+            conn.set_read_timeout(Some(RESPONSE_TIMEOUT))
+                .map_err(|e| Error::Cluster(format!("{addr}: {e}")))?;
+            let r: redis::RedisResult<Value> = if asking {
+                redis::pipe()
+                    .cmd("ASKING")
+                    .ignore()
+                    .add_command(cmd.clone())
+                    .query::<Vec<Value>>(&mut conn)
+                    .map(|mut v| v.pop().unwrap_or(Value::Nil))
+            } else {
+                cmd.query(&mut conn)
+            };
+            match r {
+                Ok(v) => {
+                    return T::from_redis_value(&v)
+                        .map_err(|e| Error::Campaign(format!("unexpected reply: {e}")))
+                }
+                Err(e) if e.kind() == redis::ErrorKind::Moved => self.refresh_topology()?,
+                Err(e) if e.kind() == redis::ErrorKind::Ask => {
+                    ask = e.redirect_node().map(|(a, _)| a.to_string());
+                }
+                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
+                    return Err(Error::Cluster(format!(
+                        "{addr}: connection lost after sending {key}'s command, which may or \
+                         may not have run: look at `lottery-shards stats` before running it \
+                         again ({e})"
+                    )))
+                }
+                Err(e) => return Err(Error::from(e)),
+            }
+        }
+        Err(Error::Cluster(format!(
+            "{key}: the cluster kept redirecting the command (resharding?): try again"
+        )))
+    }
+
     /// `EVAL script 1 key args...`, routed by `key`.
     pub fn eval<T: FromRedisValue>(
         &mut self,
@@ -287,5 +355,7 @@ bbbb8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30010@31010 master,fail - 0 1
         assert!(normalise_seed("redis://h").is_err());
         assert!(normalise_seed("http://h:1").is_err());
         assert_eq!(seed_host("redis://user:pw@host:7101"), "host");
+        assert_eq!(node_url("redis://u:p@h:1", "n:2"), "redis://u:p@n:2");
+        assert_eq!(node_url("redis://h:1", "n:2"), "redis://n:2");
     }
 }

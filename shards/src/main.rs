@@ -255,7 +255,9 @@ fn create(c: &mut Cluster, name: &str, n: u32, options: &[String]) -> Result<u8>
         created_ms: now_ms(),
     };
     let args: Vec<String> = d.fields().into_iter().flat_map(|(k, v)| [k, v]).collect();
-    if c.eval::<i64>(CREATE_DESCRIPTOR, &dkey, &args)? == 0 {
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(CREATE_DESCRIPTOR).arg(1).arg(&dkey).arg(&args);
+    if c.query_once::<i64>(&dkey, &eval)? == 0 {
         return Err(Error::Campaign(format!(
             "sharded campaign '{name}' was created meanwhile by someone else ({dkey})"
         )));
@@ -493,8 +495,10 @@ fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> 
                 if part == 0 {
                     continue;
                 }
-                let now: i64 =
-                    c.query(redis::cmd("LOTTERY.RESTOCK").arg(key).arg(prize).arg(part))?;
+                let now: i64 = c.query_once(
+                    key,
+                    redis::cmd("LOTTERY.RESTOCK").arg(key).arg(prize).arg(part),
+                )?;
                 applied += part as i64;
                 println!("shard {i} {key} +{part} -> {now}");
             }
@@ -522,7 +526,8 @@ fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> 
                 if take[i] == 0 {
                     continue;
                 }
-                let r: Result<i64> = c.query(
+                let r: Result<i64> = c.query_once(
+                    key,
                     redis::cmd("LOTTERY.RESTOCK")
                         .arg(key)
                         .arg(prize)
@@ -548,7 +553,10 @@ fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> 
         )))
     })();
     if applied != 0 {
-        let total: i64 = c.query(redis::cmd("HINCRBY").arg(&dkey).arg(&field).arg(applied))?;
+        let total: i64 = c.query_once(
+            &dkey,
+            redis::cmd("HINCRBY").arg(&dkey).arg(&field).arg(applied),
+        )?;
         println!("{field} = {total}");
     }
     result.map(|_| 0)
