@@ -8,6 +8,7 @@ pub(crate) use lottery_engine as engine;
 pub(crate) use lottery_engine::parse;
 
 mod clock;
+mod cluster;
 mod commands;
 mod datatype;
 mod ffi;

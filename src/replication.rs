@@ -78,11 +78,15 @@ pub enum Field<'a> {
 /// Appends a win to the wins stream: `RedisModule_StreamAdd` (an automatic ID, blocked
 /// readers woken) and the `xadd` keyspace event, then the XADD replicated explicitly with the
 /// concrete ID it got, so replicas and the AOF append the identical entry. Nothing is written
-/// unless the stream key is empty or a stream. Returns the entry ID, or an error reply.
+/// unless the stream key is empty or a stream. `guard_migration`: the campaign has sold before
+/// and the server is a cluster node, so a missing stream may be one half of a slot migration
+/// (`crate::cluster`): then the win is refused with TRYAGAIN. Returns the entry ID, or an
+/// error reply.
 pub fn append_win(
     ctx: *mut raw::RedisModuleCtx,
     stream: &[u8],
     fields: &[(&'static [u8], Field)],
+    guard_migration: bool,
 ) -> Result<(u64, u64), String> {
     let api = || "ERR module API unavailable".to_string();
     let (Some(key_type), Some(add), Some(replicate)) = (
@@ -97,6 +101,15 @@ pub fn append_win(
     let t = unsafe { key_type(key.0) };
     if t != raw::REDISMODULE_KEYTYPE_EMPTY as i32 && t != raw::REDISMODULE_KEYTYPE_STREAM as i32 {
         return Err("WRONGTYPE Operation against a key holding the wrong kind of value".into());
+    }
+    if t == raw::REDISMODULE_KEYTYPE_EMPTY as i32
+        && guard_migration
+        && crate::cluster::slot_in_migration(ctx, stream)
+    {
+        return Err(format!(
+            "TRYAGAIN the wins stream '{}' is not on this node while its slot is migrating; retry",
+            crate::parse::shown(stream)
+        ));
     }
     // Field names and values as Redis strings: names and copied values are owned here,
     // argument strings are borrowed from the command.

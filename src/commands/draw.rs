@@ -141,8 +141,11 @@ fn draw(
                         }
                         None => 4,
                     };
-                    let (ms, seq) = replication::append_win(ctx, &c.rules.stream, &fields[..n])
-                        .map_err(Failure::Msg)?;
+                    let guard = c.counters.wins > 0
+                        && crate::datatype::CLUSTER_MODE.load(std::sync::atomic::Ordering::Relaxed);
+                    let (ms, seq) =
+                        replication::append_win(ctx, &c.rules.stream, &fields[..n], guard)
+                            .map_err(Failure::Msg)?;
                     Some(StreamId { ms, seq })
                 }
             };
