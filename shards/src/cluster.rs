@@ -241,6 +241,20 @@ impl Cluster {
     /// command did not run) are followed; a connection that breaks after sending is an error
     /// saying the outcome is unknown.
     pub fn query_once<T: FromRedisValue>(&mut self, key: &str, cmd: &Cmd) -> Result<T> {
+        self.send_once(key, cmd, false)
+    }
+
+    /// [`Cluster::query_once`], then waits until the master's replicas have the write
+    /// (`WAIT` on the same connection, for every connected replica, at least one required
+    /// when it has any). For the transfer steps: the next step must not start while a
+    /// failover could still drop this one (an OUT lost after its IN would create units; an IN
+    /// lost after its SETTLE would lose them). A step not acknowledged in time is an error;
+    /// it is idempotent, so the next run redoes it.
+    pub fn query_durable<T: FromRedisValue>(&mut self, key: &str, cmd: &Cmd) -> Result<T> {
+        self.send_once(key, cmd, true)
+    }
+
+    fn send_once<T: FromRedisValue>(&mut self, key: &str, cmd: &Cmd, durable: bool) -> Result<T> {
         // After an ASK redirect: the node to send ASKING + the command to, once.
         let mut ask: Option<String> = None;
         for _ in 0..5 {
@@ -271,9 +285,13 @@ impl Cluster {
                 cmd.query(&mut conn)
             };
             match r {
+                Ok(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
                 Ok(v) => {
+                    if durable {
+                        wait_replicas(&mut conn, &addr, key)?;
+                    }
                     return T::from_redis_value(&v)
-                        .map_err(|e| Error::Campaign(format!("unexpected reply: {e}")))
+                        .map_err(|e| Error::Campaign(format!("unexpected reply: {e}")));
                 }
                 Err(e) if e.kind() == redis::ErrorKind::Moved => self.refresh_topology()?,
                 Err(e) if e.kind() == redis::ErrorKind::Ask => {
@@ -308,6 +326,37 @@ impl Cluster {
         }
         self.query(&c)
     }
+}
+
+/// How long a transfer step may wait for its replicas.
+const WAIT_MS: u64 = 5000;
+
+/// `WAIT n` for the `n` replicas connected to the master behind `conn`, after a write on it.
+fn wait_replicas(conn: &mut redis::Connection, addr: &str, key: &str) -> Result<()> {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(conn)
+        .map_err(|e| Error::Cluster(format!("{addr}: INFO replication: {e}")))?;
+    let replicas: i64 = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("connected_slaves:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if replicas <= 0 {
+        return Ok(());
+    }
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(replicas)
+        .arg(WAIT_MS)
+        .query(conn)
+        .map_err(|e| Error::Cluster(format!("{addr}: WAIT: {e}")))?;
+    if acked < 1 {
+        return Err(Error::Cluster(format!(
+            "{addr}: no replica acknowledged {key}'s transfer step within {WAIT_MS} ms; \
+             it is recorded and the next run finishes it"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@
 //!    IN of the same id adds nothing.
 //! 3. `LOTTERY.TRANSFER A SETTLE id`: the OUT record is settled.
 //!
+//! Each step is acknowledged by the shard's replicas (`WAIT`) before the next one starts, so
+//! a failover cannot undo a step whose successor already ran.
+//!
 //! Crash points: after 1, the units are in A's PENDING record; after 2, they are in B's stock
 //! and A's record is still PENDING; after 3, done. So **every run first recovers**: for each
 //! shard, each PENDING OUT record gets its IN on the peer, with the recorded t (a no-op when it
@@ -73,7 +76,7 @@ impl Shards for Cluster {
             .arg(prize)
             .arg(count)
             .arg(peer);
-        nonneg(self.query::<i64>(&c)?, "TRANSFER OUT")
+        nonneg(self.query_durable::<i64>(key, &c)?, "TRANSFER OUT")
     }
 
     fn transfer_in(
@@ -86,13 +89,13 @@ impl Shards for Cluster {
     ) -> Result<bool> {
         let mut c = redis::cmd("LOTTERY.TRANSFER");
         c.arg(key).arg("IN").arg(id).arg(prize).arg(count).arg(peer);
-        Ok(self.query::<i64>(&c)? == 1)
+        Ok(self.query_durable::<i64>(key, &c)? == 1)
     }
 
     fn settle(&mut self, key: &str, id: &str) -> Result<bool> {
         let mut c = redis::cmd("LOTTERY.TRANSFER");
         c.arg(key).arg("SETTLE").arg(id);
-        Ok(self.query::<i64>(&c)? == 1)
+        Ok(self.query_durable::<i64>(key, &c)? == 1)
     }
 
     fn list(&mut self, key: &str, pending_only: bool) -> Result<Vec<Record>> {

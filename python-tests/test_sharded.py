@@ -1,0 +1,424 @@
+"""Issue 6: sharded campaigns (lottery-shards + lottery-writer --cluster --shards) on a real
+3-master/3-replica cluster with the module on every node.
+
+- lottery-shards create/describe/route/stats/pause/resume/restock/check against the contract
+  (/work/notes/shard-contract.md): shard keys on the masters the contract names, stock split
+  S/N + (1 if i < S%N), routing equal to routing/lottery_route.py;
+- many clients drawing concurrently on a sharded campaign until it sells out: total wins ==
+  total stock, every user's wins <= MAXWINS, every win a client saw in its shard's stream, and
+  lottery-writer --cluster --shards persisting every stream entry and every drain;
+- rebalancing under load with the mover crashing after OUT and after IN (--crash-after) and
+  kill -9 of a looping `rebalance --every-ms`, then rerun: `check` conserved at every step, and
+  with demand skewed to one shard the campaign still sells out completely.
+
+Needs target/release/lottery-shards and target/release/lottery-writer:
+    cargo build --release -p lottery-shards -p lottery-writer
+"""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+import cluster_helpers as C
+import lottery_helpers as H
+
+sys.path.insert(0, str(H.REPO / "routing"))
+import lottery_route as R  # noqa: E402
+
+SHARDS_BIN = os.environ.get("LOTTERY_SHARDS", str(H.REPO / "target" / "release" / "lottery-shards"))
+WRITER_BIN = os.environ.get("LOTTERY_WRITER", str(H.REPO / "target" / "release" / "lottery-writer"))
+BUILD = "cargo build --release -p lottery-shards -p lottery-writer"
+
+if not (os.path.isfile(SHARDS_BIN) and os.path.isfile(WRITER_BIN)):
+    pytest.skip(f"lottery-shards / lottery-writer not built ({SHARDS_BIN}, {WRITER_BIN}): "
+                f"run `{BUILD}`", allow_module_level=True)
+
+cl = C.module_cluster_fixture()
+
+
+def shards(cl, *args, ok=True, timeout=60):
+    p = subprocess.run([SHARDS_BIN, "--cluster", cl.url(), *map(str, args)],
+                       capture_output=True, text=True, timeout=timeout)
+    if ok is True:
+        assert p.returncode == 0, f"lottery-shards {args} -> {p.returncode}\n{p.stdout}\n{p.stderr}"
+    elif ok is not None:
+        assert p.returncode == ok, f"lottery-shards {args} -> {p.returncode} (want {ok})\n" \
+                                   f"{p.stdout}\n{p.stderr}"
+    return p
+
+
+def check_json(cl, name):
+    p = shards(cl, "check", name, "--json", ok=None)
+    d = json.loads(p.stdout)
+    assert p.returncode == (0 if d["ok"] else 1), (p.returncode, d)
+    return d
+
+
+def stats_json(cl, name):
+    return json.loads(shards(cl, "stats", name, "--json").stdout)
+
+
+def shard_stats(cl, desc):
+    rc = cl.client()
+    try:
+        return [H.stats(rc, k) for k in desc["keys"]]
+    finally:
+        rc.close()
+
+
+def split(total, n):
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+def create(cl, name, n, *opts):
+    p = shards(cl, "create", name, "--shards", n, "--", *opts)
+    rc = cl.client()
+    try:
+        desc = R.load_descriptor(rc, name)
+    finally:
+        rc.close()
+    # "shard <i> <key> <master host:port>", key on the master the contract names
+    lines = [l.split() for l in p.stdout.splitlines() if l.startswith("shard ")]
+    assert [int(l[1]) for l in lines] == list(range(n)), p.stdout
+    masters = cl.masters()                       # sorted by node id
+    for i, (_, _, key, node) in enumerate(lines):
+        assert key == desc["keys"][i]
+        assert key in (f"{{{name}.{i}}}",) or key.startswith(f"{{{name}.{i}.")
+        owner = cl.master_of_key(key)
+        assert node == f"127.0.0.1:{owner.port}", (i, key, node, owner.port)
+        assert owner.port == masters[i % len(masters)].port, (i, key)
+        if key != f"{{{name}.{i}}}":          # the first k that lands on the right master
+            k = int(key[len(name) + 4:-1])
+            for j in [None] + list(range(1, k)):
+                cand = f"{{{name}.{i}}}" if j is None else f"{{{name}.{i}.{j}}}"
+                assert cl.master_of_key(cand).port != owner.port, cand
+    return desc
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def test_tool_basics(cl):
+    name = "basics"
+    desc = create(cl, name, 4, "PRIZE", "gold", 1, 10, "PRIZE", "pts", 1, "INF",
+                  "NOTHING", 1, "DAILY", 3)
+    rc = cl.client()
+    try:
+        raw = rc.hgetall(R.descriptor_key(name))
+        assert raw["format"] == "1" and raw["name"] == name and raw["shards"] == "4"
+        assert raw["route"] == R.ROUTE_NAME and int(raw["created_ms"]) > 0
+        assert raw["stock:gold"] == "10" and raw["stock:pts"].upper() == "INF"
+        described = dict(l.split(" = ", 1) for l in
+                         shards(cl, "describe", name).stdout.splitlines() if " = " in l)
+        assert {k: described.get(k) for k in raw} == raw
+        # stock split 3,3,2,2; INF stays INF
+        for i, st in enumerate(shard_stats(cl, desc)):
+            p = {x[0]: x for x in st["prizes"]}
+            assert p["gold"][2] == split(10, 4)[i] and p["pts"][2] == -1
+            assert st["daily"] == 3
+        # routing: the tool, the Python helper and the descriptor agree
+        for u in [f"user:{i}" for i in range(40)] + ["", "\u62bd\u5956"]:
+            out = shards(cl, "route", name, u).stdout.split()
+            i = R.shard_index(u, 4)
+            assert out == [str(i), desc["keys"][i]], (u, out)
+        # pause / resume reach every shard
+        shards(cl, "pause", name)
+        assert all(s["state"] == "paused" for s in shard_stats(cl, desc))
+        assert rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, "x"), "x")[0] == "PAUSED"
+        shards(cl, "resume", name)
+        assert all(s["state"] == "active" for s in shard_stats(cl, desc))
+        # restock split across shards; the descriptor counts what was put in
+        shards(cl, "restock", name, "gold", 6)
+        got = [{x[0]: x for x in s["prizes"]}["gold"][2] for s in shard_stats(cl, desc)]
+        assert got == [a + b for a, b in zip(split(10, 4), split(6, 4))], got
+        assert int(rc.hget(R.descriptor_key(name), "stock:gold")) == 16
+        d = check_json(cl, name)
+        assert d["ok"] and d["pending"] == 0
+        assert d["prizes"]["gold"] == {"total": 16, "remaining": 16, "sold": 0, "in_flight": 0}
+        # combined stats
+        for u in [f"s{i}" for i in range(30)]:
+            rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, u), u)
+        sj = stats_json(cl, name)
+        per = shard_stats(cl, desc)
+        assert [s["key"] for s in sj["shards"]] == desc["keys"]
+        assert sj["draws"] == sum(s["draws"] for s in per) == 30
+        assert sj["wins"] == sum(s["wins"] for s in per)
+        assert sj["prizes"]["gold"]["total"] == 16
+        assert sj["prizes"]["gold"]["remaining"] + sj["prizes"]["gold"]["sold"] == 16
+        assert sj["prizes"]["pts"]["remaining"] == -1
+        assert check_json(cl, name)["ok"]
+        # errors: exists already, no such campaign, cluster unreachable
+        shards(cl, "create", name, "--shards", 2, "--", "PRIZE", "a", 1, 1, ok=3)
+        shards(cl, "check", "no-such-campaign", ok=3)
+        p = subprocess.run([SHARDS_BIN, "--cluster", f"redis://127.0.0.1:{C.cluster_port()}",
+                            "describe", name], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    finally:
+        rc.close()
+
+
+# --------------------------------------------------------------------------------------------
+
+
+class Writer:
+    def __init__(self, cl, name, dbdir):
+        self.db = os.path.join(dbdir, "wins.db")
+        self.logpath = os.path.join(dbdir, "writer.log")
+        self.log = open(self.logpath, "w")
+        self.proc = subprocess.Popen(
+            [WRITER_BIN, "--redis", cl.url(), "--cluster", "--shards", name,
+             "--group", "writers", "--consumer", "w1", "--database", f"sqlite:{self.db}",
+             "--drain-every-ms", "200", "--block-ms", "200", "--log-every-ms", "0"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def rows(self):
+        if not os.path.exists(self.db):
+            return []
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute("select campaign, stream_id, user_id, prize, reqid from wins"
+                               ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            con.close()
+
+    def drains(self):
+        con = sqlite3.connect(self.db, timeout=10)
+        try:
+            return con.execute("select campaign, prize, sum(sold) from stock_drains "
+                               "group by campaign, prize").fetchall()
+        finally:
+            con.close()
+
+    def wait_rows(self, n, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert self.proc.poll() is None, f"writer exited {self.proc.returncode}: " + \
+                self.tail()
+            if len(self.rows()) >= n:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"writer stored {len(self.rows())}/{n} rows in {timeout}s\n"
+                             + self.tail())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(60)
+        self.log.close()
+        return rc
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def tail(self):
+        if not self.log.closed:
+            self.log.flush()
+        with open(self.logpath) as f:
+            return "".join(f.readlines()[-20:])
+
+
+def _totals(sts, prize):
+    p = [{x[0]: x for x in s["prizes"]}[prize] for s in sts]
+    return sum(x[2] for x in p), sum(x[3] for x in p)
+
+
+def _wait_sold_out(cl, desc, prizes, load, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert not load.failures, load.failures[:3]
+        sts = shard_stats(cl, desc)
+        if all(_totals(sts, p)[0] == 0 for p in prizes):
+            return sts
+        time.sleep(0.2)
+    raise AssertionError(f"not sold out in {timeout}s: "
+                         f"{[_totals(shard_stats(cl, desc), p) for p in prizes]}")
+
+
+def test_sharded_concurrent_draws_sell_out_and_writer_persists(cl):
+    name = "flash"
+    stock = {"a": 900, "b": 600}
+    maxwins = 2
+    n = 6
+    desc = create(cl, name, n, "PRIZE", "a", 1, stock["a"], "PRIZE", "b", 1, stock["b"],
+                  "NOTHING", 3, "MAXWINS", maxwins)
+    for i, st in enumerate(shard_stats(cl, desc)):
+        p = {x[0]: x for x in st["prizes"]}
+        assert (p["a"][2], p["b"][2]) == (split(stock["a"], n)[i], split(stock["b"], n)[i])
+    users = [f"user:{i}" for i in range(2500)]
+    tmp = tempfile.mkdtemp(prefix="lottery-sharded-")
+    writer = Writer(cl, name, tmp)
+    load = C.DrawLoad(cl, lambda rng: (lambda u: (R.shard_key(desc, u), u))(rng.choice(users)),
+                      threads=8, name="f").start()
+    try:
+        sts = _wait_sold_out(cl, desc, stock, load)
+    finally:
+        load.stop()
+    sts = shard_stats(cl, desc)
+    # sold out exactly: total wins == total stock, per prize and per shard
+    assert sum(s["wins"] for s in sts) == sum(stock.values())
+    for p, total in stock.items():
+        assert _totals(sts, p) == (0, total)
+    for i, s in enumerate(sts):
+        pr = {x[0]: x for x in s["prizes"]}
+        assert (pr["a"][3], pr["b"][3]) == (split(stock["a"], n)[i], split(stock["b"], n)[i])
+    # every WIN a client saw is in its own shard's stream, with its fields; nothing else is
+    rc = cl.client()
+    try:
+        streams = {k: {eid: f for eid, f in rc.xrange(H.default_stream(k))} for k in desc["keys"]}
+    finally:
+        rc.close()
+    wins = load.wins()
+    assert len(wins) == sum(stock.values()) == sum(len(v) for v in streams.values())
+    per_user = {}
+    for key, u, rid, rep in wins:
+        assert key == R.shard_key(desc, u)
+        f = streams[key].get(rep[2])
+        assert f is not None, (key, u, rep)
+        assert (f["user"], f["prize"], f["reqid"]) == (u, rep[1], rid)
+        per_user[u] = per_user.get(u, 0) + 1
+    assert max(per_user.values()) <= maxwins
+    drew = sum(1 for *_, rep in load.replies if rep[0] in ("WIN", "LOSE"))
+    assert sum(s["draws"] for s in sts) == drew
+    d = check_json(cl, name)
+    assert d["ok"] and all(d["prizes"][p]["remaining"] == 0 and d["prizes"][p]["sold"] == t
+                           for p, t in stock.items()), d
+    sj = stats_json(cl, name)
+    assert sj["wins"] == sum(stock.values()) and sj["draws"] == drew
+    # the writer stores every entry of every shard's stream, once, under the shard key
+    try:
+        writer.wait_rows(sum(stock.values()))
+    finally:
+        rc_w = writer.stop()
+    assert rc_w == 0, writer.tail()
+    rows = writer.rows()
+    assert sorted((c, s) for c, s, *_ in rows) == \
+        sorted((k, eid) for k, v in streams.items() for eid in v)
+    for c, s, u, p, reqid in rows:
+        f = streams[c][s]
+        assert (u.decode() if isinstance(u, bytes) else u, p) == (f["user"], f["prize"])
+    # its drains (a last one at SIGTERM) add up to what each shard sold
+    drained = {(c, p): n for c, p, n in writer.drains()}
+    for k, s in zip(desc["keys"], sts):
+        for pid, _, _, sold in s["prizes"]:
+            assert drained.get((k, pid), 0) == sold, (k, pid, drained)
+    print(f"\nsharded: {load.count} draws by 8 clients, {len(wins)} wins, "
+          f"{len(per_user)} winners, {len(load.errors)} retried errors")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _in_flight_ok(cl, name, total):
+    d = check_json(cl, name)
+    assert d["ok"], d
+    p = d["prizes"]["a"]
+    assert p["total"] == total and p["remaining"] + p["sold"] + p["in_flight"] == total, d
+    return d
+
+
+def test_rebalance_under_load_with_crashes_sells_out(cl):
+    name = "skew"
+    total = 240
+    n = 3
+    desc = create(cl, name, n, "PRIZE", "a", 1, total, "NOTHING", 1, "MAXWINS", 1)
+    # users of shard 0 do most of the drawing: it runs dry long before the others
+    by_shard = {i: [] for i in range(n)}
+    i = 0
+    while min(len(v) for v in by_shard.values()) < 600:
+        u = f"sk{i}"
+        by_shard[R.shard_index(u, n)].append(u)
+        i += 1
+
+    def pick(rng):
+        s = 0 if rng.random() < 0.9 else rng.randrange(1, n)
+        u = rng.choice(by_shard[s])
+        return desc["keys"][s], u
+
+    load = C.DrawLoad(cl, pick, threads=4, name="k").start()
+    looper = None
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            left = [{x[0]: x for x in s["prizes"]}["a"][2] for s in shard_stats(cl, desc)]
+            if left[0] == 0:
+                break
+            time.sleep(0.1)
+        assert left[0] == 0 and min(left[1:]) > 0, left
+        # the mover dies right after OUT: the units are in flight, still conserved
+        p = shards(cl, "rebalance", name, "--crash-after", "out", ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        d = _in_flight_ok(cl, name, total)
+        assert d["pending"] == 1 and d["prizes"]["a"]["in_flight"] > 0, d
+        # ... and right after IN (first finishing the pending one): applied, not settled
+        p = shards(cl, "rebalance", name, "--crash-after", "in", ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        d = _in_flight_ok(cl, name, total)
+        assert d["pending"] == 1 and d["prizes"]["a"]["in_flight"] == 0, d
+        # a looping mover killed with SIGKILL mid-run, then restarted
+        for _ in range(2):
+            looper = subprocess.Popen([SHARDS_BIN, "--cluster", cl.url(), "rebalance", name,
+                                       "--every-ms", "20", "--min-move", "1"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            t0 = time.time()
+            while time.time() - t0 < 1.0 and looper.poll() is None:
+                time.sleep(0.05)
+            assert looper.poll() is None, looper.communicate()[0]
+            looper.kill()
+            looper.wait(10)
+            looper = None
+            _in_flight_ok(cl, name, total)
+        shards(cl, "rebalance", name, "--min-move", "1")        # finishes what was pending
+        d = _in_flight_ok(cl, name, total)
+        assert d["pending"] == 0
+        # keep moving stock while the load lasts: the campaign sells out completely
+        looper = subprocess.Popen([SHARDS_BIN, "--cluster", cl.url(), "rebalance", name,
+                                   "--every-ms", "50", "--min-move", "1"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_sold_out(cl, desc, ["a"], load, timeout=90)
+        looper.send_signal(signal.SIGTERM)
+        out = looper.communicate(timeout=30)[0]
+        assert looper.returncode == 0, out[-2000:]
+        looper = None
+    finally:
+        load.stop()
+        if looper is not None:
+            looper.kill()
+            looper.wait(10)
+    shards(cl, "rebalance", name, "--min-move", "1")
+    d = _in_flight_ok(cl, name, total)
+    assert d["pending"] == 0 and d["prizes"]["a"]["sold"] == total
+    sts = shard_stats(cl, desc)
+    assert sum(s["wins"] for s in sts) == total == len(load.wins())
+    # moved units were sold on shards that were not their own
+    sold = [{x[0]: x for x in s["prizes"]}["a"][3] for s in sts]
+    assert sold[0] > split(total, n)[0], sold
+    # the transfer records: every OUT settled, every OUT has its IN on the peer
+    rc = cl.client()
+    try:
+        outs, ins = {}, {}
+        for k in desc["keys"]:
+            for rec in rc.execute_command("LOTTERY.TRANSFER", k, "LIST"):
+                rid, kind, prize, cnt, peer, state = rec
+                (outs if kind == "OUT" else ins)[rid] = (k, peer, cnt, state)
+        assert outs and all(v[3] == "SETTLED" for v in outs.values()), outs
+        for rid, (k, peer, cnt, _) in outs.items():
+            if cnt:
+                assert rid in ins and ins[rid][0] == peer and ins[rid][2] == cnt, (rid, ins)
+        assert set(ins) <= set(outs)
+        per_user = {}
+        for _, u, _, _ in load.wins():
+            per_user[u] = per_user.get(u, 0) + 1
+        assert max(per_user.values()) == 1
+    finally:
+        rc.close()
+    print(f"\nrebalance: {load.count} draws, sold per shard {sold}, {len(outs)} transfers")
