@@ -58,7 +58,7 @@ fn draw_req(
     let rk = req.map(|r| c.request_key(u, r.as_bytes()));
     let plan = c.plan_draw(u, rk, now, g);
     match plan {
-        Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
+        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq, .. } => {
             let id = prize.map(|_| StreamId {
                 ms: now as u64,

@@ -9,6 +9,7 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
+use super::gate::{self, ClientState, Gate, Rate, PPM};
 use super::keyslot;
 use super::reqcache::{Remembered, ReqCache};
 use super::segmap::SegMap;
@@ -38,10 +39,16 @@ pub enum Outcome {
     Ended = 6,
     Paused = 7,
     Banned = 8,
+    Busy = 9,
+    Retry = 10,
+    Limited = 11,
 }
 
+/// Rejection outcomes (every outcome but WIN and LOSE).
+pub const REJECTION_COUNT: usize = 10;
+
 impl Outcome {
-    pub const REJECTIONS: [Outcome; 7] = [
+    pub const REJECTIONS: [Outcome; REJECTION_COUNT] = [
         Outcome::Cooldown,
         Outcome::Quota,
         Outcome::AlreadyWon,
@@ -49,6 +56,9 @@ impl Outcome {
         Outcome::Ended,
         Outcome::Paused,
         Outcome::Banned,
+        Outcome::Busy,
+        Outcome::Retry,
+        Outcome::Limited,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +72,9 @@ impl Outcome {
             Outcome::Ended => "ENDED",
             Outcome::Paused => "PAUSED",
             Outcome::Banned => "BANNED",
+            Outcome::Busy => "BUSY",
+            Outcome::Retry => "RETRY",
+            Outcome::Limited => "LIMITED",
         }
     }
 
@@ -76,13 +89,18 @@ impl Outcome {
             6 => Outcome::Ended,
             7 => Outcome::Paused,
             8 => Outcome::Banned,
+            9 => Outcome::Busy,
+            10 => Outcome::Retry,
+            11 => Outcome::Limited,
             _ => return None,
         })
     }
 
     /// Index into `Counters::rejected` for a rejection outcome.
     pub fn rejection_index(self) -> Option<usize> {
-        (self as usize).checked_sub(2).filter(|&i| i < 7)
+        (self as usize)
+            .checked_sub(2)
+            .filter(|&i| i < REJECTION_COUNT)
     }
 }
 
@@ -121,6 +139,14 @@ pub struct Rules {
     /// RESTORE or COPY then follows its new key's default stream.
     pub stream_default: bool,
     pub idempotency_ms: u64,
+    /// RATE per-second [BURST n].
+    pub rate: Option<Rate>,
+    /// ADMIT p1 p2, in parts per million.
+    pub admit: Option<(u32, u32)>,
+    /// CLIENTLIMIT n window-ms.
+    pub client_limit: Option<(u32, u64)>,
+    /// PENALTY ms (0: none).
+    pub penalty_ms: u64,
 }
 
 impl Rules {
@@ -137,6 +163,10 @@ impl Rules {
             stream,
             stream_default: true,
             idempotency_ms: DEFAULT_IDEMPOTENCY_MS,
+            rate: None,
+            admit: None,
+            client_limit: None,
+            penalty_ms: 0,
         }
     }
 }
@@ -162,6 +192,13 @@ pub struct ConfigChange {
     pub soldout: Option<(SoldOut, Option<Vec<u8>>)>,
     pub stream: Option<Vec<u8>>,
     pub idempotency_ms: Option<u64>,
+    /// Some(None): RATE OFF.
+    pub rate: Option<Option<Rate>>,
+    pub admit: Option<Option<(u32, u32)>>,
+    pub client_limit: Option<Option<(u32, u64)>>,
+    pub penalty_ms: Option<u64>,
+    /// PACE prize LINEAR (true) | NONE (false), in order.
+    pub pace: Vec<(Vec<u8>, bool)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -175,11 +212,24 @@ pub struct Prize {
     pub sold: u64,
     /// Sold since the last DRAIN.
     pub pending: u64,
+    /// PACE LINEAR: units released evenly over the campaign's WINDOW.
+    pub paced: bool,
 }
 
 impl Prize {
     pub fn in_stock(&self) -> bool {
         self.stock != Some(0)
+    }
+
+    /// In stock, and (when paced) not ahead of its pace at `now`.
+    fn available(&self, window: Option<(i64, i64)>, now: i64) -> bool {
+        match (self.stock, self.paced, window) {
+            (Some(0), _, _) => false,
+            (Some(stock), true, Some(w)) => {
+                self.sold < gate::paced_allowance(stock.saturating_add(self.sold), w, now)
+            }
+            _ => true,
+        }
     }
 }
 
@@ -210,7 +260,7 @@ pub struct Counters {
     pub losses: u64,
     pub replays: u64,
     /// Indexed by `Outcome::rejection_index`.
-    pub rejected: [u64; 7],
+    pub rejected: [u64; REJECTION_COUNT],
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -236,15 +286,17 @@ pub struct DrawReply {
 pub enum Plan {
     /// A REQID retry inside the window: this reply again, nothing consumed.
     Replay(DrawReply),
-    /// A check failed: this reply, nothing consumed.
-    Reject(DrawReply),
+    /// A check failed: this reply, no chance consumed; `gate`: what the check changed (a
+    /// client's window, a penalty, the user turned away by ADMIT).
+    Reject(DrawReply, Gate),
     /// All checks passed: `prize` is the index of the prize won, None for a loss; `seq` the
     /// draw's sequence number; `day` the user's state as read for the checks (handed back to
-    /// `commit_draw`, so the user is looked up once).
+    /// `commit_draw`, so the user is looked up once); `gate` the flow-control state to store.
     Pass {
         prize: Option<usize>,
         seq: u64,
         day: UserDay,
+        gate: Gate,
     },
 }
 
@@ -255,6 +307,9 @@ pub enum ConfigError {
     TooManyPrizes,
     DuplicatePrize(Vec<u8>),
     UnknownFallback(Vec<u8>),
+    /// PACE names a prize that is not in the resulting table, or one with INF stock.
+    BadPace(Vec<u8>, &'static str),
+    PaceNeedsWindow,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -276,6 +331,14 @@ impl std::fmt::Display for ConfigError {
                 "FALLBACK prize '{}' is not in the prize table",
                 String::from_utf8_lossy(id)
             ),
+            ConfigError::BadPace(id, why) => write!(
+                f,
+                "PACE prize '{}' {why}",
+                String::from_utf8_lossy(id)
+            ),
+            ConfigError::PaceNeedsWindow => {
+                write!(f, "PACE needs a WINDOW (the span the stock is released over)")
+            }
         }
     }
 }
@@ -325,6 +388,12 @@ pub struct Campaign {
     pub reqs: ReqCache,
     /// LOTTERY.TRANSFER records (sharded campaigns), oldest first.
     pub transfers: Transfers,
+    /// RATE: the rate limiter's theoretical arrival time (ns).
+    pub tat_ns: u64,
+    /// CLIENTLIMIT / PENALTY state by client key.
+    pub clients: SegMap<ClientState>,
+    /// ADMIT: users turned away, waiting for their next try (value: when, Unix ms).
+    pub waiting: SegMap<i64>,
     table: AliasTable,
     table_dirty: bool,
 }
@@ -359,6 +428,9 @@ impl Campaign {
             bans: SegMap::new(),
             reqs: ReqCache::default(),
             transfers: Transfers::default(),
+            tat_ns: 0,
+            clients: SegMap::new(),
+            waiting: SegMap::new(),
             table: AliasTable::default(),
             table_dirty: true,
         }
@@ -411,13 +483,29 @@ impl Campaign {
         if let Some(v) = change.idempotency_ms {
             rules.idempotency_ms = v;
         }
-        // The prize table the change leads to (ids and weights are all validation needs).
-        let specs: Vec<(&[u8], u32)> = match &change.prizes {
-            Some(p) => p.iter().map(|s| (s.id.as_slice(), s.weight)).collect(),
+        if let Some(v) = change.rate {
+            rules.rate = v;
+        }
+        if let Some(v) = change.admit {
+            rules.admit = v;
+        }
+        if let Some(v) = change.client_limit {
+            rules.client_limit = v;
+        }
+        if let Some(v) = change.penalty_ms {
+            rules.penalty_ms = v;
+        }
+        // The prize table the change leads to (ids, weights and INF stock are all
+        // validation needs).
+        let specs: Vec<(&[u8], u32, bool)> = match &change.prizes {
+            Some(p) => p
+                .iter()
+                .map(|s| (s.id.as_slice(), s.weight, s.stock.is_none()))
+                .collect(),
             None => self
                 .prizes
                 .iter()
-                .map(|p| (p.id.as_slice(), p.weight))
+                .map(|p| (p.id.as_slice(), p.weight, p.stock.is_none()))
                 .collect(),
         };
         if specs.is_empty() {
@@ -427,7 +515,7 @@ impl Campaign {
             return Err(ConfigError::TooManyPrizes);
         }
         let mut seen: HashMap<&[u8], usize> = HashMap::with_capacity(specs.len());
-        for (i, (id, _)) in specs.iter().enumerate() {
+        for (i, (id, _, _)) in specs.iter().enumerate() {
             if seen.insert(id, i).is_some() {
                 return Err(ConfigError::DuplicatePrize(id.to_vec()));
             }
@@ -444,11 +532,35 @@ impl Campaign {
                 None => return Err(ConfigError::UnknownFallback(Vec::new())),
             }
         }
+        for (id, on) in &change.pace {
+            match seen.get(id.as_slice()) {
+                None => return Err(ConfigError::BadPace(id.clone(), "is not in the prize table")),
+                Some(&i) if *on && specs[i].2 => {
+                    return Err(ConfigError::BadPace(id.clone(), "has INF stock"))
+                }
+                _ => {}
+            }
+        }
+        let paced_after = specs.iter().any(|(id, _, _)| {
+            match change.pace.iter().rev().find(|(p, _)| p.as_slice() == *id) {
+                Some((_, on)) => *on,
+                None => self.prize_index(id).is_some_and(|i| self.prizes[i].paced),
+            }
+        });
+        if paced_after && rules.window.is_none() {
+            return Err(ConfigError::PaceNeedsWindow);
+        }
         drop(seen);
         // Valid: apply.
         if let Some(p) = &change.prizes {
             self.replace_prizes(p);
         }
+        for (id, on) in &change.pace {
+            if let Some(i) = self.prize_index(id) {
+                self.prizes[i].paced = *on;
+            }
+        }
+
         self.rules = rules;
         self.table_dirty = true;
         Ok(())
@@ -462,9 +574,9 @@ impl Campaign {
             .map(|(i, n)| (n.clone(), i as u32 + 1))
             .collect();
         // Counters by id from the current table and from retired prizes.
-        let mut old: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+        let mut old: HashMap<Vec<u8>, (u64, u64, bool)> = HashMap::new();
         for p in self.prizes.drain(..).chain(self.retired.drain(..)) {
-            old.insert(p.id, (p.sold, p.pending));
+            old.insert(p.id, (p.sold, p.pending, p.paced));
         }
         let mut prizes = Vec::with_capacity(specs.len());
         for s in specs {
@@ -477,7 +589,7 @@ impl Campaign {
                     n
                 }
             };
-            let (sold, pending) = old.remove(&s.id).unwrap_or((0, 0));
+            let (sold, pending, paced) = old.remove(&s.id).unwrap_or((0, 0, false));
             prizes.push(Prize {
                 id: s.id.clone(),
                 name,
@@ -485,19 +597,21 @@ impl Campaign {
                 stock: s.stock,
                 sold,
                 pending,
+                paced: paced && s.stock.is_some(),
             });
         }
         // What is left was dropped from the table: keep its counters (DRAIN still owes the
         // pending sales; a prize that comes back keeps its sold count).
         let mut retired: Vec<Prize> = old
             .into_iter()
-            .map(|(id, (sold, pending))| Prize {
+            .map(|(id, (sold, pending, _))| Prize {
                 name: names.get(&id).copied().unwrap_or(0),
                 id,
                 weight: 0,
                 stock: Some(0),
                 sold,
                 pending,
+                paced: false,
             })
             .collect();
         retired.sort_by(|a, b| a.id.cmp(&b.id));
@@ -577,21 +691,55 @@ impl Campaign {
         d
     }
 
-    fn reject(&self, outcome: Outcome, day: &UserDay, today: i64, wait_ms: i64) -> Plan {
-        Plan::Reject(DrawReply {
-            outcome,
-            prize: 0,
-            win_id: None,
-            chances_left: self.chances_left(day, today),
-            wait_ms,
-        })
+    fn reject(
+        &self,
+        outcome: Outcome,
+        day: &UserDay,
+        today: i64,
+        wait_ms: i64,
+        gate: Gate,
+    ) -> Plan {
+        Plan::Reject(
+            DrawReply {
+                outcome,
+                prize: 0,
+                win_id: None,
+                chances_left: self.chances_left(day, today),
+                wait_ms,
+            },
+            gate,
+        )
     }
 
-    /// Decides a draw without changing anything observable.
+    /// The 128-bit key of a client id (CLIENT), keyed per campaign like users but never equal
+    /// to a user's key for the same bytes. Never 0.
+    pub fn client_key(&self, client: &[u8]) -> u128 {
+        let mut h = SipHasher13::new_with_keys(self.seed.1, self.seed.0);
+        h.write(b"client\0");
+        h.write(client);
+        h.finish128().as_u128().max(1)
+    }
+
+    /// Decides a draw without changing anything observable (`plan_draw_from` without CLIENT).
     pub fn plan_draw<U: Uniform + ?Sized>(
         &mut self,
         user: u128,
         request: Option<u128>,
+        now: i64,
+        rng: &mut U,
+    ) -> Plan {
+        self.plan_draw_from(user, request, None, now, rng)
+    }
+
+    /// Decides a draw by `user` (from `client`, a client key, if given) without changing
+    /// anything observable. Check order: REQID replay, window, pause, client (penalty,
+    /// CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then the pick, with
+    /// paced prizes held back while they are ahead of their pace.
+    pub fn plan_draw_from<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
         now: i64,
         rng: &mut U,
     ) -> Plan {
@@ -615,33 +763,58 @@ impl Campaign {
         }
         let today = day_of(now, self.rules.dayoffset_min);
         let day = self.day_state(user, now);
+        let mut gate = Gate {
+            user,
+            ..Gate::default()
+        };
         if let Some((start, end)) = self.rules.window {
             if now < start {
-                return self.reject(Outcome::NotStarted, &day, today, start.saturating_sub(now));
+                let wait = start.saturating_sub(now);
+                return self.reject(Outcome::NotStarted, &day, today, wait, gate);
             }
             if now >= end {
-                return self.reject(Outcome::Ended, &day, today, 0);
+                return self.reject(Outcome::Ended, &day, today, 0, gate);
             }
         }
         if self.paused {
-            return self.reject(Outcome::Paused, &day, today, 0);
+            return self.reject(Outcome::Paused, &day, today, 0, gate);
+        }
+        if let Some(ck) = client {
+            let old = self.clients.get(ck).unwrap_or_default();
+            let (st, refused) =
+                gate::client_check(old, self.rules.client_limit, self.rules.penalty_ms, now);
+            if st != old {
+                gate.client = Some((ck, st));
+            }
+            if let Some(wait) = refused {
+                let until = st.banned_until;
+                if until > now && old.banned_until <= now {
+                    // Just put in the penalty box: the user too.
+                    if self.bans.get(user).is_none_or(|b| b < until) {
+                        gate.user_ban = Some(until);
+                    }
+                }
+                return self.reject(Outcome::Limited, &day, today, wait, gate);
+            }
         }
         if let Some(until) = self.bans.get(user) {
             if until > now {
-                return self.reject(Outcome::Banned, &day, today, until.saturating_sub(now));
+                let wait = until.saturating_sub(now);
+                return self.reject(Outcome::Banned, &day, today, wait, gate);
             }
         }
         if let Some(max) = self.rules.maxwins {
             let wins = self.winners.get(user).map_or(0, |w| w.wins);
             if wins >= max {
-                return self.reject(Outcome::AlreadyWon, &day, today, 0);
+                return self.reject(Outcome::AlreadyWon, &day, today, 0, gate);
             }
         }
         if day.last_draw_ms != 0 && self.rules.cooldown_ms > 0 {
             let cd = i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX);
             let ready = day.last_draw_ms.saturating_add(cd);
             if now < ready {
-                return self.reject(Outcome::Cooldown, &day, today, ready.saturating_sub(now));
+                let wait = ready.saturating_sub(now);
+                return self.reject(Outcome::Cooldown, &day, today, wait, gate);
             }
         }
         if let Some(d) = self.rules.daily {
@@ -651,25 +824,69 @@ impl Campaign {
                 } else {
                     ms_to_next_day(now, self.rules.dayoffset_min)
                 };
-                return self.reject(Outcome::Quota, &day, today, wait);
+                return self.reject(Outcome::Quota, &day, today, wait, gate);
+            }
+        }
+        if let Some((p1, p2)) = self.rules.admit {
+            let was_waiting = !self.waiting.is_empty() && self.waiting.get(user).is_some();
+            let p = if was_waiting { p2 } else { p1 };
+            if p < PPM && rng.below(u64::from(PPM)) >= u64::from(p) {
+                if !was_waiting {
+                    gate.waiting = Some(true);
+                }
+                return self.reject(Outcome::Retry, &day, today, 0, gate);
+            }
+            if was_waiting {
+                gate.waiting = Some(false);
+            }
+        } else if !self.waiting.is_empty() && self.waiting.get(user).is_some() {
+            gate.waiting = Some(false);
+        }
+        if let Some(rate) = self.rules.rate {
+            match rate.admit(self.tat_ns, now) {
+                Ok(tat) => gate.tat_ns = Some(tat),
+                Err(wait) => {
+                    // Admitted by ADMIT but over the rate: still waiting, as it was.
+                    if gate.waiting == Some(false) {
+                        gate.waiting = None;
+                    }
+                    return self.reject(Outcome::Busy, &day, today, wait, gate);
+                }
             }
         }
         self.ensure_table();
-        let prize = match self.table.pick(rng) {
-            Some(i) => self.resolve(i as usize),
-            None => None,
-        };
+        let prize = self.pick(now, rng);
         Plan::Pass {
             prize,
             seq: self.counters.draws.saturating_add(1),
             day,
+            gate,
         }
     }
 
+    /// The alias pick under the sold-out policy. A paced prize ahead of its pace counts as
+    /// sold out for this draw; under REDRAW such a pick is drawn again (rejection sampling:
+    /// exactly the odds of a table without it), at most 64 times, then a loss.
+    fn pick<U: Uniform + ?Sized>(&self, now: i64, rng: &mut U) -> Option<usize> {
+        let paced = self.prizes.iter().any(|p| p.paced);
+        for _ in 0..64 {
+            let i = self.table.pick(rng)? as usize;
+            if paced && self.rules.soldout == SoldOut::Redraw {
+                match self.prizes.get(i) {
+                    Some(p) if !p.available(self.rules.window, now) => continue,
+                    _ => {}
+                }
+            }
+            return self.resolve(i, now);
+        }
+        None
+    }
+
     /// The prize a table entry gives under the sold-out policy (None: a loss).
-    fn resolve(&self, entry: usize) -> Option<usize> {
+    fn resolve(&self, entry: usize, now: i64) -> Option<usize> {
         let p = self.prizes.get(entry)?; // the last entry (NOTHING) is not a prize
-        if p.in_stock() {
+        let w = self.rules.window;
+        if p.available(w, now) {
             return Some(entry);
         }
         match self.rules.soldout {
@@ -677,7 +894,7 @@ impl Campaign {
             SoldOut::Fallback => {
                 let f = self.rules.fallback.as_deref()?;
                 let i = self.prize_index(f)?;
-                self.prizes.get(i).filter(|p| p.in_stock()).map(|_| i)
+                self.prizes.get(i).filter(|p| p.available(w, now)).map(|_| i)
             }
         }
     }
@@ -695,10 +912,13 @@ impl Campaign {
         win_id: Option<StreamId>,
     ) -> (DrawReply, Effect) {
         let today = day_of(now, self.rules.dayoffset_min);
-        let (prize, mut day) = match *plan {
-            Plan::Pass { prize, day, .. } => (prize, day),
-            Plan::Replay(r) | Plan::Reject(r) => return (r, self.count(plan, now)),
+        let (prize, mut day, gate) = match *plan {
+            Plan::Pass {
+                prize, day, gate, ..
+            } => (prize, day, gate),
+            Plan::Replay(r) | Plan::Reject(r, _) => return (r, self.count(plan, now)),
         };
+        self.apply_gate(&gate, now);
         let free = match self.rules.daily {
             None => true,
             Some(d) => day.draws_today < d,
@@ -721,6 +941,7 @@ impl Campaign {
             total_wins: 0,
             total_losses: 0,
             request: None,
+            gate: gate.without_user(),
         };
         let mut reply = DrawReply {
             outcome: Outcome::Lose,
@@ -789,7 +1010,8 @@ impl Campaign {
                 self.counters.replays = self.counters.replays.saturating_add(1);
                 (COUNT_REPLAYS, self.counters.replays)
             }
-            Plan::Reject(r) => {
+            Plan::Reject(r, gate) => {
+                self.apply_gate(gate, now);
                 let v = match r
                     .outcome
                     .rejection_index()
@@ -807,7 +1029,37 @@ impl Campaign {
             Plan::Pass { .. } => (COUNT_REPLAYS, self.counters.replays),
         };
         self.reqs.evict(now);
-        Effect::Count { now, which, value }
+        let gate = match plan {
+            Plan::Reject(_, g) if !g.is_empty() => Some(g.without_user()),
+            _ => None,
+        };
+        Effect::Count {
+            now,
+            which,
+            value,
+            gate,
+        }
+    }
+
+    /// Stores what the flow-control checks of a draw changed (on the master when committing
+    /// a plan, on replicas when applying its effect).
+    pub(crate) fn apply_gate(&mut self, g: &Gate, now: i64) {
+        if let Some(t) = g.tat_ns {
+            self.tat_ns = t;
+        }
+        if let Some((k, st)) = g.client {
+            self.clients.insert(k, st);
+        }
+        match g.waiting {
+            Some(true) => self.waiting.insert(g.user, now),
+            Some(false) => {
+                self.waiting.remove(g.user);
+            }
+            None => {}
+        }
+        if let Some(until) = g.user_ban {
+            self.set_ban(g.user, until);
+        }
     }
 
     // ---- administration ---------------------------------------------------------------
@@ -882,6 +1134,46 @@ impl Campaign {
         (was, Effect::Unban { user })
     }
 
+    /// Puts a client in the penalty box until `until` (Unix ms).
+    pub fn ban_client(&mut self, client: u128, until: i64) -> Effect {
+        let mut st = self.clients.get(client).unwrap_or_default();
+        st.banned_until = until;
+        self.clients.insert(client, st);
+        Effect::Client { key: client, state: st }
+    }
+
+    /// Lifts a client's penalty; true if one was active at `now`. The effect is None when the
+    /// client has no state.
+    pub fn unban_client(&mut self, client: u128, now: i64) -> (bool, Option<Effect>) {
+        let Some(mut st) = self.clients.get(client) else {
+            return (false, None);
+        };
+        let was = st.banned_until > now;
+        st.banned_until = 0;
+        self.clients.insert(client, st);
+        (was, Some(Effect::Client { key: client, state: st }))
+    }
+
+    /// Clients in the penalty box at `now`.
+    pub fn penalized_clients(&self, now: i64) -> usize {
+        self.clients
+            .iter()
+            .filter(|(_, s)| {
+                let until = s.banned_until;
+                until > now
+            })
+            .count()
+    }
+
+    /// A client's penalty end (Unix ms) if it is in the penalty box at `now`, else 0.
+    pub fn client_banned_until(&self, client: u128, now: i64) -> i64 {
+        self.clients
+            .get(client)
+            .map(|s| s.banned_until)
+            .filter(|&u| u > now)
+            .unwrap_or(0)
+    }
+
     /// Hands out the pending sold counts: (seq, batch).
     pub fn drain(&mut self) -> (u64, Vec<(Vec<u8>, u64)>, Effect) {
         let mut batch = Vec::new();
@@ -943,6 +1235,7 @@ impl Campaign {
             last_draw_ms: day.last_draw_ms,
             cooldown_left_ms: cooldown_left,
             banned_until_ms: banned_until,
+            admit_waiting: !self.waiting.is_empty() && self.waiting.get(user).is_some(),
         }
     }
 
@@ -964,6 +1257,8 @@ impl Campaign {
             + self.reqs.mem_bytes()
             + self.table.mem_bytes()
             + self.transfers.mem_bytes()
+            + self.clients.mem_bytes()
+            + self.waiting.mem_bytes()
             + self.rules.stream.capacity()
     }
 
@@ -1012,4 +1307,6 @@ pub struct UserView {
     pub last_draw_ms: i64,
     pub cooldown_left_ms: i64,
     pub banned_until_ms: i64,
+    /// Turned away by ADMIT, waiting for the next try (which passes with p2).
+    pub admit_waiting: bool,
 }

@@ -6,12 +6,15 @@
 
 use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
+use super::gate::{ClientState, Gate};
 use super::persist;
 use super::reqcache::Remembered;
 use super::transfer::{read_transfer, write_transfer, Transfer};
 
-/// Version of the effect encoding; a newer one is refused, never guessed at.
-pub const EFFECT_VERSION: u8 = 1;
+/// Version of the effect encoding written; 1..=this are read (an AOF written by an older
+/// build still loads), a newer one is refused, never guessed at. Version 2 added the
+/// flow-control `Gate` to draws and counts.
+pub const EFFECT_VERSION: u8 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -33,6 +36,8 @@ pub struct DrawEffect {
     pub total_wins: u64,
     pub total_losses: u64,
     pub request: Option<(u128, Remembered)>,
+    /// Flow-control state the draw changed (RATE, CLIENT, ADMIT, PENALTY).
+    pub gate: Gate,
 }
 
 /// `Effect::Count::which` for REQID replays (other values are rejection outcomes).
@@ -51,6 +56,7 @@ pub enum Effect {
         now: i64,
         which: u8,
         value: u64,
+        gate: Option<Gate>,
     },
     User {
         user: u128,
@@ -78,6 +84,8 @@ pub enum Effect {
         record: Box<Transfer>,
         stock: Option<(u32, u64)>,
     },
+    /// A client's state (BAN/UNBAN CLIENT).
+    Client { key: u128, state: ClientState },
 }
 
 const T_CONFIG: u8 = 1;
@@ -91,6 +99,7 @@ const T_BAN: u8 = 8;
 const T_UNBAN: u8 = 9;
 const T_DRAIN: u8 = 10;
 const T_TRANSFER: u8 = 11;
+const T_CLIENT: u8 = 12;
 
 pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
     w.u64(c.draws);
@@ -102,15 +111,16 @@ pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
     }
 }
 
-pub(crate) fn read_counters(r: &mut Reader) -> DResult<Counters> {
+/// Reads counters with `rejections` rejection counts (7 before encoding version 3).
+pub(crate) fn read_counters(r: &mut Reader, rejections: usize) -> DResult<Counters> {
     let mut c = Counters {
         draws: r.u64()?,
         wins: r.u64()?,
         losses: r.u64()?,
         replays: r.u64()?,
-        rejected: [0; 7],
+        rejected: [0; super::campaign::REJECTION_COUNT],
     };
-    for x in c.rejected.iter_mut() {
+    for x in c.rejected.iter_mut().take(rejections) {
         *x = r.u64()?;
     }
     Ok(c)
@@ -213,12 +223,19 @@ impl Effect {
                         write_remembered(&mut w, m);
                     }
                 }
+                d.gate.encode(&mut w);
             }
-            Effect::Count { now, which, value } => {
+            Effect::Count {
+                now,
+                which,
+                value,
+                gate,
+            } => {
                 w.u8(T_COUNT);
                 w.i64(*now);
                 w.u8(*which);
                 w.u64(*value);
+                gate.unwrap_or_default().encode(&mut w);
             }
             Effect::User { user, day } => {
                 w.u8(T_USER);
@@ -252,6 +269,13 @@ impl Effect {
                     w.u64(*n);
                 }
             }
+            Effect::Client { key, state } => {
+                w.u8(T_CLIENT);
+                w.u128(*key);
+                w.i64(state.window_start);
+                w.i64(state.banned_until);
+                w.u32(state.count);
+            }
             Effect::Transfer { record, stock } => {
                 w.u8(T_TRANSFER);
                 write_transfer(&mut w, record);
@@ -271,7 +295,7 @@ impl Effect {
     pub fn decode(buf: &[u8]) -> DResult<Effect> {
         let mut r = Reader::new(buf);
         let v = r.u8()?;
-        if v != EFFECT_VERSION {
+        if v == 0 || v > EFFECT_VERSION {
             return Err(DecodeError("unknown effect version"));
         }
         let tag = r.u8()?;
@@ -307,6 +331,11 @@ impl Effect {
                     1 => Some((r.u128()?, read_remembered(&mut r)?)),
                     _ => return Err(DecodeError("bad tag")),
                 };
+                let gate = if v >= 2 {
+                    Gate::decode(&mut r)?
+                } else {
+                    Gate::default()
+                };
                 Effect::Draw(Box::new(DrawEffect {
                     now,
                     user,
@@ -317,6 +346,7 @@ impl Effect {
                     total_wins: wins_n,
                     total_losses: losses,
                     request,
+                    gate,
                 }))
             }
             T_COUNT => {
@@ -329,10 +359,17 @@ impl Effect {
                 {
                     return Err(DecodeError("bad counter"));
                 }
+                let value = r.u64()?;
+                let gate = if v >= 2 {
+                    Some(Gate::decode(&mut r)?).filter(|g| !g.is_empty())
+                } else {
+                    None
+                };
                 Effect::Count {
                     now,
                     which,
-                    value: r.u64()?,
+                    value,
+                    gate,
                 }
             }
             T_USER => Effect::User {
@@ -358,6 +395,18 @@ impl Effect {
                     batch.push((id, r.u64()?));
                 }
                 Effect::Drain { seq, batch }
+            }
+            T_CLIENT if v >= 2 => {
+                let key = r.u128()?;
+                let state = ClientState {
+                    window_start: r.i64()?,
+                    banned_until: r.i64()?,
+                    count: r.u32()?,
+                };
+                if key == 0 {
+                    return Err(DecodeError("zero client key"));
+                }
+                Effect::Client { key, state }
             }
             T_TRANSFER => {
                 let record = Box::new(read_transfer(&mut r)?);
@@ -409,9 +458,18 @@ impl Campaign {
                 if let Some((k, m)) = d.request {
                     self.reqs.insert(k, m);
                 }
+                self.apply_gate(&d.gate, d.now);
                 self.reqs.evict(d.now);
             }
-            Effect::Count { now, which, value } => {
+            Effect::Count {
+                now,
+                which,
+                value,
+                gate,
+            } => {
+                if let Some(g) = gate {
+                    self.apply_gate(g, *now);
+                }
                 if *which == COUNT_REPLAYS {
                     self.counters.replays = *value;
                 } else if let Some(c) = Outcome::from_u8(*which)
@@ -446,6 +504,7 @@ impl Campaign {
                 self.drain_seq = *seq;
                 self.last_batch = batch.clone();
             }
+            Effect::Client { key, state } => self.clients.insert(*key, *state),
             Effect::Transfer { record, stock } => {
                 if let Some((i, v)) = *stock {
                     let i = i as usize;

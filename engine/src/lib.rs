@@ -6,6 +6,7 @@ pub mod alias;
 pub mod campaign;
 pub mod codec;
 pub mod effect;
+pub mod gate;
 pub mod keyslot;
 pub mod parse;
 pub mod persist;

@@ -5,6 +5,7 @@ use crate::campaign::{
     ConfigChange, PrizeSpec, SoldOut, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN,
     MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
 };
+use crate::gate::{parse_ppm, Rate, MAX_RATE, PPM};
 
 /// An error message without the leading `ERR `.
 pub type PResult<T> = Result<T, String>;
@@ -91,6 +92,24 @@ pub fn id_arg(b: &[u8], what: &str) -> PResult<Vec<u8>> {
         return Err(format!("invalid {what}: must be 1..{MAX_ID_LEN} bytes"));
     }
     Ok(b.to_vec())
+}
+
+/// A probability in 0..1 with at most 6 decimals, as parts per million.
+pub fn ppm_arg(b: &[u8], what: &str) -> PResult<u32> {
+    parse_ppm(b).ok_or_else(|| {
+        format!(
+            "invalid {what} '{}': expected 0..1 with at most 6 decimals (0.25, 1)",
+            shown(b)
+        )
+    })
+}
+
+/// A CLIENT id: 1..=256 bytes.
+pub fn client_arg(b: &[u8]) -> PResult<&[u8]> {
+    if b.is_empty() || b.len() > MAX_ID_LEN {
+        return Err(format!("invalid CLIENT: must be 1..{MAX_ID_LEN} bytes"));
+    }
+    Ok(b)
 }
 
 pub fn reqid_arg(b: &[u8]) -> PResult<&[u8]> {
@@ -222,6 +241,90 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                 c.idempotency_ms = Some(u64_arg(args[i + 1], "IDEMPOTENCY", MAX_IDEMPOTENCY_MS)?);
                 i += 2;
             }
+            b"RATE" => {
+                need(i, 1, "RATE needs draws per second or OFF")?;
+                once(&c.rate, "RATE")?;
+                if args[i + 1].eq_ignore_ascii_case(b"OFF") {
+                    c.rate = Some(None);
+                    i += 2;
+                } else {
+                    let per_sec = u64_arg(args[i + 1], "RATE", MAX_RATE)?;
+                    if per_sec == 0 {
+                        return Err("invalid RATE '0': expected 1..1000000000 or OFF".into());
+                    }
+                    i += 2;
+                    let mut burst = per_sec;
+                    if i < args.len() && args[i].eq_ignore_ascii_case(b"BURST") {
+                        need(i, 1, "BURST needs a count")?;
+                        burst = u64_arg(args[i + 1], "BURST", MAX_RATE)?;
+                        if burst == 0 {
+                            return Err("invalid BURST '0': expected 1..1000000000".into());
+                        }
+                        i += 2;
+                    }
+                    c.rate = Some(Some(Rate { per_sec, burst }));
+                }
+            }
+            b"ADMIT" => {
+                need(i, 1, "ADMIT needs a probability or OFF")?;
+                once(&c.admit, "ADMIT")?;
+                if args[i + 1].eq_ignore_ascii_case(b"OFF") {
+                    c.admit = Some(None);
+                    i += 2;
+                } else {
+                    let p1 = ppm_arg(args[i + 1], "ADMIT probability")?;
+                    i += 2;
+                    // p2 is optional: the next argument is one if it reads as a probability.
+                    let mut p2 = PPM;
+                    if let Some(v) = args.get(i).and_then(|a| parse_ppm(a)) {
+                        p2 = v;
+                        i += 1;
+                    }
+                    c.admit = Some(Some((p1, p2)));
+                }
+            }
+            b"CLIENTLIMIT" => {
+                need(i, 1, "CLIENTLIMIT needs n window-ms, or OFF")?;
+                once(&c.client_limit, "CLIENTLIMIT")?;
+                if args[i + 1].eq_ignore_ascii_case(b"OFF") {
+                    c.client_limit = Some(None);
+                    i += 2;
+                } else {
+                    need(i, 2, "CLIENTLIMIT needs n window-ms")?;
+                    let n = u32_arg(args[i + 1], "CLIENTLIMIT count")?;
+                    let w = u64_arg(args[i + 2], "CLIENTLIMIT window", i64::MAX as u64)?;
+                    if w == 0 {
+                        return Err("invalid CLIENTLIMIT window '0': expected 1..9223372036854775807".into());
+                    }
+                    c.client_limit = Some(Some((n, w)));
+                    i += 3;
+                }
+            }
+            b"PENALTY" => {
+                need(i, 1, "PENALTY needs milliseconds")?;
+                once(&c.penalty_ms, "PENALTY")?;
+                c.penalty_ms = Some(u64_arg(args[i + 1], "PENALTY", i64::MAX as u64)?);
+                i += 2;
+            }
+            b"PACE" => {
+                need(i, 2, "PACE needs a prize id and LINEAR or NONE")?;
+                let id = id_arg(args[i + 1], "PACE prize id")?;
+                let on = match args[i + 2].to_ascii_uppercase().as_slice() {
+                    b"LINEAR" => true,
+                    b"NONE" => false,
+                    _ => {
+                        return Err(format!(
+                            "invalid PACE '{}': expected LINEAR or NONE",
+                            shown(args[i + 2])
+                        ))
+                    }
+                };
+                if c.pace.iter().any(|(p, _)| *p == id) {
+                    return Err(format!("PACE given twice for prize '{}'", shown(&id)));
+                }
+                c.pace.push((id, on));
+                i += 3;
+            }
             _ => return Err(format!("unknown option '{}'", shown(args[i]))),
         }
     }
@@ -281,6 +384,31 @@ mod tests {
     }
 
     #[test]
+    fn configure_flow_control() {
+        let c = p("RATE 100 BURST 20 ADMIT 0.3 0.9 CLIENTLIMIT 5 1000 PENALTY 60000 PACE a LINEAR PACE b none").unwrap();
+        assert_eq!(
+            c.rate,
+            Some(Some(Rate {
+                per_sec: 100,
+                burst: 20
+            }))
+        );
+        assert_eq!(c.admit, Some(Some((300_000, 900_000))));
+        assert_eq!(c.client_limit, Some(Some((5, 1000))));
+        assert_eq!(c.penalty_ms, Some(60_000));
+        assert_eq!(
+            c.pace,
+            vec![(b"a".to_vec(), true), (b"b".to_vec(), false)]
+        );
+        let c = p("RATE 7 ADMIT 0.5 NOTHING 3").unwrap();
+        assert_eq!(c.rate, Some(Some(Rate { per_sec: 7, burst: 7 })));
+        assert_eq!(c.admit, Some(Some((500_000, PPM))));
+        assert_eq!(c.nothing, Some(3));
+        let c = p("RATE off ADMIT OFF CLIENTLIMIT off").unwrap();
+        assert_eq!((c.rate, c.admit, c.client_limit), (Some(None), Some(None), Some(None)));
+    }
+
+    #[test]
     fn configure_errors() {
         for bad in [
             "PRIZE a 1",
@@ -295,6 +423,21 @@ mod tests {
             "SOLDOUT FALLBACK",
             "DAYOFFSET 2000",
             "IDEMPOTENCY 86400001",
+            "RATE 0",
+            "RATE 1000000001",
+            "RATE 5 BURST 0",
+            "RATE 5 BURST",
+            "RATE 1 RATE 2",
+            "ADMIT 1.5",
+            "ADMIT",
+            "ADMIT 0.1234567",
+            "CLIENTLIMIT 5",
+            "CLIENTLIMIT 5 0",
+            "CLIENTLIMIT x 10",
+            "PENALTY -1",
+            "PACE a",
+            "PACE a FAST",
+            "PACE a LINEAR PACE a NONE",
         ] {
             assert!(p(bad).is_err(), "{bad}");
         }

@@ -7,17 +7,20 @@
 
 use super::campaign::{
     Campaign, Prize, Rules, SoldOut, UserDay, UserWins, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS,
-    MAX_ID_LEN, MAX_PRIZES, MAX_STREAM_KEY_LEN,
+    MAX_ID_LEN, MAX_PRIZES, MAX_STREAM_KEY_LEN, REJECTION_COUNT,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::{
     read_counters, read_day, read_remembered, write_counters, write_day, write_remembered,
 };
+use super::gate::{ClientState, Rate, MAX_RATE, PPM};
 use super::transfer::Transfers;
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
-/// 2 added the transfer records at the end of the meta record (none in version 1).
-pub const ENCODING_VERSION: u8 = 2;
+/// 2 added the transfer records at the end of the meta record (none in version 1); 3 the
+/// flow-control rules and state (RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE; three more
+/// rejection counters; client and admission chunks).
+pub const ENCODING_VERSION: u8 = 3;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
 /// Interned prize names a campaign may accumulate over its life.
@@ -27,6 +30,8 @@ const K_USERS: u8 = 1;
 const K_WINNERS: u8 = 2;
 const K_BANS: u8 = 3;
 const K_REQS: u8 = 4;
+const K_CLIENTS: u8 = 5;
+const K_WAITING: u8 = 6;
 
 fn write_prize(w: &mut Writer, p: &Prize) {
     w.bytes(&p.id);
@@ -35,9 +40,10 @@ fn write_prize(w: &mut Writer, p: &Prize) {
     w.opt_u64(p.stock);
     w.u64(p.sold);
     w.u64(p.pending);
+    w.bool(p.paced);
 }
 
-fn read_prize(r: &mut Reader) -> DResult<Prize> {
+fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
     let p = Prize {
         id: r.bytes(MAX_ID_LEN)?.to_vec(),
         name: r.u32()?,
@@ -45,8 +51,12 @@ fn read_prize(r: &mut Reader) -> DResult<Prize> {
         stock: r.opt_u64()?,
         sold: r.u64()?,
         pending: r.u64()?,
+        paced: if v >= 3 { r.bool()? } else { false },
     };
-    if p.id.is_empty() || p.stock.is_some_and(|s| s > i64::MAX as u64) {
+    if p.id.is_empty()
+        || p.stock.is_some_and(|s| s > i64::MAX as u64)
+        || (p.paced && p.stock.is_none())
+    {
         return Err(DecodeError("bad prize"));
     }
     Ok(p)
@@ -111,6 +121,35 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     w.u64(c.winners.len() as u64);
     w.u64(c.bans.len() as u64);
     c.transfers.encode(&mut w);
+    // Version 3: flow control.
+    match r.rate {
+        None => w.u8(0),
+        Some(rate) => {
+            w.u8(1);
+            w.u64(rate.per_sec);
+            w.u64(rate.burst);
+        }
+    }
+    match r.admit {
+        None => w.u8(0),
+        Some((p1, p2)) => {
+            w.u8(1);
+            w.u32(p1);
+            w.u32(p2);
+        }
+    }
+    match r.client_limit {
+        None => w.u8(0),
+        Some((n, win)) => {
+            w.u8(1);
+            w.u32(n);
+            w.u64(win);
+        }
+    }
+    w.u64(r.penalty_ms);
+    w.u64(c.tat_ns);
+    w.u64(c.clients.len() as u64);
+    w.u64(c.waiting.len() as u64);
     w.buf
 }
 
@@ -171,10 +210,14 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
         stream,
         stream_default,
         idempotency_ms,
+        rate: None,
+        admit: None,
+        client_limit: None,
+        penalty_ms: 0,
     };
     let mut c = Campaign::blank(seed, rules);
     c.paused = r.bool()?;
-    c.counters = read_counters(&mut r)?;
+    c.counters = read_counters(&mut r, if v >= 3 { REJECTION_COUNT } else { 7 })?;
     c.drain_seq = r.u64()?;
     let n = r.count(12, MAX_PRIZES * 2)?;
     for _ in 0..n {
@@ -188,11 +231,11 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     }
     let n = r.count(30, MAX_PRIZES)?;
     for _ in 0..n {
-        c.prizes.push(read_prize(&mut r)?);
+        c.prizes.push(read_prize(&mut r, v)?);
     }
     let n = r.count(30, MAX_NAMES)?;
     for _ in 0..n {
-        c.retired.push(read_prize(&mut r)?);
+        c.retired.push(read_prize(&mut r, v)?);
     }
     let hint = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     c.users.reserve_for_load(hint(r.u64()?));
@@ -200,6 +243,51 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.bans.reserve_for_load(hint(r.u64()?));
     if v >= 2 {
         c.transfers = Transfers::decode(&mut r)?;
+    }
+    if v >= 3 {
+        c.rules.rate = match r.u8()? {
+            0 => None,
+            1 => {
+                let rate = Rate {
+                    per_sec: r.u64()?,
+                    burst: r.u64()?,
+                };
+                if rate.per_sec == 0 || rate.per_sec > MAX_RATE || rate.burst == 0 {
+                    return Err(DecodeError("bad rate"));
+                }
+                Some(rate)
+            }
+            _ => return Err(DecodeError("bad tag")),
+        };
+        c.rules.admit = match r.u8()? {
+            0 => None,
+            1 => {
+                let (p1, p2) = (r.u32()?, r.u32()?);
+                if p1 > PPM || p2 > PPM {
+                    return Err(DecodeError("bad probability"));
+                }
+                Some((p1, p2))
+            }
+            _ => return Err(DecodeError("bad tag")),
+        };
+        c.rules.client_limit = match r.u8()? {
+            0 => None,
+            1 => {
+                let (n, win) = (r.u32()?, r.u64()?);
+                if win == 0 || win > i64::MAX as u64 {
+                    return Err(DecodeError("bad client window"));
+                }
+                Some((n, win))
+            }
+            _ => return Err(DecodeError("bad tag")),
+        };
+        c.rules.penalty_ms = r.u64()?;
+        if c.rules.penalty_ms > i64::MAX as u64 {
+            return Err(DecodeError("bad penalty"));
+        }
+        c.tat_ns = r.u64()?;
+        c.clients.reserve_for_load(hint(r.u64()?));
+        c.waiting.reserve_for_load(hint(r.u64()?));
     }
     r.finish()?;
     validate(&c)?;
@@ -241,6 +329,8 @@ pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
     std::mem::swap(&mut m.winners, &mut c.winners);
     std::mem::swap(&mut m.bans, &mut c.bans);
     std::mem::swap(&mut m.reqs, &mut c.reqs);
+    std::mem::swap(&mut m.clients, &mut c.clients);
+    std::mem::swap(&mut m.waiting, &mut c.waiting);
     *c = m;
     Ok(())
 }
@@ -298,6 +388,26 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_REQS, &mut f);
+    for (k, s) in c.clients.iter_scattered() {
+        w.u128(k);
+        w.i64(s.window_start);
+        w.i64(s.banned_until);
+        w.u32(s.count);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_CLIENTS, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_CLIENTS, &mut f);
+    for (k, t) in c.waiting.iter_scattered() {
+        w.u128(k);
+        w.i64(t);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_WAITING, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_WAITING, &mut f);
 }
 
 /// Merges one chunk of per-user records into the campaign. All-or-nothing: the chunk is
@@ -376,6 +486,41 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
                 c.reqs.insert(k, m);
             }
         }
+        K_CLIENTS if v >= 3 => {
+            let n = r.count(36, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                let s = ClientState {
+                    window_start: r.i64()?,
+                    banned_until: r.i64()?,
+                    count: r.u32()?,
+                };
+                if k == 0 {
+                    return Err(DecodeError("zero client key"));
+                }
+                out.push((k, s));
+            }
+            r.finish()?;
+            for (k, s) in out {
+                c.clients.insert(k, s);
+            }
+        }
+        K_WAITING if v >= 3 => {
+            let n = r.count(24, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                if k == 0 {
+                    return Err(DecodeError("zero user key"));
+                }
+                out.push((k, r.i64()?));
+            }
+            r.finish()?;
+            for (k, t) in out {
+                c.waiting.insert(k, t);
+            }
+        }
         _ => return Err(DecodeError("unknown chunk kind")),
     }
     Ok(())
@@ -408,6 +553,17 @@ pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
     }
     for (k, u) in c.bans.iter() {
         acc = acc.wrapping_add(mix(3, k, u as u64, 0));
+    }
+    for (k, s) in c.clients.iter() {
+        acc = acc.wrapping_add(mix(
+            5,
+            k,
+            s.window_start as u64 ^ (s.banned_until as u64).rotate_left(19),
+            u64::from(s.count),
+        ));
+    }
+    for (k, t) in c.waiting.iter() {
+        acc = acc.wrapping_add(mix(6, k, t as u64, 0));
     }
     for (k, m) in c.reqs.iter() {
         acc = acc.wrapping_add(mix(

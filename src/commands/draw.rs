@@ -1,7 +1,8 @@
-//! LOTTERY.DRAW key user [REQID request-id]
+//! LOTTERY.DRAW key user [REQID request-id] [CLIENT client-id]
 //!
-//! One draw for one user, atomically: REQID replay, window, pause, ban, MAXWINS, cooldown,
-//! daily chances; then one chance is consumed and the alias table picks. A win is appended to
+//! One draw for one user, atomically: REQID replay, window, pause, client (penalty box,
+//! CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one chance is
+//! consumed and the alias table picks (paced prizes held back while ahead of their pace). A win is appended to
 //! the wins stream (XADD, replicated with its concrete ID) before anything changes, so a
 //! stream error changes nothing. The effects go to replicas and the AOF as absolute values.
 //!
@@ -92,35 +93,45 @@ fn draw(
     ctx: *mut raw::RedisModuleCtx,
     args: &[*mut raw::RedisModuleString],
 ) -> Result<(), Failure> {
-    let (key_arg, user_arg) = match args {
-        [_, k, u] | [_, k, u, _, _] => (*k, *u),
+    let (key_arg, user_arg, opts) = match args {
+        [_, k, u, rest @ ..] if rest.len() <= 4 && rest.len() % 2 == 0 => (*k, *u, rest),
         _ => return Err(Failure::Arity),
     };
     // REQID: the raw argument (copied into the stream entry) and its checked bytes.
-    let (reqid_arg, reqid) = match args {
-        [_, _, _, opt, r] => {
-            if !unsafe { bytes_of(*opt) }.eq_ignore_ascii_case(b"REQID") {
-                return Err(fail(format!(
-                    "ERR unknown option '{}'",
-                    parse::shown(unsafe { bytes_of(*opt) })
-                )));
-            }
-            let checked =
-                parse::reqid_arg(unsafe { bytes_of(*r) }).map_err(|e| fail(format!("ERR {e}")))?;
-            (Some(*r), Some(checked))
+    // CLIENT: the client id's checked bytes.
+    let mut reqid_arg = None;
+    let mut reqid = None;
+    let mut client = None;
+    for pair in opts.chunks_exact(2) {
+        let (opt, val) = (unsafe { bytes_of(pair[0]) }, unsafe { bytes_of(pair[1]) });
+        if opt.eq_ignore_ascii_case(b"REQID") && reqid.is_none() {
+            reqid = Some(parse::reqid_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
+            reqid_arg = Some(pair[1]);
+        } else if opt.eq_ignore_ascii_case(b"CLIENT") && client.is_none() {
+            client = Some(parse::client_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
+        } else if opt.eq_ignore_ascii_case(b"REQID") || opt.eq_ignore_ascii_case(b"CLIENT") {
+            return Err(fail(format!(
+                "ERR {} given twice",
+                parse::shown(&opt.to_ascii_uppercase())
+            )));
+        } else {
+            return Err(fail(format!(
+                "ERR unknown option '{}'",
+                parse::shown(opt)
+            )));
         }
-        _ => (None, None),
-    };
+    }
     let user = unsafe { bytes_of(user_arg) };
     let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
     let c = campaign_at(&key)?;
     let now = clock::now_ms();
     let ukey = c.user_key(user);
     let rkey = reqid.map(|r| c.request_key(ukey, r));
-    let plan = rng::with(|g| c.plan_draw(ukey, rkey, now, g))
+    let ckey = client.map(|cl| c.client_key(cl));
+    let plan = rng::with(|g| c.plan_draw_from(ukey, rkey, ckey, now, g))
         .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
     let (reply, effect) = match plan {
-        Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
+        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq, .. } => {
             let win_id = match prize.and_then(|i| c.prizes.get(i)) {
                 None => None,

@@ -1,11 +1,13 @@
 //! LOTTERY.STATS key
 //!
-//! Field/value pairs: state, rules, counters, and `prizes` as [id, weight, stock, sold]
+//! Field/value pairs: state, rules (flow control included), counters (one per rejection
+//! outcome), `pace` (the paced prizes' ids), and `prizes` as [id, weight, stock, sold]
 //! entries (stock -1 for INF).
 
 use super::{bulk, campaign, count_or_inf, int, text};
 use crate::clock;
 use crate::engine::campaign::Outcome;
+use crate::engine::gate::ppm_text;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -15,9 +17,10 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let c = campaign(ctx, &args[1])?;
     let r = &c.rules;
     let k = &c.counters;
+    let now = clock::now_ms();
     let mut v = vec![
         text("state"),
-        text(c.state_name(clock::now_ms())),
+        text(c.state_name(now)),
         text("nothing_weight"),
         int(r.nothing),
         text("cooldown_ms"),
@@ -40,8 +43,28 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         bulk(&r.stream),
         text("idempotency_ms"),
         int(r.idempotency_ms),
+        text("rate"),
+        int(r.rate.map_or(-1, |x| x.per_sec as i64)),
+        text("burst"),
+        int(r.rate.map_or(-1, |x| x.burst as i64)),
+        text("admit"),
+        r.admit.map_or(RedisValue::Null, |(p1, _)| text(&ppm_text(p1))),
+        text("admit_retry"),
+        r.admit.map_or(RedisValue::Null, |(_, p2)| text(&ppm_text(p2))),
+        text("clientlimit"),
+        int(r.client_limit.map_or(-1, |x| i64::from(x.0))),
+        text("clientlimit_window_ms"),
+        int(r.client_limit.map_or(-1, |x| x.1 as i64)),
+        text("penalty_ms"),
+        int(r.penalty_ms),
         text("users"),
         int(c.users.len()),
+        text("clients"),
+        int(c.clients.len()),
+        text("penalized_clients"),
+        int(c.penalized_clients(now)),
+        text("admit_waiting"),
+        int(c.waiting.len()),
         text("draws"),
         int(k.draws),
         text("wins"),
@@ -59,6 +82,10 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     v.push(text("drain_seq"));
     v.push(int(c.drain_seq));
+    v.push(text("pace"));
+    v.push(RedisValue::Array(
+        c.prizes.iter().filter(|p| p.paced).map(|p| bulk(&p.id)).collect(),
+    ));
     v.push(text("prizes"));
     v.push(RedisValue::Array(
         c.prizes

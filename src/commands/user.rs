@@ -1,6 +1,8 @@
 //! LOTTERY.USER key user
 //!
 //! The user's state as field/value pairs. A user never seen gets the defaults.
+//! `banned_until_ms` includes a PENALTY ban; `admit_waiting` is 1 while ADMIT remembers the
+//! user as turned away.
 
 use super::{arg, bulk, campaign, int, text};
 use crate::clock;
@@ -29,5 +31,7 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         int(v.cooldown_left_ms),
         text("banned_until_ms"),
         int(v.banned_until_ms),
+        text("admit_waiting"),
+        int(i64::from(v.admit_waiting)),
     ]))
 }
