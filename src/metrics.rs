@@ -89,9 +89,11 @@ pub fn fields() -> Vec<(String, Field)> {
 
 /// The `rng` load option: `chacha` (ChaCha12, the default) or `xoshiro` (xoshiro256++).
 fn generator() -> &'static str {
-    match crate::rng::RNG_KIND.lock().map(|k| k.clone()) {
+    // try_lock: INFO may run in a crash report; never wait on a lock there.
+    match crate::rng::RNG_KIND.try_lock().map(|k| k.clone()) {
         Ok(crate::rng::RngKind::xoshiro) => "xoshiro",
-        _ => "chacha",
+        Ok(crate::rng::RngKind::chacha) => "chacha",
+        Err(_) => "unknown",
     }
 }
 
