@@ -43,7 +43,6 @@ pub fn campaigns() -> u64 {
 
 /// One LOTTERY.DRAW reply served (call once per successful draw, after it committed).
 /// `replay`: the reply came from the REQID memory (then only `replays` counts it).
-#[allow(dead_code)] // called from commands/draw.rs once the lead wires it in
 pub fn record(outcome: Outcome, replay: bool) {
     if replay {
         REPLAYS.fetch_add(1, Relaxed);

@@ -45,7 +45,6 @@ pub fn stock_of(c: &Campaign, i: usize) -> Option<u64> {
 
 /// After a draw committed: `won` is the index of the prize it gave (the prize had stock
 /// before), so stock 0 now means this win sold it out.
-#[allow(dead_code)] // called from commands/draw.rs once the lead wires it in
 pub fn soldout_if_empty(
     ctx: *mut raw::RedisModuleCtx,
     key: *mut raw::RedisModuleString,

@@ -119,6 +119,11 @@ fn draw(
     let rkey = reqid.map(|r| c.request_key(ukey, r));
     let plan = rng::with(|g| c.plan_draw(ukey, rkey, now, g))
         .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
+    let replay = matches!(plan, Plan::Replay(_));
+    let won = match plan {
+        Plan::Pass { prize, .. } => prize,
+        _ => None,
+    };
     let (reply, effect) = match plan {
         Plan::Replay(r) | Plan::Reject(r) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq, .. } => {
@@ -153,6 +158,8 @@ fn draw(
         }
     };
     replication::replicate_raw(ctx, key_arg, &effect);
+    crate::metrics::record(reply.outcome, replay);
+    crate::notify::soldout_if_empty(ctx, key_arg, c, won);
     reply_draw(ctx, c, &reply);
     Ok(())
 }
