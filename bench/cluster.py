@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(ROOT, "python-tests"))
 sys.dont_write_bytecode = True
 
 import run as base  # noqa: E402  (Server, redis_benchmark, formatting)
+from cluster_helpers import cluster_port  # noqa: E402  (a port whose bus port is free too)
 from lottery_helpers import key_slot  # noqa: E402
 
 STOCK = 10**12
@@ -60,6 +61,7 @@ class Cluster:
                 rng,
                 None,
                 extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                port=cluster_port(),
             )
             for i in range(masters)
         ]

@@ -122,11 +122,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, workdir: str, rng: str, pin: str | None, extra=()):
+    def __init__(self, name: str, workdir: str, rng: str, pin: str | None, extra=(), port=None):
         self.name = name
         self.dir = os.path.join(workdir, name)
         os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.logfile = os.path.join(self.dir, "redis.log")
         cmd = [
             "redis-server",

@@ -422,3 +422,142 @@ def test_rebalance_under_load_with_crashes_sells_out(cl):
     finally:
         rc.close()
     print(f"\nrebalance: {load.count} draws, sold per shard {sold}, {len(outs)} transfers")
+
+
+# --------------------------------------------------------------------------------------------
+# The mover lease: `rebalance` holds lottery:shards:NAME:mover (its run id, PX lease) so that
+# `configure`/`restock` refuse to run under it (exit 3) unless --force.
+
+
+def lease_key(name):
+    return R.descriptor_key(name) + ":mover"
+
+
+def _wait_for(cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+def _refused_by(p, holder):
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert f"a rebalance is running (run {holder}, lease " in p.stderr, p.stderr
+    assert "ms left): stop it first, or pass --force" in p.stderr, p.stderr
+
+
+def test_lease_refuses_configure_and_restock_under_a_looping_mover(cl):
+    name = "leaseloop"
+    create(cl, name, 3, "PRIZE", "a", 1, 90, "NOTHING", 1)
+    rc = cl.client()
+    lk = lease_key(name)
+    looper = None
+    try:
+        assert not rc.exists(lk)
+        looper = subprocess.Popen([SHARDS_BIN, "--cluster", cl.url(), "rebalance", name,
+                                   "--every-ms", "100"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        run = _wait_for(lambda: rc.get(lk), 10, "the mover takes its lease")
+        assert 0 < rc.pttl(lk) <= 10000                       # max(3 * 100, 10000)
+        for args in (["configure", name, "--", "PRIZE", "a", 1, 50, "NOTHING", 1],
+                     ["restock", name, "a", 3]):
+            _refused_by(shards(cl, *args, ok=None), run)
+        assert rc.hget(R.descriptor_key(name), "stock:a") == "90"
+        # --force: runs, says so, and leaves the mover's lease alone
+        p = shards(cl, "restock", name, "a", 3, "--force")
+        assert f"warning: a rebalance is running (run {run}," in p.stderr, p.stderr
+        p = shards(cl, "configure", name, "--force", "--", "PRIZE", "a", 1, 99, "NOTHING", 1)
+        assert "going on (--force)" in p.stderr, p.stderr
+        assert rc.hget(R.descriptor_key(name), "stock:a") == "99"
+        assert rc.get(lk) == run
+        # someone else's lease: the mover warns, does not overwrite it, takes it back once gone
+        rc.set(lk, "intruder", px=700)
+        time.sleep(0.4)
+        assert rc.get(lk) == "intruder"
+        _wait_for(lambda: rc.get(lk) == run, 5, "the mover takes its expired lease back")
+        # SIGTERM: the loop stops and releases its lease
+        looper.send_signal(signal.SIGTERM)
+        out = looper.communicate(timeout=30)[0]
+        assert looper.returncode == 0, out[-2000:]
+        looper = None
+        assert "is held by intruder" in out and "going on" in out, out[-2000:]
+        assert not rc.exists(lk)
+        shards(cl, "configure", name, "--", "PRIZE", "a", 1, 60, "NOTHING", 1)
+        shards(cl, "restock", name, "a", 6)
+        assert rc.hget(R.descriptor_key(name), "stock:a") == "66"
+        assert not rc.exists(lk)                              # theirs, released at the end
+        assert check_json(cl, name)["ok"]
+        # a campaign named NAME:mover would have its descriptor on NAME's lease key
+        shards(cl, "create", f"{name}:mover", "--shards", 1, "--", "PRIZE", "a", 1, 1, ok=1)
+    finally:
+        if looper is not None:
+            looper.kill()
+            looper.wait(10)
+        rc.close()
+
+
+def test_lease_of_a_crashed_mover(cl):
+    name = "leasecrash"
+    desc = create(cl, name, 3, "PRIZE", "a", 1, 30, "NOTHING", 1)
+    rc = cl.client()
+    lk = lease_key(name)
+    try:
+        def skew():       # shard 0 gets 30 more: something to move (the descriptor counts it)
+            rc.execute_command("LOTTERY.RESTOCK", desc["keys"][0], "a", 30)
+            rc.hincrby(R.descriptor_key(name), "stock:a", 30)
+
+        skew()
+        p = shards(cl, "rebalance", name, "--crash-after", "out", "--lease-ms", 60000, ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        run = rc.get(lk)
+        assert run and f"transfer {run}.1" in p.stderr, (run, p.stderr)
+        assert rc.pttl(lk) > 50000
+        _refused_by(shards(cl, "configure", name, "--", "PRIZE", "a", 1, 30, ok=None), run)
+        _refused_by(shards(cl, "restock", name, "a", 1, ok=None), run)
+        # a new mover takes over at once, finishes the crashed one's transfer, releases
+        t0 = time.time()
+        p = shards(cl, "rebalance", name)
+        assert time.time() - t0 < 5
+        assert f"taking over the mover lease of run {run}" in p.stderr, p.stderr
+        assert f"recovered {run}.1 " in p.stdout, p.stdout
+        assert not rc.exists(lk)
+        assert check_json(cl, name)["pending"] == 0
+        # a crashed mover's lease (short here) blocks configure until it expires
+        skew()
+        p = shards(cl, "rebalance", name, "--crash-after", "out", "--lease-ms", 1500, ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        run = rc.get(lk)
+        _refused_by(shards(cl, "configure", name, "--", "PRIZE", "a", 1, 30, ok=None), run)
+        _wait_for(lambda: not rc.exists(lk), 5, "the crashed mover's lease expires")
+        p = shards(cl, "configure", name, "--", "PRIZE", "a", 1, 30)
+        assert f"recovered {run}.1 " in p.stdout, p.stdout      # pending transfer first
+        d = check_json(cl, name)
+        assert d["pending"] == 0 and d["prizes"]["a"]["total"] == 30, d
+    finally:
+        rc.close()
+
+
+def test_lease_mover_waits_for_configure(cl):
+    name = "leasewait"
+    create(cl, name, 2, "PRIZE", "a", 1, 10, "NOTHING", 1)
+    rc = cl.client()
+    lk = lease_key(name)
+    try:
+        # a configure (or restock) at work holds the lease: a starting mover waits for it
+        rc.set(lk, "configure-424242", px=800)
+        t0 = time.time()
+        p = shards(cl, "rebalance", name)
+        assert time.time() - t0 >= 0.6, p.stderr
+        assert "waiting for configure-424242" in p.stderr, p.stderr
+        assert not rc.exists(lk)
+        # and a second configure refuses while one holds it
+        rc.set(lk, "restock-77", px=5000)
+        p = shards(cl, "configure", name, "--", "PRIZE", "a", 1, 10, ok=3)
+        assert "another configure or restock is running (restock-77, lease " in p.stderr, p.stderr
+        assert rc.get(lk) == "restock-77"
+        rc.delete(lk)
+    finally:
+        rc.close()

@@ -89,6 +89,7 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
             }
         }
     }
+    crate::metrics::campaign_created();
     Box::into_raw(Box::new(c)).cast::<c_void>()
 }
 
@@ -156,6 +157,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
         drop(Box::from_raw(value.cast::<Campaign>()));
+        crate::metrics::campaign_freed();
     }
 }
 
@@ -179,5 +181,6 @@ unsafe extern "C" fn copy(
     let mut n = c.clone();
     n.follow_key(bytes_of(to));
     n.invalidate_table();
+    crate::metrics::campaign_created();
     Box::into_raw(Box::new(n)).cast::<c_void>()
 }

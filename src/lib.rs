@@ -9,9 +9,12 @@ pub(crate) use lottery_engine::parse;
 
 mod clock;
 mod cluster;
+mod command_docs;
 mod commands;
 mod datatype;
 mod ffi;
+mod metrics;
+mod notify;
 mod replication;
 mod rng;
 
@@ -79,6 +82,8 @@ fn init(ctx: &Context, args: &[RedisString]) -> Status {
         ctx.log_warning("lottery: could not register lottery.draw");
         return Status::Err;
     }
+    command_docs::register(ctx);
+    metrics::register_info(ctx);
     ctx.log_notice(&format!("lottery: loaded (generator {})", rng::kind_name()));
     Status::Ok
 }

@@ -9,10 +9,12 @@
 //! - [`stats`]: reading `LOTTERY.STATS` and transfer records, combined figures and the
 //!   conservation check (pure once read);
 //! - [`rebalance`]: the transfer protocol (OUT -> IN -> SETTLE), its crash points and recovery;
+//! - [`lease`]: the mover lease that keeps `configure`/`restock` from running under a mover;
 //! - `main.rs`: the command line.
 
 pub mod cluster;
 pub mod descriptor;
 pub mod error;
+pub mod lease;
 pub mod rebalance;
 pub mod stats;

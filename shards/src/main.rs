@@ -15,6 +15,7 @@ use lottery_shards::descriptor::{
     MAX_SHARDS,
 };
 use lottery_shards::error::{Error, Result};
+use lottery_shards::lease::{self, Lease};
 use lottery_shards::rebalance::{self, Shards, Step};
 use lottery_shards::stats::{self, conservation, parse_records, ShardSnapshot, ShardStats};
 
@@ -66,6 +67,9 @@ enum Cmd {
     /// Send LOTTERY.CONFIGURE options to every shard (PRIZE stocks split as in create)
     Configure {
         name: String,
+        /// Run even while a rebalance holds the mover lease
+        #[arg(long)]
+        force: bool,
         #[arg(last = true, required = true, value_name = "OPTIONS")]
         options: Vec<String>,
     },
@@ -75,6 +79,9 @@ enum Cmd {
         prize: String,
         #[arg(allow_negative_numbers = true)]
         delta: String,
+        /// Run even while a rebalance holds the mover lease
+        #[arg(long)]
+        force: bool,
     },
     /// Pause every shard
     Pause { name: String },
@@ -92,6 +99,9 @@ enum Cmd {
         /// Fault tests: abort right after that step of the first transfer
         #[arg(long, value_enum)]
         crash_after: Option<CrashAfter>,
+        /// Tests: the mover lease's length (default max(3 * every-ms, 10000))
+        #[arg(long, value_name = "MS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_ms: Option<u64>,
     },
     /// Conservation per prize: total == remaining + sold + in_flight (exit 1 when not)
     Check {
@@ -157,12 +167,18 @@ fn run(cli: Cli) -> Result<u8> {
             options,
         } => {
             name_ok(name)?;
+            if name.ends_with(":mover") {
+                // Its descriptor key would be the mover lease of the campaign before ":mover".
+                return Err(Error::Usage(format!(
+                    "bad campaign name {name:?}: it must not end with \":mover\""
+                )));
+            }
             if !(1..=MAX_SHARDS).contains(shards) {
                 return Err(Error::Usage(format!("--shards must be 1..={MAX_SHARDS}")));
             }
             ConfigureOptions::parse(options).map_err(Error::Usage)?;
         }
-        Cmd::Configure { name, options } => {
+        Cmd::Configure { name, options, .. } => {
             name_ok(name)?;
             ConfigureOptions::parse(options).map_err(Error::Usage)?;
         }
@@ -193,8 +209,21 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Cmd::Stats { name, json } => show_stats(&mut c, &name, json),
-        Cmd::Configure { name, options } => configure(&mut c, &name, &options),
-        Cmd::Restock { name, prize, delta } => restock(&mut c, &name, &prize, &delta),
+        Cmd::Configure {
+            name,
+            options,
+            force,
+        } => with_tool_lease(&mut c, &name, "configure", force, |c, l| {
+            configure(c, &name, &options, l)
+        }),
+        Cmd::Restock {
+            name,
+            prize,
+            delta,
+            force,
+        } => with_tool_lease(&mut c, &name, "restock", force, |c, l| {
+            restock(c, &name, &prize, &delta, l)
+        }),
         Cmd::Pause { name } => pause(&mut c, &name, "LOTTERY.PAUSE", "paused"),
         Cmd::Resume { name } => pause(&mut c, &name, "LOTTERY.RESUME", "resumed"),
         Cmd::Rebalance {
@@ -202,7 +231,8 @@ fn run(cli: Cli) -> Result<u8> {
             every_ms,
             min_move,
             crash_after,
-        } => rebalance_cmd(&mut c, &name, every_ms, min_move, crash_after),
+            lease_ms,
+        } => rebalance_cmd(&mut c, &name, every_ms, min_move, crash_after, lease_ms),
         Cmd::Check { name, json } => check(&mut c, &name, json),
     }
 }
@@ -372,12 +402,29 @@ const UPDATE_DESCRIPTOR: &str = "local n = tonumber(ARGV[1]) \
      for i = 2, n + 1 do redis.call('HDEL', KEYS[1], ARGV[i]) end \
      if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end return 1";
 
-fn configure(c: &mut Cluster, name: &str, options: &[String]) -> Result<u8> {
+/// Runs `configure`/`restock` holding the mover lease as `<tool>-<pid>` (refused while someone
+/// else holds it, unless `force`), released at the end whatever the outcome.
+fn with_tool_lease(
+    c: &mut Cluster,
+    name: &str,
+    tool: &str,
+    force: bool,
+    work: impl FnOnce(&mut Cluster, &mut Lease) -> Result<u8>,
+) -> Result<u8> {
+    let mut l = Lease::new(name, &lease::tool_id(tool), lease::MIN_LEASE_MS);
+    l.take_for_tool(c, force)?;
+    let r = work(c, &mut l);
+    l.release(c);
+    r
+}
+
+fn configure(c: &mut Cluster, name: &str, options: &[String], l: &mut Lease) -> Result<u8> {
     let opts = ConfigureOptions::parse(options).map_err(Error::Usage)?;
     let d = load(c, name)?;
     recover_first(c, &d)?;
     let mut sold: BTreeMap<String, i64> = BTreeMap::new();
     for (i, key) in d.keys.iter().enumerate() {
+        l.keep(c);
         let v: redis::Value = c
             .eval(
                 CONFIGURE_AND_STATS,
@@ -476,7 +523,7 @@ fn take_plan(remaining: &[u64], need: u64) -> Option<Vec<u64>> {
     Some(take)
 }
 
-fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> {
+fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str, l: &mut Lease) -> Result<u8> {
     let delta = parse_delta(delta)?;
     let d = load(c, name)?;
     match d.stock.get(prize) {
@@ -495,6 +542,7 @@ fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> 
                 if part == 0 {
                     continue;
                 }
+                l.keep(c);
                 let now: i64 = c.query_once(
                     key,
                     redis::cmd("LOTTERY.RESTOCK").arg(key).arg(prize).arg(part),
@@ -526,6 +574,7 @@ fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str) -> Result<u8> 
                 if take[i] == 0 {
                     continue;
                 }
+                l.keep(c);
                 let r: Result<i64> = c.query_once(
                     key,
                     redis::cmd("LOTTERY.RESTOCK")
@@ -578,6 +627,7 @@ fn rebalance_cmd(
     every_ms: Option<u64>,
     min_move: u64,
     crash_after: Option<CrashAfter>,
+    lease_ms: Option<u64>,
 ) -> Result<u8> {
     let d = load(c, name)?;
     let opts = rebalance::Options {
@@ -589,23 +639,53 @@ fn rebalance_cmd(
     };
     let run = rebalance::run_id();
     let mut seq = 0u64;
+    // Seen between transfers, so the lease is released on the way out.
     let stop = Arc::new(AtomicBool::new(false));
-    if every_ms.is_some() {
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))
-                .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
-        }
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
     }
     let stopped = || stop.load(Ordering::Relaxed);
+    let mut l = Lease::new(
+        name,
+        &run,
+        lease_ms.unwrap_or_else(|| lease::lease_ms(every_ms)),
+    );
+    if !l.take_for_mover(c, &stopped)? {
+        return Ok(0);
+    }
+    let r = rebalance_loop(c, &d, &run, &mut seq, &opts, every_ms, &mut l, &stopped);
+    l.release(c);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rebalance_loop(
+    c: &mut Cluster,
+    d: &Descriptor,
+    run: &str,
+    seq: &mut u64,
+    opts: &rebalance::Options,
+    every_ms: Option<u64>,
+    l: &mut Lease,
+    stopped: &dyn Fn() -> bool,
+) -> Result<u8> {
     loop {
+        l.keep(c);
         let r = rebalance::round(
             c,
-            &d,
-            &run,
-            &mut seq,
-            &opts,
-            &mut |l| println!("{l}"),
-            &stopped,
+            d,
+            run,
+            seq,
+            opts,
+            &mut |line| println!("{line}"),
+            &mut |c: &mut Cluster| {
+                if stopped() {
+                    return true;
+                }
+                l.keep(c);
+                false
+            },
         );
         match (r, every_ms) {
             (Ok(_), None) => return Ok(0),
@@ -749,6 +829,24 @@ mod tests {
             Cli::try_parse_from(["x", "restock", "s", "p", "-5", "--cluster", "h:1"]).unwrap();
         assert!(matches!(cli.cmd, Cmd::Restock { ref delta, .. } if delta == "-5"));
         assert!(Cli::try_parse_from(["x", "rebalance", "s", "--crash-after", "oops"]).is_err());
+        let cli = Cli::try_parse_from(["x", "restock", "s", "p", "-5", "--force"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Restock { force: true, .. }));
+        let cli =
+            Cli::try_parse_from(["x", "configure", "s", "--force", "--", "DAILY", "3"]).unwrap();
+        assert!(
+            matches!(cli.cmd, Cmd::Configure { force: true, ref options, .. } if options.len() == 2)
+        );
+        let cli = Cli::try_parse_from(["x", "configure", "s", "--", "--force"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Configure { force: false, .. }));
+        let cli = Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "1500"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Rebalance {
+                lease_ms: Some(1500),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "0"]).is_err());
         assert_eq!(seeds(&["a:1,redis://b:2".into()]).unwrap().len(), 2);
     }
 }

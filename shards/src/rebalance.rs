@@ -276,15 +276,16 @@ pub struct Options {
 }
 
 /// One rebalance round: recover, read every shard, plan per finite prize, transfer.
-/// `stop` is asked between transfers (a signal arrived). Returns the transfers made.
-pub fn round(
-    shards: &mut dyn Shards,
+/// `before_transfer` is called before each transfer (the mover refreshes its lease there) and
+/// stops the round when it returns true (a signal arrived). Returns the transfers made.
+pub fn round<S: Shards>(
+    shards: &mut S,
     d: &Descriptor,
     run: &str,
     seq: &mut u64,
     opts: &Options,
     say: &mut dyn FnMut(String),
-    stop: &dyn Fn() -> bool,
+    before_transfer: &mut dyn FnMut(&mut S) -> bool,
 ) -> Result<usize> {
     recover(shards, &d.keys, say)?;
     let mut stats = Vec::with_capacity(d.keys.len());
@@ -310,7 +311,7 @@ pub fn round(
             continue; // INF, or not in every shard's table
         };
         for m in plan(&remaining, opts.min_move) {
-            if stop() {
+            if before_transfer(shards) {
                 return Ok(made);
             }
             *seq += 1;
@@ -543,8 +544,21 @@ mod tests {
             min_move: 1,
             crash_after: None,
         };
+        // Stopped before the first transfer: nothing moves.
         let mut seq = 0;
+        let mut asked = 0;
+        let stopping = |_: &mut Fake| {
+            asked += 1;
+            true
+        };
+        let n = round(&mut f, &d, "run", &mut seq, &opts, &mut |_| {}, &mut {
+            stopping
+        })
+        .unwrap();
+        assert_eq!((n, asked, seq), (0, 1, 0));
+        assert_eq!(f.stock.values().copied().collect::<Vec<_>>(), [9, 0, 3]);
         let mut lines = Vec::new();
+        let mut asked = 0;
         let n = round(
             &mut f,
             &d,
@@ -552,10 +566,13 @@ mod tests {
             &mut seq,
             &opts,
             &mut |l| lines.push(l),
-            &|| false,
+            &mut |_| {
+                asked += 1;
+                false
+            },
         )
         .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!((n, asked), (2, 2), "asked before every transfer");
         assert_eq!(
             lines,
             [
@@ -565,7 +582,10 @@ mod tests {
         );
         assert_eq!(f.stock.values().copied().collect::<Vec<_>>(), [4, 4, 4]);
         assert_eq!(
-            round(&mut f, &d, "run", &mut seq, &opts, &mut |_| {}, &|| false).unwrap(),
+            round(&mut f, &d, "run", &mut seq, &opts, &mut |_| {}, &mut |_| {
+                false
+            })
+            .unwrap(),
             0
         );
     }

@@ -4,13 +4,47 @@
 //! reads no clock and draws nothing. Refused from ordinary clients: only the master link
 //! (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge state with it.
 //! It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get it too.
+//! From the master link it raises the keyspace events the master's command raised
+//! (`crate::notify`), as Redis's own replicated commands do on replicas.
 
 use super::{arg, err, no_campaign};
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
 use crate::engine::persist;
+use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+
+/// The prize whose stock an effect sets, if any.
+fn stock_index(effect: &Effect) -> Option<usize> {
+    let i = match effect {
+        Effect::Stock { index, .. } => *index,
+        Effect::Transfer {
+            stock: Some((index, _)),
+            ..
+        } => *index,
+        Effect::Draw(d) => d.prize.as_ref()?.index,
+        _ => return None,
+    };
+    usize::try_from(i).ok()
+}
+
+/// The events for an applied effect (`before`: the touched prize's stock before it).
+fn raise(ctx: &Context, key: &RedisString, c: &Campaign, effect: &Effect, before: Option<u64>) {
+    let (ctx, k) = (ctx.ctx, key.inner);
+    let after = stock_index(effect).and_then(|i| notify::stock_of(c, i));
+    match effect {
+        Effect::Config(_) => notify::event(ctx, notify::CONFIGURE, k),
+        Effect::Paused(true) => notify::event(ctx, notify::PAUSE, k),
+        Effect::Paused(false) => notify::event(ctx, notify::RESUME, k),
+        Effect::Stock { .. } => notify::restocked(ctx, k, before, after),
+        Effect::Transfer { .. } => notify::transferred(ctx, k, before, after),
+        Effect::Draw(_) if after == Some(0) && before.is_some_and(|b| b > 0) => {
+            notify::soldout(ctx, k)
+        }
+        _ => {}
+    }
+}
 
 pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let flags = ctx.get_flags();
@@ -20,16 +54,27 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 3 {
         return Err(RedisError::WrongArity);
     }
+    let notify = !flags.contains(ContextFlags::LOADING);
     let effect = Effect::decode(arg(&args, 2)).map_err(|e| err(e.to_string()))?;
     let k = ctx.open_key_writable(&args[1]);
     match k.get_value::<Campaign>(&LOTTERY_TYPE) {
         Err(_) => return Err(RedisError::WrongType),
-        Ok(Some(c)) => c.apply(&effect).map_err(|e| err(e.to_string()))?,
+        Ok(Some(c)) => {
+            let before = stock_index(&effect).and_then(|i| notify::stock_of(c, i));
+            c.apply(&effect).map_err(|e| err(e.to_string()))?;
+            if notify {
+                raise(ctx, &args[1], c, &effect, before);
+            }
+        }
         Ok(None) => match &effect {
             Effect::Config(meta) => {
                 let c = persist::decode_meta(meta).map_err(|e| err(e.to_string()))?;
                 k.set_value(&LOTTERY_TYPE, c)
                     .map_err(|_| err("could not store the campaign"))?;
+                metrics::campaign_created();
+                if notify {
+                    notify::event(ctx.ctx, notify::CONFIGURE, args[1].inner);
+                }
             }
             _ => return Err(no_campaign()),
         },

@@ -11,7 +11,7 @@ use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
 use crate::engine::{keyslot, persist};
-use crate::{parse, replication, rng};
+use crate::{metrics, notify, parse, replication, rng};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -53,9 +53,11 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             let effect = Effect::Config(persist::encode_meta(&c));
             k.set_value(&LOTTERY_TYPE, c)
                 .map_err(|_| err("could not store the campaign"))?;
+            metrics::campaign_created();
             effect
         }
     };
     replication::replicate(ctx, key, &effect);
+    notify::event(ctx.ctx, notify::CONFIGURE, key.inner);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

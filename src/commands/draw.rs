@@ -130,6 +130,11 @@ fn draw(
     let ckey = client.map(|cl| c.client_key(cl));
     let plan = rng::with(|g| c.plan_draw_from(ukey, rkey, ckey, now, g))
         .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
+    let replay = matches!(plan, Plan::Replay(_));
+    let won = match plan {
+        Plan::Pass { prize, .. } => prize,
+        _ => None,
+    };
     let (reply, effect) = match plan {
         Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq, .. } => {
@@ -164,6 +169,8 @@ fn draw(
         }
     };
     replication::replicate_raw(ctx, key_arg, &effect);
+    crate::metrics::record(reply.outcome, replay);
+    crate::notify::soldout_if_empty(ctx, key_arg, c, won);
     reply_draw(ctx, c, &reply);
     Ok(())
 }

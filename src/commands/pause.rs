@@ -3,7 +3,7 @@
 //! While paused every draw gets PAUSED and consumes nothing. Reply: OK.
 
 use super::campaign_mut;
-use crate::replication;
+use crate::{notify, replication};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 fn set(ctx: &Context, args: Vec<RedisString>, paused: bool) -> RedisResult {
@@ -13,6 +13,12 @@ fn set(ctx: &Context, args: Vec<RedisString>, paused: bool) -> RedisResult {
     let c = campaign_mut(ctx, &args[1])?;
     let effect = c.set_paused(paused);
     replication::replicate(ctx, &args[1], &effect);
+    let event = if paused {
+        notify::PAUSE
+    } else {
+        notify::RESUME
+    };
+    notify::event(ctx.ctx, event, args[1].inner);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 

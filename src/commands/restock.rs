@@ -4,7 +4,7 @@
 //! unknown prize, an INF stock, or a result below zero is an error and changes nothing.
 
 use super::{arg, campaign_mut, err, int, perr};
-use crate::{parse, replication};
+use crate::{notify, parse, replication};
 use redis_module::{Context, RedisError, RedisResult, RedisString};
 
 pub fn restock(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -17,5 +17,7 @@ pub fn restock(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         .restock(arg(&args, 2), delta)
         .map_err(|e| err(e.to_string()))?;
     replication::replicate(ctx, &args[1], &effect);
+    let before = u64::try_from(i128::from(stock) - i128::from(delta)).ok();
+    notify::restocked(ctx.ctx, args[1].inner, before, Some(stock));
     Ok(int(stock))
 }

@@ -11,7 +11,7 @@
 
 use super::{arg, bulk, campaign, campaign_mut, err, int, perr, text};
 use crate::engine::transfer::{Transfer, TransferState, MAX_PEER_LEN, MAX_TRANSFER_ID_LEN};
-use crate::{parse, replication};
+use crate::{notify, parse, replication};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 fn id_arg(b: &[u8]) -> Result<&[u8], RedisError> {
@@ -64,6 +64,8 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 return Err(err("a transfer's peer must be another key"));
             }
             let c = campaign_mut(ctx, key)?;
+            let index = c.prize_index(&prize);
+            let before = index.and_then(|i| notify::stock_of(c, i));
             let (reply, effect) = if sub == b"OUT" {
                 let (taken, e) = c
                     .transfer_out(id, &prize, count, peer)
@@ -77,6 +79,8 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             };
             if let Some(e) = effect {
                 replication::replicate(ctx, key, &e);
+                let after = index.and_then(|i| notify::stock_of(c, i));
+                notify::transferred(ctx.ctx, key.inner, before, after);
             }
             Ok(int(reply))
         }
