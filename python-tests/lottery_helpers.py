@@ -363,13 +363,16 @@ def _key(k):
 
 STATS_FIELDS = ["state", "nothing_weight", "cooldown_ms", "daily", "maxwins", "dayoffset",
                 "window_start_ms", "window_end_ms", "soldout", "fallback", "stream",
-                "idempotency_ms", "users", "draws", "wins", "losses", "replays",
+                "idempotency_ms", "rate", "burst", "admit", "admit_retry", "clientlimit",
+                "clientlimit_window_ms", "penalty_ms", "users", "clients",
+                "penalized_clients", "admit_waiting", "draws", "wins", "losses", "replays",
                 "rejected_cooldown", "rejected_quota", "rejected_already_won",
                 "rejected_not_started", "rejected_ended", "rejected_paused", "rejected_banned",
-                "drain_seq", "prizes"]
+                "rejected_busy", "rejected_retry", "rejected_limited",
+                "drain_seq", "pace", "prizes"]
 
 USER_FIELDS = ["draws_today", "chances_left", "bonus", "wins", "last_prize", "last_draw_ms",
-               "cooldown_left_ms", "banned_until_ms"]
+               "cooldown_left_ms", "banned_until_ms", "admit_waiting"]
 
 
 def stats(r, key):

@@ -24,8 +24,13 @@ def test_create_reply_and_defaults(r, raw):
     assert s["idempotency_ms"] == 600000
     for f in ["users", "draws", "wins", "losses", "replays", "rejected_cooldown",
               "rejected_quota", "rejected_already_won", "rejected_not_started",
-              "rejected_ended", "rejected_paused", "rejected_banned", "drain_seq"]:
+              "rejected_ended", "rejected_paused", "rejected_banned", "rejected_busy",
+              "rejected_retry", "rejected_limited", "clients", "penalized_clients",
+              "admit_waiting", "penalty_ms", "drain_seq"]:
         assert s[f] == 0, f
+    for f in ["rate", "burst", "clientlimit", "clientlimit_window_ms"]:
+        assert s[f] == -1, f
+    assert s["admit"] is None and s["admit_retry"] is None and s["pace"] == []
     assert s["prizes"] == [["gold", 5, 10, 0]]
 
 

@@ -141,17 +141,68 @@ pub fn docs() -> Vec<Doc> {
                 .opt(),
                 string(c"stream").tok(c"STREAM").opt(),
                 integer(c"idempotency").tok(c"IDEMPOTENCY").opt(),
+                oneof(
+                    c"rate",
+                    vec![
+                        block(
+                            c"limit",
+                            vec![
+                                integer(c"per-second"),
+                                integer(c"burst").tok(c"BURST").opt(),
+                            ],
+                        ),
+                        pure(c"off", c"OFF"),
+                    ],
+                )
+                .tok(c"RATE")
+                .opt(),
+                oneof(
+                    c"admit",
+                    vec![
+                        block(
+                            c"probabilities",
+                            vec![string(c"p1"), string(c"p2").opt()],
+                        ),
+                        pure(c"off", c"OFF"),
+                    ],
+                )
+                .tok(c"ADMIT")
+                .opt(),
+                oneof(
+                    c"clientlimit",
+                    vec![
+                        block(c"limit", vec![integer(c"n"), integer(c"window-ms")]),
+                        pure(c"off", c"OFF"),
+                    ],
+                )
+                .tok(c"CLIENTLIMIT")
+                .opt(),
+                integer(c"penalty").tok(c"PENALTY").opt(),
+                block(
+                    c"pace",
+                    vec![
+                        string(c"prize"),
+                        oneof(
+                            c"mode",
+                            vec![pure(c"linear", c"LINEAR"), pure(c"none", c"NONE")],
+                        ),
+                    ],
+                )
+                .tok(c"PACE")
+                .opt()
+                .multi(),
             ],
         },
         Doc {
             name: c"lottery.draw",
-            summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw",
+            summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw (COOLDOWN, QUOTA, BUSY, RETRY, LIMITED, ...)",
             complexity: c"O(1)",
             key: Some(RW | ACCESS | UPDATE),
             args: vec![
                 key(),
                 user(),
                 string(c"request-id").tok(c"REQID").opt(),
+                string(c"client-id").tok(c"CLIENT").opt(),
             ],
         },
         Doc {
@@ -196,17 +247,30 @@ pub fn docs() -> Vec<Doc> {
         },
         Doc {
             name: c"lottery.ban",
-            summary: c"Bans a user from drawing for some milliseconds",
+            summary: c"Bans a user (or, with CLIENT, a client id) from drawing for some milliseconds",
             complexity: c"O(1)",
             key: Some(RW | UPDATE),
-            args: vec![key(), user(), integer(c"ms")],
+            args: vec![
+                key(),
+                oneof(
+                    c"who",
+                    vec![user(), string(c"client-id").tok(c"CLIENT")],
+                ),
+                integer(c"ms"),
+            ],
         },
         Doc {
             name: c"lottery.unban",
-            summary: c"Lifts a user's ban",
+            summary: c"Lifts a user's ban, or (with CLIENT) a client's penalty",
             complexity: c"O(1)",
             key: Some(RW | ACCESS | UPDATE),
-            args: vec![key(), user()],
+            args: vec![
+                key(),
+                oneof(
+                    c"who",
+                    vec![user(), string(c"client-id").tok(c"CLIENT")],
+                ),
+            ],
         },
         Doc {
             name: c"lottery.user",

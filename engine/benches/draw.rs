@@ -72,7 +72,7 @@ fn draw<U: Uniform>(c: &mut Campaign, user: u128, now: i64, rng: &mut U) -> bool
             black_box(&effect);
             black_box(reply).win_id.is_some()
         }
-        Plan::Replay(r) | Plan::Reject(r) => {
+        Plan::Replay(r) | Plan::Reject(r, _) => {
             black_box(c.count(&plan, now));
             black_box(r);
             false

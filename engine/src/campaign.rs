@@ -28,7 +28,7 @@ pub const MAX_DAYOFFSET_MIN: i32 = 1440;
 pub const DAY_MS: i64 = 86_400_000;
 pub const DEFAULT_IDEMPOTENCY_MS: u64 = 600_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Win = 0,
     Lose = 1,
@@ -331,13 +331,14 @@ impl std::fmt::Display for ConfigError {
                 "FALLBACK prize '{}' is not in the prize table",
                 String::from_utf8_lossy(id)
             ),
-            ConfigError::BadPace(id, why) => write!(
-                f,
-                "PACE prize '{}' {why}",
-                String::from_utf8_lossy(id)
-            ),
+            ConfigError::BadPace(id, why) => {
+                write!(f, "PACE prize '{}' {why}", String::from_utf8_lossy(id))
+            }
             ConfigError::PaceNeedsWindow => {
-                write!(f, "PACE needs a WINDOW (the span the stock is released over)")
+                write!(
+                    f,
+                    "PACE needs a WINDOW (the span the stock is released over)"
+                )
             }
         }
     }
@@ -396,6 +397,9 @@ pub struct Campaign {
     pub waiting: SegMap<i64>,
     table: AliasTable,
     table_dirty: bool,
+    /// Under SOLDOUT REDRAW with paced prizes: which paced prizes were available when the
+    /// table was built (a change rebuilds it).
+    table_paced: Vec<bool>,
 }
 
 /// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
@@ -433,6 +437,7 @@ impl Campaign {
             waiting: SegMap::new(),
             table: AliasTable::default(),
             table_dirty: true,
+            table_paced: Vec::new(),
         }
     }
 
@@ -534,7 +539,12 @@ impl Campaign {
         }
         for (id, on) in &change.pace {
             match seen.get(id.as_slice()) {
-                None => return Err(ConfigError::BadPace(id.clone(), "is not in the prize table")),
+                None => {
+                    return Err(ConfigError::BadPace(
+                        id.clone(),
+                        "is not in the prize table",
+                    ))
+                }
                 Some(&i) if *on && specs[i].2 => {
                     return Err(ConfigError::BadPace(id.clone(), "has INF stock"))
                 }
@@ -648,18 +658,45 @@ impl Campaign {
 
     // ---- the draw ---------------------------------------------------------------------
 
-    fn ensure_table(&mut self) {
+    /// Builds the alias table if the prizes changed. Under SOLDOUT REDRAW, prizes that cannot
+    /// be won (sold out, or paced and ahead of their pace at `now`) get weight 0, so a draw
+    /// picks among the others with exactly their relative odds.
+    fn ensure_table(&mut self, now: i64) {
+        let redraw = self.rules.soldout == SoldOut::Redraw;
+        if redraw && self.prizes.iter().any(|p| p.paced) {
+            let w = self.rules.window;
+            let avail = self
+                .prizes
+                .iter()
+                .filter(|p| p.paced)
+                .map(|p| p.available(w, now));
+            if !avail.eq(self.table_paced.iter().copied()) {
+                self.table_dirty = true;
+            }
+        }
         if !self.table_dirty {
             return;
         }
-        let redraw = self.rules.soldout == SoldOut::Redraw;
+        let window = self.rules.window;
         let mut w: Vec<u32> = self
             .prizes
             .iter()
-            .map(|p| if redraw && !p.in_stock() { 0 } else { p.weight })
+            .map(|p| {
+                if redraw && !p.available(window, now) {
+                    0
+                } else {
+                    p.weight
+                }
+            })
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        self.table_paced = self
+            .prizes
+            .iter()
+            .filter(|p| p.paced)
+            .map(|p| p.available(window, now))
+            .collect();
         self.table_dirty = false;
     }
 
@@ -854,32 +891,17 @@ impl Campaign {
                 }
             }
         }
-        self.ensure_table();
-        let prize = self.pick(now, rng);
+        self.ensure_table(now);
+        let prize = match self.table.pick(rng) {
+            Some(i) => self.resolve(i as usize, now),
+            None => None,
+        };
         Plan::Pass {
             prize,
             seq: self.counters.draws.saturating_add(1),
             day,
             gate,
         }
-    }
-
-    /// The alias pick under the sold-out policy. A paced prize ahead of its pace counts as
-    /// sold out for this draw; under REDRAW such a pick is drawn again (rejection sampling:
-    /// exactly the odds of a table without it), at most 64 times, then a loss.
-    fn pick<U: Uniform + ?Sized>(&self, now: i64, rng: &mut U) -> Option<usize> {
-        let paced = self.prizes.iter().any(|p| p.paced);
-        for _ in 0..64 {
-            let i = self.table.pick(rng)? as usize;
-            if paced && self.rules.soldout == SoldOut::Redraw {
-                match self.prizes.get(i) {
-                    Some(p) if !p.available(self.rules.window, now) => continue,
-                    _ => {}
-                }
-            }
-            return self.resolve(i, now);
-        }
-        None
     }
 
     /// The prize a table entry gives under the sold-out policy (None: a loss).
@@ -894,7 +916,10 @@ impl Campaign {
             SoldOut::Fallback => {
                 let f = self.rules.fallback.as_deref()?;
                 let i = self.prize_index(f)?;
-                self.prizes.get(i).filter(|p| p.available(w, now)).map(|_| i)
+                self.prizes
+                    .get(i)
+                    .filter(|p| p.available(w, now))
+                    .map(|_| i)
             }
         }
     }
@@ -1139,19 +1164,29 @@ impl Campaign {
         let mut st = self.clients.get(client).unwrap_or_default();
         st.banned_until = until;
         self.clients.insert(client, st);
-        Effect::Client { key: client, state: st }
+        Effect::Client {
+            key: client,
+            state: st,
+        }
     }
 
-    /// Lifts a client's penalty; true if one was active at `now`. The effect is None when the
-    /// client has no state.
+    /// Lifts a client's penalty and empties its CLIENTLIMIT window; true if a penalty was
+    /// active at `now`. The effect is None when the client has no state.
     pub fn unban_client(&mut self, client: u128, now: i64) -> (bool, Option<Effect>) {
-        let Some(mut st) = self.clients.get(client) else {
+        let Some(st) = self.clients.get(client) else {
             return (false, None);
         };
-        let was = st.banned_until > now;
-        st.banned_until = 0;
+        let until = st.banned_until;
+        // A fresh start: no penalty and an empty window.
+        let st = ClientState::default();
         self.clients.insert(client, st);
-        (was, Some(Effect::Client { key: client, state: st }))
+        (
+            until > now,
+            Some(Effect::Client {
+                key: client,
+                state: st,
+            }),
+        )
     }
 
     /// Clients in the penalty box at `now`.

@@ -85,7 +85,10 @@ pub enum Effect {
         stock: Option<(u32, u64)>,
     },
     /// A client's state (BAN/UNBAN CLIENT).
-    Client { key: u128, state: ClientState },
+    Client {
+        key: u128,
+        state: ClientState,
+    },
 }
 
 const T_CONFIG: u8 = 1;

@@ -222,7 +222,11 @@ impl Gate {
             None
         };
         let waiting = (flags & 4 != 0).then_some(flags & 8 != 0);
-        let user_ban = if flags & 16 != 0 { Some(r.i64()?) } else { None };
+        let user_ban = if flags & 16 != 0 {
+            Some(r.i64()?)
+        } else {
+            None
+        };
         let user = if waiting.is_some() || user_ban.is_some() {
             let u = r.u128()?;
             if u == 0 {
@@ -257,7 +261,11 @@ mod tests {
         for _ in 0..5 {
             tat = r.admit(tat, now).unwrap();
         }
-        assert_eq!(r.admit(tat, now), Err(100), "one interval (100 ms) to the next token");
+        assert_eq!(
+            r.admit(tat, now),
+            Err(100),
+            "one interval (100 ms) to the next token"
+        );
         assert!(r.admit(tat, now + 99).is_err());
         tat = r.admit(tat, now + 100).unwrap();
         assert!(r.admit(tat, now + 100).is_err());
@@ -271,7 +279,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(ok, 5 + 10 * 10 - 1, "burst + rate x 10 s (the last token is at 10 s)");
+        assert_eq!(
+            ok,
+            5 + 10 * 10 - 1,
+            "burst + rate x 10 s (the last token is at 10 s)"
+        );
     }
 
     #[test]

@@ -294,7 +294,10 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                     let n = u32_arg(args[i + 1], "CLIENTLIMIT count")?;
                     let w = u64_arg(args[i + 2], "CLIENTLIMIT window", i64::MAX as u64)?;
                     if w == 0 {
-                        return Err("invalid CLIENTLIMIT window '0': expected 1..9223372036854775807".into());
+                        return Err(
+                            "invalid CLIENTLIMIT window '0': expected 1..9223372036854775807"
+                                .into(),
+                        );
                     }
                     c.client_limit = Some(Some((n, w)));
                     i += 3;
@@ -396,16 +399,22 @@ mod tests {
         assert_eq!(c.admit, Some(Some((300_000, 900_000))));
         assert_eq!(c.client_limit, Some(Some((5, 1000))));
         assert_eq!(c.penalty_ms, Some(60_000));
-        assert_eq!(
-            c.pace,
-            vec![(b"a".to_vec(), true), (b"b".to_vec(), false)]
-        );
+        assert_eq!(c.pace, vec![(b"a".to_vec(), true), (b"b".to_vec(), false)]);
         let c = p("RATE 7 ADMIT 0.5 NOTHING 3").unwrap();
-        assert_eq!(c.rate, Some(Some(Rate { per_sec: 7, burst: 7 })));
+        assert_eq!(
+            c.rate,
+            Some(Some(Rate {
+                per_sec: 7,
+                burst: 7
+            }))
+        );
         assert_eq!(c.admit, Some(Some((500_000, PPM))));
         assert_eq!(c.nothing, Some(3));
         let c = p("RATE off ADMIT OFF CLIENTLIMIT off").unwrap();
-        assert_eq!((c.rate, c.admit, c.client_limit), (Some(None), Some(None), Some(None)));
+        assert_eq!(
+            (c.rate, c.admit, c.client_limit),
+            (Some(None), Some(None), Some(None))
+        );
     }
 
     #[test]

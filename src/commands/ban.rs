@@ -18,12 +18,6 @@ pub fn ban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let client = match args.len() {
         4 => false,
         5 if is_client(&args) => true,
-        5 => {
-            return Err(super::err(format!(
-                "unknown option '{}'",
-                parse::shown(arg(&args, 2))
-            )))
-        }
         _ => return Err(RedisError::WrongArity),
     };
     let ms_arg = arg(&args, if client { 4 } else { 3 });
@@ -63,10 +57,6 @@ pub fn unban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             }
             Ok(int(i64::from(lifted)))
         }
-        4 => Err(super::err(format!(
-            "unknown option '{}'",
-            parse::shown(arg(&args, 2))
-        ))),
         _ => Err(RedisError::WrongArity),
     }
 }

@@ -115,10 +115,7 @@ fn draw(
                 parse::shown(&opt.to_ascii_uppercase())
             )));
         } else {
-            return Err(fail(format!(
-                "ERR unknown option '{}'",
-                parse::shown(opt)
-            )));
+            return Err(fail(format!("ERR unknown option '{}'", parse::shown(opt))));
         }
     }
     let user = unsafe { bytes_of(user_arg) };

@@ -48,9 +48,11 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         text("burst"),
         int(r.rate.map_or(-1, |x| x.burst as i64)),
         text("admit"),
-        r.admit.map_or(RedisValue::Null, |(p1, _)| text(&ppm_text(p1))),
+        r.admit
+            .map_or(RedisValue::Null, |(p1, _)| text(&ppm_text(p1))),
         text("admit_retry"),
-        r.admit.map_or(RedisValue::Null, |(_, p2)| text(&ppm_text(p2))),
+        r.admit
+            .map_or(RedisValue::Null, |(_, p2)| text(&ppm_text(p2))),
         text("clientlimit"),
         int(r.client_limit.map_or(-1, |x| i64::from(x.0))),
         text("clientlimit_window_ms"),
@@ -84,7 +86,11 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     v.push(int(c.drain_seq));
     v.push(text("pace"));
     v.push(RedisValue::Array(
-        c.prizes.iter().filter(|p| p.paced).map(|p| bulk(&p.id)).collect(),
+        c.prizes
+            .iter()
+            .filter(|p| p.paced)
+            .map(|p| bulk(&p.id))
+            .collect(),
     ));
     v.push(text("prizes"));
     v.push(RedisValue::Array(
