@@ -74,8 +74,11 @@ def prize_list(n: int, stock: int | None) -> list[tuple[str, int, int | None]]:
 class Campaign:
     """One campaign definition, loaded into both the module and the Lua baseline."""
 
-    def __init__(self, name, nprizes, nothing, stock=STOCK, cooldown=1000, daily=None, maxwins=1):
+    def __init__(self, name, nprizes, nothing, stock=STOCK, cooldown=1000, daily=None, maxwins=1,
+                 extra=None):
         self.name = name
+        # extra(now_ms) -> more LOTTERY.CONFIGURE options (the module only)
+        self.extra = extra
         self.prizes = prize_list(nprizes, stock)
         self.nothing = nothing
         self.cooldown = cooldown
@@ -98,6 +101,8 @@ class Campaign:
         args += ["NOTHING", self.nothing, "COOLDOWN", self.cooldown]
         args += ["DAILY", "INF" if self.daily is None else self.daily]
         args += ["MAXWINS", "INF" if self.maxwins is None else self.maxwins]
+        if self.extra:
+            args += self.extra(int(time.time() * 1000))
         r.execute_command(*args)
 
     def setup_lua(self, r, tag=LUA_TAG) -> setup_lua.LuaCampaign:
@@ -375,6 +380,21 @@ BIG = Campaign("10k", 10_000, 990_000)  # same NOTHING share
 WINHEAVY = Campaign("winheavy", 10, 0, stock=None, maxwins=None)  # every draw wins
 
 
+def _flow_options(now_ms: int) -> list:
+    """Every flow-control rule on, none of them limiting the benchmark's draws: a rate and
+    burst far above what one server does, 1% turned away by ADMIT (then let in), a client
+    limit per CLIENT id, a penalty, and every prize paced over a day's window."""
+    opts = ["RATE", 1_000_000_000, "BURST", 1_000_000_000, "ADMIT", "0.99", "1",
+            "CLIENTLIMIT", 1000, 1000, "PENALTY", 60_000,
+            "WINDOW", now_ms - 3_600_000, now_ms + 86_400_000]
+    for i in range(10):
+        opts += ["PACE", f"p{i}", "LINEAR"]
+    return opts
+
+
+FLOW = Campaign("flow", 10, 990, extra=_flow_options)  # MAIN with all flow control on
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -539,6 +559,7 @@ class Bench:
         for camp in (MAIN, BIG, WINHEAVY):
             for name in ("DRAW", "Lua"):
                 runs.append((f"{name} {camp.name}", cmds[name], c, P, camp))
+        runs.append(("DRAW flow", cmds["DRAW"] + ["CLIENT", "ip:__rand_int__"], c, P, FLOW))
         log(f"variants: pipeline {P}, {c} connections")
         med = self.measure(srv, runs)
         srv.stop()
@@ -559,9 +580,20 @@ class Bench:
             f"{fmt_ratio(dw['rps'] / d10['rps'])} DRAW-1%; {fmt_ratio(dw['rps'] / lw['rps'])} Lua-all",
             "",
         )
+        df = med["DRAW flow"]
+        rf = df["rps"] / d10["rps"]
+        self.row(
+            f"ops/s, all flow control on (P{P} c{c})",
+            fmt_int(df["rps"]),
+            f"DRAW without it {fmt_int(d10['rps'])}; Lua {fmt_int(l10['rps'])}",
+            f"{fmt_ratio(rf)} DRAW; {fmt_ratio(df['rps'] / l10['rps'])} Lua",
+            f">= 10x Lua: {verdict(df['rps'] >= 10 * l10['rps'])}; within 15% of DRAW: {verdict(rf >= 0.85)}",
+        )
         self.notes.append(
             f"Variants (pipeline {P}, {c} connections): 10,000 prizes = {BIG.describe()}; "
-            f"every draw wins = {WINHEAVY.describe()} (a stream entry per draw)."
+            f"every draw wins = {WINHEAVY.describe()} (a stream entry per draw); "
+            f"all flow control on = the main campaign plus {' '.join(map(str, _flow_options(0)[:12]))} "
+            f"WINDOW (a day) and PACE LINEAR on every prize, with CLIENT ip:__rand_int__ on each DRAW."
         )
 
     # ---- memory and RDB ----------------------------------------------------------------
