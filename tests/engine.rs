@@ -591,9 +591,42 @@ fn write_fuzz_seeds() {
     {
         put(format!("effect{i}"), 2, &e.encode());
     }
+    // A campaign with every flow-control rule, clients and a transfer record.
+    let opts = "PRIZE a 1 100 PRIZE b 1 INF NOTHING 2 MAXWINS INF RATE 50 BURST 5 ADMIT 0.5 0.9 CLIENTLIMIT 3 1000 PENALTY 5000 WINDOW 1 9999999999999 PACE a LINEAR";
+    let v: Vec<&[u8]> = opts.split(' ').map(str::as_bytes).collect();
+    let mut f = Campaign::create(
+        &lottery_engine::parse::configure_args(&v).unwrap(),
+        (3, 4),
+        b"{f}:wins".to_vec(),
+    )
+    .unwrap();
+    f.transfer_out(b"t1", b"a", 3, b"{g}").unwrap();
+    for i in 0..60 {
+        let u = f.user_key(format!("u{}", i % 9).as_bytes());
+        let ck = f.client_key(format!("ip{}", i % 4).as_bytes());
+        let plan = f.plan_draw_from(u, None, Some(ck), T0 + i * 7, &mut g);
+        let e = match plan {
+            Plan::Replay(_) | Plan::Reject(..) => f.count(&plan, T0 + i * 7),
+            Plan::Pass { prize, seq, .. } => {
+                let id = prize.map(|_| StreamId { ms: 1, seq });
+                f.commit_draw(u, None, T0 + i * 7, &plan, id).1
+            }
+        };
+        if i % 6 == 0 {
+            put(format!("flow-effect{i}"), 2, &e.encode());
+        }
+    }
+    put("flow-meta".into(), 0, &persist::encode_meta(&f));
+    let mut n = 0;
+    persist::for_each_chunk(&f, |b| {
+        n += 1;
+        put(format!("flow-chunk{n}"), 1, b);
+    });
     let args = [
         "PRIZE a 1 10 PRIZE b 2 INF NOTHING 5 COOLDOWN 100 DAILY 3 MAXWINS INF DAYOFFSET 480 WINDOW 1 9999999999999 SOLDOUT FALLBACK b STREAM s IDEMPOTENCY 0",
         "PRIZE x 4294967295 9223372036854775807 SOLDOUT REDRAW",
+        opts,
+        "RATE OFF ADMIT OFF CLIENTLIMIT OFF PENALTY 0 PACE a NONE",
     ];
     for (i, a) in args.iter().enumerate() {
         std::fs::write(pa.join(format!("args{i}")), a.replace(' ', "\0")).unwrap();
