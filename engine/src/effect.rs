@@ -6,7 +6,7 @@
 
 use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::gate::{ClientState, Gate};
+use super::gate::{read_client, write_client, ClientState, Gate};
 use super::persist;
 use super::reqcache::Remembered;
 use super::transfer::{read_transfer, write_transfer, Transfer};
@@ -274,10 +274,7 @@ impl Effect {
             }
             Effect::Client { key, state } => {
                 w.u8(T_CLIENT);
-                w.u128(*key);
-                w.i64(state.window_start);
-                w.i64(state.banned_until);
-                w.u32(state.count);
+                write_client(&mut w, *key, state);
             }
             Effect::Transfer { record, stock } => {
                 w.u8(T_TRANSFER);
@@ -400,15 +397,7 @@ impl Effect {
                 Effect::Drain { seq, batch }
             }
             T_CLIENT if v >= 2 => {
-                let key = r.u128()?;
-                let state = ClientState {
-                    window_start: r.i64()?,
-                    banned_until: r.i64()?,
-                    count: r.u32()?,
-                };
-                if key == 0 {
-                    return Err(DecodeError("zero client key"));
-                }
+                let (key, state) = read_client(&mut r)?;
                 Effect::Client { key, state }
             }
             T_TRANSFER => {

@@ -62,6 +62,27 @@ pub struct ClientState {
     pub count: u32,
 }
 
+/// A client key and its state, as encoded everywhere (effects, gates, chunks).
+pub(crate) fn write_client(w: &mut Writer, key: u128, s: &ClientState) {
+    w.u128(key);
+    w.i64(s.window_start);
+    w.i64(s.banned_until);
+    w.u32(s.count);
+}
+
+pub(crate) fn read_client(r: &mut Reader) -> DResult<(u128, ClientState)> {
+    let key = r.u128()?;
+    let s = ClientState {
+        window_start: r.i64()?,
+        banned_until: r.i64()?,
+        count: r.u32()?,
+    };
+    if key == 0 {
+        return Err(DecodeError("zero client key"));
+    }
+    Ok((key, s))
+}
+
 /// The client check of one request: the client's new state, and whether it is refused
 /// (`Some(wait ms)`). `limit` = (n, window ms).
 pub fn client_check(
@@ -188,10 +209,7 @@ impl Gate {
             w.u64(t);
         }
         if let Some((k, s)) = self.client {
-            w.u128(k);
-            w.i64(s.window_start);
-            w.i64(s.banned_until);
-            w.u32(s.count);
+            write_client(w, k, &s);
         }
         if let Some(u) = self.user_ban {
             w.i64(u);
@@ -208,16 +226,7 @@ impl Gate {
         }
         let tat_ns = if flags & 1 != 0 { Some(r.u64()?) } else { None };
         let client = if flags & 2 != 0 {
-            let k = r.u128()?;
-            let s = ClientState {
-                window_start: r.i64()?,
-                banned_until: r.i64()?,
-                count: r.u32()?,
-            };
-            if k == 0 {
-                return Err(DecodeError("zero client key"));
-            }
-            Some((k, s))
+            Some(read_client(r)?)
         } else {
             None
         };

@@ -13,7 +13,7 @@ use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::{
     read_counters, read_day, read_remembered, write_counters, write_day, write_remembered,
 };
-use super::gate::{ClientState, Rate, MAX_RATE, PPM};
+use super::gate::{read_client, write_client, Rate, MAX_RATE, PPM};
 use super::transfer::Transfers;
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
@@ -389,10 +389,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
     }
     flush(&mut w, &mut n, K_REQS, &mut f);
     for (k, s) in c.clients.iter_scattered() {
-        w.u128(k);
-        w.i64(s.window_start);
-        w.i64(s.banned_until);
-        w.u32(s.count);
+        write_client(&mut w, k, &s);
         n += 1;
         if n as usize == CHUNK_ENTRIES {
             flush(&mut w, &mut n, K_CLIENTS, &mut f);
@@ -490,16 +487,7 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
             let n = r.count(36, CHUNK_ENTRIES)?;
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
-                let k = r.u128()?;
-                let s = ClientState {
-                    window_start: r.i64()?,
-                    banned_until: r.i64()?,
-                    count: r.u32()?,
-                };
-                if k == 0 {
-                    return Err(DecodeError("zero client key"));
-                }
-                out.push((k, s));
+                out.push(read_client(&mut r)?);
             }
             r.finish()?;
             for (k, s) in out {
