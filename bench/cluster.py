@@ -54,17 +54,25 @@ def log(msg: str) -> None:
 
 class Cluster:
     def __init__(self, workdir: str, masters: int, rng: str):
-        self.nodes = [
-            base.Server(
-                f"node{i}",
-                workdir,
-                rng,
-                None,
-                extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-                port=cluster_port(),
+        self.nodes = []
+        try:
+            self._start(workdir, masters, rng)
+        except BaseException:
+            self.close()  # no servers left behind when the cluster cannot be formed
+            raise
+
+    def _start(self, workdir: str, masters: int, rng: str) -> None:
+        for i in range(masters):
+            self.nodes.append(
+                base.Server(
+                    f"node{i}",
+                    workdir,
+                    rng,
+                    None,
+                    extra=("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                    port=cluster_port(),
+                )
             )
-            for i in range(masters)
-        ]
         addrs = [f"127.0.0.1:{n.port}" for n in self.nodes]
         out = subprocess.run(
             ["redis-cli", "--cluster", "create", *addrs, "--cluster-yes"],
