@@ -439,7 +439,9 @@ pub fn register(ctx: &Context) {
     let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
         raw::RedisModule_SetCommandInfo
     }) else {
-        ctx.log_warning(
+        crate::entry::log(
+            ctx.ctx,
+            crate::entry::Level::Warning,
             "lottery: this Redis has no RedisModule_SetCommandInfo: COMMAND DOCS stays empty",
         );
         return;
@@ -448,9 +450,11 @@ pub fn register(ctx: &Context) {
         let name = d.name.to_string_lossy();
         let cmd = unsafe { get(ctx.ctx, d.name.as_ptr()) };
         if cmd.is_null() {
-            ctx.log_warning(&format!(
-                "lottery: command {name} not found: no COMMAND DOCS for it"
-            ));
+            crate::entry::log(
+                ctx.ctx,
+                crate::entry::Level::Warning,
+                &format!("lottery: command {name} not found: no COMMAND DOCS for it"),
+            );
             continue;
         }
         let info = raw::RedisModuleCommandInfo {
@@ -465,7 +469,7 @@ pub fn register(ctx: &Context) {
             args: c_args(&d.args),
         };
         if unsafe { set(cmd, &info) } != raw::REDISMODULE_OK as c_int {
-            ctx.log_warning(&format!(
+            crate::entry::log(ctx.ctx, crate::entry::Level::Warning, &format!(
                 "lottery: Redis refused the COMMAND DOCS/key spec of {name}; it keeps its plain registration"
             ));
         }

@@ -4,11 +4,13 @@
 //! RDB layout (encoding version 1): the meta record as one string buffer, then for each
 //! chunk of per-user records the unsigned 1 followed by the chunk buffer, then unsigned 0.
 //! Loading validates every record and refuses (returns NULL) on anything malformed or newer
-//! than this build understands; Redis then refuses the RDB or the RESTORE.
+//! than this build understands; Redis then refuses the RDB or the RESTORE. Every callback
+//! runs inside `entry::guard`: a panic refuses the load or copy, never aborts the server.
 
-use crate::engine::campaign::Campaign;
+use crate::engine::campaign::{Campaign, MAX_KEY_LEN};
 use crate::engine::effect::Effect;
 use crate::engine::persist;
+use crate::entry::guard;
 use crate::ffi::bytes_of;
 use redis_module::native_types::RedisType;
 use redis_module::raw;
@@ -56,6 +58,10 @@ fn load_buffer(rdb: *mut raw::RedisModuleIO) -> Option<Vec<u8>> {
 }
 
 unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guard("loading a campaign", ptr::null_mut, || load(rdb, encver))
+}
+
+fn load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     if encver < 1 || encver > RDB_ENCVER {
         return ptr::null_mut();
     }
@@ -81,11 +87,19 @@ unsafe extern "C" fn rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *m
     }
     // In a cluster, a DUMP restored under a name in another slot must not keep writing to
     // a stream outside its slot. (Standalone, the value keeps its stream, as with RENAME.)
+    // A key too long for a default stream (only RENAME makes one) keeps its stream: the
+    // RESTORE is refused rather than writing outside the slot.
     if CLUSTER_MODE.load(Ordering::Relaxed) {
-        if let Some(name) = raw::RedisModule_GetKeyNameFromIO {
-            let key = name(rdb);
+        if let Some(name) = unsafe { raw::RedisModule_GetKeyNameFromIO } {
+            let key = unsafe { name(rdb) };
             if !key.is_null() {
-                c.fix_slot(bytes_of(key.cast_mut()));
+                let key = unsafe { bytes_of(key.cast_mut()) };
+                if c.needs_slot_fix(key) {
+                    if key.len() > MAX_KEY_LEN {
+                        return ptr::null_mut();
+                    }
+                    c.fix_slot(key);
+                }
             }
         }
     }
@@ -97,6 +111,10 @@ unsafe extern "C" fn rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) 
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return;
     };
+    guard("saving a campaign", || (), || save(rdb, c));
+}
+
+fn save(rdb: *mut raw::RedisModuleIO, c: &Campaign) {
     raw::save_slice(rdb, &persist::encode_meta(c));
     persist::for_each_chunk(c, |chunk| {
         raw::save_unsigned(rdb, 1);
@@ -114,10 +132,14 @@ unsafe extern "C" fn aof_rewrite(
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return;
     };
-    let Some(emit) = raw::RedisModule_EmitAOF else {
+    guard("rewriting the AOF", || (), || rewrite(aof, key, c));
+}
+
+fn rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, c: &Campaign) {
+    let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
         return;
     };
-    let emit_one = |blob: Vec<u8>| {
+    let emit_one = |blob: Vec<u8>| unsafe {
         emit(
             aof,
             c"LOTTERY.APPLY".as_ptr(),
@@ -132,17 +154,18 @@ unsafe extern "C" fn aof_rewrite(
 }
 
 unsafe extern "C" fn mem_usage(value: *const c_void) -> usize {
-    value
-        .cast::<Campaign>()
-        .as_ref()
-        .map_or(0, Campaign::mem_bytes)
+    let c = value.cast::<Campaign>().as_ref();
+    guard("MEMORY USAGE", || 0, || c.map_or(0, Campaign::mem_bytes))
 }
 
 unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return;
     };
-    let (meta, users) = persist::fingerprint(c);
+    let Some((meta, users)) = guard("DEBUG DIGEST", || None, || Some(persist::fingerprint(c)))
+    else {
+        return;
+    };
     if let Some(add) = raw::RedisModule_DigestAddStringBuffer {
         add(md, meta.as_ptr().cast(), meta.len());
     }
@@ -156,20 +179,23 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
 
 unsafe extern "C" fn free(value: *mut c_void) {
     if !value.is_null() {
-        drop(Box::from_raw(value.cast::<Campaign>()));
+        let c = Box::from_raw(value.cast::<Campaign>());
+        guard("freeing a campaign", || (), move || drop(c));
         crate::metrics::campaign_freed();
     }
 }
 
 /// Large campaigns are freed in a background thread (Redis's lazyfree threshold is 64).
 unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
-    value.cast::<Campaign>().as_ref().map_or(1, |c| {
+    let c = value.cast::<Campaign>().as_ref();
+    c.map_or(1, |c| {
         1 + (c.users.len() + c.winners.len() + c.bans.len() + c.reqs.len()) / 1024
     })
 }
 
 /// COPY: a deep copy. A campaign using its key's default wins stream gets the new key's
-/// default stream (see `Campaign::follow_key`).
+/// default stream (see `Campaign::follow_key`). A target key longer than `MAX_KEY_LEN` is
+/// refused, as CONFIGURE refuses it (Redis replies that the copy failed).
 unsafe extern "C" fn copy(
     _from: *mut raw::RedisModuleString,
     to: *mut raw::RedisModuleString,
@@ -178,8 +204,16 @@ unsafe extern "C" fn copy(
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return ptr::null_mut();
     };
+    let to = bytes_of(to);
+    guard("COPY", ptr::null_mut, || copy_to(c, to))
+}
+
+fn copy_to(c: &Campaign, to: &[u8]) -> *mut c_void {
+    if to.len() > MAX_KEY_LEN {
+        return ptr::null_mut();
+    }
     let mut n = c.clone();
-    n.follow_key(bytes_of(to));
+    n.follow_key(to);
     n.invalidate_table();
     crate::metrics::campaign_created();
     Box::into_raw(Box::new(n)).cast::<c_void>()

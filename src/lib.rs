@@ -1,17 +1,20 @@
 //! redis-lottery: prize draws for marketing campaigns, done atomically inside Redis.
 //!
 //! Layout: `engine` is plain Rust (alias table, rules, user state, encoding) and knows nothing
-//! of Redis; `commands` holds one file per command; `datatype` is the Redis data type
+//! of Redis; `commands` holds one file per command; `entry` is the boundary Redis calls
+//! through (the panic guard, safe replies and logs); `datatype` is the Redis data type
 //! (RDB/AOF/DUMP/COPY/...); `replication` sends effects to replicas and the AOF.
 
 pub(crate) use lottery_engine as engine;
 pub(crate) use lottery_engine::parse;
 
+mod acl;
 mod clock;
 mod cluster;
 mod command_docs;
 mod commands;
 mod datatype;
+mod entry;
 mod ffi;
 mod metrics;
 mod notify;
@@ -22,8 +25,10 @@ use commands::{
     apply, ban, configure, debug, drain, draw, grant, pause, restock, stats, transfer, user,
 };
 use datatype::LOTTERY_TYPE;
+use entry::Level;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
+use std::os::raw::c_int;
 
 // Inside Redis, memory comes from Redis's allocator (so INFO and maxmemory see it); the unit
 // tests run without Redis and use the system allocator.
@@ -36,55 +41,139 @@ type ModuleAlloc = std::alloc::System;
 #[cfg(test)]
 const MODULE_ALLOC: ModuleAlloc = std::alloc::System;
 
-/// Checks the load arguments: `debug-clock yes|no`, `rng chacha|xoshiro`, nothing else.
-fn init(ctx: &Context, args: &[RedisString]) -> Status {
+command_entries! {
+    configure_entry => "LOTTERY.CONFIGURE", configure::configure;
+    drain_entry => "LOTTERY.DRAIN", drain::drain;
+    grant_entry => "LOTTERY.GRANT", grant::grant;
+    restock_entry => "LOTTERY.RESTOCK", restock::restock;
+    pause_entry => "LOTTERY.PAUSE", pause::pause;
+    resume_entry => "LOTTERY.RESUME", pause::resume;
+    ban_entry => "LOTTERY.BAN", ban::ban;
+    unban_entry => "LOTTERY.UNBAN", ban::unban;
+    user_entry => "LOTTERY.USER", user::user;
+    stats_entry => "LOTTERY.STATS", stats::stats;
+    transfer_entry => "LOTTERY.TRANSFER", transfer::transfer;
+    debug_entry => "LOTTERY.DEBUG", debug::debug;
+    apply_entry => "LOTTERY.APPLY", apply::apply;
+}
+
+/// Every command: name, entry point, flags, (first key, last key, key step).
+/// LOTTERY.DRAW is the hot path: its entry point is its own, without the generic argument
+/// vector and reply tree.
+const COMMANDS: &[(&str, entry::CommandFn, &str, (c_int, c_int, c_int))] = &[
+    (
+        "lottery.draw",
+        draw::draw_command,
+        "write deny-oom fast",
+        (1, 1, 1),
+    ),
+    (
+        "lottery.configure",
+        configure_entry,
+        "write deny-oom",
+        (1, 1, 1),
+    ),
+    ("lottery.drain", drain_entry, "write", (1, 1, 1)),
+    (
+        "lottery.grant",
+        grant_entry,
+        "write deny-oom fast",
+        (1, 1, 1),
+    ),
+    (
+        "lottery.restock",
+        restock_entry,
+        "write deny-oom fast",
+        (1, 1, 1),
+    ),
+    ("lottery.pause", pause_entry, "write fast", (1, 1, 1)),
+    ("lottery.resume", resume_entry, "write fast", (1, 1, 1)),
+    ("lottery.ban", ban_entry, "write deny-oom fast", (1, 1, 1)),
+    ("lottery.unban", unban_entry, "write fast", (1, 1, 1)),
+    ("lottery.user", user_entry, "readonly fast", (1, 1, 1)),
+    ("lottery.stats", stats_entry, "readonly", (1, 1, 1)),
+    (
+        "lottery.transfer",
+        transfer_entry,
+        "write deny-oom",
+        (1, 1, 1),
+    ),
+    ("lottery.debug", debug_entry, "admin", (0, 0, 0)),
+    ("lottery.apply", apply_entry, "write", (1, 1, 1)),
+];
+
+/// The load arguments: `debug-clock yes|no`, `rng chacha|xoshiro`, nothing else. Read as
+/// bytes, so no argument (a NUL, invalid UTF-8) can trip anything; they override the
+/// `lottery.debug-clock` / `lottery.rng` lines of the config file.
+fn load_options(args: &[RedisString]) -> Result<(), String> {
     let mut i = 0;
     while i < args.len() {
-        let name = args[i].to_string_lossy();
-        let value = args.get(i + 1).map(|v| v.to_string_lossy());
-        let ok = matches!(
-            (name.as_str(), value.as_deref()),
-            ("debug-clock", Some("yes" | "no")) | ("rng", Some("chacha" | "xoshiro"))
-        );
-        if !ok {
-            ctx.log_warning(&format!(
-                "lottery: bad load option '{name}' (expected: debug-clock yes|no, rng chacha|xoshiro)"
-            ));
-            return Status::Err;
+        let name = args[i].as_slice();
+        let value = args.get(i + 1).map(|v| v.as_slice());
+        match (name, value) {
+            (b"debug-clock", Some(v @ (b"yes" | b"no"))) => {
+                clock::DEBUG_CLOCK.store(v == b"yes", std::sync::atomic::Ordering::Relaxed);
+            }
+            (b"rng", Some(v @ (b"chacha" | b"xoshiro"))) => {
+                let kind = if v == b"chacha" {
+                    rng::RngKind::chacha
+                } else {
+                    rng::RngKind::xoshiro
+                };
+                if let Ok(mut k) = rng::RNG_KIND.lock() {
+                    *k = kind;
+                }
+            }
+            _ => return Err(format!(
+                "lottery: bad load option '{}' (expected: debug-clock yes|no, rng chacha|xoshiro)",
+                parse::shown(name)
+            )),
         }
         i += 2;
+    }
+    Ok(())
+}
+
+fn init(ctx: &Context, args: &[RedisString]) -> Status {
+    entry::install_panic_hook();
+    entry::guard("module load", || Status::Err, || load(ctx, args))
+}
+
+fn load(ctx: &Context, args: &[RedisString]) -> Status {
+    if let Err(e) = load_options(args) {
+        entry::log(ctx.ctx, Level::Warning, &e);
+        return Status::Err;
     }
     datatype::CLUSTER_MODE.store(
         ctx.get_flags()
             .contains(redis_module::ContextFlags::CLUSTER),
         std::sync::atomic::Ordering::Relaxed,
     );
-    // Refuse (rather than crash on) short reads from RDB/RESTORE payloads.
+    // Refuse (rather than crash on) short reads from RDB/RESTORE payloads; signal a key as
+    // modified (WATCH, client-side caching) only when a command really changed it, never
+    // because it was opened for writing and then refused.
     if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
-        unsafe { set(ctx.ctx, raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS as i32) };
+        let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
+            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED;
+        unsafe { set(ctx.ctx, options as i32) };
     }
-    // LOTTERY.DRAW is the hot path: registered directly, without the generic wrapper.
-    let created = match unsafe { raw::RedisModule_CreateCommand } {
-        Some(create) => unsafe {
-            create(
+    for &(name, f, flags, keys) in COMMANDS {
+        if !entry::create_command(ctx.ctx, name, f, flags, keys) {
+            entry::log(
                 ctx.ctx,
-                c"lottery.draw".as_ptr(),
-                Some(draw::draw_command),
-                c"write deny-oom fast".as_ptr(),
-                1,
-                1,
-                1,
-            )
-        },
-        None => raw::REDISMODULE_ERR as i32,
-    };
-    if created != raw::REDISMODULE_OK as i32 {
-        ctx.log_warning("lottery: could not register lottery.draw");
-        return Status::Err;
+                Level::Warning,
+                &format!("lottery: could not register {name}"),
+            );
+            return Status::Err;
+        }
     }
     command_docs::register(ctx);
     metrics::register_info(ctx);
-    ctx.log_notice(&format!("lottery: loaded (generator {})", rng::kind_name()));
+    entry::log(
+        ctx.ctx,
+        Level::Notice,
+        &format!("lottery: loaded (generator {})", rng::kind_name()),
+    );
     Status::Ok
 }
 
@@ -94,21 +183,7 @@ redis_module! {
     allocator: (ModuleAlloc, MODULE_ALLOC),
     data_types: [LOTTERY_TYPE],
     init: init,
-    commands: [
-        ["lottery.configure", configure::configure, "write deny-oom", 1, 1, 1, ""],
-        ["lottery.drain", drain::drain, "write", 1, 1, 1, ""],
-        ["lottery.grant", grant::grant, "write deny-oom fast", 1, 1, 1, ""],
-        ["lottery.restock", restock::restock, "write deny-oom fast", 1, 1, 1, ""],
-        ["lottery.pause", pause::pause, "write fast", 1, 1, 1, ""],
-        ["lottery.resume", pause::resume, "write fast", 1, 1, 1, ""],
-        ["lottery.ban", ban::ban, "write deny-oom fast", 1, 1, 1, ""],
-        ["lottery.unban", ban::unban, "write fast", 1, 1, 1, ""],
-        ["lottery.user", user::user, "readonly fast", 1, 1, 1, ""],
-        ["lottery.stats", stats::stats, "readonly", 1, 1, 1, ""],
-        ["lottery.transfer", transfer::transfer, "write deny-oom", 1, 1, 1, ""],
-        ["lottery.debug", debug::debug, "admin", 0, 0, 0, ""],
-        ["lottery.apply", apply::apply, "write", 1, 1, 1, ""],
-    ],
+    commands: [],
     configurations: [
         i64: [],
         string: [],
@@ -118,6 +193,6 @@ redis_module! {
         enum: [
             ["rng", &rng::RNG_KIND, rng::RngKind::chacha, ConfigurationFlags::IMMUTABLE, None],
         ],
-        module_args_as_configuration: true,
+        module_args_as_configuration: false,
     ]
 }

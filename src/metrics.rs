@@ -6,6 +6,8 @@
 //!   or `set_value` in CONFIGURE / LOTTERY.APPLY), so DEL, FLUSHALL, expiry, RESTORE, RENAME
 //!   and COPY keep it right. A value freed in the background (UNLINK / FLUSHALL ASYNC of a large
 //!   campaign) leaves the count when its free runs.
+//! - `internal_errors`: panics caught at the boundary with Redis (`entry::guard`); each
+//!   refused its command or callback and was logged. Anything but 0 is a bug to report.
 //! - `draws`, `wins`, `losses`, `replays`, `rejected_<outcome>`: the draws this instance served
 //!   since it started (a replica serves none: it applies effects). `draws` = `wins` + `losses`,
 //!   as in LOTTERY.STATS. The rejection fields follow `Outcome::REJECTIONS`, so an outcome added
@@ -23,6 +25,7 @@ static DRAWS: AtomicU64 = AtomicU64::new(0);
 static WINS: AtomicU64 = AtomicU64::new(0);
 static LOSSES: AtomicU64 = AtomicU64::new(0);
 static REPLAYS: AtomicU64 = AtomicU64::new(0);
+static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 const N_REJECTIONS: usize = Outcome::REJECTIONS.len();
 static REJECTED: [AtomicU64; N_REJECTIONS] = [const { AtomicU64::new(0) }; N_REJECTIONS];
@@ -35,6 +38,11 @@ pub fn campaign_created() {
 /// A campaign value was freed.
 pub fn campaign_freed() {
     CAMPAIGNS.fetch_sub(1, Relaxed);
+}
+
+/// A panic was caught at the boundary with Redis (`entry::guard`).
+pub fn internal_error() {
+    INTERNAL_ERRORS.fetch_add(1, Relaxed);
 }
 
 pub fn campaigns() -> u64 {
@@ -83,6 +91,10 @@ pub fn fields() -> Vec<(String, Field)> {
         ));
     }
     v.push(("replays".to_string(), Field::Num(REPLAYS.load(Relaxed))));
+    v.push((
+        "internal_errors".to_string(),
+        Field::Num(INTERNAL_ERRORS.load(Relaxed)),
+    ));
     v
 }
 
@@ -104,6 +116,10 @@ pub enum Field {
 /// The module's INFO callback: one section named `lottery` (a NULL section name gives the
 /// module's name), fields `lottery_<name>`.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    crate::entry::guard("INFO", || (), || add_fields(ctx));
+}
+
+fn add_fields(ctx: *mut raw::RedisModuleInfoCtx) {
     let (Some(section), Some(add_c), Some(add_u)) = (
         unsafe { raw::RedisModule_InfoAddSection },
         unsafe { raw::RedisModule_InfoAddFieldCString },
@@ -136,6 +152,10 @@ pub fn register_info(ctx: &redis_module::Context) {
     let ok = unsafe { raw::RedisModule_RegisterInfoFunc }
         .is_some_and(|f| unsafe { f(ctx.ctx, Some(info)) } == raw::REDISMODULE_OK as c_int);
     if !ok {
-        ctx.log_warning("lottery: could not register the INFO callback (INFO lottery is empty)");
+        crate::entry::log(
+            ctx.ctx,
+            crate::entry::Level::Warning,
+            "lottery: could not register the INFO callback (INFO lottery is empty)",
+        );
     }
 }

@@ -3,11 +3,13 @@
 //! is ever re-run on a replica.
 
 use crate::engine::effect::Effect;
+use crate::entry::{log, Level};
 use crate::ffi::{OpenKey, OwnedString};
 use redis_module::{raw, Context, RedisString};
 
-/// Sends an effect to replicas and the AOF. A failure is logged loudly: it means the master
-/// changed state that its copies will not see.
+/// Sends an effect to replicas and the AOF, and signals the key as modified (WATCH,
+/// client-side caching): an effect is exactly a change. A failure is logged loudly: it means
+/// the master changed state that its copies will not see.
 pub fn replicate(ctx: &Context, key: &RedisString, effect: &Effect) {
     replicate_raw(ctx.ctx, key.inner, effect);
 }
@@ -19,6 +21,7 @@ pub fn replicate_raw(
     key: *mut raw::RedisModuleString,
     effect: &Effect,
 ) {
+    signal_modified(ctx, key);
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -30,9 +33,19 @@ pub fn replicate_raw(
         replicate_blob(ctx, key, &blob)
     });
     if status != raw::REDISMODULE_OK as i32 {
-        Context::new(ctx).log_warning(
+        log(
+            ctx,
+            Level::Warning,
             "lottery: RedisModule_Replicate failed: a replica or the AOF may miss an effect",
         );
+    }
+}
+
+/// Signals `key` as modified. The module runs with implicit signalling off, so a command
+/// that opened a key for writing and then refused leaves WATCH untouched.
+pub fn signal_modified(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleString) {
+    if let Some(f) = unsafe { raw::RedisModule_SignalModifiedKey } {
+        unsafe { f(ctx, key) };
     }
 }
 
@@ -142,6 +155,7 @@ pub fn append_win(
     if ok != raw::REDISMODULE_OK as i32 {
         return Err("ERR the wins stream cannot take another entry (its IDs are exhausted)".into());
     }
+    signal_modified(ctx, name.0);
     // As XADD does (RedisModule_StreamAdd wakes blocked readers but raises no event).
     if let Some(notify) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
         unsafe {
@@ -168,7 +182,9 @@ pub fn append_win(
         )
     };
     if status != raw::REDISMODULE_OK as i32 {
-        Context::new(ctx).log_warning(
+        log(
+            ctx,
+            Level::Warning,
             "lottery: RedisModule_Replicate(XADD) failed: a replica or the AOF may miss a win",
         );
     }

@@ -22,7 +22,11 @@ use std::hash::Hasher;
 pub const MAX_PRIZES: usize = 65_536;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_REQID_LEN: usize = 128;
-pub const MAX_STREAM_KEY_LEN: usize = 4096;
+/// The longest campaign key CONFIGURE creates and COPY copies to, and the longest STREAM key.
+pub const MAX_KEY_LEN: usize = 4096;
+/// The longest wins stream name a campaign can hold, so the longest the loader accepts: an
+/// explicit STREAM key, or the default stream of the longest campaign key.
+pub const MAX_STREAM_KEY_LEN: usize = MAX_KEY_LEN + keyslot::DEFAULT_STREAM_EXTRA;
 pub const MAX_IDEMPOTENCY_MS: u64 = 86_400_000;
 pub const MAX_DAYOFFSET_MIN: i32 = 1440;
 pub const DAY_MS: i64 = 86_400_000;
@@ -324,15 +328,15 @@ impl std::fmt::Display for ConfigError {
             }
             ConfigError::TooManyPrizes => write!(f, "too many prizes (at most {MAX_PRIZES})"),
             ConfigError::DuplicatePrize(id) => {
-                write!(f, "duplicate prize '{}'", String::from_utf8_lossy(id))
+                write!(f, "duplicate prize '{}'", crate::parse::shown(id))
             }
             ConfigError::UnknownFallback(id) => write!(
                 f,
                 "FALLBACK prize '{}' is not in the prize table",
-                String::from_utf8_lossy(id)
+                crate::parse::shown(id)
             ),
             ConfigError::BadPace(id, why) => {
-                write!(f, "PACE prize '{}' {why}", String::from_utf8_lossy(id))
+                write!(f, "PACE prize '{}' {why}", crate::parse::shown(id))
             }
             ConfigError::PaceNeedsWindow => {
                 write!(
@@ -356,10 +360,10 @@ impl std::fmt::Display for OpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OpError::NoSuchPrize(id) => {
-                write!(f, "no such prize '{}'", String::from_utf8_lossy(id))
+                write!(f, "no such prize '{}'", crate::parse::shown(id))
             }
             OpError::InfStock(id) => {
-                write!(f, "prize '{}' has INF stock", String::from_utf8_lossy(id))
+                write!(f, "prize '{}' has INF stock", crate::parse::shown(id))
             }
             OpError::BelowZero => write!(f, "stock would go below zero"),
             OpError::Overflow => write!(f, "stock would exceed 9223372036854775807"),
@@ -1307,8 +1311,12 @@ impl Campaign {
     /// restored under another name) falls back to the key's default stream, so the campaign
     /// never writes outside its slot. Returns true if the stream changed.
     pub fn fix_slot(&mut self, key: &[u8]) -> bool {
+        self.needs_slot_fix(key) && self.use_default_stream(key)
+    }
+
+    /// True if the wins stream is in another slot than `key`.
+    pub fn needs_slot_fix(&self, key: &[u8]) -> bool {
         keyslot::key_slot(&self.rules.stream) != keyslot::key_slot(key)
-            && self.use_default_stream(key)
     }
 
     fn use_default_stream(&mut self, key: &[u8]) -> bool {

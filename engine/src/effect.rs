@@ -4,17 +4,21 @@
 //! or the AOF loader applies it with `Campaign::apply`, which reads no clock and draws
 //! nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
 
-use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN};
+use super::campaign::{
+    Campaign, ConfigChange, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN, MAX_PRIZES,
+    MAX_STREAM_KEY_LEN,
+};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::gate::{read_client, write_client, ClientState, Gate};
+use super::parse;
 use super::persist;
 use super::reqcache::Remembered;
 use super::transfer::{read_transfer, write_transfer, Transfer};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
-/// flow-control `Gate` to draws and counts.
-pub const EFFECT_VERSION: u8 = 2;
+/// flow-control `Gate` to draws and counts; version 3 added `Configure`.
+pub const EFFECT_VERSION: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -45,8 +49,17 @@ pub const COUNT_REPLAYS: u8 = 255;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
-    /// The whole campaign minus its per-user maps (CONFIGURE; first record of an AOF rewrite).
+    /// The whole campaign minus its per-user maps (the first record of an AOF rewrite; also
+    /// what CONFIGURE replicated before `Configure`).
     Config(Vec<u8>),
+    /// CONFIGURE: its options as the client gave them, applied again where the effect lands
+    /// (configuring is deterministic), so the effect is the size of the command, never of
+    /// the campaign's history. `created`: the hash keys and default wins stream chosen when
+    /// the command created the campaign.
+    Configure {
+        created: Option<((u64, u64), Vec<u8>)>,
+        args: Vec<Vec<u8>>,
+    },
     /// Per-user records to merge in (AOF rewrite), in the persistence chunk format.
     Chunk(Vec<u8>),
     Draw(Box<DrawEffect>),
@@ -103,6 +116,10 @@ const T_UNBAN: u8 = 9;
 const T_DRAIN: u8 = 10;
 const T_TRANSFER: u8 = 11;
 const T_CLIENT: u8 = 12;
+const T_CONFIGURE: u8 = 13;
+
+/// The most options a CONFIGURE effect carries: every prize's three values, plus the rules.
+const MAX_CONFIGURE_ARGS: usize = 4 * MAX_PRIZES + 64;
 
 pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
     w.u64(c.draws);
@@ -187,6 +204,22 @@ impl Effect {
             Effect::Config(b) => {
                 w.u8(T_CONFIG);
                 w.buf.extend_from_slice(b);
+            }
+            Effect::Configure { created, args } => {
+                w.u8(T_CONFIGURE);
+                match created {
+                    Some((seed, stream)) => {
+                        w.u8(1);
+                        w.u64(seed.0);
+                        w.u64(seed.1);
+                        w.bytes(stream);
+                    }
+                    None => w.u8(0),
+                }
+                w.u32(args.len() as u32);
+                for a in args {
+                    w.bytes(a);
+                }
             }
             Effect::Chunk(b) => {
                 w.u8(T_CHUNK);
@@ -396,6 +429,22 @@ impl Effect {
                 }
                 Effect::Drain { seq, batch }
             }
+            T_CONFIGURE if v >= 3 => {
+                let created = match r.u8()? {
+                    0 => None,
+                    1 => {
+                        let seed = (r.u64()?, r.u64()?);
+                        Some((seed, r.bytes(MAX_STREAM_KEY_LEN)?.to_vec()))
+                    }
+                    _ => return Err(DecodeError("bad tag")),
+                };
+                let n = r.count(4, MAX_CONFIGURE_ARGS)?;
+                let mut args = Vec::with_capacity(n);
+                for _ in 0..n {
+                    args.push(r.bytes(MAX_STREAM_KEY_LEN)?.to_vec());
+                }
+                Effect::Configure { created, args }
+            }
             T_CLIENT if v >= 2 => {
                 let (key, state) = read_client(&mut r)?;
                 Effect::Client { key, state }
@@ -419,12 +468,45 @@ impl Effect {
     }
 }
 
+/// The change a `Configure` effect's options describe.
+fn configure_change(args: &[Vec<u8>]) -> DResult<ConfigChange> {
+    let opts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    parse::configure_args(&opts).map_err(|_| DecodeError("configure effect with bad options"))
+}
+
+/// The campaign an effect creates on a missing key (`Config` or a creating `Configure`), or
+/// None for an effect that needs an existing campaign.
+pub fn created_campaign(e: &Effect) -> Option<DResult<Campaign>> {
+    match e {
+        Effect::Config(meta) => Some(persist::decode_meta(meta)),
+        Effect::Configure {
+            created: Some((seed, stream)),
+            args,
+        } => Some(configure_change(args).and_then(|change| {
+            Campaign::create(&change, *seed, stream.clone())
+                .map_err(|_| DecodeError("configure effect refused"))
+        })),
+        _ => None,
+    }
+}
+
 impl Campaign {
     /// Applies a replicated effect. Errors (a corrupt or mismatched effect) leave the campaign
     /// unchanged. `Config` on a missing campaign is handled by the caller (`persist`).
     pub fn apply(&mut self, e: &Effect) -> DResult<()> {
         match e {
             Effect::Config(b) => persist::apply_meta(self, b)?,
+            Effect::Configure {
+                created: None,
+                args,
+            } => {
+                let change = configure_change(args)?;
+                self.configure(&change)
+                    .map_err(|_| DecodeError("configure effect refused"))?;
+            }
+            Effect::Configure {
+                created: Some(_), ..
+            } => return Err(DecodeError("configure effect creates an existing campaign")),
             Effect::Chunk(b) => persist::load_chunk(self, b)?,
             Effect::Draw(d) => {
                 if let Some(p) = &d.prize {

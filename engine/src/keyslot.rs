@@ -31,10 +31,13 @@ fn crc16(data: &[u8]) -> u16 {
     crc
 }
 
+/// How many bytes longer than its key a default wins stream name can be (`{`, `}:wins`).
+pub const DEFAULT_STREAM_EXTRA: usize = 7;
+
 /// The default wins stream of a campaign key: `<key>:wins` when the key has a non-empty hash
 /// tag, else `{<key>}:wins`. Either way it lives in the campaign key's slot.
 pub fn default_stream(key: &[u8]) -> Vec<u8> {
-    let mut s = Vec::with_capacity(key.len() + 7);
+    let mut s = Vec::with_capacity(key.len() + DEFAULT_STREAM_EXTRA);
     if hash_tag(key).is_some() {
         s.extend_from_slice(key);
     } else {

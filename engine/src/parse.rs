@@ -3,26 +3,47 @@
 
 use crate::campaign::{
     ConfigChange, PrizeSpec, SoldOut, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN,
-    MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
+    MAX_KEY_LEN, MAX_PRIZES, MAX_REQID_LEN,
 };
 use crate::gate::{parse_ppm, Rate, MAX_RATE, PPM};
 
 /// An error message without the leading `ERR `.
 pub type PResult<T> = Result<T, String>;
 
-/// Renders client bytes for an error message: printable ASCII as is, anything else as \xNN,
-/// cut to 64 bytes, so no error reply can carry CR, LF or NUL.
+/// Renders client bytes for an error message: valid UTF-8 as is (any plane), control
+/// characters, quotes, backslashes and bytes that are not UTF-8 as `\xNN`; cut to 64
+/// characters. No error reply or log line can carry CR, LF or NUL.
 pub fn shown(b: &[u8]) -> String {
+    const MAX_CHARS: usize = 64;
     let mut s = String::new();
-    for &c in b.iter().take(64) {
-        if (0x20..0x7f).contains(&c) && c != b'\'' && c != b'\\' {
-            s.push(c as char);
-        } else {
+    let mut n = 0;
+    let escape = |s: &mut String, bytes: &[u8]| {
+        for c in bytes {
             s.push_str(&format!("\\x{c:02x}"));
         }
-    }
-    if b.len() > 64 {
-        s.push_str("...");
+    };
+    for chunk in b.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            if n == MAX_CHARS {
+                s.push_str("...");
+                return s;
+            }
+            n += 1;
+            if ch.is_control() || ch == '\'' || ch == '\\' {
+                let mut buf = [0u8; 4];
+                escape(&mut s, ch.encode_utf8(&mut buf).as_bytes());
+            } else {
+                s.push(ch);
+            }
+        }
+        for &c in chunk.invalid() {
+            if n == MAX_CHARS {
+                s.push_str("...");
+                return s;
+            }
+            n += 1;
+            escape(&mut s, &[c]);
+        }
     }
     s
 }
@@ -227,9 +248,9 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                 need(i, 1, "STREAM needs a key")?;
                 once(&c.stream, "STREAM")?;
                 let k = args[i + 1];
-                if k.is_empty() || k.len() > MAX_STREAM_KEY_LEN {
+                if k.is_empty() || k.len() > MAX_KEY_LEN {
                     return Err(format!(
-                        "invalid STREAM key: must be 1..{MAX_STREAM_KEY_LEN} bytes"
+                        "invalid STREAM key: must be 1..{MAX_KEY_LEN} bytes"
                     ));
                 }
                 c.stream = Some(k.to_vec());

@@ -219,7 +219,8 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.paused = r.bool()?;
     c.counters = read_counters(&mut r, if v >= 3 { REJECTION_COUNT } else { 7 })?;
     c.drain_seq = r.u64()?;
-    let n = r.count(12, MAX_PRIZES * 2)?;
+    // A DRAIN batch names each prize (current or retired) at most once.
+    let n = r.count(12, MAX_NAMES)?;
     for _ in 0..n {
         let id = r.bytes(MAX_ID_LEN)?.to_vec();
         c.last_batch.push((id, r.u64()?));

@@ -15,7 +15,7 @@
 //! is applied). Records are kept for the campaign's life, so a late replay of any step is
 //! still recognised.
 
-use super::campaign::{Campaign, OpError, MAX_STREAM_KEY_LEN};
+use super::campaign::{Campaign, OpError, MAX_KEY_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::Effect;
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ pub const MAX_TRANSFERS: usize = 65_536;
 /// Transfer ids: 1..=128 bytes.
 pub const MAX_TRANSFER_ID_LEN: usize = 128;
 /// Peer keys: 1..=4096 bytes.
-pub const MAX_PEER_LEN: usize = MAX_STREAM_KEY_LEN;
+pub const MAX_PEER_LEN: usize = MAX_KEY_LEN;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -89,13 +89,11 @@ impl std::fmt::Display for TransferError {
             TransferError::Mismatch(id) => write!(
                 f,
                 "transfer '{}' was recorded with other arguments",
-                String::from_utf8_lossy(id)
+                crate::parse::shown(id)
             ),
-            TransferError::NoOutgoing(id) => write!(
-                f,
-                "no such outgoing transfer '{}'",
-                String::from_utf8_lossy(id)
-            ),
+            TransferError::NoOutgoing(id) => {
+                write!(f, "no such outgoing transfer '{}'", crate::parse::shown(id))
+            }
             TransferError::TooMany => write!(
                 f,
                 "too many transfer records (at most {MAX_TRANSFERS} per campaign)"

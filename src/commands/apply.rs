@@ -10,8 +10,7 @@
 use super::{arg, err, no_campaign};
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::Campaign;
-use crate::engine::effect::Effect;
-use crate::engine::persist;
+use crate::engine::effect::{created_campaign, Effect};
 use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -34,7 +33,7 @@ fn raise(ctx: &Context, key: &RedisString, c: &Campaign, effect: &Effect, before
     let (ctx, k) = (ctx.ctx, key.inner);
     let after = stock_index(effect).and_then(|i| notify::stock_of(c, i));
     match effect {
-        Effect::Config(_) => notify::event(ctx, notify::CONFIGURE, k),
+        Effect::Config(_) | Effect::Configure { .. } => notify::event(ctx, notify::CONFIGURE, k),
         Effect::Paused(true) => notify::event(ctx, notify::PAUSE, k),
         Effect::Paused(false) => notify::event(ctx, notify::RESUME, k),
         Effect::Stock { .. } => notify::restocked(ctx, k, before, after),
@@ -66,9 +65,9 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 raise(ctx, &args[1], c, &effect, before);
             }
         }
-        Ok(None) => match &effect {
-            Effect::Config(meta) => {
-                let c = persist::decode_meta(meta).map_err(|e| err(e.to_string()))?;
+        Ok(None) => match created_campaign(&effect) {
+            Some(c) => {
+                let c = c.map_err(|e| err(e.to_string()))?;
                 k.set_value(&LOTTERY_TYPE, c)
                     .map_err(|_| err("could not store the campaign"))?;
                 metrics::campaign_created();
@@ -76,9 +75,10 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     notify::event(ctx.ctx, notify::CONFIGURE, args[1].inner);
                 }
             }
-            _ => return Err(no_campaign()),
+            None => return Err(no_campaign()),
         },
     }
+    crate::replication::signal_modified(ctx.ctx, args[1].inner);
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

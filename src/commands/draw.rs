@@ -16,20 +16,9 @@ use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
 use crate::ffi::{bytes_of, OpenKey};
 use crate::replication::Field;
-use crate::{clock, parse, replication, rng};
+use crate::{clock, entry, parse, replication, rng};
 use redis_module::raw;
-use std::os::raw::{c_char, c_int};
-
-fn reply_error(ctx: *mut raw::RedisModuleCtx, msg: &str) -> c_int {
-    // Error texts are ours or sanitised by `parse::shown`: no NUL, CR or LF.
-    let mut v = Vec::with_capacity(msg.len() + 1);
-    v.extend(msg.bytes().filter(|&b| b != 0 && b != b'\r' && b != b'\n'));
-    v.push(0);
-    if let Some(f) = unsafe { raw::RedisModule_ReplyWithError } {
-        unsafe { f(ctx, v.as_ptr().cast::<c_char>()) };
-    }
-    raw::REDISMODULE_OK as c_int
-}
+use std::os::raw::c_int;
 
 /// Entry point registered for `lottery.draw`.
 pub extern "C" fn draw_command(
@@ -37,8 +26,20 @@ pub extern "C" fn draw_command(
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
+    entry::guard(
+        "LOTTERY.DRAW",
+        || entry::reply_error(ctx, &entry::internal_error_text("LOTTERY.DRAW")),
+        || draw_entry(ctx, argv, argc),
+    )
+}
+
+fn draw_entry(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+) -> c_int {
     if argv.is_null() || argc < 0 {
-        return reply_error(ctx, "ERR bad arguments");
+        return entry::reply_error(ctx, "ERR bad arguments");
     }
     // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
     let args = unsafe { std::slice::from_raw_parts(argv, argc as usize) };
@@ -50,7 +51,7 @@ pub extern "C" fn draw_command(
             }
             raw::REDISMODULE_OK as c_int
         }
-        Err(Failure::Msg(m)) => reply_error(ctx, &m),
+        Err(Failure::Msg(m)) => entry::reply_error(ctx, &m),
     }
 }
 

@@ -1,0 +1,263 @@
+//! The boundary with Redis: every function Redis calls into the module runs inside `guard`,
+//! and every reply and log line the module sends is built here from bytes, safely.
+//!
+//! A panic that crossed into Redis would abort the server and take the whole dataset with
+//! it. `guard` catches it instead, logs it once (what panicked, where), counts it in
+//! `INFO lottery` (`lottery_internal_errors`), and the entry point answers an error (a
+//! command), refuses (a load), or does nothing (a callback). The SDK's own reply and log
+//! helpers are not used for text: they panic on a NUL byte and mangle every character
+//! outside Latin-1 (one whose low byte is 0 becomes a NUL).
+
+use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
+use std::cell::RefCell;
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+thread_local! {
+    /// What the last panic on this thread said, for `guard` to log with its context.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the default panic hook (which prints to stderr) with one that records the
+/// message and location for `guard` to log.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let text = format!("{msg}{at}");
+        let _ = LAST_PANIC.try_with(|p| {
+            if let Ok(mut p) = p.try_borrow_mut() {
+                *p = Some(text);
+            }
+        });
+    }));
+}
+
+/// Runs `f`; if it panics, logs the panic once (naming `what`), counts it, and returns
+/// `on_panic` instead of letting the panic reach Redis.
+pub fn guard<R>(what: &str, on_panic: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            let why = LAST_PANIC
+                .try_with(|p| p.try_borrow_mut().ok().and_then(|mut p| p.take()))
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "(no message)".to_string());
+            crate::metrics::internal_error();
+            log(
+                std::ptr::null_mut(),
+                Level::Warning,
+                &format!(
+                    "lottery: internal error in {what}: {why}; refused (the server keeps running). \
+                     Please report this line."
+                ),
+            );
+            on_panic()
+        }
+    }
+}
+
+/// A C string with nothing Redis could misread: NUL, CR and LF are written as `\x00`, `\r`,
+/// `\n`; everything else (UTF-8 of any plane included) is kept as is.
+pub fn c_text(s: &str) -> CString {
+    let mut v = Vec::with_capacity(s.len() + 1);
+    for &b in s.as_bytes() {
+        match b {
+            0 => v.extend_from_slice(b"\\x00"),
+            b'\r' => v.extend_from_slice(b"\\r"),
+            b'\n' => v.extend_from_slice(b"\\n"),
+            _ => v.push(b),
+        }
+    }
+    // No NUL is left, so this cannot fail; an empty string is the fallback all the same.
+    CString::new(v).unwrap_or_default()
+}
+
+#[derive(Clone, Copy)]
+pub enum Level {
+    Notice,
+    Warning,
+}
+
+/// Writes a line to the server log (`ctx` may be null).
+pub fn log(ctx: *mut raw::RedisModuleCtx, level: Level, msg: &str) {
+    let level = match level {
+        Level::Notice => c"notice",
+        Level::Warning => c"warning",
+    };
+    let msg = c_text(msg);
+    if let Some(f) = unsafe { raw::RedisModule_Log } {
+        // SAFETY: "%s" with one C string; a null ctx is allowed by the API.
+        unsafe { f(ctx, level.as_ptr(), c"%s".as_ptr(), msg.as_ptr()) };
+    }
+}
+
+/// Replies with an error. `msg` starts with its code (`ERR`, `WRONGTYPE`, ...).
+pub fn reply_error(ctx: *mut raw::RedisModuleCtx, msg: &str) -> c_int {
+    let msg = c_text(msg);
+    if let Some(f) = unsafe { raw::RedisModule_ReplyWithError } {
+        unsafe { f(ctx, msg.as_ptr()) };
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+fn reply_value(ctx: *mut raw::RedisModuleCtx, v: RedisValue) {
+    match v {
+        RedisValue::Integer(i) => {
+            raw::reply_with_long_long(ctx, i);
+        }
+        RedisValue::Float(f) => {
+            raw::reply_with_double(ctx, f);
+        }
+        RedisValue::Bool(b) => {
+            raw::reply_with_bool(ctx, b.into());
+        }
+        RedisValue::SimpleStringStatic(s) => reply_simple(ctx, s),
+        RedisValue::SimpleString(s) => reply_simple(ctx, &s),
+        RedisValue::BulkString(s) => reply_bytes(ctx, s.as_bytes()),
+        RedisValue::StringBuffer(b) => reply_bytes(ctx, &b),
+        RedisValue::VerbatimString((_, b)) => reply_bytes(ctx, &b),
+        RedisValue::BigNumber(s) => reply_bytes(ctx, s.as_bytes()),
+        RedisValue::BulkRedisString(s) => {
+            raw::reply_with_string(ctx, s.inner);
+        }
+        RedisValue::Array(items) => {
+            raw::reply_with_array(ctx, items.len() as _);
+            for item in items {
+                reply_value(ctx, item);
+            }
+        }
+        RedisValue::Null => {
+            raw::reply_with_null(ctx);
+        }
+        RedisValue::NoReply => {}
+        RedisValue::StaticError(s) => {
+            reply_error(ctx, s);
+        }
+        // Maps and sets are not used by any command; sent as an error rather than guessed at.
+        _ => {
+            reply_error(ctx, "ERR internal error: unsupported reply type");
+        }
+    }
+}
+
+fn reply_simple(ctx: *mut raw::RedisModuleCtx, s: &str) {
+    let s = c_text(s);
+    raw::reply_with_simple_string(ctx, s.as_ptr());
+}
+
+fn reply_bytes(ctx: *mut raw::RedisModuleCtx, b: &[u8]) {
+    raw::reply_with_string_buffer(ctx, b.as_ptr().cast::<c_char>(), b.len());
+}
+
+/// Sends a command's result as its reply.
+pub fn reply(ctx: *mut raw::RedisModuleCtx, result: RedisResult) -> c_int {
+    match result {
+        Ok(v) => {
+            reply_value(ctx, v);
+            raw::REDISMODULE_OK as c_int
+        }
+        Err(RedisError::WrongArity) => {
+            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
+                unsafe { f(ctx) };
+            }
+            raw::REDISMODULE_OK as c_int
+        }
+        Err(RedisError::WrongType) => reply_error(
+            ctx,
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ),
+        Err(RedisError::Str(s)) => reply_error(ctx, s),
+        Err(RedisError::String(s)) => reply_error(ctx, &s),
+    }
+}
+
+/// A command handler of the generic kind: arguments in, a reply value out.
+pub type Handler = fn(&Context, Vec<RedisString>) -> RedisResult;
+
+/// Runs a generic command handler inside the guard and sends its reply.
+pub fn run_command(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    name: &str,
+    handler: Handler,
+) -> c_int {
+    guard(
+        name,
+        || reply_error(ctx, &internal_error_text(name)),
+        || {
+            let context = Context::new(ctx);
+            let args = redis_module::decode_args(ctx, argv, argc);
+            let result = handler(&context, args);
+            reply(ctx, result)
+        },
+    )
+}
+
+/// The reply to a command that panicked.
+pub fn internal_error_text(name: &str) -> String {
+    format!("ERR internal error in {name}: refused; see the server log")
+}
+
+/// Declares `extern "C"` entry points for generic command handlers: each runs its handler
+/// through `run_command`.
+#[macro_export]
+macro_rules! command_entries {
+    ($($entry:ident => $name:literal, $handler:path;)*) => {
+        $(
+            extern "C" fn $entry(
+                ctx: *mut redis_module::raw::RedisModuleCtx,
+                argv: *mut *mut redis_module::raw::RedisModuleString,
+                argc: std::os::raw::c_int,
+            ) -> std::os::raw::c_int {
+                $crate::entry::run_command(ctx, argv, argc, $name, $handler)
+            }
+        )*
+    };
+}
+
+/// The signature Redis calls a command with.
+pub type CommandFn =
+    extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
+
+/// Registers one command with `RedisModule_CreateCommand`. Names and flags are ours (no NUL).
+pub fn create_command(
+    ctx: *mut raw::RedisModuleCtx,
+    name: &str,
+    f: CommandFn,
+    flags: &str,
+    keys: (c_int, c_int, c_int),
+) -> bool {
+    let (Ok(n), Ok(fl)) = (CString::new(name), CString::new(flags)) else {
+        return false;
+    };
+    match unsafe { raw::RedisModule_CreateCommand } {
+        Some(create) => {
+            // SAFETY: valid C strings that Redis copies; `f` lives as long as the module.
+            let status = unsafe {
+                create(
+                    ctx,
+                    n.as_ptr(),
+                    Some(f),
+                    fl.as_ptr(),
+                    keys.0,
+                    keys.1,
+                    keys.2,
+                )
+            };
+            status == raw::REDISMODULE_OK as c_int
+        }
+        None => false,
+    }
+}
