@@ -68,7 +68,8 @@ def test_info_section_fields_and_order(server, r):
     rejected = ["lottery_" + n for n in rejection_names(r)]
     assert len(rejected) >= 7
     assert fields == (["lottery_generator", "lottery_campaigns", "lottery_draws", "lottery_wins",
-                       "lottery_losses"] + rejected + ["lottery_replays"]), fields
+                       "lottery_losses"] + rejected
+                      + ["lottery_replays", "lottery_internal_errors"]), fields
     d = info_dict(server)
     assert d["lottery_generator"] == "chacha"
     assert all(d[f] == "0" for f in fields[1:]), d

@@ -324,17 +324,23 @@ pub fn docs() -> Vec<Doc> {
         },
         Doc {
             name: c"lottery.debug",
-            summary: c"Test only (load option debug-clock yes): pins the module clock or returns to the real clock",
+            summary: c"Test only (load option debug-clock yes): pins the module clock or returns to the real clock; PANIC shows the panic guard",
             complexity: c"O(1)",
             key: None,
-            args: vec![block(
-                c"clock",
-                vec![oneof(
-                    c"time",
-                    vec![integer(c"ms"), pure(c"real", c"REAL")],
-                )],
-            )
-            .tok(c"CLOCK")],
+            args: vec![oneof(
+                c"subcommand",
+                vec![
+                    block(
+                        c"clock",
+                        vec![oneof(
+                            c"time",
+                            vec![integer(c"ms"), pure(c"real", c"REAL")],
+                        )],
+                    )
+                    .tok(c"CLOCK"),
+                    pure(c"panic", c"PANIC"),
+                ],
+            )],
         },
         Doc {
             name: c"lottery.apply",

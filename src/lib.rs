@@ -124,10 +124,12 @@ fn load_options(args: &[RedisString]) -> Result<(), String> {
                     *k = kind;
                 }
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "lottery: bad load option '{}' (expected: debug-clock yes|no, rng chacha|xoshiro)",
                 parse::shown(name)
-            )),
+            ))
+            }
         }
         i += 2;
     }

@@ -472,7 +472,10 @@ fn effects_rebuild_identical_state() {
                 .map(|x| x.1)
                 .unwrap_or(Effect::Paused(false)),
             2 => m.ban(m.user_key(user.as_bytes()), now + 20),
-            3 => m.unban(m.user_key(user.as_bytes()), now).1,
+            3 => m
+                .unban(m.user_key(user.as_bytes()), now)
+                .1
+                .unwrap_or(Effect::Paused(false)),
             4 => m.drain().2,
             5 if i % 1000 == 5 => {
                 let ch = ConfigChange {

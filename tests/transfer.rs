@@ -313,3 +313,69 @@ fn transfer_effect_on_wrong_prize_is_refused() {
     assert!(other.apply(&e).is_err());
     assert_eq!(persist::fingerprint(&other), before);
 }
+
+/// A CONFIGURE's effect carries the command's options, not the campaign's history: with
+/// 5,000 transfer records (long peer names), `NOTHING 1` replicates a few bytes, and the copy
+/// that applies it ends equal to the master.
+#[test]
+fn configure_effect_is_proportional_to_the_command() {
+    let mut master = shard(1_000_000);
+    let mut replica = shard(1_000_000);
+    replica.seed = master.seed;
+    let peer = vec![b'p'; 4000];
+    for i in 0..5000u32 {
+        let id = format!("t{i}");
+        let (_, e) = master
+            .transfer_out(id.as_bytes(), b"gold", 1, &peer)
+            .unwrap();
+        replica.apply(&e.unwrap()).unwrap();
+    }
+    let args: Vec<Vec<u8>> = vec![b"NOTHING".to_vec(), b"1".to_vec()];
+    let opts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    master
+        .configure(&lottery_engine::parse::configure_args(&opts).unwrap())
+        .unwrap();
+    let effect = Effect::Configure {
+        created: None,
+        args: args.clone(),
+    };
+    let blob = effect.encode();
+    assert!(blob.len() < 64, "effect of {} bytes", blob.len());
+    let back = Effect::decode(&blob).unwrap();
+    assert_eq!(back, effect);
+    replica.apply(&back).unwrap();
+    assert_eq!(
+        persist::fingerprint(&master),
+        persist::fingerprint(&replica)
+    );
+    assert_eq!(replica.rules.nothing, 1);
+
+    // A creating effect builds the same campaign as the master's CONFIGURE.
+    let args: Vec<Vec<u8>> = [
+        "PRIZE",
+        "一等奖",
+        "1",
+        "5",
+        "NOTHING",
+        "3",
+        "COOLDOWN",
+        "10",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let opts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let change = lottery_engine::parse::configure_args(&opts).unwrap();
+    let made = Campaign::create(&change, (7, 9), b"{c}:wins".to_vec()).unwrap();
+    let effect = Effect::Configure {
+        created: Some(((7, 9), b"{c}:wins".to_vec())),
+        args,
+    };
+    let applied =
+        lottery_engine::effect::created_campaign(&Effect::decode(&effect.encode()).unwrap())
+            .unwrap()
+            .unwrap();
+    assert_eq!(persist::fingerprint(&made), persist::fingerprint(&applied));
+    // ... and refuses to re-create an existing one.
+    assert!(replica.apply(&effect).is_err());
+}

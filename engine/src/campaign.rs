@@ -1157,10 +1157,14 @@ impl Campaign {
         }
     }
 
-    /// Lifts a ban; true if one was active at `now`.
-    pub fn unban(&mut self, user: u128, now: i64) -> (bool, Effect) {
-        let was = self.bans.remove(user).is_some_and(|until| until > now);
-        (was, Effect::Unban { user })
+    /// Lifts a ban; true if one was active at `now`. The effect is None when the user had no
+    /// ban record (nothing changed).
+    pub fn unban(&mut self, user: u128, now: i64) -> (bool, Option<Effect>) {
+        let removed = self.bans.remove(user);
+        (
+            removed.is_some_and(|until| until > now),
+            removed.map(|_| Effect::Unban { user }),
+        )
     }
 
     /// Puts a client in the penalty box until `until` (Unix ms).

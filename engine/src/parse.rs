@@ -477,6 +477,16 @@ mod tests {
     #[test]
     fn shown_is_safe() {
         assert_eq!(shown(b"a\r\n\0'"), "a\\x0d\\x0a\\x00\\x27");
+        // UTF-8 of every plane as is; C1 controls and bytes that are not UTF-8 escaped.
+        assert_eq!(shown("一等奖 Ā 😀 é".as_bytes()), "一等奖 Ā 😀 é");
+        assert_eq!(shown(b"\xff\xe4\xb8"), "\\xff\\xe4\\xb8");
+        assert_eq!(shown("a\u{85}b".as_bytes()), "a\\xc2\\x85b");
+        let long = "奖".repeat(100);
+        assert_eq!(shown(long.as_bytes()), format!("{}...", "奖".repeat(64)));
+        for b in 0..=255u8 {
+            let s = shown(&[b, b'x', b]);
+            assert!(!s.contains(['\0', '\r', '\n']), "{b}");
+        }
         assert!(shown(&[b'x'; 100]).ends_with("..."));
     }
 }

@@ -44,7 +44,9 @@ pub fn unban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             let c = campaign_mut(ctx, &args[1])?;
             let ukey = c.user_key(arg(&args, 2));
             let (lifted, effect) = c.unban(ukey, clock::now_ms());
-            replication::replicate(ctx, &args[1], &effect);
+            if let Some(e) = effect {
+                replication::replicate(ctx, &args[1], &e);
+            }
             Ok(int(i64::from(lifted)))
         }
         4 if is_client(&args) => {

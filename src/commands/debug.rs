@@ -1,7 +1,10 @@
 //! LOTTERY.DEBUG CLOCK ms|REAL
+//! LOTTERY.DEBUG PANIC
 //!
-//! For tests only: pins the module clock, or returns it to the real one. Refused unless the
-//! module was loaded with `debug-clock yes`.
+//! For tests only: CLOCK pins the module clock, or returns it to the real one; PANIC panics
+//! inside the command, to show that the boundary guard (`crate::entry`) turns it into an
+//! error reply and a log line rather than an aborted server. Refused unless the module was
+//! loaded with `debug-clock yes`.
 
 use super::{arg, err, perr};
 use crate::{clock, parse};
@@ -12,6 +15,9 @@ pub fn debug(_ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(err(
             "LOTTERY.DEBUG is disabled (load the module with debug-clock yes)",
         ));
+    }
+    if args.len() == 2 && arg(&args, 1).eq_ignore_ascii_case(b"PANIC") {
+        panic!("LOTTERY.DEBUG PANIC asked for a panic");
     }
     if args.len() != 3 {
         return Err(RedisError::WrongArity);
