@@ -535,7 +535,7 @@ EXPECTED_ARGS = {
     "lottery.user": ["key", "user"],
     "lottery.stats": ["key"],
     "lottery.transfer": ["key", "step"],
-    "lottery.debug": ["clock"],
+    "lottery.debug": ["subcommand"],
     "lottery.apply": ["key", "blob"],
 }
 

@@ -231,13 +231,16 @@ macro_rules! command_entries {
 pub type CommandFn =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
+/// A command's legacy key positions: first key, last key, step.
+pub type KeySpec = (c_int, c_int, c_int);
+
 /// Registers one command with `RedisModule_CreateCommand`. Names and flags are ours (no NUL).
 pub fn create_command(
     ctx: *mut raw::RedisModuleCtx,
     name: &str,
     f: CommandFn,
     flags: &str,
-    keys: (c_int, c_int, c_int),
+    keys: KeySpec,
 ) -> bool {
     let (Ok(n), Ok(fl)) = (CString::new(name), CString::new(flags)) else {
         return false;

@@ -28,7 +28,6 @@ use datatype::LOTTERY_TYPE;
 use entry::Level;
 use redis_module::configuration::ConfigurationFlags;
 use redis_module::{raw, redis_module, Context, RedisString, Status};
-use std::os::raw::c_int;
 
 // Inside Redis, memory comes from Redis's allocator (so INFO and maxmemory see it); the unit
 // tests run without Redis and use the system allocator.
@@ -60,7 +59,7 @@ command_entries! {
 /// Every command: name, entry point, flags, (first key, last key, key step).
 /// LOTTERY.DRAW is the hot path: its entry point is its own, without the generic argument
 /// vector and reply tree.
-const COMMANDS: &[(&str, entry::CommandFn, &str, (c_int, c_int, c_int))] = &[
+const COMMANDS: &[(&str, entry::CommandFn, &str, entry::KeySpec)] = &[
     (
         "lottery.draw",
         draw::draw_command,
