@@ -620,6 +620,22 @@ fn write_fuzz_seeds() {
         }
     }
     put("flow-meta".into(), 0, &persist::encode_meta(&f));
+    // CONFIGURE effects (version 3): a creation and a change.
+    let words = |s: &str| {
+        s.split(' ')
+            .map(|w| w.as_bytes().to_vec())
+            .collect::<Vec<_>>()
+    };
+    let created = Effect::Configure {
+        created: Some(((3, 4), b"{f}:wins".to_vec())),
+        args: words(opts),
+    };
+    put("configure-create".into(), 2, &created.encode());
+    let change = Effect::Configure {
+        created: None,
+        args: words("NOTHING 7 PRIZE a 1 5 PRIZE b 2 INF COOLDOWN 10"),
+    };
+    put("configure-change".into(), 2, &change.encode());
     let mut n = 0;
     persist::for_each_chunk(&f, |b| {
         n += 1;
@@ -658,6 +674,9 @@ fn decode_payload(data: &[u8]) {
                 assert_eq!(Effect::decode(&e.encode()).as_ref(), Ok(&e));
                 let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
                 let _ = c.apply(&e);
+                if let Some(Ok(made)) = lottery_engine::effect::created_campaign(&e) {
+                    let _ = persist::encode_meta(&made);
+                }
             }
         }
     }
