@@ -411,8 +411,18 @@ def default_stream(key):
 # --------------------------------------------------------------------------------------------
 # the generator: depends only on its own RNG and model, never on replies
 
+def shift_low_nul(arg):
+    """Replaces each character above U+00FF whose low byte is 0x00 (U+0100 'Ā', U+4E00 '一')
+    by the next code point (for --avoid-known)."""
+    s = arg.decode("utf-8", "surrogateescape")
+    t = "".join(chr(ord(c) + 1) if ord(c) > 0xFF and ord(c) & 0xFF == 0 and
+                not 0xD800 <= ord(c) < 0xE000 else c for c in s)
+    return arg if t == s else t.encode("utf-8", "surrogateescape")
+
+
 class Gen:
-    def __init__(self, seed):
+    def __init__(self, seed, avoid_known=False):
+        self.avoid_known = avoid_known
         self.rng = random.Random(seed)
         rng = self.rng
         self.clock = H.T0
@@ -436,6 +446,7 @@ class Gen:
             [u.encode() for u in UNI] + [b"\x00", b"a\x00b", b"\r\n", b"\xff\xfe", b" ",
                                          sized(rng, 256), b"INF", b"PRIZE", b"NOTHING"]
         self._same_slot = {}
+        self.pending = None
 
     # -- picks
     def key(self):
@@ -529,6 +540,8 @@ class Gen:
             if s.upper() != b"INF":
                 finite.append(pid)
             args += [case(rng, b"PRIZE"), pid, w, s]
+        if ids and n <= 40 and rng.random() < 0.9:
+            args[4] = rng.choice([b"1", b"5", b"100"])      # weights not all zero
         opts = []
         if rng.random() < 0.5:
             opts.append([b"NOTHING", self.num(0, U32)])
@@ -544,7 +557,7 @@ class Gen:
         if window:
             s = self.clock + rng.choice([-DAY, -1000, 0, 1000, DAY])
             s = max(0, s)
-            e = s + rng.choice([1, 1000, DAY, I64 - s])
+            e = s + rng.choice([1, 1000, DAY, 30 * DAY, 30 * DAY, I64 - s])
             opts.append([b"WINDOW", b"%d" % s, b"%d" % min(e, I64)])
         if rng.random() < 0.25:
             m = rng.choice([b"LOSE", b"REDRAW", b"FALLBACK"])
@@ -552,7 +565,8 @@ class Gen:
                 opts.append([b"SOLDOUT", m, rng.choice(ids) if ids else b"x"])
             else:
                 opts.append([b"SOLDOUT", m])
-        if rng.random() < 0.1:
+        no_default = hash_tag(key) is None and (key == b"" or b"{" in key or b"}" in key)
+        if rng.random() < (0.8 if no_default else 0.1):
             opts.append([b"STREAM", self.same_slot_name(key)])
         if rng.random() < 0.2:
             opts.append([b"IDEMPOTENCY", rng.choice([b"0", b"1000", b"600000", b"86400000"])])
@@ -578,8 +592,8 @@ class Gen:
         rng.shuffle(opts)
         for o in opts:
             args += [case(rng, o[0])] + o[1:]
-        if n and ids:
-            self.prizes[key] = ids
+        if n and ids and n <= 65536:
+            self.pending = (key, ids)
         return args
 
     def draw(self):
@@ -648,7 +662,7 @@ class Gen:
                 return [b"LOTTERY.DEBUG", b"CLOCK", rng.choice(INTS)]
             if rng.random() < 0.05:
                 return [b"LOTTERY.DEBUG", b"CLOCK", b"REAL"]
-            self.clock += rng.choice([0, 1, 500, 1000, 5000, 60_000, DAY, 7 * DAY])
+            self.clock += rng.choice([0, 1, 500, 1000, 1000, 5000, 5000, 60_000, 3_600_000, DAY])
             return [b"LOTTERY.DEBUG", b"CLOCK", b"%d" % self.clock]
         if r < 0.89:
             return [b"LOTTERY.APPLY", k(), rand_str(rng, rng.randrange(0, 60))]
@@ -696,15 +710,31 @@ class Gen:
         return args
 
     def command(self):
+        self.pending = None
         a = self.one()
         if self.rng.random() < 0.25:
             a = self.mutate(a)
+        elif self.pending:                      # a CONFIGURE that should succeed
+            self.prizes[self.pending[0]] = self.pending[1]
+        elif len(a) == 2 and a[0] in (b"DEL", b"UNLINK"):
+            self.prizes.pop(a[1], None)
+        elif a[0] == b"SET":
+            self.prizes.pop(a[1], None)
         return a
 
     # -- units: a command, or a wrapper around some
     def unit(self):
-        """('cmd', args) | ('multi', [args...], exec_word) | ('eval', args) |
-        ('dumprestore', src, dst, opts)"""
+        """('cmd', args) | ('multi', [args...], exec_word) | ('dumprestore', src, dst, opts)"""
+        u = self._unit()
+        if not self.avoid_known:
+            return u
+        if u[0] == "cmd":
+            return ("cmd", [shift_low_nul(a) for a in u[1]])
+        if u[0] == "multi":
+            return ("multi", [[shift_low_nul(a) for a in c] for c in u[1]], u[2])
+        return ("dumprestore", shift_low_nul(u[1]), shift_low_nul(u[2]), u[3])
+
+    def _unit(self):
         rng = self.rng
         r = rng.random()
         if r < 0.78:
@@ -737,16 +767,24 @@ class Gen:
                 self.keys.append(dst)
             if src in self.prizes:
                 self.prizes[dst] = self.prizes[src]
+            else:
+                self.prizes.pop(dst, None)
             w = rng.random()
             if w < 0.35:
                 return ("cmd", [b"COPY", src, dst] + ([b"REPLACE"] if rng.random() < 0.5 else []))
             if w < 0.55:
-                return ("cmd", [rng.choice([b"RENAME", b"RENAMENX"]), src, dst])
+                verb = rng.choice([b"RENAME", b"RENAMENX"])
+                if verb == b"RENAME" and src != dst:
+                    self.prizes.pop(src, None)
+                return ("cmd", [verb, src, dst])
             return ("dumprestore", src, dst, [b"REPLACE"] if rng.random() < 0.6 else [])
         if r < 0.97:
-            return ("cmd", [rng.choice([b"DEL", b"UNLINK"]), self.key()])
+            k = self.key()
+            self.prizes.pop(k, None)
+            return ("cmd", [rng.choice([b"DEL", b"UNLINK"]), k])
         if r < 0.9995:
             return ("cmd", [b"DEBUG", b"DIGEST-VALUE", self.key()])
+        self.prizes.clear()
         return ("cmd", [b"FLUSHALL"] + ([b"ASYNC"] if rng.random() < 0.3 else []))
 
 
@@ -761,6 +799,8 @@ class Runner:
         self.slow = []          # (ms, args)
         self.sent = 0
         self.clock = [b"LOTTERY.DEBUG", b"CLOCK", b"REAL"]   # the last clock command
+        self.replies = {}       # error / other / each DRAW outcome -> count
+        self.big = []           # (ms, args, reply) of the very large CONFIGUREs
 
     def send(self, args, client=None):
         c = client or self.p.m
@@ -771,6 +811,15 @@ class Runner:
             self.died(args, e)
         ms = (time.monotonic() - t) * 1000
         self.sent += 1
+        name = args[0].upper() if args else b""
+        if isinstance(rep, Exception) or (isinstance(rep, str) and type(rep).__name__ == "Err"):
+            self.replies[b"error"] = self.replies.get(b"error", 0) + 1
+        elif name == b"LOTTERY.DRAW" and isinstance(rep, list) and rep and isinstance(rep[0], bytes):
+            self.replies[rep[0]] = self.replies.get(rep[0], 0) + 1
+        else:
+            self.replies[b"other"] = self.replies.get(b"other", 0) + 1
+        if name == b"LOTTERY.CONFIGURE" and len(args) > 30000:
+            self.big.append((ms, len(args), rep))
         if ms > self.slow_ms:
             self.slow.append((ms, args))
         return rep
@@ -1085,10 +1134,12 @@ def shrink(lines, kind, budget_s, slow_ms):
 # --------------------------------------------------------------------------------------------
 # main
 
-def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_every):
+def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_every,
+        avoid_known=False):
     os.makedirs(out_dir, exist_ok=True)
-    print(f"fuzz-server: seed {seed} (replay: --seed {seed}), module {H.MODULE_PATH}", flush=True)
-    gen = Gen(seed)
+    print(f"fuzz-server: seed {seed} (replay: --seed {seed}"
+          f"{' --avoid-known' if avoid_known else ''}), module {H.MODULE_PATH}", flush=True)
+    gen = Gen(seed, avoid_known)
     pair = Pair()
     log_path = os.path.join(out_dir, f"fuzz-{seed}.replay")
     log = ReplayLog(os.path.join(pair.master.dir, "current.replay"))
@@ -1119,6 +1170,10 @@ def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_
     except Failure as f:
         failure = f
     elapsed = time.time() - start
+    print("  replies: " + ", ".join(f"{k.decode()} {v}" for k, v in
+                                    sorted(runner.replies.items(), key=lambda x: -x[1])))
+    for ms, n, rep in runner.big:
+        print(f"  large CONFIGURE ({n} args): {ms:.0f} ms, {str(rep)[:80]}")
     if failure is None:
         log.close()
         pair.close()
@@ -1181,6 +1236,10 @@ def main(argv=None):
                     help="a command slower than this is a (soft) failure")
     ap.add_argument("--replay", help="run a replay log against fresh servers and check")
     ap.add_argument("--runs", type=int, default=1, help="several seeds in a row (seed, seed+1..)")
+    ap.add_argument("--avoid-known", action="store_true",
+                    help="to look past a crash being fixed: never send a character above "
+                         "U+00FF whose low byte is 0x00 (U+0100, U+4E00, ...), which crashes "
+                         "an error reply that echoes it")
     a = ap.parse_args(argv)
     H.module_path_or_fail()
     if a.replay:
@@ -1193,7 +1252,7 @@ def main(argv=None):
     rc = 0
     for i in range(a.runs):
         rc |= run(seed + i, a.seconds, a.batches, a.batch_size, a.out, a.minimize_seconds,
-                  a.slow_ms, a.heavy_every)
+                  a.slow_ms, a.heavy_every, a.avoid_known)
     return rc
 
 
