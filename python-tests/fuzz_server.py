@@ -1066,8 +1066,9 @@ def _check_pair(runner, batch_no, heavy):
 # --------------------------------------------------------------------------------------------
 # replay and shrinking
 
-def replay(lines, slow_ms=1e9, quiet=True):
-    """Run logged lines against fresh servers, checks at '# check' and at the end.
+def replay(lines, slow_ms=1e9, quiet=True, checks=True):
+    """Run logged lines against fresh servers, checks at '# check' and at the end (with
+    checks=False: only that both servers stay alive, for shrinking a crash).
     Returns the Failure, or None."""
     pair = Pair()
     tmp = os.path.join(pair.master.dir, "replay.log")
@@ -1080,12 +1081,23 @@ def replay(lines, slow_ms=1e9, quiet=True):
             if not s:
                 continue
             if s.startswith("#"):
-                if s == "# check":
+                if s == "# check" and checks:
                     n += 1
                     check_pair(runner, n, heavy=False)
                 continue
             runner.send(parse_line(s))
-        check_pair(runner, n + 1, heavy=True)
+        if checks:
+            check_pair(runner, n + 1, heavy=True)
+        else:
+            try:
+                wait_sync(pair, timeout=20)
+                pair.m.call(b"PING")
+                pair.r.call(b"PING")
+            except (ConnectionError, OSError) as e:
+                runner.died([b"PING"], e)
+            for s in (pair.master, pair.replica):
+                if not s.alive():
+                    raise Failure("crash", f"died; first crash line: {first_crash_line(s)}")
         if runner.slow:
             ms, args = max(runner.slow, key=lambda x: x[0])
             return Failure("slow", f"{ms:.0f} ms for {short(args)}")
@@ -1099,8 +1111,26 @@ def replay(lines, slow_ms=1e9, quiet=True):
         pair.close()
 
 
+def unwrap(args):
+    """The commands inside an EVAL line the fuzzer wrote, else None."""
+    if len(args) < 4 or args[0].upper() not in (b"EVAL", b"EVAL_RO") or args[2] != b"0":
+        return None
+    if args[1].endswith(b"(unpack(ARGV))"):
+        return [args[3:]]
+    out, i, rest = [], 0, args[3:]
+    try:
+        while i < len(rest):
+            n = int(rest[i])
+            out.append(rest[i + 1:i + 1 + n])
+            i += n + 1
+    except ValueError:
+        return None
+    return out
+
+
 def shrink(lines, kind, budget_s, slow_ms):
-    """ddmin over lines, keeping failures of the same kind, within budget_s seconds."""
+    """Delta debugging over lines (keeping failures of the same kind), then unwrapping EVAL
+    lines into their commands and shortening long arguments, within budget_s seconds."""
     deadline = time.time() + budget_s
     tries = [0]
 
@@ -1108,26 +1138,58 @@ def shrink(lines, kind, budget_s, slow_ms):
         if time.time() > deadline:
             return False
         tries[0] += 1
-        f = replay(cand, slow_ms=slow_ms)
+        f = replay(cand, slow_ms=slow_ms, checks=kind not in ("crash", "hang", "slow"))
         return f is not None and f.kind == kind
+
+    def ddmin(cur):
+        n = 2
+        while len(cur) >= 2 and time.time() < deadline:
+            size = max(1, len(cur) // n)
+            chunks = [cur[i:i + size] for i in range(0, len(cur), size)]
+            reduced = False
+            for i in range(len(chunks)):
+                comp = [l for j, c in enumerate(chunks) if j != i for l in c]
+                if comp and fails(comp):
+                    cur, n, reduced = comp, max(n - 1, 2), True
+                    break
+            if not reduced:
+                if n >= len(cur):
+                    break
+                n = min(len(cur), n * 2)
+        return cur
 
     cur = [l for l in lines if l.strip() and not l.startswith("#")]
     if kind in ("crash", "slow", "hang") and cur and fails(cur[-1:]):
         return cur[-1:], tries[0]
-    n = 2
-    while len(cur) >= 2 and time.time() < deadline:
-        size = max(1, len(cur) // n)
-        chunks = [cur[i:i + size] for i in range(0, len(cur), size)]
-        reduced = False
-        for i in range(len(chunks)):
-            comp = [l for j, c in enumerate(chunks) if j != i for l in c]
-            if comp and fails(comp):
-                cur, n, reduced = comp, max(n - 1, 2), True
-                break
-        if not reduced:
-            if n >= len(cur):
-                break
-            n = min(len(cur), n * 2)
+    cur = ddmin(cur)
+    changed = True
+    while changed and time.time() < deadline:
+        changed = False
+        for i, line in enumerate(cur):
+            inner = unwrap(parse_line(line))
+            if inner is not None:
+                cand = cur[:i] + [format_cmd(c) for c in inner if c] + cur[i + 1:]
+                if fails(cand):
+                    cur, changed = ddmin(cand), True
+                    break
+        for i, line in enumerate(cur):
+            args = parse_line(line)
+            if len(args) > 200:
+                continue
+            for k in (4, 2, 1):
+                j = len(args) - k
+                while j >= 2 and time.time() < deadline:
+                    cand_args = args[:j] + args[j + k:]
+                    cand = cur[:i] + [format_cmd(cand_args)] + cur[i + 1:]
+                    if fails(cand):
+                        cur, changed, args = cand, True, cand_args
+                    j -= 1
+            for j, a in enumerate(args):
+                if len(a) > 64:
+                    short_args = args[:j] + [a[:16]] + args[j + 1:]
+                    cand = cur[:i] + [format_cmd(short_args)] + cur[i + 1:]
+                    if fails(cand):
+                        cur, changed, args = cand, True, short_args
     return cur, tries[0]
 
 
@@ -1215,8 +1277,8 @@ def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_
         for line in small[:20]:
             print("    " + (line if len(line) < 300 else line[:300] + f"... ({len(line)} chars)"))
     print(f"  reproduce: {sys.executable} {os.path.abspath(__file__)} --replay {log_path}")
-    print(f"  or: {sys.executable} {os.path.abspath(__file__)} --seed {seed} "
-          f"{'--batches %d' % batch}")
+    print(f"  or: {sys.executable} {os.path.abspath(__file__)} --seed {seed} --batches {batch}"
+          f"{' --avoid-known' if avoid_known else ''}")
     return 1
 
 
