@@ -1196,8 +1196,13 @@ def shrink(lines, kind, budget_s, slow_ms):
 # --------------------------------------------------------------------------------------------
 # main
 
+LAST_FAILURE = None     # what the last run() found, for the test's message
+
+
 def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_every,
         avoid_known=False):
+    global LAST_FAILURE
+    LAST_FAILURE = None
     os.makedirs(out_dir, exist_ok=True)
     print(f"fuzz-server: seed {seed} (replay: --seed {seed}"
           f"{' --avoid-known' if avoid_known else ''}), module {H.MODULE_PATH}", flush=True)
@@ -1243,11 +1248,13 @@ def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_
               f"{elapsed:.0f} s: no crash, every check passed", flush=True)
         if runner.slow:
             ms, args = max(runner.slow, key=lambda x: x[0])
-            print(f"fuzz-server: seed {seed}: SOFT FAILURE: {len(runner.slow)} command(s) slower "
-                  f"than {slow_ms:.0f} ms, the slowest {ms:.0f} ms: {short(args)}", flush=True)
+            LAST_FAILURE = (f"{len(runner.slow)} command(s) slower than {slow_ms:.0f} ms, "
+                            f"the slowest {ms:.0f} ms: {short(args)}")
+            print(f"fuzz-server: seed {seed}: SOFT FAILURE: {LAST_FAILURE}", flush=True)
             return 1
         return 0
 
+    LAST_FAILURE = f"{failure.kind}: {failure.detail}"
     lines = log.lines()
     log.close()
     shutil.copyfile(log.path, log_path)

@@ -16,5 +16,6 @@ def test_fuzz_server(which, tmp_path):
     seconds = 11 if which == "fixed" else 7
     rc = F.run(seed, seconds=seconds, batches=None, batch_size=150, out_dir=str(tmp_path),
                minimize_s=0, slow_ms=2000, heavy_every=3)
-    assert rc == 0, (f"fuzz_server found a failure with seed {seed} (see the output above; "
-                     f"replay: python-tests/fuzz_server.py --seed {seed} --seconds {seconds})")
+    assert rc == 0, (f"fuzz_server, seed {seed}: {F.LAST_FAILURE} (the output has the last "
+                     f"commands and the logs; replay: python-tests/fuzz_server.py --seed {seed} "
+                     f"--seconds {seconds})")
