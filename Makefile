@@ -67,8 +67,14 @@ fuzz: ## fuzz the argument parser and the RDB/RESTORE/effect decoders, FUZZ_SECO
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
 	done
 
+FUZZ_SEED ?=
+FUZZ_ARGS ?=
+fuzz-server: deps build ## stateful fuzzer: every LOTTERY command, hostile arguments and wrappers, master + replica, FUZZ_SECONDS (FUZZ_SEED=n replays one)
+	LOTTERY_MODULE=$(CURDIR)/$(MODULE) $(PY) python-tests/fuzz_server.py --seconds $(FUZZ_SECONDS) \
+	  $(if $(FUZZ_SEED),--seed $(FUZZ_SEED)) --out .run/fuzz-server $(FUZZ_ARGS)
+
 clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run demo stop clean fuzz bench bench-cluster bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-cluster bench-engine

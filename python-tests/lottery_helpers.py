@@ -161,7 +161,7 @@ class RawClient:
 
 class RedisServer:
     def __init__(self, module=True, module_args=("debug-clock", "yes"), extra_args=(),
-                 replicaof=None, appendonly=False, dir=None, port=None):
+                 replicaof=None, appendonly=False, dir=None, port=None, capture_output=False):
         self.module = module
         self.module_args = list(module_args)
         self.extra_args = list(extra_args)
@@ -171,6 +171,8 @@ class RedisServer:
         self.dir = dir or tempfile.mkdtemp(prefix="lottery-test-")
         self._own_dir = dir is None
         self.logfile = os.path.join(self.dir, "redis.log")
+        # stdout/stderr of the process (where a Rust panic message goes), if captured
+        self.output_file = os.path.join(self.dir, "output.log") if capture_output else None
         self.proc = None
         self.intentionally_stopped = False
         self._clients = []
@@ -200,8 +202,13 @@ class RedisServer:
 
     def start(self, timeout=10.0):
         self.intentionally_stopped = False
-        self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        if self.output_file:
+            with open(self.output_file, "ab") as out:
+                self.proc = subprocess.Popen(self.argv(), stdout=out,
+                                             stderr=subprocess.STDOUT, cwd=self.dir)
+        else:
+            self.proc = subprocess.Popen(self.argv(), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
