@@ -5,7 +5,7 @@
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
 use lottery_engine::effect::Effect;
-use lottery_engine::gate::Rate;
+use lottery_engine::gate::{Rate, Swept};
 use lottery_engine::parse;
 use lottery_engine::persist;
 use rand::SeedableRng;
@@ -361,10 +361,11 @@ fn older_encodings_still_load() {
         which: Outcome::Quota as u8,
         value: 3,
         gate: None,
+        swept: Swept::default(),
     }
     .encode();
-    // v1 had no gate byte.
-    e.pop();
+    // v1 had no gate byte (nor v3's two swept counts).
+    e.truncate(e.len() - 3);
     e[0] = 1;
     assert_eq!(
         Effect::decode(&e).unwrap(),
@@ -372,7 +373,8 @@ fn older_encodings_still_load() {
             now: 5,
             which: Outcome::Quota as u8,
             value: 3,
-            gate: None
+            gate: None,
+            swept: Swept::default(),
         }
     );
 }

@@ -6,15 +6,16 @@
 
 use super::campaign::{Campaign, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::gate::{read_client, write_client, ClientState, Gate};
+use super::gate::{read_client, write_client, ClientState, Gate, Swept};
 use super::persist;
 use super::reqcache::Remembered;
 use super::transfer::{read_transfer, write_transfer, Transfer};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
-/// flow-control `Gate` to draws and counts.
-pub const EFFECT_VERSION: u8 = 2;
+/// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
+/// (`Swept`: idle client records, expired ADMIT memory).
+pub const EFFECT_VERSION: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -24,7 +25,7 @@ pub struct PrizeDelta {
     pub pending: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DrawEffect {
     pub now: i64,
     pub user: u128,
@@ -38,6 +39,8 @@ pub struct DrawEffect {
     pub request: Option<(u128, Remembered)>,
     /// Flow-control state the draw changed (RATE, CLIENT, ADMIT, PENALTY).
     pub gate: Gate,
+    /// Idle client records and expired ADMIT memory the draw's sweep removed.
+    pub swept: Swept,
 }
 
 /// `Effect::Count::which` for REQID replays (other values are rejection outcomes).
@@ -51,12 +54,13 @@ pub enum Effect {
     Chunk(Vec<u8>),
     Draw(Box<DrawEffect>),
     /// A rejection (`which` = the outcome code) or a replay (`COUNT_REPLAYS`): the counter's
-    /// new value, and REQID eviction at `now`.
+    /// new value, REQID eviction at `now`, and what its sweep removed.
     Count {
         now: i64,
         which: u8,
         value: u64,
         gate: Option<Gate>,
+        swept: Swept,
     },
     User {
         user: u128,
@@ -84,7 +88,8 @@ pub enum Effect {
         record: Box<Transfer>,
         stock: Option<(u32, u64)>,
     },
-    /// A client's state (BAN/UNBAN CLIENT).
+    /// A client's state (BAN/UNBAN CLIENT). The default state (nothing held) removes the
+    /// client's record: a record carrying nothing is never kept.
     Client {
         key: u128,
         state: ClientState,
@@ -227,18 +232,21 @@ impl Effect {
                     }
                 }
                 d.gate.encode(&mut w);
+                d.swept.encode(&mut w);
             }
             Effect::Count {
                 now,
                 which,
                 value,
                 gate,
+                swept,
             } => {
                 w.u8(T_COUNT);
                 w.i64(*now);
                 w.u8(*which);
                 w.u64(*value);
                 gate.unwrap_or_default().encode(&mut w);
+                swept.encode(&mut w);
             }
             Effect::User { user, day } => {
                 w.u8(T_USER);
@@ -336,6 +344,11 @@ impl Effect {
                 } else {
                     Gate::default()
                 };
+                let swept = if v >= 3 {
+                    Swept::decode(&mut r)?
+                } else {
+                    Swept::default()
+                };
                 Effect::Draw(Box::new(DrawEffect {
                     now,
                     user,
@@ -347,6 +360,7 @@ impl Effect {
                     total_losses: losses,
                     request,
                     gate,
+                    swept,
                 }))
             }
             T_COUNT => {
@@ -365,11 +379,17 @@ impl Effect {
                 } else {
                     None
                 };
+                let swept = if v >= 3 {
+                    Swept::decode(&mut r)?
+                } else {
+                    Swept::default()
+                };
                 Effect::Count {
                     now,
                     which,
                     value,
                     gate,
+                    swept,
                 }
             }
             T_USER => Effect::User {
@@ -452,12 +472,14 @@ impl Campaign {
                 }
                 self.apply_gate(&d.gate, d.now);
                 self.reqs.evict(d.now);
+                self.apply_swept(&d.swept);
             }
             Effect::Count {
                 now,
                 which,
                 value,
                 gate,
+                swept,
             } => {
                 if let Some(g) = gate {
                     self.apply_gate(g, *now);
@@ -471,6 +493,7 @@ impl Campaign {
                     *c = *value;
                 }
                 self.reqs.evict(*now);
+                self.apply_swept(swept);
             }
             Effect::User { user, day } => self.users.insert(*user, *day),
             Effect::Stock { index, stock } => {
@@ -496,7 +519,13 @@ impl Campaign {
                 self.drain_seq = *seq;
                 self.last_batch = batch.clone();
             }
-            Effect::Client { key, state } => self.clients.insert(*key, *state),
+            Effect::Client { key, state } => {
+                if *state == ClientState::default() {
+                    self.clients.remove(*key);
+                } else {
+                    self.clients.insert(*key, *state);
+                }
+            }
             Effect::Transfer { record, stock } => {
                 if let Some((i, v)) = *stock {
                     let i = i as usize;
