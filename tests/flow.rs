@@ -343,7 +343,11 @@ fn older_encodings_still_load() {
     // with no flow control.
     let c = camp("PRIZE a 1 10 PRIZE b 1 INF");
     let v3 = persist::encode_meta(&c);
-    assert_eq!(v3[0], 3);
+    assert_eq!(
+        v3[0],
+        persist::ENCODING_VERSION,
+        "4 changed only the REQID chunks"
+    );
     // The v3 tail: rate tag, admit tag, clientlimit tag, penalty, tat, 2 size hints.
     let tail = 1 + 1 + 1 + 8 + 8 + 8 + 8;
     let body = &v3[..v3.len() - tail];

@@ -787,7 +787,7 @@ impl Campaign {
         rng: &mut U,
     ) -> Plan {
         if let Some(rk) = request {
-            if let Some(r) = self.reqs.get(rk, now) {
+            if let Some(r) = self.reqs.get(rk, now, self.rules.idempotency_ms) {
                 return Plan::Replay(DrawReply {
                     outcome: if r.outcome == 0 {
                         Outcome::Win
@@ -1019,6 +1019,7 @@ impl Campaign {
             if self.rules.idempotency_ms > 0 {
                 let idem = i64::try_from(self.rules.idempotency_ms).unwrap_or(i64::MAX);
                 let rem = Remembered {
+                    made_ms: now,
                     expires_ms: now.saturating_add(idem),
                     outcome: if reply.outcome == Outcome::Win { 0 } else { 1 },
                     prize: reply.prize,
@@ -1031,7 +1032,7 @@ impl Campaign {
                 eff.request = Some((rk, rem));
             }
         }
-        self.reqs.evict(now);
+        self.reqs.evict(now, self.rules.idempotency_ms);
         eff.swept = self.sweep(now);
         (reply, Effect::Draw(Box::new(eff)))
     }
@@ -1061,7 +1062,7 @@ impl Campaign {
             // Not a count: callers commit passed draws. Keep the state as it is.
             Plan::Pass { .. } => (COUNT_REPLAYS, self.counters.replays),
         };
-        self.reqs.evict(now);
+        self.reqs.evict(now, self.rules.idempotency_ms);
         let gate = match plan {
             Plan::Reject(_, g) if !g.is_empty() => Some(g.without_user()),
             _ => None,

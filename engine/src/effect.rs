@@ -144,8 +144,11 @@ pub(crate) fn write_remembered(w: &mut Writer, m: &Remembered) {
     w.i64(m.wait_ms);
 }
 
-pub(crate) fn read_remembered(r: &mut Reader) -> DResult<Remembered> {
+/// Reads a remembered reply made at `made_ms` (not part of this encoding: a draw's effect
+/// has its `now`, a persisted record writes it before).
+pub(crate) fn read_remembered(r: &mut Reader, made_ms: i64) -> DResult<Remembered> {
     let m = Remembered {
+        made_ms,
         expires_ms: r.i64()?,
         outcome: r.u8()?,
         prize: r.u32()?,
@@ -336,7 +339,7 @@ impl Effect {
                 let (draws, wins_n, losses) = (r.u64()?, r.u64()?, r.u64()?);
                 let request = match r.u8()? {
                     0 => None,
-                    1 => Some((r.u128()?, read_remembered(&mut r)?)),
+                    1 => Some((r.u128()?, read_remembered(&mut r, now)?)),
                     _ => return Err(DecodeError("bad tag")),
                 };
                 let gate = if v >= 2 {
@@ -471,7 +474,7 @@ impl Campaign {
                     self.reqs.insert(k, m);
                 }
                 self.apply_gate(&d.gate, d.now);
-                self.reqs.evict(d.now);
+                self.reqs.evict(d.now, self.rules.idempotency_ms);
                 self.apply_swept(&d.swept);
             }
             Effect::Count {
@@ -492,7 +495,7 @@ impl Campaign {
                 {
                     *c = *value;
                 }
-                self.reqs.evict(*now);
+                self.reqs.evict(*now, self.rules.idempotency_ms);
                 self.apply_swept(swept);
             }
             Effect::User { user, day } => self.users.insert(*user, *day),

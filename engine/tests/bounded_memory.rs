@@ -259,8 +259,10 @@ fn admit_memory_expires_after_a_day() {
 }
 
 /// Bytes held by one million hostile client ids, before and after they go idle. Prints the
-/// numbers (`--nocapture`); asserts only that the memory comes back.
+/// numbers; asserts only that the memory comes back. A million draws: run it with
+/// `cargo test --release -p lottery-engine --test bounded_memory -- --ignored --nocapture`.
 #[test]
+#[ignore = "a million draws; run in release with --ignored --nocapture"]
 fn one_million_hostile_client_ids() {
     let mut m = camp("PRIZE p 1 INF DAILY 0 CLIENTLIMIT 5 1000 PENALTY 60000");
     let mut g = rng(5);
@@ -283,4 +285,80 @@ fn one_million_hostile_client_ids() {
         (held - base) / n
     );
     assert!(after < base + 16 * 1024);
+}
+
+#[test]
+fn reqid_memory_follows_the_window_in_force() {
+    let mut m = camp("PRIZE p 1 INF MAXWINS INF IDEMPOTENCY 86400000");
+    let mut r = Replica::of(&m);
+    let mut g = rng(6);
+    for i in 0..10_000 {
+        let (_, e) = draw(&mut m, &format!("u{i}"), Some("req"), None, T0, &mut g);
+        r.apply(&e);
+    }
+    assert_eq!(m.reqs.len(), 10_000);
+    let replay = |m: &mut Campaign, user: &str, now: i64| {
+        let u = m.user_key(user.as_bytes());
+        let rk = m.request_key(u, b"req");
+        matches!(m.plan_draw(u, Some(rk), now, &mut rng(0)), Plan::Replay(_))
+    };
+    assert!(replay(&mut m, "u1", T0 + 5_000));
+    // Lowered to 1 s: entries made more than 1 s ago are over, evicted or not.
+    r.apply(&change(&mut m, "IDEMPOTENCY 1000"));
+    assert!(replay(&mut m, "u1", T0 + 999));
+    assert!(!replay(&mut m, "u1", T0 + 1_000));
+    // New entries under the short window never wait behind the old ones.
+    for t in 0..3_000 {
+        let now = T0 + 2_000 + t;
+        let (_, e) = draw(&mut m, &format!("n{t}"), Some("req"), None, now, &mut g);
+        r.apply(&e);
+    }
+    assert!(
+        m.reqs.len() <= 1_000 + 64,
+        "at most a window of draws (one a ms) plus one eviction batch: {}",
+        m.reqs.len()
+    );
+    r.same_as(&m);
+    // Saved and loaded (the time each entry was made is kept): the same state.
+    let mut back = persist::decode_meta(&persist::encode_meta(&m)).unwrap();
+    persist::for_each_chunk(&m, |ch| persist::load_chunk(&mut back, ch).unwrap());
+    assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
+    // IDEMPOTENCY 0: everything goes.
+    r.apply(&change(&mut m, "IDEMPOTENCY 0"));
+    draw_until(&mut m, &mut r, T0 + 5_001, 100, |m| m.reqs.is_empty());
+    r.same_as(&m);
+    let base = camp("PRIZE p 1 INF").mem_bytes();
+    assert!(
+        m.reqs.mem_bytes() < 4 * 1024,
+        "{} (campaign {base})",
+        m.reqs.mem_bytes()
+    );
+}
+
+#[test]
+fn reqid_records_of_version_3_still_load() {
+    let mut m = camp("PRIZE p 1 INF MAXWINS INF IDEMPOTENCY 60000");
+    let mut g = rng(7);
+    for i in 0..10 {
+        draw(&mut m, &format!("u{i}"), Some("req"), None, T0 + i, &mut g);
+    }
+    let mut chunks = Vec::new();
+    persist::for_each_chunk(&m, |ch| chunks.push(ch.to_vec()));
+    let reqs = chunks.iter().find(|ch| ch[1] == 4).unwrap();
+    assert_eq!(reqs[0], 4);
+    // Version 3: the same records without the time made (8 bytes after each key).
+    let mut v3 = reqs[..6].to_vec();
+    v3[0] = 3;
+    for rec in reqs[6..].chunks(16 + 8 + 45) {
+        v3.extend_from_slice(&rec[..16]);
+        v3.extend_from_slice(&rec[24..]);
+    }
+    let mut back = persist::decode_meta(&persist::encode_meta(&m)).unwrap();
+    persist::load_chunk(&mut back, &v3).unwrap();
+    assert_eq!(back.reqs.len(), 10);
+    // Made = expiry - window: exact while the window has not changed since.
+    assert_eq!(
+        back.reqs.iter().collect::<Vec<_>>(),
+        m.reqs.iter().collect::<Vec<_>>()
+    );
 }
