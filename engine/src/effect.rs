@@ -530,22 +530,22 @@ impl Campaign {
                 }
             }
             Effect::Transfer { record, stock } => {
-                if let Some((i, v)) = *stock {
-                    let i = i as usize;
-                    match self.prizes.get(i) {
+                if let Some((i, _)) = *stock {
+                    match self.prizes.get(i as usize) {
                         Some(p) if p.stock.is_some() && p.id == record.prize => {}
                         _ => return Err(DecodeError("transfer effect on a wrong prize")),
                     }
-                    if self.transfers.get(&record.id).is_none()
-                        && self.transfers.len() >= super::transfer::MAX_TRANSFERS
-                    {
-                        return Err(DecodeError("too many transfer records"));
-                    }
-                    self.set_stock(i, v);
                 }
-                if !self.transfers.put((**record).clone()) {
+                if self.transfers.get(&record.id).is_none() && !self.transfers.has_room() {
                     return Err(DecodeError("too many transfer records"));
                 }
+                // As on the master (`record_transfer`): prune, store, prune.
+                self.transfers.prune();
+                if let Some((i, v)) = *stock {
+                    self.set_stock(i as usize, v);
+                }
+                self.transfers.put((**record).clone());
+                self.transfers.prune();
             }
         }
         Ok(())

@@ -362,3 +362,61 @@ fn reqid_records_of_version_3_still_load() {
         m.reqs.iter().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn settled_transfers_are_pruned_and_pending_ones_kept() {
+    use lottery_engine::transfer::{TransferState, KEEP_SETTLED, MAX_TRANSFERS};
+    let mut m = camp("PRIZE p 1 100000000");
+    let mut r = Replica::of(&m);
+    let n = KEEP_SETTLED * 3;
+    for i in 0..n {
+        let id = format!("t{i}");
+        let (_, e) = m.transfer_out(id.as_bytes(), b"p", 1, b"peer").unwrap();
+        r.apply(&e.unwrap());
+        // Every third one stays pending.
+        if i % 3 != 0 {
+            let (_, e) = m.transfer_settle(id.as_bytes()).unwrap();
+            r.apply(&e.unwrap());
+        }
+    }
+    let pending = m
+        .transfers
+        .iter()
+        .filter(|t| t.state == TransferState::Pending)
+        .count();
+    assert_eq!(pending, n / 3, "no pending record is ever dropped");
+    assert_eq!(m.transfers.settled(), KEEP_SETTLED);
+    assert_eq!(m.transfers.len(), n / 3 + KEEP_SETTLED);
+    // The newest settled are the ones kept; an old settled id is forgotten, a recent one not.
+    assert!(m.transfers.get(b"t1").is_none());
+    assert_eq!(
+        m.transfers
+            .get(format!("t{}", n - 1).as_bytes())
+            .unwrap()
+            .state,
+        TransferState::Settled
+    );
+    assert!(
+        !m.transfer_settle(format!("t{}", n - 1).as_bytes())
+            .unwrap()
+            .0
+    );
+    r.same_as(&m);
+    // Saved and loaded: the same records in the same order, and pruning goes on alike.
+    let mut back = persist::decode_meta(&persist::encode_meta(&m)).unwrap();
+    assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
+    for i in 0..10 {
+        let id = format!("x{i}");
+        let (_, e) = m.transfer_out(id.as_bytes(), b"p", 1, b"peer").unwrap();
+        let e = e.unwrap();
+        r.apply(&e);
+        back.apply(&e).unwrap();
+        let (_, e) = m.transfer_settle(id.as_bytes()).unwrap();
+        let e = e.unwrap();
+        r.apply(&e);
+        back.apply(&e).unwrap();
+    }
+    r.same_as(&m);
+    assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
+    assert!(m.transfers.len() < MAX_TRANSFERS);
+}
