@@ -267,6 +267,42 @@ def test_flow_control_replicates_and_persists(master_replica):
     assert (D.digest(m, "c"), stats(m, "c")) == want
 
 
+def test_idle_client_ids_and_admit_memory_are_reclaimed_alike_on_replicas(master_replica):
+    """Hostile CLIENT ids and users turned away by ADMIT: held while they matter, dropped by
+    later draws once idle, and the replica drops the same ones (equal digests)."""
+    master, replica = master_replica
+    m = master.client()
+    pin(m, T0)
+    configure(m, "c", "PRIZE", "p", 1, "INF", "MAXWINS", "INF", "DAILY", 0,
+              "CLIENTLIMIT", 5, 1000, "ADMIT", 0, 1)
+    raw = master.raw()
+    try:
+        raw.pipeline([("LOTTERY.DRAW", "c", "bot", "CLIENT", f"ip{i}") for i in range(3000)])
+        s = stats(m, "c")
+        assert (s["clients"], s["rejected_quota"]) == (3000, 3000)
+        configure(m, "c", "DAILY", "INF")
+        raw.pipeline([("LOTTERY.DRAW", "c", f"u{i}") for i in range(500)])
+        assert stats(m, "c")["admit_waiting"] == 500
+        mem = m.memory_usage("c")
+        # past the window: the client records go as draws go by (16 at most per draw)
+        pin(m, T0 + 1000)
+        raw.pipeline([("LOTTERY.DRAW", "c", "someone") for _ in range(400)])
+        assert stats(m, "c")["clients"] == 0
+        assert stats(m, "c")["admit_waiting"] == 500, "remembered for a day"
+        # a day on: ADMIT forgets
+        pin(m, T0 + 86_400_000)
+        raw.pipeline([("LOTTERY.DRAW", "c", "someone") for _ in range(100)])
+        assert stats(m, "c")["admit_waiting"] == 0
+        assert m.memory_usage("c") < mem // 4
+    finally:
+        raw.close()
+    D.wait_acked(m)
+    rep = replica.client()
+    assert D.digest(m, "c") == D.digest(rep, "c")
+    pin(rep, T0 + 86_400_000)
+    assert stats(rep, "c") == stats(m, "c")
+
+
 def test_an_encoding_written_by_the_previous_version_loads(server, r):
     """fixtures/campaign-encoding-v2.dump: DUMP of a campaign written by the build before
     flow control (meta encoding 2: no flow-control rules, 7 rejection counters)."""

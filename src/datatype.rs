@@ -187,9 +187,9 @@ unsafe extern "C" fn free(value: *mut c_void) {
 
 /// Large campaigns are freed in a background thread (Redis's lazyfree threshold is 64).
 unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
-    let c = value.cast::<Campaign>().as_ref();
-    c.map_or(1, |c| {
-        1 + (c.users.len() + c.winners.len() + c.bans.len() + c.reqs.len()) / 1024
+    value.cast::<Campaign>().as_ref().map_or(1, |c| {
+        let maps = c.users.len() + c.winners.len() + c.bans.len() + c.reqs.len();
+        1 + (maps + c.clients.len() + c.waiting.len()) / 1024
     })
 }
 

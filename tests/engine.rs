@@ -619,6 +619,30 @@ fn write_fuzz_seeds() {
             put(format!("flow-effect{i}"), 2, &e.encode());
         }
     }
+    // A refusal whose sweep removes the clients (their window is over), an UNBAN CLIENT that
+    // removes a record, a settled transfer.
+    let ck = f.client_key(b"banned");
+    f.ban_client(ck, T0 + 100_000);
+    put(
+        "flow-unban-client".into(),
+        2,
+        &f.unban_client(ck, T0).1.unwrap().encode(),
+    );
+    let u = f.user_key(b"late");
+    let plan = f.plan_draw_from(u, None, None, T0 + 10_000, &mut g);
+    let e = match plan {
+        Plan::Pass { prize, seq, .. } => {
+            let id = prize.map(|_| StreamId { ms: 1, seq });
+            f.commit_draw(u, None, T0 + 10_000, &plan, id).1
+        }
+        _ => f.count(&plan, T0 + 10_000),
+    };
+    put("flow-sweep".into(), 2, &e.encode());
+    put(
+        "transfer-settle".into(),
+        2,
+        &f.transfer_settle(b"t1").unwrap().1.unwrap().encode(),
+    );
     put("flow-meta".into(), 0, &persist::encode_meta(&f));
     // CONFIGURE effects (version 3): a creation and a change.
     let words = |s: &str| {

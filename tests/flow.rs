@@ -5,7 +5,7 @@
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
 use lottery_engine::effect::Effect;
-use lottery_engine::gate::Rate;
+use lottery_engine::gate::{Rate, Swept};
 use lottery_engine::parse;
 use lottery_engine::persist;
 use rand::SeedableRng;
@@ -343,7 +343,11 @@ fn older_encodings_still_load() {
     // with no flow control.
     let c = camp("PRIZE a 1 10 PRIZE b 1 INF");
     let v3 = persist::encode_meta(&c);
-    assert_eq!(v3[0], 3);
+    assert_eq!(
+        v3[0],
+        persist::ENCODING_VERSION,
+        "4 changed only the REQID chunks"
+    );
     // The v3 tail: rate tag, admit tag, clientlimit tag, penalty, tat, 2 size hints.
     let tail = 1 + 1 + 1 + 8 + 8 + 8 + 8;
     let body = &v3[..v3.len() - tail];
@@ -361,10 +365,11 @@ fn older_encodings_still_load() {
         which: Outcome::Quota as u8,
         value: 3,
         gate: None,
+        swept: Swept::default(),
     }
     .encode();
-    // v1 had no gate byte.
-    e.pop();
+    // v1 had no gate byte (nor v3's two swept counts).
+    e.truncate(e.len() - 3);
     e[0] = 1;
     assert_eq!(
         Effect::decode(&e).unwrap(),
@@ -372,7 +377,8 @@ fn older_encodings_still_load() {
             now: 5,
             which: Outcome::Quota as u8,
             value: 3,
-            gate: None
+            gate: None,
+            swept: Swept::default(),
         }
     );
 }

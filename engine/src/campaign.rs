@@ -9,10 +9,10 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
-use super::gate::{self, ClientState, Gate, Rate, PPM};
+use super::gate::{self, ClientState, Gate, Rate, Swept, PPM, SWEEP_MAX, SWEEP_SLOTS};
 use super::keyslot;
 use super::reqcache::{Remembered, ReqCache};
-use super::segmap::SegMap;
+use super::segmap::{Cursor, SegMap};
 use super::transfer::Transfers;
 use super::users::Users;
 use siphasher::sip128::{Hasher128, SipHasher13};
@@ -399,6 +399,10 @@ pub struct Campaign {
     pub clients: SegMap<ClientState>,
     /// ADMIT: users turned away, waiting for their next try (value: when, Unix ms).
     pub waiting: SegMap<i64>,
+    /// Where the sweeps of `clients` and `waiting` go on (the master's own; replicas apply
+    /// the keys a sweep removed, carried in the effect, and never walk the maps).
+    client_sweep: Cursor,
+    waiting_sweep: Cursor,
     table: AliasTable,
     table_dirty: bool,
     /// Under SOLDOUT REDRAW with paced prizes: which paced prizes were available when the
@@ -439,6 +443,8 @@ impl Campaign {
             tat_ns: 0,
             clients: SegMap::new(),
             waiting: SegMap::new(),
+            client_sweep: Cursor::default(),
+            waiting_sweep: Cursor::default(),
             table: AliasTable::default(),
             table_dirty: true,
             table_paced: Vec::new(),
@@ -785,7 +791,7 @@ impl Campaign {
         rng: &mut U,
     ) -> Plan {
         if let Some(rk) = request {
-            if let Some(r) = self.reqs.get(rk, now) {
+            if let Some(r) = self.reqs.get(rk, now, self.rules.idempotency_ms) {
                 return Plan::Replay(DrawReply {
                     outcome: if r.outcome == 0 {
                         Outcome::Win
@@ -869,7 +875,7 @@ impl Campaign {
             }
         }
         if let Some((p1, p2)) = self.rules.admit {
-            let was_waiting = !self.waiting.is_empty() && self.waiting.get(user).is_some();
+            let was_waiting = self.admit_waiting(user, now);
             let p = if was_waiting { p2 } else { p1 };
             if p < PPM && rng.below(u64::from(PPM)) >= u64::from(p) {
                 if !was_waiting {
@@ -971,6 +977,7 @@ impl Campaign {
             total_losses: 0,
             request: None,
             gate: gate.without_user(),
+            swept: Swept::default(),
         };
         let mut reply = DrawReply {
             outcome: Outcome::Lose,
@@ -1016,6 +1023,7 @@ impl Campaign {
             if self.rules.idempotency_ms > 0 {
                 let idem = i64::try_from(self.rules.idempotency_ms).unwrap_or(i64::MAX);
                 let rem = Remembered {
+                    made_ms: now,
                     expires_ms: now.saturating_add(idem),
                     outcome: if reply.outcome == Outcome::Win { 0 } else { 1 },
                     prize: reply.prize,
@@ -1028,7 +1036,8 @@ impl Campaign {
                 eff.request = Some((rk, rem));
             }
         }
-        self.reqs.evict(now);
+        self.reqs.evict(now, self.rules.idempotency_ms);
+        eff.swept = self.sweep(now);
         (reply, Effect::Draw(Box::new(eff)))
     }
 
@@ -1057,7 +1066,7 @@ impl Campaign {
             // Not a count: callers commit passed draws. Keep the state as it is.
             Plan::Pass { .. } => (COUNT_REPLAYS, self.counters.replays),
         };
-        self.reqs.evict(now);
+        self.reqs.evict(now, self.rules.idempotency_ms);
         let gate = match plan {
             Plan::Reject(_, g) if !g.is_empty() => Some(g.without_user()),
             _ => None,
@@ -1067,7 +1076,57 @@ impl Campaign {
             which,
             value,
             gate,
+            swept: self.sweep(now),
         }
+    }
+
+    /// The bounded expiry step every draw and refusal takes on the master: walks a few slots
+    /// of the client map and of the ADMIT map from where the last step stopped, and removes
+    /// the client records that carry nothing any more (`ClientState::idle`) and the users
+    /// ADMIT no longer remembers (`ADMIT_MEMORY_MS` after their refusal, or all of them
+    /// under ADMIT OFF). The keys removed go into the effect (`apply_swept`).
+    fn sweep(&mut self, now: i64) -> Swept {
+        let mut out = Swept::default();
+        if !self.clients.is_empty() {
+            let limit = self.rules.client_limit;
+            self.clients.sweep(
+                &mut self.client_sweep,
+                SWEEP_SLOTS,
+                SWEEP_MAX,
+                |_, s| s.idle(limit, now),
+                |k| out.clients.push(k),
+            );
+        }
+        if !self.waiting.is_empty() {
+            let admit = self.rules.admit.is_some();
+            self.waiting.sweep(
+                &mut self.waiting_sweep,
+                SWEEP_SLOTS,
+                SWEEP_MAX,
+                |_, since| !admit || !gate::admit_remembers(since, now),
+                |k| out.waiting.push(k),
+            );
+        }
+        out
+    }
+
+    /// Removes what a master's sweep removed (replicas, AOF loading).
+    pub(crate) fn apply_swept(&mut self, s: &Swept) {
+        for &k in &s.clients {
+            self.clients.remove(k);
+        }
+        for &k in &s.waiting {
+            self.waiting.remove(k);
+        }
+    }
+
+    /// Whether ADMIT remembers `user` as turned away at `now`.
+    fn admit_waiting(&self, user: u128, now: i64) -> bool {
+        !self.waiting.is_empty()
+            && self
+                .waiting
+                .get(user)
+                .is_some_and(|since| gate::admit_remembers(since, now))
     }
 
     /// Stores what the flow-control checks of a draw changed (on the master when committing
@@ -1178,21 +1237,18 @@ impl Campaign {
         }
     }
 
-    /// Lifts a client's penalty and empties its CLIENTLIMIT window; true if a penalty was
-    /// active at `now`. The effect is None when the client has no state.
+    /// Lifts a client's penalty and empties its CLIENTLIMIT window (its record goes); true
+    /// if a penalty was active at `now`. The effect is None when the client has no state.
     pub fn unban_client(&mut self, client: u128, now: i64) -> (bool, Option<Effect>) {
-        let Some(st) = self.clients.get(client) else {
+        let Some(st) = self.clients.remove(client) else {
             return (false, None);
         };
         let until = st.banned_until;
-        // A fresh start: no penalty and an empty window.
-        let st = ClientState::default();
-        self.clients.insert(client, st);
         (
             until > now,
             Some(Effect::Client {
                 key: client,
-                state: st,
+                state: ClientState::default(),
             }),
         )
     }
@@ -1278,7 +1334,7 @@ impl Campaign {
             last_draw_ms: day.last_draw_ms,
             cooldown_left_ms: cooldown_left,
             banned_until_ms: banned_until,
-            admit_waiting: !self.waiting.is_empty() && self.waiting.get(user).is_some(),
+            admit_waiting: self.admit_waiting(user, now),
         }
     }
 

@@ -9,7 +9,7 @@ use super::campaign::{
     MAX_STREAM_KEY_LEN,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::gate::{read_client, write_client, ClientState, Gate};
+use super::gate::{read_client, write_client, ClientState, Gate, Swept};
 use super::parse;
 use super::persist;
 use super::reqcache::Remembered;
@@ -17,7 +17,8 @@ use super::transfer::{read_transfer, write_transfer, Transfer};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
-/// flow-control `Gate` to draws and counts; version 3 added `Configure`.
+/// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
+/// (`Swept`: idle client records, expired ADMIT memory) and `Configure`.
 pub const EFFECT_VERSION: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,7 +29,7 @@ pub struct PrizeDelta {
     pub pending: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DrawEffect {
     pub now: i64,
     pub user: u128,
@@ -42,6 +43,8 @@ pub struct DrawEffect {
     pub request: Option<(u128, Remembered)>,
     /// Flow-control state the draw changed (RATE, CLIENT, ADMIT, PENALTY).
     pub gate: Gate,
+    /// Idle client records and expired ADMIT memory the draw's sweep removed.
+    pub swept: Swept,
 }
 
 /// `Effect::Count::which` for REQID replays (other values are rejection outcomes).
@@ -64,12 +67,13 @@ pub enum Effect {
     Chunk(Vec<u8>),
     Draw(Box<DrawEffect>),
     /// A rejection (`which` = the outcome code) or a replay (`COUNT_REPLAYS`): the counter's
-    /// new value, and REQID eviction at `now`.
+    /// new value, REQID eviction at `now`, and what its sweep removed.
     Count {
         now: i64,
         which: u8,
         value: u64,
         gate: Option<Gate>,
+        swept: Swept,
     },
     User {
         user: u128,
@@ -97,7 +101,8 @@ pub enum Effect {
         record: Box<Transfer>,
         stock: Option<(u32, u64)>,
     },
-    /// A client's state (BAN/UNBAN CLIENT).
+    /// A client's state (BAN/UNBAN CLIENT). The default state (nothing held) removes the
+    /// client's record: a record carrying nothing is never kept.
     Client {
         key: u128,
         state: ClientState,
@@ -156,8 +161,11 @@ pub(crate) fn write_remembered(w: &mut Writer, m: &Remembered) {
     w.i64(m.wait_ms);
 }
 
-pub(crate) fn read_remembered(r: &mut Reader) -> DResult<Remembered> {
+/// Reads a remembered reply made at `made_ms` (not part of this encoding: a draw's effect
+/// has its `now`, a persisted record writes it before).
+pub(crate) fn read_remembered(r: &mut Reader, made_ms: i64) -> DResult<Remembered> {
     let m = Remembered {
+        made_ms,
         expires_ms: r.i64()?,
         outcome: r.u8()?,
         prize: r.u32()?,
@@ -260,18 +268,21 @@ impl Effect {
                     }
                 }
                 d.gate.encode(&mut w);
+                d.swept.encode(&mut w);
             }
             Effect::Count {
                 now,
                 which,
                 value,
                 gate,
+                swept,
             } => {
                 w.u8(T_COUNT);
                 w.i64(*now);
                 w.u8(*which);
                 w.u64(*value);
                 gate.unwrap_or_default().encode(&mut w);
+                swept.encode(&mut w);
             }
             Effect::User { user, day } => {
                 w.u8(T_USER);
@@ -361,13 +372,18 @@ impl Effect {
                 let (draws, wins_n, losses) = (r.u64()?, r.u64()?, r.u64()?);
                 let request = match r.u8()? {
                     0 => None,
-                    1 => Some((r.u128()?, read_remembered(&mut r)?)),
+                    1 => Some((r.u128()?, read_remembered(&mut r, now)?)),
                     _ => return Err(DecodeError("bad tag")),
                 };
                 let gate = if v >= 2 {
                     Gate::decode(&mut r)?
                 } else {
                     Gate::default()
+                };
+                let swept = if v >= 3 {
+                    Swept::decode(&mut r)?
+                } else {
+                    Swept::default()
                 };
                 Effect::Draw(Box::new(DrawEffect {
                     now,
@@ -380,6 +396,7 @@ impl Effect {
                     total_losses: losses,
                     request,
                     gate,
+                    swept,
                 }))
             }
             T_COUNT => {
@@ -398,11 +415,17 @@ impl Effect {
                 } else {
                     None
                 };
+                let swept = if v >= 3 {
+                    Swept::decode(&mut r)?
+                } else {
+                    Swept::default()
+                };
                 Effect::Count {
                     now,
                     which,
                     value,
                     gate,
+                    swept,
                 }
             }
             T_USER => Effect::User {
@@ -533,13 +556,15 @@ impl Campaign {
                     self.reqs.insert(k, m);
                 }
                 self.apply_gate(&d.gate, d.now);
-                self.reqs.evict(d.now);
+                self.reqs.evict(d.now, self.rules.idempotency_ms);
+                self.apply_swept(&d.swept);
             }
             Effect::Count {
                 now,
                 which,
                 value,
                 gate,
+                swept,
             } => {
                 if let Some(g) = gate {
                     self.apply_gate(g, *now);
@@ -552,7 +577,8 @@ impl Campaign {
                 {
                     *c = *value;
                 }
-                self.reqs.evict(*now);
+                self.reqs.evict(*now, self.rules.idempotency_ms);
+                self.apply_swept(swept);
             }
             Effect::User { user, day } => self.users.insert(*user, *day),
             Effect::Stock { index, stock } => {
@@ -578,24 +604,30 @@ impl Campaign {
                 self.drain_seq = *seq;
                 self.last_batch = batch.clone();
             }
-            Effect::Client { key, state } => self.clients.insert(*key, *state),
+            Effect::Client { key, state } => {
+                if *state == ClientState::default() {
+                    self.clients.remove(*key);
+                } else {
+                    self.clients.insert(*key, *state);
+                }
+            }
             Effect::Transfer { record, stock } => {
-                if let Some((i, v)) = *stock {
-                    let i = i as usize;
-                    match self.prizes.get(i) {
+                if let Some((i, _)) = *stock {
+                    match self.prizes.get(i as usize) {
                         Some(p) if p.stock.is_some() && p.id == record.prize => {}
                         _ => return Err(DecodeError("transfer effect on a wrong prize")),
                     }
-                    if self.transfers.get(&record.id).is_none()
-                        && self.transfers.len() >= super::transfer::MAX_TRANSFERS
-                    {
-                        return Err(DecodeError("too many transfer records"));
-                    }
-                    self.set_stock(i, v);
                 }
-                if !self.transfers.put((**record).clone()) {
+                if self.transfers.get(&record.id).is_none() && !self.transfers.has_room() {
                     return Err(DecodeError("too many transfer records"));
                 }
+                // As on the master (`record_transfer`): prune, store, prune.
+                self.transfers.prune();
+                if let Some((i, v)) = *stock {
+                    self.set_stock(i as usize, v);
+                }
+                self.transfers.put((**record).clone());
+                self.transfers.prune();
             }
         }
         Ok(())

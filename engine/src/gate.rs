@@ -12,8 +12,24 @@
 //!
 //! Everything here is plain arithmetic on values passed in; the state changes a draw makes
 //! travel to replicas as a `Gate` inside its effect, as absolute values.
+//!
+//! Memory a hostile client can grow here is reclaimed as draws go by: a client record goes
+//! once it carries nothing (no penalty running, its CLIENTLIMIT window over or CLIENTLIMIT
+//! off), a user remembered by ADMIT once `ADMIT_MEMORY_MS` have passed since it was turned
+//! away (or at once under ADMIT OFF). Each draw or refusal walks a few slots of each map
+//! (`SWEEP_SLOTS`, removing at most `SWEEP_MAX`) from a cursor kept on the master, and the
+//! keys it removed travel in its effect (`Swept`), so replicas and the AOF remove exactly
+//! those.
 
 use super::codec::{DResult, DecodeError, Reader, Writer};
+
+/// How long ADMIT remembers a user it turned away: a day from the refusal. Later tries
+/// inside it pass with p2; after it, the user is a first-timer again (p1).
+pub const ADMIT_MEMORY_MS: i64 = 86_400_000;
+/// Slots of the client map, and of the ADMIT map, looked at per draw or refusal.
+pub const SWEEP_SLOTS: usize = 32;
+/// Entries of each map removed per draw or refusal at most (bounds the effect's size).
+pub const SWEEP_MAX: usize = 16;
 
 /// Probabilities are parts per million: exact, and exactly reproducible.
 pub const PPM: u32 = 1_000_000;
@@ -60,6 +76,67 @@ pub struct ClientState {
     pub banned_until: i64,
     /// Requests in the current window.
     pub count: u32,
+}
+
+impl ClientState {
+    /// True when the record holds nothing a later request could see at `now`: no penalty
+    /// running, and its window over (or no CLIENTLIMIT). `client_check` treats such a
+    /// record exactly as a missing one, so it can be dropped.
+    pub fn idle(&self, limit: Option<(u32, u64)>, now: i64) -> bool {
+        let (banned, start) = (self.banned_until, self.window_start);
+        if banned > now {
+            return false;
+        }
+        match limit {
+            None => true,
+            Some((_, window)) => {
+                let window = i64::try_from(window).unwrap_or(i64::MAX);
+                now.saturating_sub(start) >= window || now < start
+            }
+        }
+    }
+}
+
+/// Whether ADMIT still remembers a user turned away at `since`, at `now`.
+pub fn admit_remembers(since: i64, now: i64) -> bool {
+    now.saturating_sub(since) < ADMIT_MEMORY_MS
+}
+
+/// Keys a draw's sweep removed (clients, ADMIT memory); carried in its effect.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub clients: Vec<u128>,
+    pub waiting: Vec<u128>,
+}
+
+impl Swept {
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty() && self.waiting.is_empty()
+    }
+
+    pub(crate) fn encode(&self, w: &mut Writer) {
+        for keys in [&self.clients, &self.waiting] {
+            w.u8(keys.len().min(usize::from(u8::MAX)) as u8);
+            for &k in keys.iter().take(usize::from(u8::MAX)) {
+                w.u128(k);
+            }
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader) -> DResult<Swept> {
+        let mut s = Swept::default();
+        for keys in [&mut s.clients, &mut s.waiting] {
+            let n = r.u8()?;
+            for _ in 0..n {
+                let k = r.u128()?;
+                if k == 0 {
+                    return Err(DecodeError("zero swept key"));
+                }
+                keys.push(k);
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// A client key and its state, as encoded everywhere (effects, gates, chunks).

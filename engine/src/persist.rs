@@ -19,8 +19,9 @@ use super::transfer::Transfers;
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
 /// 2 added the transfer records at the end of the meta record (none in version 1); 3 the
 /// flow-control rules and state (RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE; three more
-/// rejection counters; client and admission chunks).
-pub const ENCODING_VERSION: u8 = 3;
+/// rejection counters; client and admission chunks); 4 the time each REQID entry was made
+/// (it ends by the IDEMPOTENCY window in force, not only the one it was made under).
+pub const ENCODING_VERSION: u8 = 4;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
 /// Interned prize names a campaign may accumulate over its life.
@@ -382,6 +383,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
     flush(&mut w, &mut n, K_BANS, &mut f);
     for (k, m) in c.reqs.iter() {
         w.u128(k);
+        w.i64(m.made_ms);
         write_remembered(&mut w, &m);
         n += 1;
         if n as usize == CHUNK_ENTRIES {
@@ -469,18 +471,23 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
             }
         }
         K_REQS => {
-            let n = r.count(61, CHUNK_ENTRIES)?;
-            let mut v = Vec::with_capacity(n);
+            let n = r.count(if v >= 4 { 69 } else { 61 }, CHUNK_ENTRIES)?;
+            let idem = i64::try_from(c.rules.idempotency_ms).unwrap_or(i64::MAX);
+            let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let k = r.u128()?;
-                let m = read_remembered(&mut r)?;
+                // Before version 4 the time made was not kept: taken as the expiry less the
+                // window in force.
+                let made = if v >= 4 { Some(r.i64()?) } else { None };
+                let mut m = read_remembered(&mut r, 0)?;
+                m.made_ms = made.unwrap_or_else(|| m.expires_ms.saturating_sub(idem));
                 if k == 0 || (m.prize != 0 && c.name(m.prize).is_none()) {
                     return Err(DecodeError("bad request record"));
                 }
-                v.push((k, m));
+                out.push((k, m));
             }
             r.finish()?;
-            for (k, m) in v {
+            for (k, m) in out {
                 c.reqs.insert(k, m);
             }
         }
@@ -558,7 +565,7 @@ pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
         acc = acc.wrapping_add(mix(
             4,
             k,
-            m.expires_ms as u64,
+            m.expires_ms as u64 ^ (m.made_ms as u64).rotate_left(23),
             (m.win_ms ^ m.win_seq.rotate_left(7)) ^ u64::from(m.prize),
         ));
     }

@@ -1,10 +1,16 @@
 //! REQID memory: the first WIN/LOSE reply for a (user, request id) pair, kept for a window.
 //!
 //! Entries live in a `SegMap` (bounded work per insert at any size) keyed by a 128-bit hash of
-//! (user, request id), plus a FIFO of (expiry, key) in fixed-size chunks so that neither
-//! structure ever reallocates proportionally to its size. Expired entries are evicted a few at
-//! a time as draws go by (`evict`), and a lookup ignores an entry past its expiry, so memory is
-//! bounded by the draws made inside one window.
+//! (user, request id), plus a FIFO of (made, expiry, key) in insertion order, in fixed-size
+//! chunks so that neither structure ever reallocates proportionally to its size.
+//!
+//! An entry lives until the earlier of its own expiry (made + the window in force when it was
+//! made) and made + the window in force now: lowering IDEMPOTENCY shortens the life of older
+//! entries too, and IDEMPOTENCY 0 ends them all. Expired entries are evicted a few at a time
+//! as draws go by (`evict`), oldest first; since an entry's end under the window in force
+//! follows its insertion order, eviction never waits behind an entry made under a longer
+//! window. A lookup ignores an expired entry that is not evicted yet, so memory is bounded by
+//! the draws made inside one window.
 
 use super::segmap::SegMap;
 use std::collections::VecDeque;
@@ -17,6 +23,9 @@ const CHUNK: usize = 4096;
 /// A remembered DRAW reply, in compact form (see `campaign::DrawReply`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Remembered {
+    /// When the reply was remembered (the draw's time).
+    pub made_ms: i64,
+    /// `made_ms` + the IDEMPOTENCY window in force then.
     pub expires_ms: i64,
     /// 0 = WIN, 1 = LOSE.
     pub outcome: u8,
@@ -31,8 +40,19 @@ pub struct Remembered {
 #[derive(Clone, Default)]
 pub struct ReqCache {
     map: SegMap<Remembered>,
-    /// Chunks of (expiry, key) records, oldest first; `.0` is the chunk's next unread record.
-    fifo: VecDeque<(usize, Vec<(i64, u128)>)>,
+    /// Chunks of (made, expiry, key) records, oldest first; `.0` is the chunk's next unread
+    /// record.
+    fifo: VecDeque<(usize, Vec<Rec>)>,
+}
+
+type Rec = (i64, i64, u128);
+
+impl Remembered {
+    /// True when the entry has ended at `now` under the window in force (`window_ms`).
+    pub fn expired(&self, now: i64, window_ms: u64) -> bool {
+        let w = i64::try_from(window_ms).unwrap_or(i64::MAX);
+        now >= self.expires_ms || now >= self.made_ms.saturating_add(w)
+    }
 }
 
 impl ReqCache {
@@ -44,43 +64,54 @@ impl ReqCache {
         self.map.is_empty()
     }
 
-    /// The remembered reply, if any and not expired at `now`.
-    pub fn get(&self, key: u128, now: i64) -> Option<Remembered> {
-        self.map.get(key).filter(|r| now < r.expires_ms)
+    /// The remembered reply, if any and not expired at `now` under the window in force.
+    pub fn get(&self, key: u128, now: i64, window_ms: u64) -> Option<Remembered> {
+        self.map.get(key).filter(|r| !r.expired(now, window_ms))
     }
 
     pub fn insert(&mut self, key: u128, r: Remembered) {
         self.map.insert(key, r);
+        let rec = (r.made_ms, r.expires_ms, key);
         match self.fifo.back_mut() {
-            Some((_, chunk)) if chunk.len() < CHUNK => chunk.push((r.expires_ms, key)),
+            Some((_, chunk)) if chunk.len() < CHUNK => chunk.push(rec),
             _ => {
                 let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push((r.expires_ms, key));
+                chunk.push(rec);
                 self.fifo.push_back((0, chunk));
             }
         }
     }
 
-    /// Drops up to `EVICT_PER_CALL` entries whose expiry is <= now, oldest first.
-    pub fn evict(&mut self, now: i64) {
+    /// Drops up to `EVICT_PER_CALL` entries that have ended at `now` under the window in
+    /// force (`window_ms`), oldest first. A chunk whose records are all read is freed.
+    pub fn evict(&mut self, now: i64, window_ms: u64) {
         for _ in 0..EVICT_PER_CALL {
             let Some((head, chunk)) = self.fifo.front_mut() else {
                 return;
             };
-            let Some(&(exp, key)) = chunk.get(*head) else {
+            let Some(&(made, exp, key)) = chunk.get(*head) else {
                 self.fifo.pop_front();
                 continue;
             };
-            if exp > now {
+            let rec = Remembered {
+                made_ms: made,
+                expires_ms: exp,
+                ..Remembered::default()
+            };
+            if !rec.expired(now, window_ms) {
                 return;
             }
             // Remove the map entry only if it is the one this record was made for: the same
-            // (user, reqid) may have been remembered again since, with a later expiry.
-            if self.map.get(key).is_some_and(|r| r.expires_ms == exp) {
+            // (user, reqid) may have been remembered again since.
+            if self
+                .map
+                .get(key)
+                .is_some_and(|r| r.expires_ms == exp && r.made_ms == made)
+            {
                 self.map.remove(key);
             }
             *head += 1;
-            if *head >= chunk.len() && chunk.len() >= CHUNK {
+            if *head >= chunk.len() {
                 self.fifo.pop_front();
             }
         }
@@ -91,15 +122,15 @@ impl ReqCache {
         self.fifo
             .iter()
             .flat_map(|(head, c)| c.get(*head..).unwrap_or(&[]).iter())
-            .filter_map(move |&(exp, key)| {
+            .filter_map(move |&(made, exp, key)| {
                 self.map
                     .get(key)
-                    .filter(|r| r.expires_ms == exp)
+                    .filter(|r| r.expires_ms == exp && r.made_ms == made)
                     .map(|r| (key, r))
             })
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.map.mem_bytes() + self.fifo.len() * (CHUNK * 32 + 24)
+        self.map.mem_bytes() + self.fifo.len() * (CHUNK * std::mem::size_of::<Rec>() + 24)
     }
 }

@@ -106,6 +106,15 @@ pub struct SegMap<V: Copy + Default> {
     work: Work,
 }
 
+/// Where a `sweep` stopped: a segment, a slot, and the segment's capacity at the time (so a
+/// rebuilt table is resumed at the same relative position). Kept by the caller.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    seg: usize,
+    slot: usize,
+    cap: usize,
+}
+
 /// Test-only record of the rehash work done by single operations.
 #[cfg(test)]
 #[derive(Clone, Default)]
@@ -273,6 +282,68 @@ impl<V: Copy + Default> SegMap<V> {
                 (!s.is_empty()).then(|| (decode(s.h, s.l), s.v))
             })
         })
+    }
+
+    /// Visits up to `budget` slots from `cur` onward (wrapping past the last segment to the
+    /// first), removes each entry for which `idle(key, value)` is true (at most `max_remove`
+    /// of them) and calls `gone(key)` for each one removed. Returns how many were removed.
+    ///
+    /// The work is bounded by `budget` slot reads plus `max_remove` removals (each bounded
+    /// as `remove` is), whatever the map's size; repeated calls with the same cursor walk
+    /// the whole map, like Redis's active expire cycle. Entries that move while the walk is
+    /// under way (a rehash, a split) may be seen twice or be left for the next round; none
+    /// is skipped forever, since every round visits every slot.
+    pub fn sweep(
+        &mut self,
+        cur: &mut Cursor,
+        budget: usize,
+        max_remove: usize,
+        mut idle: impl FnMut(u128, V) -> bool,
+        mut gone: impl FnMut(u128),
+    ) -> usize {
+        if self.len == 0 {
+            *cur = Cursor::default();
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..budget {
+            if removed >= max_remove {
+                break;
+            }
+            if cur.seg >= self.segs.len() {
+                *cur = Cursor::default();
+            }
+            let cap = self.segs[cur.seg].slots.len();
+            if cap != cur.cap {
+                // The table was rebuilt since: keep the same relative position.
+                cur.slot = if cur.cap == 0 {
+                    0
+                } else {
+                    (cur.slot as u128 * cap as u128 / cur.cap as u128) as usize
+                };
+                cur.cap = cap;
+            }
+            if cur.slot >= cap {
+                cur.seg += 1;
+                cur.slot = 0;
+                cur.cap = self.segs.get(cur.seg).map_or(0, |s| s.slots.len());
+                continue;
+            }
+            let s = self.segs[cur.seg].slots[cur.slot];
+            if !s.is_empty() {
+                let key = decode(s.h, s.l);
+                if idle(key, s.v) {
+                    self.remove(key);
+                    gone(key);
+                    removed += 1;
+                    // The next entry of the cluster may have moved back into this slot:
+                    // look at it again (a rebuild is caught at the top of the loop).
+                    continue;
+                }
+            }
+            cur.slot += 1;
+        }
+        removed
     }
 
     /// Heap bytes owned (directory, segment headers and slot tables), for MEMORY USAGE.
@@ -1093,6 +1164,53 @@ mod tests {
         assert_eq!(b.len(), 50_000);
         a.check();
         b.check();
+    }
+
+    #[test]
+    fn sweep_removes_idle_entries_in_bounded_steps() {
+        let mut r = Rng(7);
+        let mut m: SegMap<u64> = SegMap::new();
+        let mut model = HashMap::new();
+        for i in 0..200_000u64 {
+            let k = r.u128();
+            m.insert(k, i);
+            model.insert(k, i);
+        }
+        let full = m.mem_bytes();
+        // Odd values are idle. Inserts go on between sweeps (one per call, even values).
+        let mut cur = Cursor::default();
+        let mut calls = 0;
+        let mut next = 200_000u64;
+        while model.values().any(|v| v % 2 == 1) {
+            let mut gone = Vec::new();
+            let n = m.sweep(&mut cur, 32, 16, |_, v| v % 2 == 1, |k| gone.push(k));
+            assert!(n <= 16 && n == gone.len());
+            for k in gone {
+                assert_eq!(model.remove(&k).map(|v| v % 2), Some(1));
+            }
+            let k = r.u128();
+            m.insert(k, next);
+            model.insert(k, next);
+            next += 2;
+            calls += 1;
+            assert!(calls < 100_000, "the sweep must get through every entry");
+        }
+        let mut got: Vec<(u128, u64)> = m.iter().collect();
+        let mut want: Vec<(u128, u64)> = model.iter().map(|(&k, &v)| (k, v)).collect();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want);
+        m.check();
+        // Then everything goes: the tables are freed.
+        let mut calls = 0;
+        while !m.is_empty() {
+            m.sweep(&mut cur, 64, 64, |_, _| true, |_| {});
+            calls += 1;
+            assert!(calls < 20_000);
+        }
+        m.check();
+        assert!(m.mem_bytes() < full / 100, "{} of {full}", m.mem_bytes());
+        assert_eq!(m.sweep(&mut cur, 8, 8, |_, _| true, |_| {}), 0);
     }
 
     #[test]

@@ -12,16 +12,25 @@
 //! A mover that dies between any two steps restarts by listing the PENDING records of every
 //! shard and redoing steps 2 and 3 for each: units are never created (IN adds only what an
 //! OUT recorded, at most once) and never lost (a PENDING record names its units until its IN
-//! is applied). Records are kept for the campaign's life, so a late replay of any step is
-//! still recognised.
+//! is applied). PENDING and APPLIED records are kept for the campaign's life, so a late
+//! replay of those steps is still recognised. SETTLED records are done with: the newest
+//! `KEEP_SETTLED` of them (in the order the transfers were made) are kept, so a late SETTLE
+//! or OUT replay of a recent transfer is still recognised, and older ones are dropped, at most
+//! `PRUNE_PER_STEP` per TRANSFER step that changes something. The choice depends only on the
+//! records and their order, which replicas and the AOF share, so they drop the same ones.
 
 use super::campaign::{Campaign, OpError, MAX_KEY_LEN};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::Effect;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Transfer records a campaign may hold.
 pub const MAX_TRANSFERS: usize = 65_536;
+/// SETTLED records kept (the newest, by when the transfer was made).
+pub const KEEP_SETTLED: usize = 4096;
+/// SETTLED records past `KEEP_SETTLED` dropped per TRANSFER step at most (a backlog loaded from
+/// an older build goes a little at a time).
+pub const PRUNE_PER_STEP: usize = 4;
 /// Transfer ids: 1..=128 bytes.
 pub const MAX_TRANSFER_ID_LEN: usize = 128;
 /// Peer keys: 1..=4096 bytes.
@@ -111,8 +120,15 @@ impl From<OpError> for TransferError {
 /// The campaign's transfer records, oldest first, indexed by id.
 #[derive(Clone, Debug, Default)]
 pub struct Transfers {
-    list: Vec<Transfer>,
-    by_id: HashMap<Vec<u8>, usize>,
+    /// Records by a sequence number given as they arrive: oldest first.
+    list: BTreeMap<u64, Transfer>,
+    by_id: HashMap<Vec<u8>, u64>,
+    /// Sequence numbers of the SETTLED records.
+    settled: BTreeSet<u64>,
+    next: u64,
+    /// Bytes held by the records' ids, prizes and peers (kept up to date, so `mem_bytes` is
+    /// O(1)).
+    heap: usize,
 }
 
 impl Transfers {
@@ -125,40 +141,87 @@ impl Transfers {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Transfer> {
-        self.list.iter()
+        self.list.values()
     }
 
     pub fn get(&self, id: &[u8]) -> Option<&Transfer> {
-        self.by_id.get(id).map(|&i| &self.list[i])
+        self.by_id.get(id).and_then(|i| self.list.get(i))
     }
 
-    /// Inserts or replaces the record with this id. False if a new record would exceed the
-    /// limit.
+    /// SETTLED records held.
+    pub fn settled(&self) -> usize {
+        self.settled.len()
+    }
+
+    /// True when a new record fits once the next `prune` has run.
+    pub fn has_room(&self) -> bool {
+        let prunable = self
+            .settled
+            .len()
+            .saturating_sub(KEEP_SETTLED)
+            .min(PRUNE_PER_STEP);
+        self.list.len() - prunable < MAX_TRANSFERS
+    }
+
+    fn heap_of(t: &Transfer) -> usize {
+        2 * t.id.len() + t.prize.len() + t.peer.len()
+    }
+
+    /// Inserts or replaces the record with this id (a replaced record keeps its place).
+    /// False if a new record would exceed the limit.
     pub fn put(&mut self, t: Transfer) -> bool {
-        if let Some(&i) = self.by_id.get(&t.id) {
-            self.list[i] = t;
-            return true;
+        let seq = match self.by_id.get(&t.id) {
+            Some(&i) => i,
+            None => {
+                if self.list.len() >= MAX_TRANSFERS {
+                    return false;
+                }
+                let i = self.next;
+                self.next += 1;
+                self.by_id.insert(t.id.clone(), i);
+                i
+            }
+        };
+        if t.state == TransferState::Settled {
+            self.settled.insert(seq);
+        } else {
+            self.settled.remove(&seq);
         }
-        if self.list.len() >= MAX_TRANSFERS {
-            return false;
+        self.heap += Self::heap_of(&t);
+        if let Some(old) = self.list.insert(seq, t) {
+            self.heap -= Self::heap_of(&old);
         }
-        self.by_id.insert(t.id.clone(), self.list.len());
-        self.list.push(t);
         true
     }
 
+    /// Drops the oldest SETTLED records past `KEEP_SETTLED`, at most `PRUNE_PER_STEP`. Called
+    /// before and after every TRANSFER step that changes something, on the master and where
+    /// its effect is applied, never while loading. Returns how many went.
+    pub fn prune(&mut self) -> usize {
+        let mut n = 0;
+        while n < PRUNE_PER_STEP && self.settled.len() > KEEP_SETTLED {
+            let Some(seq) = self.settled.pop_first() else {
+                break;
+            };
+            if let Some(t) = self.list.remove(&seq) {
+                self.heap -= Self::heap_of(&t);
+                self.by_id.remove(&t.id);
+            }
+            n += 1;
+        }
+        n
+    }
+
     pub fn mem_bytes(&self) -> usize {
-        self.list
-            .iter()
-            .map(|t| {
-                std::mem::size_of::<Transfer>() + 48 + 2 * t.id.len() + t.prize.len() + t.peer.len()
-            })
-            .sum()
+        // A record, its B-tree key and share of a node, its index entry; a settled mark.
+        self.list.len() * (std::mem::size_of::<Transfer>() + 16 + 48)
+            + self.settled.len() * 16
+            + self.heap
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.u32(self.list.len() as u32);
-        for t in &self.list {
+        for t in self.list.values() {
             write_transfer(w, t);
         }
     }
@@ -231,7 +294,7 @@ impl Campaign {
             };
         }
         let i = self.finite_prize(prize)?;
-        if self.transfers.len() >= MAX_TRANSFERS {
+        if !self.transfers.has_room() {
             return Err(TransferError::TooMany);
         }
         let stock = self.prizes[i].stock.unwrap_or(0);
@@ -269,7 +332,7 @@ impl Campaign {
             };
         }
         let i = self.finite_prize(prize)?;
-        if self.transfers.len() >= MAX_TRANSFERS {
+        if !self.transfers.has_room() {
             return Err(TransferError::TooMany);
         }
         let stock = self.prizes[i].stock.unwrap_or(0);
@@ -312,13 +375,17 @@ impl Campaign {
         Ok(i)
     }
 
-    /// Stores the record and the prize's new stock; the effect carries both, absolute.
+    /// Stores the record and the prize's new stock; the effect carries both, absolute. Old
+    /// SETTLED records are pruned before (to make room) and after (`Transfers::prune`), as
+    /// where the effect is applied.
     fn record_transfer(&mut self, record: Transfer, stock: Option<(usize, u64)>) -> Effect {
+        self.transfers.prune();
         let stock = stock.map(|(i, new)| {
             self.set_stock(i, new);
             (i as u32, new)
         });
         self.transfers.put(record.clone());
+        self.transfers.prune();
         Effect::Transfer {
             record: Box::new(record),
             stock,
