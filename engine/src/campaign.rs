@@ -20,6 +20,12 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 
 pub const MAX_PRIZES: usize = 65_536;
+/// Distinct prize ids a campaign may use over its life (every one is kept, interned, so a
+/// user's last prize stays nameable): four full tables. CONFIGURE refuses a table that would
+/// go past it and the loader refuses a record that does, so whatever is saved loads. It also
+/// bounds the retired prizes and a DRAIN batch (each is a name), and with them the meta
+/// record a CONFIGURE replicates: under 150 MB even with every id at `MAX_ID_LEN`.
+pub const MAX_NAMES: usize = 4 * MAX_PRIZES;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_REQID_LEN: usize = 128;
 pub const MAX_STREAM_KEY_LEN: usize = 4096;
@@ -305,6 +311,8 @@ pub enum ConfigError {
     NeedPrize,
     AllWeightsZero,
     TooManyPrizes,
+    /// The table would take the campaign past `MAX_NAMES` distinct prize ids.
+    TooManyNames,
     DuplicatePrize(Vec<u8>),
     UnknownFallback(Vec<u8>),
     /// PACE names a prize that is not in the resulting table, or one with INF stock.
@@ -323,6 +331,11 @@ impl std::fmt::Display for ConfigError {
                 )
             }
             ConfigError::TooManyPrizes => write!(f, "too many prizes (at most {MAX_PRIZES})"),
+            ConfigError::TooManyNames => write!(
+                f,
+                "too many distinct prize ids over the campaign's life (at most {MAX_NAMES}, \
+                 every id ever configured is kept): reuse ids or start a new campaign"
+            ),
             ConfigError::DuplicatePrize(id) => {
                 write!(f, "duplicate prize '{}'", String::from_utf8_lossy(id))
             }
@@ -368,6 +381,8 @@ impl std::fmt::Display for OpError {
 }
 
 /// The campaign's state as a whole. Fields are public to the engine (persistence, effects).
+/// The prize table and the names are indexed by id: they change through `configure` (or a
+/// decoder, which then calls `reindex`), never by pushing to them directly.
 #[derive(Clone)]
 pub struct Campaign {
     /// SipHash keys for user ids, chosen at creation; part of the persisted state.
@@ -400,6 +415,28 @@ pub struct Campaign {
     /// Under SOLDOUT REDRAW with paced prizes: which paced prizes were available when the
     /// table was built (a change rebuilds it).
     table_paced: Vec<bool>,
+    /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
+    ids: IdIndex,
+}
+
+/// Not in the prize table (`IdEntry::slot`).
+const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct IdEntry {
+    /// Interned name (1-based).
+    name: u32,
+    /// Index in `Campaign::prizes`, or `NO_SLOT`.
+    slot: u32,
+}
+
+/// Every prize id the campaign has had, with its interned name and its place in the table:
+/// lookups by id are O(1) whatever the table's size.
+#[derive(Clone, Debug, Default)]
+struct IdIndex {
+    by_id: HashMap<Vec<u8>, IdEntry>,
+    /// Indices of the paced prizes, in table order.
+    paced: Vec<u32>,
 }
 
 /// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
@@ -438,6 +475,7 @@ impl Campaign {
             table: AliasTable::default(),
             table_dirty: true,
             table_paced: Vec::new(),
+            ids: IdIndex::default(),
         }
     }
 
@@ -551,16 +589,30 @@ impl Campaign {
                 _ => {}
             }
         }
-        let paced_after = specs.iter().any(|(id, _, _)| {
-            match change.pace.iter().rev().find(|(p, _)| p.as_slice() == *id) {
-                Some((_, on)) => *on,
-                None => self.prize_index(id).is_some_and(|i| self.prizes[i].paced),
-            }
+        // The last PACE clause for a prize wins.
+        let pace: HashMap<&[u8], bool> = change
+            .pace
+            .iter()
+            .map(|(id, on)| (id.as_slice(), *on))
+            .collect();
+        let paced_after = specs.iter().any(|(id, _, _)| match pace.get(id) {
+            Some(&on) => on,
+            None => self.prize_index(id).is_some_and(|i| self.prizes[i].paced),
         });
         if paced_after && rules.window.is_none() {
             return Err(ConfigError::PaceNeedsWindow);
         }
+        if change.prizes.is_some() {
+            let fresh = specs
+                .iter()
+                .filter(|(id, _, _)| !self.ids.by_id.contains_key(*id))
+                .count();
+            if self.names.len() + fresh > MAX_NAMES {
+                return Err(ConfigError::TooManyNames);
+            }
+        }
         drop(seen);
+        drop(pace);
         // Valid: apply.
         if let Some(p) = &change.prizes {
             self.replace_prizes(p);
@@ -570,36 +622,51 @@ impl Campaign {
                 self.prizes[i].paced = *on;
             }
         }
+        self.index_paced();
 
         self.rules = rules;
         self.table_dirty = true;
         Ok(())
     }
 
+    /// Installs a new prize table (validated, within `MAX_NAMES`). Prizes keep their counters
+    /// and pacing by id; prizes dropped from the table are retired with their counters (DRAIN
+    /// still owes the pending sales; a prize that comes back keeps its sold count). O(old +
+    /// new table) hash lookups, plus one pass over the retired prizes when some come back or
+    /// leave.
     fn replace_prizes(&mut self, specs: &[PrizeSpec]) {
-        let mut names: HashMap<Vec<u8>, u32> = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32 + 1))
-            .collect();
-        // Counters by id from the current table and from retired prizes.
-        let mut old: HashMap<Vec<u8>, (u64, u64, bool)> = HashMap::new();
-        for p in self.prizes.drain(..).chain(self.retired.drain(..)) {
-            old.insert(p.id, (p.sold, p.pending, p.paced));
-        }
+        let old = std::mem::take(&mut self.prizes);
+        let mut kept = vec![false; old.len()];
+        // Retired prizes coming back, by index in `retired`.
+        let mut back: Vec<usize> = Vec::new();
         let mut prizes = Vec::with_capacity(specs.len());
         for s in specs {
-            let name = match names.get(&s.id) {
-                Some(&n) => n,
+            let (name, sold, pending, paced) = match self.ids.by_id.get(s.id.as_slice()) {
+                Some(e) if e.slot != NO_SLOT => {
+                    let i = e.slot as usize;
+                    kept[i] = true;
+                    let p = &old[i];
+                    (e.name, p.sold, p.pending, p.paced)
+                }
+                Some(e) => match self.retired_index(&s.id) {
+                    Some(r) => {
+                        back.push(r);
+                        let p = &self.retired[r];
+                        (e.name, p.sold, p.pending, false)
+                    }
+                    None => (e.name, 0, 0, false),
+                },
                 None => {
                     self.names.push(s.id.clone());
-                    let n = self.names.len() as u32;
-                    names.insert(s.id.clone(), n);
-                    n
+                    let name = self.names.len() as u32;
+                    let e = IdEntry {
+                        name,
+                        slot: NO_SLOT,
+                    };
+                    self.ids.by_id.insert(s.id.clone(), e);
+                    (name, 0, 0, false)
                 }
             };
-            let (sold, pending, paced) = old.remove(&s.id).unwrap_or((0, 0, false));
             prizes.push(Prize {
                 id: s.id.clone(),
                 name,
@@ -610,23 +677,118 @@ impl Campaign {
                 paced: paced && s.stock.is_some(),
             });
         }
-        // What is left was dropped from the table: keep its counters (DRAIN still owes the
-        // pending sales; a prize that comes back keeps its sold count).
-        let mut retired: Vec<Prize> = old
+        for p in &old {
+            if let Some(e) = self.ids.by_id.get_mut(p.id.as_slice()) {
+                e.slot = NO_SLOT;
+            }
+        }
+        for (i, p) in prizes.iter().enumerate() {
+            if let Some(e) = self.ids.by_id.get_mut(p.id.as_slice()) {
+                e.slot = i as u32;
+            }
+        }
+        self.prizes = prizes;
+        let mut leaving: Vec<Prize> = old
             .into_iter()
-            .map(|(id, (sold, pending, _))| Prize {
-                name: names.get(&id).copied().unwrap_or(0),
-                id,
+            .zip(kept)
+            .filter(|(_, k)| !k)
+            .map(|(p, _)| Prize {
                 weight: 0,
                 stock: Some(0),
-                sold,
-                pending,
                 paced: false,
+                ..p
             })
             .collect();
-        retired.sort_by(|a, b| a.id.cmp(&b.id));
-        self.prizes = prizes;
-        self.retired = retired;
+        if !back.is_empty() {
+            back.sort_unstable();
+            let mut next = back.iter().copied().peekable();
+            let mut at = 0;
+            self.retired.retain(|_| {
+                let stays = next.next_if_eq(&at).is_none();
+                at += 1;
+                stays
+            });
+        }
+        if !leaving.is_empty() {
+            // `retired` stays sorted by id: merge the two sorted runs.
+            leaving.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            let stay = std::mem::take(&mut self.retired);
+            let mut merged = Vec::with_capacity(stay.len() + leaving.len());
+            let mut a = stay.into_iter().peekable();
+            let mut b = leaving.into_iter().peekable();
+            loop {
+                let from_a = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => x.id < y.id,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                merged.extend(if from_a { a.next() } else { b.next() });
+            }
+            self.retired = merged;
+        }
+    }
+
+    /// Index in `retired` (sorted by id) of a retired prize.
+    fn retired_index(&self, id: &[u8]) -> Option<usize> {
+        self.retired
+            .binary_search_by(|p| p.id.as_slice().cmp(id))
+            .ok()
+    }
+
+    /// Rebuilds the list of paced prizes (after the table or a prize's pacing changed).
+    fn index_paced(&mut self) {
+        self.ids.paced.clear();
+        self.ids.paced.extend(
+            self.prizes
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.paced)
+                .map(|(i, _)| i as u32),
+        );
+    }
+
+    /// Rebuilds the lookups by id from `names`, `prizes` and `retired` as a decoder filled
+    /// them, checking what they rely on: names unique, every prize and retired prize named by
+    /// its own id, no id both in the table and retired. Sorts `retired` by id if needed.
+    pub(crate) fn reindex(&mut self) -> Result<(), &'static str> {
+        if self.names.len() > MAX_NAMES {
+            return Err("too many prize names");
+        }
+        let mut by_id = HashMap::with_capacity(self.names.len());
+        for (i, n) in self.names.iter().enumerate() {
+            let e = IdEntry {
+                name: i as u32 + 1,
+                slot: NO_SLOT,
+            };
+            if by_id.insert(n.clone(), e).is_some() {
+                return Err("duplicate prize name");
+            }
+        }
+        for (i, p) in self.prizes.iter().enumerate() {
+            match by_id.get_mut(p.id.as_slice()) {
+                Some(e) if e.name == p.name && e.slot == NO_SLOT => e.slot = i as u32,
+                Some(e) if e.name == p.name => return Err("duplicate prize id"),
+                _ => return Err("prize name mismatch"),
+            }
+        }
+        if !self.retired.is_sorted_by(|a, b| a.id < b.id) {
+            self.retired.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        for (i, p) in self.retired.iter().enumerate() {
+            match by_id.get(p.id.as_slice()) {
+                Some(e) if e.name == p.name && e.slot == NO_SLOT => {}
+                Some(e) if e.name == p.name => return Err("duplicate prize id"),
+                _ => return Err("prize name mismatch"),
+            }
+            if i > 0 && self.retired[i - 1].id == p.id {
+                return Err("duplicate prize id");
+            }
+        }
+        self.ids.by_id = by_id;
+        self.index_paced();
+        self.table_dirty = true;
+        Ok(())
     }
 
     // ---- identities -------------------------------------------------------------------
@@ -652,8 +814,15 @@ impl Campaign {
         self.names.get(i).map(|v| v.as_slice())
     }
 
+    /// Index in `prizes` of the prize with this id (O(1)).
     pub fn prize_index(&self, id: &[u8]) -> Option<usize> {
-        self.prizes.iter().position(|p| p.id == id)
+        let e = self.ids.by_id.get(id)?;
+        (e.slot != NO_SLOT).then_some(e.slot as usize)
+    }
+
+    /// The interned name (1-based) of a prize id the campaign has had, if any (O(1)).
+    pub fn name_of(&self, id: &[u8]) -> Option<u32> {
+        self.ids.by_id.get(id).map(|e| e.name)
     }
 
     // ---- the draw ---------------------------------------------------------------------
@@ -663,13 +832,14 @@ impl Campaign {
     /// picks among the others with exactly their relative odds.
     fn ensure_table(&mut self, now: i64) {
         let redraw = self.rules.soldout == SoldOut::Redraw;
-        if redraw && self.prizes.iter().any(|p| p.paced) {
+        if redraw && !self.ids.paced.is_empty() {
             let w = self.rules.window;
+            let prizes = &self.prizes;
             let avail = self
-                .prizes
+                .ids
+                .paced
                 .iter()
-                .filter(|p| p.paced)
-                .map(|p| p.available(w, now));
+                .map(|&i| prizes[i as usize].available(w, now));
             if !avail.eq(self.table_paced.iter().copied()) {
                 self.table_dirty = true;
             }
@@ -691,11 +861,12 @@ impl Campaign {
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        let prizes = &self.prizes;
         self.table_paced = self
-            .prizes
+            .ids
+            .paced
             .iter()
-            .filter(|p| p.paced)
-            .map(|p| p.available(window, now))
+            .map(|&i| prizes[i as usize].available(window, now))
             .collect();
         self.table_dirty = false;
     }
@@ -1282,7 +1453,13 @@ impl Campaign {
             .chain(self.retired.iter())
             .map(|p| std::mem::size_of::<Prize>() + p.id.capacity())
             .sum();
-        let names: usize = self.names.iter().map(|n| n.capacity() + 24).sum();
+        // Each name is held twice: in `names` and as a key of the lookup by id.
+        let names: usize = self
+            .names
+            .iter()
+            .map(|n| 2 * (n.capacity() + 24) + std::mem::size_of::<IdEntry>() + 8)
+            .sum::<usize>()
+            + self.ids.paced.capacity() * 4;
         std::mem::size_of::<Campaign>()
             + prizes
             + names

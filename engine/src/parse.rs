@@ -6,6 +6,7 @@ use crate::campaign::{
     MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
 };
 use crate::gate::{parse_ppm, Rate, MAX_RATE, PPM};
+use std::collections::HashSet;
 
 /// An error message without the leading `ERR `.
 pub type PResult<T> = Result<T, String>;
@@ -131,6 +132,8 @@ fn once<T>(slot: &Option<T>, name: &str) -> PResult<()> {
 pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
     let mut c = ConfigChange::default();
     let mut prizes: Vec<PrizeSpec> = Vec::new();
+    // Prize ids given PACE so far (a set: a command may have one clause per prize).
+    let mut paced: HashSet<&[u8]> = HashSet::new();
     let mut i = 0;
     let need = |i: usize, n: usize, what: &str| -> PResult<()> {
         if i + n < args.len() {
@@ -322,7 +325,7 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                         ))
                     }
                 };
-                if c.pace.iter().any(|(p, _)| *p == id) {
+                if !paced.insert(args[i + 1]) {
                     return Err(format!("PACE given twice for prize '{}'", shown(&id)));
                 }
                 c.pace.push((id, on));
