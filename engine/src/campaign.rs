@@ -538,77 +538,87 @@ impl Campaign {
         if let Some(v) = change.penalty_ms {
             rules.penalty_ms = v;
         }
-        // The prize table the change leads to (ids, weights and INF stock are all
-        // validation needs).
-        let specs: Vec<(&[u8], u32, bool)> = match &change.prizes {
-            Some(p) => p
-                .iter()
-                .map(|s| (s.id.as_slice(), s.weight, s.stock.is_none()))
-                .collect(),
-            None => self
-                .prizes
-                .iter()
-                .map(|p| (p.id.as_slice(), p.weight, p.stock.is_none()))
-                .collect(),
-        };
-        if specs.is_empty() {
+        // The prize table the change leads to: a new one, or the current one (valid as it
+        // is: ids unique and indexed).
+        let table = change.prizes.as_deref();
+        let len = table.map_or(self.prizes.len(), |p| p.len());
+        if len == 0 {
             return Err(ConfigError::NeedPrize);
         }
-        if specs.len() > MAX_PRIZES {
+        if len > MAX_PRIZES {
             return Err(ConfigError::TooManyPrizes);
         }
-        let mut seen: HashMap<&[u8], usize> = HashMap::with_capacity(specs.len());
-        for (i, (id, _, _)) in specs.iter().enumerate() {
-            if seen.insert(id, i).is_some() {
-                return Err(ConfigError::DuplicatePrize(id.to_vec()));
+        let mut seen: HashMap<&[u8], usize> = HashMap::new();
+        if let Some(p) = table {
+            seen.reserve(p.len());
+            for (i, s) in p.iter().enumerate() {
+                if seen.insert(&s.id, i).is_some() {
+                    return Err(ConfigError::DuplicatePrize(s.id.clone()));
+                }
             }
         }
-        let total: u64 =
-            specs.iter().map(|s| u64::from(s.1)).sum::<u64>() + u64::from(rules.nothing);
-        if total == 0 {
+        // Position of a prize id in the resulting table, and whether that prize has INF stock.
+        let position = |id: &[u8]| match table {
+            Some(_) => seen.get(id).copied(),
+            None => self.prize_index(id),
+        };
+        let inf = |i: usize| match table {
+            Some(p) => p[i].stock.is_none(),
+            None => self.prizes[i].stock.is_none(),
+        };
+        let weights: u64 = match table {
+            Some(p) => p.iter().map(|s| u64::from(s.weight)).sum(),
+            None => self.prizes.iter().map(|p| u64::from(p.weight)).sum(),
+        };
+        if weights + u64::from(rules.nothing) == 0 {
             return Err(ConfigError::AllWeightsZero);
         }
         if rules.soldout == SoldOut::Fallback {
             match &rules.fallback {
-                Some(f) if seen.contains_key(f.as_slice()) => {}
+                Some(f) if position(f).is_some() => {}
                 Some(f) => return Err(ConfigError::UnknownFallback(f.clone())),
                 None => return Err(ConfigError::UnknownFallback(Vec::new())),
             }
         }
         for (id, on) in &change.pace {
-            match seen.get(id.as_slice()) {
+            match position(id) {
                 None => {
                     return Err(ConfigError::BadPace(
                         id.clone(),
                         "is not in the prize table",
                     ))
                 }
-                Some(&i) if *on && specs[i].2 => {
+                Some(i) if *on && inf(i) => {
                     return Err(ConfigError::BadPace(id.clone(), "has INF stock"))
                 }
                 _ => {}
             }
         }
-        // The last PACE clause for a prize wins.
+        // Paced after the change: a prize given PACE LINEAR (the last clause for a prize
+        // wins), or a paced prize staying in the table without a PACE clause.
         let pace: HashMap<&[u8], bool> = change
             .pace
             .iter()
             .map(|(id, on)| (id.as_slice(), *on))
             .collect();
-        let paced_after = specs.iter().any(|(id, _, _)| match pace.get(id) {
-            Some(&on) => on,
-            None => self.prize_index(id).is_some_and(|i| self.prizes[i].paced),
-        });
+        let paced_after = pace.values().any(|&on| on)
+            || self.ids.paced.iter().any(|&i| {
+                let id = self.prizes[i as usize].id.as_slice();
+                !pace.contains_key(id) && position(id).is_some()
+            });
         if paced_after && rules.window.is_none() {
             return Err(ConfigError::PaceNeedsWindow);
         }
-        if change.prizes.is_some() {
-            let fresh = specs
-                .iter()
-                .filter(|(id, _, _)| !self.ids.by_id.contains_key(*id))
-                .count();
-            if self.names.len() + fresh > MAX_NAMES {
-                return Err(ConfigError::TooManyNames);
+        // Each id the campaign never had takes a name for good (counted only near the limit).
+        if let Some(p) = table {
+            if self.names.len() + p.len() > MAX_NAMES {
+                let fresh = p
+                    .iter()
+                    .filter(|s| !self.ids.by_id.contains_key(s.id.as_slice()))
+                    .count();
+                if self.names.len() + fresh > MAX_NAMES {
+                    return Err(ConfigError::TooManyNames);
+                }
             }
         }
         drop(seen);
@@ -633,42 +643,50 @@ impl Campaign {
     /// and pacing by id; prizes dropped from the table are retired with their counters (DRAIN
     /// still owes the pending sales; a prize that comes back keeps its sold count). O(old +
     /// new table) hash lookups, plus one pass over the retired prizes when some come back or
-    /// leave.
+    /// leave (and a binary search among them for each id of the table the campaign had before
+    /// but not in its current table).
     fn replace_prizes(&mut self, specs: &[PrizeSpec]) {
-        let old = std::mem::take(&mut self.prizes);
+        let mut old = std::mem::take(&mut self.prizes);
         let mut kept = vec![false; old.len()];
         // Retired prizes coming back, by index in `retired`.
         let mut back: Vec<usize> = Vec::new();
         let mut prizes = Vec::with_capacity(specs.len());
-        for s in specs {
-            let (name, sold, pending, paced) = match self.ids.by_id.get(s.id.as_slice()) {
+        // Ids are unique in `specs`: each entry is read (its old slot) and moved to its new
+        // slot once; the entries of prizes leaving the table are cleared after.
+        for (i, s) in specs.iter().enumerate() {
+            let slot = i as u32;
+            let mut id = None;
+            let (name, sold, pending, paced) = match self.ids.by_id.get_mut(s.id.as_slice()) {
                 Some(e) if e.slot != NO_SLOT => {
-                    let i = e.slot as usize;
-                    kept[i] = true;
-                    let p = &old[i];
+                    let o = e.slot as usize;
+                    e.slot = slot;
+                    kept[o] = true;
+                    let p = &mut old[o];
+                    // The kept prize's id moves over (it is not needed in `old` any more).
+                    id = Some(std::mem::take(&mut p.id));
                     (e.name, p.sold, p.pending, p.paced)
                 }
-                Some(e) => match self.retired_index(&s.id) {
-                    Some(r) => {
-                        back.push(r);
-                        let p = &self.retired[r];
-                        (e.name, p.sold, p.pending, false)
+                Some(e) => {
+                    e.slot = slot;
+                    let name = e.name;
+                    match self.retired_index(&s.id) {
+                        Some(r) => {
+                            back.push(r);
+                            let p = &self.retired[r];
+                            (name, p.sold, p.pending, false)
+                        }
+                        None => (name, 0, 0, false),
                     }
-                    None => (e.name, 0, 0, false),
-                },
+                }
                 None => {
                     self.names.push(s.id.clone());
                     let name = self.names.len() as u32;
-                    let e = IdEntry {
-                        name,
-                        slot: NO_SLOT,
-                    };
-                    self.ids.by_id.insert(s.id.clone(), e);
+                    self.ids.by_id.insert(s.id.clone(), IdEntry { name, slot });
                     (name, 0, 0, false)
                 }
             };
             prizes.push(Prize {
-                id: s.id.clone(),
+                id: id.unwrap_or_else(|| s.id.clone()),
                 name,
                 weight: s.weight,
                 stock: s.stock,
@@ -677,14 +695,9 @@ impl Campaign {
                 paced: paced && s.stock.is_some(),
             });
         }
-        for p in &old {
+        for (p, _) in old.iter().zip(&kept).filter(|(_, k)| !**k) {
             if let Some(e) = self.ids.by_id.get_mut(p.id.as_slice()) {
                 e.slot = NO_SLOT;
-            }
-        }
-        for (i, p) in prizes.iter().enumerate() {
-            if let Some(e) = self.ids.by_id.get_mut(p.id.as_slice()) {
-                e.slot = i as u32;
             }
         }
         self.prizes = prizes;

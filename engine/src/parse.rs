@@ -142,9 +142,18 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
             Err(what.to_string())
         }
     };
+    // Option names are short: upper-cased on the stack (a longer one is unknown anyway).
+    let mut up = [0u8; 16];
     while i < args.len() {
-        let opt = args[i].to_ascii_uppercase();
-        match opt.as_slice() {
+        let opt: &[u8] = match up.get_mut(..args[i].len()) {
+            Some(u) => {
+                u.copy_from_slice(args[i]);
+                u.make_ascii_uppercase();
+                u
+            }
+            None => b"",
+        };
+        match opt {
             b"PRIZE" => {
                 need(i, 3, "PRIZE needs id weight stock")?;
                 if prizes.len() >= MAX_PRIZES {
