@@ -653,6 +653,7 @@ impl Campaign {
         let mut prizes = Vec::with_capacity(specs.len());
         // Ids are unique in `specs`: each entry is read (its old slot) and moved to its new
         // slot once; the entries of prizes leaving the table are cleared after.
+        let mut grown = false;
         for (i, s) in specs.iter().enumerate() {
             let slot = i as u32;
             let mut id = None;
@@ -679,6 +680,13 @@ impl Campaign {
                     }
                 }
                 None => {
+                    if !grown {
+                        // Room for the rest of the table at once, rather than growing (and
+                        // rehashing) step by step through a table of new ids.
+                        grown = true;
+                        self.ids.by_id.reserve(specs.len() - i);
+                        self.names.reserve(specs.len() - i);
+                    }
                     self.names.push(s.id.clone());
                     let name = self.names.len() as u32;
                     self.ids.by_id.insert(s.id.clone(), IdEntry { name, slot });

@@ -61,7 +61,27 @@ fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
 }
 
 pub fn encode_meta(c: &Campaign) -> Vec<u8> {
-    let mut w = Writer::with_capacity(256 + c.prizes.len() * 48);
+    // The exact size but for the rules and counters (a few hundred bytes): a full table with
+    // its names and retired prizes is megabytes, better not grown by doubling.
+    let prize = |p: &Prize| 4 + p.id.len() + 34;
+    let size = 1024
+        + c.last_batch
+            .iter()
+            .map(|(id, _)| 12 + id.len())
+            .sum::<usize>()
+        + c.names.iter().map(|n| 4 + n.len()).sum::<usize>()
+        + c.prizes
+            .iter()
+            .chain(c.retired.iter())
+            .map(prize)
+            .sum::<usize>()
+        + c.rules.stream.len()
+        + c.rules.fallback.as_ref().map_or(0, |f| f.len())
+        + c.transfers
+            .iter()
+            .map(|t| 21 + t.id.len() + t.prize.len() + t.peer.len())
+            .sum::<usize>();
+    let mut w = Writer::with_capacity(size);
     w.u8(ENCODING_VERSION);
     w.u64(c.seed.0);
     w.u64(c.seed.1);
