@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -166,7 +167,7 @@ def main() -> None:
     a.pin = False
     facts = run.machine_facts(a)
     shown = ["<before module>" if x == a.before else x for x in sys.argv[1:]]
-    facts[-1] = f"- run: bench/configure.py {' '.join(shown)}".rstrip()
+    facts[-1] = f"- run: bench/configure.py {shlex.join(shown)}".rstrip()
     if a.before:
         facts.append(f"- before module: {a.before_label or os.path.basename(a.before)}")
     for f in facts:
