@@ -50,8 +50,12 @@ stop: ## stop the server that `make run` started
 	redis-cli -p $(PORT) shutdown nosave || true
 
 BENCH_ARGS ?=
-bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short)
+bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short); then bench-configure
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/configure.py
+
+bench-configure: build deps ## time LOTTERY.CONFIGURE on 65,536 prizes (create, no-op, same table, all-new) vs HSET/SET, into bench/results-configure.md
+	$(PY) bench/configure.py
 
 bench-cluster: build deps ## one campaign on 1 vs 3 shards of a local Redis Cluster, INCR alongside, into bench/cluster-results.md
 	$(PY) bench/cluster.py $(BENCH_ARGS)
@@ -77,4 +81,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-cluster bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-configure bench-cluster bench-engine

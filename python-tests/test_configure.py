@@ -270,3 +270,35 @@ def test_all_keywords_lowercase(r):
     assert (s["soldout"], s["fallback"], s["stream"], s["idempotency_ms"], s["dayoffset"],
             s["window_start_ms"]) == ("FALLBACK", "b", "{c}s", 42, 60, 10)
     assert r.execute_command("LOTTERY.DRAIN", "{c}k", "last") == [0, []]
+
+
+def _table(prefix, n=65536):
+    out = []
+    for i in range(n):
+        out += ["PRIZE", f"{prefix}{i}", 1, 5]
+    return out
+
+
+def test_full_tables_and_the_limit_on_distinct_ids(r):
+    """65,536-prize tables: re-sent, replaced by all-new ids up to the 262,144 distinct ids a
+    campaign may have over its life, then refused with nothing changed; what is at the limit
+    survives DEBUG RELOAD and DUMP/RESTORE."""
+    configure(r, "c", *_table("a"))
+    configure(r, "c", "NOTHING", 5)
+    configure(r, "c", *_table("a"))
+    for p in ("b", "c", "d"):
+        configure(r, "c", *_table(p))
+    with pytest.raises(Exception) as e:
+        configure(r, "c", *_table("e", 1))
+    assert str(e.value).startswith("too many distinct prize ids over the campaign's life (at most 262144")
+    s = stats(r, "c")
+    assert len(s["prizes"]) == 65536 and s["prizes"][0] == ["d0", 1, 5, 0]
+    assert s["nothing_weight"] == 5
+    # Ids it had before are fine.
+    configure(r, "c", "PRIZE", "a7", 1, 5, "PRIZE", "b9", 2, 5)
+    assert r.execute_command("DEBUG", "RELOAD") == "OK"
+    assert [p[0] for p in stats(r, "c")["prizes"]] == ["a7", "b9"]
+    r.restore("c2", 0, r.dump("c"))
+    assert stats(r, "c2")["prizes"] == stats(r, "c")["prizes"]
+    with pytest.raises(Exception):
+        configure(r, "c2", "PRIZE", "new", 1, 1)

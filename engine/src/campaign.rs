@@ -20,6 +20,12 @@ use std::collections::HashMap;
 use std::hash::Hasher;
 
 pub const MAX_PRIZES: usize = 65_536;
+/// Distinct prize ids a campaign may use over its life (every one is kept, interned, so a
+/// user's last prize stays nameable): four full tables. CONFIGURE refuses a table that would
+/// go past it and the loader refuses a record that does, so whatever is saved loads. It also
+/// bounds the retired prizes and a DRAIN batch (each is a name), and with them the meta
+/// record a CONFIGURE replicates: under 150 MB even with every id at `MAX_ID_LEN`.
+pub const MAX_NAMES: usize = 4 * MAX_PRIZES;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_REQID_LEN: usize = 128;
 /// The longest campaign key CONFIGURE creates and COPY copies to, and the longest STREAM key.
@@ -309,6 +315,8 @@ pub enum ConfigError {
     NeedPrize,
     AllWeightsZero,
     TooManyPrizes,
+    /// The table would take the campaign past `MAX_NAMES` distinct prize ids.
+    TooManyNames,
     DuplicatePrize(Vec<u8>),
     UnknownFallback(Vec<u8>),
     /// PACE names a prize that is not in the resulting table, or one with INF stock.
@@ -327,6 +335,11 @@ impl std::fmt::Display for ConfigError {
                 )
             }
             ConfigError::TooManyPrizes => write!(f, "too many prizes (at most {MAX_PRIZES})"),
+            ConfigError::TooManyNames => write!(
+                f,
+                "too many distinct prize ids over the campaign's life (at most {MAX_NAMES}, \
+                 every id ever configured is kept): reuse ids or start a new campaign"
+            ),
             ConfigError::DuplicatePrize(id) => {
                 write!(f, "duplicate prize '{}'", crate::parse::shown(id))
             }
@@ -372,6 +385,8 @@ impl std::fmt::Display for OpError {
 }
 
 /// The campaign's state as a whole. Fields are public to the engine (persistence, effects).
+/// The prize table and the names are indexed by id: they change through `configure` (or a
+/// decoder, which then calls `reindex`), never by pushing to them directly.
 #[derive(Clone)]
 pub struct Campaign {
     /// SipHash keys for user ids, chosen at creation; part of the persisted state.
@@ -408,6 +423,28 @@ pub struct Campaign {
     /// Under SOLDOUT REDRAW with paced prizes: which paced prizes were available when the
     /// table was built (a change rebuilds it).
     table_paced: Vec<bool>,
+    /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
+    ids: IdIndex,
+}
+
+/// Not in the prize table (`IdEntry::slot`).
+const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct IdEntry {
+    /// Interned name (1-based).
+    name: u32,
+    /// Index in `Campaign::prizes`, or `NO_SLOT`.
+    slot: u32,
+}
+
+/// Every prize id the campaign has had, with its interned name and its place in the table:
+/// lookups by id are O(1) whatever the table's size.
+#[derive(Clone, Debug, Default)]
+struct IdIndex {
+    by_id: HashMap<Vec<u8>, IdEntry>,
+    /// Indices of the paced prizes, in table order.
+    paced: Vec<u32>,
 }
 
 /// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
@@ -448,6 +485,7 @@ impl Campaign {
             table: AliasTable::default(),
             table_dirty: true,
             table_paced: Vec::new(),
+            ids: IdIndex::default(),
         }
     }
 
@@ -510,67 +548,91 @@ impl Campaign {
         if let Some(v) = change.penalty_ms {
             rules.penalty_ms = v;
         }
-        // The prize table the change leads to (ids, weights and INF stock are all
-        // validation needs).
-        let specs: Vec<(&[u8], u32, bool)> = match &change.prizes {
-            Some(p) => p
-                .iter()
-                .map(|s| (s.id.as_slice(), s.weight, s.stock.is_none()))
-                .collect(),
-            None => self
-                .prizes
-                .iter()
-                .map(|p| (p.id.as_slice(), p.weight, p.stock.is_none()))
-                .collect(),
-        };
-        if specs.is_empty() {
+        // The prize table the change leads to: a new one, or the current one (valid as it
+        // is: ids unique and indexed).
+        let table = change.prizes.as_deref();
+        let len = table.map_or(self.prizes.len(), |p| p.len());
+        if len == 0 {
             return Err(ConfigError::NeedPrize);
         }
-        if specs.len() > MAX_PRIZES {
+        if len > MAX_PRIZES {
             return Err(ConfigError::TooManyPrizes);
         }
-        let mut seen: HashMap<&[u8], usize> = HashMap::with_capacity(specs.len());
-        for (i, (id, _, _)) in specs.iter().enumerate() {
-            if seen.insert(id, i).is_some() {
-                return Err(ConfigError::DuplicatePrize(id.to_vec()));
+        let mut seen: HashMap<&[u8], usize> = HashMap::new();
+        if let Some(p) = table {
+            seen.reserve(p.len());
+            for (i, s) in p.iter().enumerate() {
+                if seen.insert(&s.id, i).is_some() {
+                    return Err(ConfigError::DuplicatePrize(s.id.clone()));
+                }
             }
         }
-        let total: u64 =
-            specs.iter().map(|s| u64::from(s.1)).sum::<u64>() + u64::from(rules.nothing);
-        if total == 0 {
+        // Position of a prize id in the resulting table, and whether that prize has INF stock.
+        let position = |id: &[u8]| match table {
+            Some(_) => seen.get(id).copied(),
+            None => self.prize_index(id),
+        };
+        let inf = |i: usize| match table {
+            Some(p) => p[i].stock.is_none(),
+            None => self.prizes[i].stock.is_none(),
+        };
+        let weights: u64 = match table {
+            Some(p) => p.iter().map(|s| u64::from(s.weight)).sum(),
+            None => self.prizes.iter().map(|p| u64::from(p.weight)).sum(),
+        };
+        if weights + u64::from(rules.nothing) == 0 {
             return Err(ConfigError::AllWeightsZero);
         }
         if rules.soldout == SoldOut::Fallback {
             match &rules.fallback {
-                Some(f) if seen.contains_key(f.as_slice()) => {}
+                Some(f) if position(f).is_some() => {}
                 Some(f) => return Err(ConfigError::UnknownFallback(f.clone())),
                 None => return Err(ConfigError::UnknownFallback(Vec::new())),
             }
         }
         for (id, on) in &change.pace {
-            match seen.get(id.as_slice()) {
+            match position(id) {
                 None => {
                     return Err(ConfigError::BadPace(
                         id.clone(),
                         "is not in the prize table",
                     ))
                 }
-                Some(&i) if *on && specs[i].2 => {
+                Some(i) if *on && inf(i) => {
                     return Err(ConfigError::BadPace(id.clone(), "has INF stock"))
                 }
                 _ => {}
             }
         }
-        let paced_after = specs.iter().any(|(id, _, _)| {
-            match change.pace.iter().rev().find(|(p, _)| p.as_slice() == *id) {
-                Some((_, on)) => *on,
-                None => self.prize_index(id).is_some_and(|i| self.prizes[i].paced),
-            }
-        });
+        // Paced after the change: a prize given PACE LINEAR (the last clause for a prize
+        // wins), or a paced prize staying in the table without a PACE clause.
+        let pace: HashMap<&[u8], bool> = change
+            .pace
+            .iter()
+            .map(|(id, on)| (id.as_slice(), *on))
+            .collect();
+        let paced_after = pace.values().any(|&on| on)
+            || self.ids.paced.iter().any(|&i| {
+                let id = self.prizes[i as usize].id.as_slice();
+                !pace.contains_key(id) && position(id).is_some()
+            });
         if paced_after && rules.window.is_none() {
             return Err(ConfigError::PaceNeedsWindow);
         }
+        // Each id the campaign never had takes a name for good (counted only near the limit).
+        if let Some(p) = table {
+            if self.names.len() + p.len() > MAX_NAMES {
+                let fresh = p
+                    .iter()
+                    .filter(|s| !self.ids.by_id.contains_key(s.id.as_slice()))
+                    .count();
+                if self.names.len() + fresh > MAX_NAMES {
+                    return Err(ConfigError::TooManyNames);
+                }
+            }
+        }
         drop(seen);
+        drop(pace);
         // Valid: apply.
         if let Some(p) = &change.prizes {
             self.replace_prizes(p);
@@ -580,38 +642,69 @@ impl Campaign {
                 self.prizes[i].paced = *on;
             }
         }
+        self.index_paced();
 
         self.rules = rules;
         self.table_dirty = true;
         Ok(())
     }
 
+    /// Installs a new prize table (validated, within `MAX_NAMES`). Prizes keep their counters
+    /// and pacing by id; prizes dropped from the table are retired with their counters (DRAIN
+    /// still owes the pending sales; a prize that comes back keeps its sold count). O(old +
+    /// new table) hash lookups, plus one pass over the retired prizes when some come back or
+    /// leave (and a binary search among them for each id of the table the campaign had before
+    /// but not in its current table).
     fn replace_prizes(&mut self, specs: &[PrizeSpec]) {
-        let mut names: HashMap<Vec<u8>, u32> = self
-            .names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32 + 1))
-            .collect();
-        // Counters by id from the current table and from retired prizes.
-        let mut old: HashMap<Vec<u8>, (u64, u64, bool)> = HashMap::new();
-        for p in self.prizes.drain(..).chain(self.retired.drain(..)) {
-            old.insert(p.id, (p.sold, p.pending, p.paced));
-        }
+        let mut old = std::mem::take(&mut self.prizes);
+        let mut kept = vec![false; old.len()];
+        // Retired prizes coming back, by index in `retired`.
+        let mut back: Vec<usize> = Vec::new();
         let mut prizes = Vec::with_capacity(specs.len());
-        for s in specs {
-            let name = match names.get(&s.id) {
-                Some(&n) => n,
+        // Ids are unique in `specs`: each entry is read (its old slot) and moved to its new
+        // slot once; the entries of prizes leaving the table are cleared after.
+        let mut grown = false;
+        for (i, s) in specs.iter().enumerate() {
+            let slot = i as u32;
+            let mut id = None;
+            let (name, sold, pending, paced) = match self.ids.by_id.get_mut(s.id.as_slice()) {
+                Some(e) if e.slot != NO_SLOT => {
+                    let o = e.slot as usize;
+                    e.slot = slot;
+                    kept[o] = true;
+                    let p = &mut old[o];
+                    // The kept prize's id moves over (it is not needed in `old` any more).
+                    id = Some(std::mem::take(&mut p.id));
+                    (e.name, p.sold, p.pending, p.paced)
+                }
+                Some(e) => {
+                    e.slot = slot;
+                    let name = e.name;
+                    match self.retired_index(&s.id) {
+                        Some(r) => {
+                            back.push(r);
+                            let p = &self.retired[r];
+                            (name, p.sold, p.pending, false)
+                        }
+                        None => (name, 0, 0, false),
+                    }
+                }
                 None => {
+                    if !grown {
+                        // Room for the rest of the table at once, rather than growing (and
+                        // rehashing) step by step through a table of new ids.
+                        grown = true;
+                        self.ids.by_id.reserve(specs.len() - i);
+                        self.names.reserve(specs.len() - i);
+                    }
                     self.names.push(s.id.clone());
-                    let n = self.names.len() as u32;
-                    names.insert(s.id.clone(), n);
-                    n
+                    let name = self.names.len() as u32;
+                    self.ids.by_id.insert(s.id.clone(), IdEntry { name, slot });
+                    (name, 0, 0, false)
                 }
             };
-            let (sold, pending, paced) = old.remove(&s.id).unwrap_or((0, 0, false));
             prizes.push(Prize {
-                id: s.id.clone(),
+                id: id.unwrap_or_else(|| s.id.clone()),
                 name,
                 weight: s.weight,
                 stock: s.stock,
@@ -620,23 +713,113 @@ impl Campaign {
                 paced: paced && s.stock.is_some(),
             });
         }
-        // What is left was dropped from the table: keep its counters (DRAIN still owes the
-        // pending sales; a prize that comes back keeps its sold count).
-        let mut retired: Vec<Prize> = old
+        for (p, _) in old.iter().zip(&kept).filter(|(_, k)| !**k) {
+            if let Some(e) = self.ids.by_id.get_mut(p.id.as_slice()) {
+                e.slot = NO_SLOT;
+            }
+        }
+        self.prizes = prizes;
+        let mut leaving: Vec<Prize> = old
             .into_iter()
-            .map(|(id, (sold, pending, _))| Prize {
-                name: names.get(&id).copied().unwrap_or(0),
-                id,
+            .zip(kept)
+            .filter(|(_, k)| !k)
+            .map(|(p, _)| Prize {
                 weight: 0,
                 stock: Some(0),
-                sold,
-                pending,
                 paced: false,
+                ..p
             })
             .collect();
-        retired.sort_by(|a, b| a.id.cmp(&b.id));
-        self.prizes = prizes;
-        self.retired = retired;
+        if !back.is_empty() {
+            back.sort_unstable();
+            let mut next = back.iter().copied().peekable();
+            let mut at = 0;
+            self.retired.retain(|_| {
+                let stays = next.next_if_eq(&at).is_none();
+                at += 1;
+                stays
+            });
+        }
+        if !leaving.is_empty() {
+            // `retired` stays sorted by id: merge the two sorted runs.
+            leaving.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+            let stay = std::mem::take(&mut self.retired);
+            let mut merged = Vec::with_capacity(stay.len() + leaving.len());
+            let mut a = stay.into_iter().peekable();
+            let mut b = leaving.into_iter().peekable();
+            loop {
+                let from_a = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => x.id < y.id,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                merged.extend(if from_a { a.next() } else { b.next() });
+            }
+            self.retired = merged;
+        }
+    }
+
+    /// Index in `retired` (sorted by id) of a retired prize.
+    fn retired_index(&self, id: &[u8]) -> Option<usize> {
+        self.retired
+            .binary_search_by(|p| p.id.as_slice().cmp(id))
+            .ok()
+    }
+
+    /// Rebuilds the list of paced prizes (after the table or a prize's pacing changed).
+    fn index_paced(&mut self) {
+        self.ids.paced.clear();
+        self.ids.paced.extend(
+            self.prizes
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.paced)
+                .map(|(i, _)| i as u32),
+        );
+    }
+
+    /// Rebuilds the lookups by id from `names`, `prizes` and `retired` as a decoder filled
+    /// them, checking what they rely on: names unique, every prize and retired prize named by
+    /// its own id, no id both in the table and retired. Sorts `retired` by id if needed.
+    pub(crate) fn reindex(&mut self) -> Result<(), &'static str> {
+        if self.names.len() > MAX_NAMES {
+            return Err("too many prize names");
+        }
+        let mut by_id = HashMap::with_capacity(self.names.len());
+        for (i, n) in self.names.iter().enumerate() {
+            let e = IdEntry {
+                name: i as u32 + 1,
+                slot: NO_SLOT,
+            };
+            if by_id.insert(n.clone(), e).is_some() {
+                return Err("duplicate prize name");
+            }
+        }
+        for (i, p) in self.prizes.iter().enumerate() {
+            match by_id.get_mut(p.id.as_slice()) {
+                Some(e) if e.name == p.name && e.slot == NO_SLOT => e.slot = i as u32,
+                Some(e) if e.name == p.name => return Err("duplicate prize id"),
+                _ => return Err("prize name mismatch"),
+            }
+        }
+        if !self.retired.is_sorted_by(|a, b| a.id < b.id) {
+            self.retired.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        for (i, p) in self.retired.iter().enumerate() {
+            match by_id.get(p.id.as_slice()) {
+                Some(e) if e.name == p.name && e.slot == NO_SLOT => {}
+                Some(e) if e.name == p.name => return Err("duplicate prize id"),
+                _ => return Err("prize name mismatch"),
+            }
+            if i > 0 && self.retired[i - 1].id == p.id {
+                return Err("duplicate prize id");
+            }
+        }
+        self.ids.by_id = by_id;
+        self.index_paced();
+        self.table_dirty = true;
+        Ok(())
     }
 
     // ---- identities -------------------------------------------------------------------
@@ -662,8 +845,15 @@ impl Campaign {
         self.names.get(i).map(|v| v.as_slice())
     }
 
+    /// Index in `prizes` of the prize with this id (O(1)).
     pub fn prize_index(&self, id: &[u8]) -> Option<usize> {
-        self.prizes.iter().position(|p| p.id == id)
+        let e = self.ids.by_id.get(id)?;
+        (e.slot != NO_SLOT).then_some(e.slot as usize)
+    }
+
+    /// The interned name (1-based) of a prize id the campaign has had, if any (O(1)).
+    pub fn name_of(&self, id: &[u8]) -> Option<u32> {
+        self.ids.by_id.get(id).map(|e| e.name)
     }
 
     // ---- the draw ---------------------------------------------------------------------
@@ -673,13 +863,14 @@ impl Campaign {
     /// picks among the others with exactly their relative odds.
     fn ensure_table(&mut self, now: i64) {
         let redraw = self.rules.soldout == SoldOut::Redraw;
-        if redraw && self.prizes.iter().any(|p| p.paced) {
+        if redraw && !self.ids.paced.is_empty() {
             let w = self.rules.window;
+            let prizes = &self.prizes;
             let avail = self
-                .prizes
+                .ids
+                .paced
                 .iter()
-                .filter(|p| p.paced)
-                .map(|p| p.available(w, now));
+                .map(|&i| prizes[i as usize].available(w, now));
             if !avail.eq(self.table_paced.iter().copied()) {
                 self.table_dirty = true;
             }
@@ -701,11 +892,12 @@ impl Campaign {
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        let prizes = &self.prizes;
         self.table_paced = self
-            .prizes
+            .ids
+            .paced
             .iter()
-            .filter(|p| p.paced)
-            .map(|p| p.available(window, now))
+            .map(|&i| prizes[i as usize].available(window, now))
             .collect();
         self.table_dirty = false;
     }
@@ -1346,7 +1538,13 @@ impl Campaign {
             .chain(self.retired.iter())
             .map(|p| std::mem::size_of::<Prize>() + p.id.capacity())
             .sum();
-        let names: usize = self.names.iter().map(|n| n.capacity() + 24).sum();
+        // Each name is held twice: in `names` and as a key of the lookup by id.
+        let names: usize = self
+            .names
+            .iter()
+            .map(|n| 2 * (n.capacity() + 24) + std::mem::size_of::<IdEntry>() + 8)
+            .sum::<usize>()
+            + self.ids.paced.capacity() * 4;
         std::mem::size_of::<Campaign>()
             + prizes
             + names

@@ -5,8 +5,8 @@
 //! nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
 
 use super::campaign::{
-    Campaign, ConfigChange, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN, MAX_PRIZES,
-    MAX_STREAM_KEY_LEN,
+    Campaign, ConfigChange, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN, MAX_NAMES,
+    MAX_PRIZES, MAX_STREAM_KEY_LEN,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::gate::{read_client, write_client, ClientState, Gate, Swept};
@@ -444,7 +444,7 @@ impl Effect {
             T_UNBAN => Effect::Unban { user: r.u128()? },
             T_DRAIN => {
                 let seq = r.u64()?;
-                let n = r.count(12, usize::MAX)?;
+                let n = r.count(12, MAX_NAMES)?;
                 let mut batch = Vec::with_capacity(n);
                 for _ in 0..n {
                     let id = r.bytes(MAX_ID_LEN)?.to_vec();

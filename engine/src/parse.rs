@@ -6,6 +6,7 @@ use crate::campaign::{
     MAX_KEY_LEN, MAX_PRIZES, MAX_REQID_LEN,
 };
 use crate::gate::{parse_ppm, Rate, MAX_RATE, PPM};
+use std::collections::HashSet;
 
 /// An error message without the leading `ERR `.
 pub type PResult<T> = Result<T, String>;
@@ -152,6 +153,8 @@ fn once<T>(slot: &Option<T>, name: &str) -> PResult<()> {
 pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
     let mut c = ConfigChange::default();
     let mut prizes: Vec<PrizeSpec> = Vec::new();
+    // Prize ids given PACE so far (a set: a command may have one clause per prize).
+    let mut paced: HashSet<&[u8]> = HashSet::new();
     let mut i = 0;
     let need = |i: usize, n: usize, what: &str| -> PResult<()> {
         if i + n < args.len() {
@@ -160,9 +163,18 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
             Err(what.to_string())
         }
     };
+    // Option names are short: upper-cased on the stack (a longer one is unknown anyway).
+    let mut up = [0u8; 16];
     while i < args.len() {
-        let opt = args[i].to_ascii_uppercase();
-        match opt.as_slice() {
+        let opt: &[u8] = match up.get_mut(..args[i].len()) {
+            Some(u) => {
+                u.copy_from_slice(args[i]);
+                u.make_ascii_uppercase();
+                u
+            }
+            None => b"",
+        };
+        match opt {
             b"PRIZE" => {
                 need(i, 3, "PRIZE needs id weight stock")?;
                 if prizes.len() >= MAX_PRIZES {
@@ -343,7 +355,7 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                         ))
                     }
                 };
-                if c.pace.iter().any(|(p, _)| *p == id) {
+                if !paced.insert(args[i + 1]) {
                     return Err(format!("PACE given twice for prize '{}'", shown(&id)));
                 }
                 c.pace.push((id, on));

@@ -7,7 +7,7 @@
 
 use super::campaign::{
     Campaign, Prize, Rules, SoldOut, UserDay, UserWins, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS,
-    MAX_ID_LEN, MAX_PRIZES, MAX_STREAM_KEY_LEN, REJECTION_COUNT,
+    MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN, REJECTION_COUNT,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::effect::{
@@ -24,8 +24,6 @@ use super::transfer::Transfers;
 pub const ENCODING_VERSION: u8 = 4;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
-/// Interned prize names a campaign may accumulate over its life.
-pub const MAX_NAMES: usize = 1 << 24;
 
 const K_USERS: u8 = 1;
 const K_WINNERS: u8 = 2;
@@ -64,7 +62,27 @@ fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
 }
 
 pub fn encode_meta(c: &Campaign) -> Vec<u8> {
-    let mut w = Writer::with_capacity(256 + c.prizes.len() * 48);
+    // The exact size but for the rules and counters (a few hundred bytes): a full table with
+    // its names and retired prizes is megabytes, better not grown by doubling.
+    let prize = |p: &Prize| 4 + p.id.len() + 34;
+    let size = 1024
+        + c.last_batch
+            .iter()
+            .map(|(id, _)| 12 + id.len())
+            .sum::<usize>()
+        + c.names.iter().map(|n| 4 + n.len()).sum::<usize>()
+        + c.prizes
+            .iter()
+            .chain(c.retired.iter())
+            .map(prize)
+            .sum::<usize>()
+        + c.rules.stream.len()
+        + c.rules.fallback.as_ref().map_or(0, |f| f.len())
+        + c.transfers
+            .iter()
+            .map(|t| 21 + t.id.len() + t.prize.len() + t.peer.len())
+            .sum::<usize>();
+    let mut w = Writer::with_capacity(size);
     w.u8(ENCODING_VERSION);
     w.u64(c.seed.0);
     w.u64(c.seed.1);
@@ -220,7 +238,7 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.paused = r.bool()?;
     c.counters = read_counters(&mut r, if v >= 3 { REJECTION_COUNT } else { 7 })?;
     c.drain_seq = r.u64()?;
-    // A DRAIN batch names each prize (current or retired) at most once.
+    // A DRAIN batch names prizes of the table and retired ones: at most one entry a name.
     let n = r.count(12, MAX_NAMES)?;
     for _ in 0..n {
         let id = r.bytes(MAX_ID_LEN)?.to_vec();
@@ -235,7 +253,7 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     for _ in 0..n {
         c.prizes.push(read_prize(&mut r, v)?);
     }
-    let n = r.count(30, MAX_NAMES)?;
+    let n = r.count(30, MAX_NAMES - c.prizes.len())?;
     for _ in 0..n {
         c.retired.push(read_prize(&mut r, v)?);
     }
@@ -292,13 +310,13 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
         c.waiting.reserve_for_load(hint(r.u64()?));
     }
     r.finish()?;
-    validate(&c)?;
-    c.invalidate_table();
+    validate(&mut c)?;
     Ok(c)
 }
 
-/// Cross-checks a decoded campaign: what the engine relies on must hold.
-fn validate(c: &Campaign) -> DResult<()> {
+/// Cross-checks a decoded campaign (what the engine relies on must hold) and builds its
+/// lookups by id.
+fn validate(c: &mut Campaign) -> DResult<()> {
     if c.prizes.is_empty() {
         return Err(DecodeError("no prizes"));
     }
@@ -307,15 +325,8 @@ fn validate(c: &Campaign) -> DResult<()> {
     if total == 0 {
         return Err(DecodeError("all weights zero"));
     }
-    let mut ids = std::collections::HashSet::new();
-    for p in c.prizes.iter().chain(c.retired.iter()) {
-        if !ids.insert(p.id.as_slice()) {
-            return Err(DecodeError("duplicate prize id"));
-        }
-        if c.name(p.name) != Some(p.id.as_slice()) {
-            return Err(DecodeError("prize name mismatch"));
-        }
-    }
+    // Unique names, each prize named by its id, no id twice among prizes and retired ones.
+    c.reindex().map_err(DecodeError)?;
     match (&c.rules.soldout, &c.rules.fallback) {
         (SoldOut::Fallback, Some(f)) if c.prize_index(f).is_some() => {}
         (SoldOut::Fallback, _) => return Err(DecodeError("bad fallback")),
