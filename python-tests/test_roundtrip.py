@@ -559,7 +559,7 @@ def build_many_prizes(b, n=65_536):
 def build_many_users(b):
     """More than one chunk (4096 entries) of users, winners, bans, REQID memory entries
     (REQIDs of 128 bytes), clients (ids of 256 bytes) with CLIENTLIMIT and PENALTY, and
-    users remembered by ADMIT."""
+    users remembered by ADMIT; left paused."""
     key = b"{mu}camp"
     assert b.create(key, "PRIZE", "gold", 1, 3000, "PRIZE", "silver", 3, "INF",
                     "PRIZE", "tin", 1, 500, "NOTHING", 4, "COOLDOWN", 1000, "DAILY", 3,
@@ -590,7 +590,7 @@ def build_many_users(b):
     for i in range(1, n, 2):
         c = ["LOTTERY.DRAW", key, users[i], "REQID", reqid(i, 1), "CLIENT", client(i)]
         cmds.append(tuple(c))
-    cmds.append(("LOTTERY.DRAIN", key))
+    cmds += [("LOTTERY.DRAIN", key), ("LOTTERY.PAUSE", key)]
     b.send(cmds)
     b.add(key, users[:20] + users[-20:] + [b"granted-only:1"])
     return b.done(clock=T0 + 6000)
@@ -963,6 +963,8 @@ def run_chain(builder_fn, server_factory, name):
     wait_replica_synced(m, r2, f"{name} via replica_sync")
     assert_same(observe(m, built, master=False), observe(r2, built, master=False),
                 f"{name} via replica_sync", master=False)
+    r1.stop()       # (so the restarts below do not wait for full syncs)
+    r2.stop()
     r = m.client()
     try:
         r.execute_command("DEBUG", "RELOAD")
