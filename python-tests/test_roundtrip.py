@@ -271,7 +271,7 @@ def _rand_options(rng, key, table, t, creating):
     window = False
     if rng.random() < 0.35:
         a = t - rng.choice([0, 1000, DAY])
-        o += ["WINDOW", max(0, a), a + rng.choice([1, 5000, DAY, 30 * DAY])]
+        o += ["WINDOW", max(0, a), a + rng.choice([1, 5000, 30 * DAY, 365 * DAY, 365 * DAY])]
         window = True
     sold = rng.random()
     if sold < 0.2:
@@ -280,7 +280,7 @@ def _rand_options(rng, key, table, t, creating):
         o += ["SOLDOUT", "REDRAW"]
     elif sold < 0.55:
         o += ["SOLDOUT", "FALLBACK", rng.choice(table)[0]]
-    if rng.random() < (0.5 if creating else 0.15):
+    if rng.random() < (0.5 if creating else 0.004):
         o += ["STREAM", stream_for(key, rng.choice([b":s", b":w" * rng.randint(1, 50)]))]
     if rng.random() < 0.3:
         o += ["IDEMPOTENCY", rng.choice([0, 1, 60_000, 86_400_000])]
@@ -327,12 +327,13 @@ def build_random(b, seed):
     clients = [f"10.0.0.{i}".encode() for i in range(12)] + [bin_id(rng, 256) for _ in range(4)]
     reqids = [f"r{i}".encode() for i in range(30)] + [bin_id(rng, 128) for _ in range(6)]
     transfer_ids = []
+    pairs = []          # (user, reqid) already used: drawing with them again is a replay
     cmds = []
     steps = rng.choice([300, 600, 1200])
     t = b.t
     for _ in range(steps):
         if rng.random() < 0.15:
-            t += rng.choice([0, 1, 10, 999, 1000, 60_000, 3_600_000, DAY])
+            t += rng.choice([0, 1, 10, 999, 1000, 60_000, 3_600_000, 3_600_000, DAY])
             cmds.append(b.pin_cmd(t))
         key = rng.choice(keys)
         st = state[key]
@@ -341,7 +342,12 @@ def build_random(b, seed):
         if x < 0.45:
             c = ["LOTTERY.DRAW", key, u]
             if rng.random() < 0.3:
-                c += ["REQID", rng.choice(reqids)]
+                if pairs and rng.random() < 0.4:
+                    c[2], rid = rng.choice(pairs)
+                else:
+                    rid = rng.choice(reqids)
+                    pairs.append((u, rid))
+                c += ["REQID", rid]
             if rng.random() < 0.3:
                 c += ["CLIENT", rng.choice(clients)]
             if len(c) == 7 and rng.random() < 0.5:
