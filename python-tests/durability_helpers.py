@@ -1,5 +1,5 @@
-"""Extra helpers for the durability / hostile-input suite (test_replication_effects.py,
-test_failover.py, test_aof_rdb.py, test_datatype.py, test_hostile.py).
+"""Extra helpers for the durability / hostile-input tests (persistence/, replication/, and the
+feature tests that also check saving and replicas: test_flow.py, test_transfer.py, ...).
 
 Builds on lottery_helpers (RedisServer, RawClient, stats/user/...); nothing here changes them.
 
@@ -246,7 +246,7 @@ def aof_commands(dirpath):
 
 # --------------------------------------------------------------------------------------------
 # CRC-64/Jones, own bitwise implementation (cross-checked against a real DUMP and against
-# lottery_helpers.crc64 in test_hostile.py)
+# lottery_helpers.crc64 in persistence/test_hostile.py)
 
 CRC64_POLY = 0xAD93D23594C935A9
 
