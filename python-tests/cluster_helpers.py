@@ -1,5 +1,5 @@
-"""A local Redis Cluster with the lottery module loaded on every node, for the issue-6 tests
-(test_cluster.py, test_sharded.py).
+"""A local Redis Cluster with the lottery module loaded on every node, for the cluster tests
+(test_cluster.py, test_sharded.py, test_sharded_failover.py).
 
     c = Cluster(masters=3, replicas=1)      # 6 redis-servers, `redis-cli --cluster create`
     rc = c.client()                         # redis-py RedisCluster (decode_responses=True)

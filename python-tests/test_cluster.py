@@ -1,4 +1,4 @@
-"""Issue 6: the module in a real Redis Cluster (3 masters + 3 replicas, module on every node).
+"""The module in a real Redis Cluster (3 masters + 3 replicas, module on every node).
 
 - COMMAND INFO / COMMAND GETKEYS: the key is argument 1 of every lottery.* command (LOTTERY.DEBUG
   has none), so cluster-aware clients route every command by its key;

@@ -143,7 +143,8 @@ def test_default_stream_name(r, key, expected):
 @pytest.mark.parametrize("key", ["a{}b", "{}", "{}x{y}"])
 def test_empty_hash_tag_counts_as_no_tag(r, raw, key):
     """An empty tag {} is no tag, so commands.md names the default `{key}:wins`; but that name
-    can never hash to the key's slot (its own tag ends at the key's '}'), which SPEC.md forbids.
+    can never hash to the key's slot (its own tag ends at the key's '}'), which a campaign must never do
+    (it never writes outside its slot).
     Accept either reading: the doc's name, or a refusal asking for STREAM; with an explicit
     same-slot STREAM the campaign must work."""
     rep = raw.call("LOTTERY.CONFIGURE", key, "PRIZE", "p", 1, "INF")

@@ -1,4 +1,4 @@
-"""Flow control and anti-abuse (issue 7): RATE/BURST -> BUSY, ADMIT p1 p2 -> RETRY,
+"""Flow control and anti-abuse: RATE/BURST -> BUSY, ADMIT p1 p2 -> RETRY,
 DRAW ... CLIENT id with CLIENTLIMIT and PENALTY -> LIMITED (and the penalty box, visible in
 USER and STATS, lifted by UNBAN), PACE prize LINEAR; all replicated as effects, persisted,
 and an encoding written by the previous version still loads."""

@@ -1,4 +1,4 @@
-"""Issue 7, operations (docs/operations.md): INFO lottery, keyspace events, ACL recipes,
+"""Operations (docs/operations.md): INFO lottery, keyspace events, ACL recipes,
 COMMAND DOCS / COMMAND INFO.
 
 - INFO lottery: the field list (rejections follow the outcomes LOTTERY.STATS reports), the

@@ -1,8 +1,8 @@
-"""Issue 6: sharded campaigns (lottery-shards + lottery-writer --cluster --shards) on a real
+"""Sharded campaigns (lottery-shards + lottery-writer --cluster --shards) on a real
 3-master/3-replica cluster with the module on every node.
 
-- lottery-shards create/describe/route/stats/pause/resume/restock/check against the contract
-  (/work/notes/shard-contract.md): shard keys on the masters the contract names, stock split
+- lottery-shards create/describe/route/stats/pause/resume/restock/check against the layout
+  in docs/sharding.md: shard keys on the masters it names, stock split
   S/N + (1 if i < S%N), routing equal to routing/lottery_route.py;
 - many clients drawing concurrently on a sharded campaign until it sells out: total wins ==
   total stock, every user's wins <= MAXWINS, every win a client saw in its shard's stream, and

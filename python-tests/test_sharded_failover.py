@@ -1,4 +1,4 @@
-"""A sharded campaign through a master failover (issue 6): many clients drawing through
+"""A sharded campaign through a master failover: many clients drawing through
 RedisCluster with REQID retries, the mover rebalancing in a loop and lottery-writer persisting,
 while one shard's replica takes over with CLUSTER FAILOVER. Nothing a client saw as WIN is
 lost, draws continue on the new master, stock is conserved and the campaign sells out."""
