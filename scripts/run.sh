@@ -244,7 +244,7 @@ for v in "${x[@]}"; do
     fi
 done
 if [ -n "$line" ]; then echo "$line"; else echo "    (no wins yet)"; fi
-echo "  Writers consume it with XGROUP CREATE / XREADGROUP / XACK (see README.md)."
+echo "  Writers consume it with XGROUP CREATE / XREADGROUP / XACK (see docs/semantics.md)."
 
 section "LOTTERY.DRAIN $KEY: prizes sold since the last drain, for your stock database"
 out="$(call LOTTERY.DRAIN "$KEY")"
