@@ -1,4 +1,4 @@
-//! lottery-shards: one redis-lottery campaign sharded over a Redis Cluster (issue 6).
+//! lottery-shards: one redis-lottery campaign sharded over a Redis Cluster.
 //!
 //! Layout, in reading order:
 //! - [`error`]: the error kinds and the process exit code of each;
