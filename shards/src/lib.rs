@@ -2,8 +2,9 @@
 //!
 //! Layout, in reading order:
 //! - [`error`]: the error kinds and the process exit code of each;
-//! - [`descriptor`]: the campaign's descriptor hash, shard placement, configure options and the
-//!   stock split (pure);
+//! - the campaign's descriptor hash, shard placement, configure options and the stock split
+//!   (pure) are in the `lottery-cluster` crate (`lottery_cluster::descriptor`), shared with
+//!   lottery-writer;
 //! - [`cluster`]: the cluster topology (masters by node id, slot owners) and a connection that
 //!   routes each command by its key;
 //! - [`stats`]: reading `LOTTERY.STATS` and transfer records, combined figures and the
@@ -13,7 +14,6 @@
 //! - `main.rs`: the command line.
 
 pub mod cluster;
-pub mod descriptor;
 pub mod error;
 pub mod lease;
 pub mod rebalance;

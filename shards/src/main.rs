@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lottery_engine::keyslot::default_stream;
-use lottery_shards::cluster::{normalise_seed, Cluster};
-use lottery_shards::descriptor::{
-    descriptor_key, place_shards, split, validate_name, ConfigureOptions, Descriptor, Stock,
-    MAX_SHARDS,
+use lottery_cluster::descriptor::{
+    descriptor_key, missing, place_shards, split, validate_name, ConfigureOptions, Descriptor,
+    Stock, MAX_SHARDS,
 };
+use lottery_cluster::keyslot::default_stream;
+use lottery_shards::cluster::{normalise_seed, Cluster};
 use lottery_shards::error::{Error, Result};
 use lottery_shards::lease::{self, Lease};
 use lottery_shards::rebalance::{self, Shards, Step};
@@ -149,9 +149,7 @@ fn load(c: &mut Cluster, name: &str) -> Result<Descriptor> {
     let key = descriptor_key(name);
     let raw: BTreeMap<String, String> = c.query(redis::cmd("HGETALL").arg(&key))?;
     if raw.is_empty() {
-        return Err(Error::Campaign(format!(
-            "no sharded campaign '{name}' (no key {key})"
-        )));
+        return Err(Error::Campaign(missing(name)));
     }
     let fields: Vec<(String, String)> = raw.into_iter().collect();
     Descriptor::parse(name, &fields).map_err(Error::Campaign)

@@ -28,9 +28,9 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cluster::Cluster;
-use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::stats::{parse_records, Record, ShardStats};
+use lottery_cluster::descriptor::Descriptor;
 
 /// What the protocol needs from the shards (the cluster, or a fake in tests).
 pub trait Shards {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redis::Value;
 use serde_json::{json, Map, Value as Json};
 
-use crate::descriptor::{Descriptor, Stock};
+use lottery_cluster::descriptor::{Descriptor, Stock};
 
 /// One row of STATS' `prizes`: `[id, weight, stock (-1 INF), sold]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

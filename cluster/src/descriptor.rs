@@ -3,12 +3,13 @@
 //!
 //! Descriptor: the hash `lottery:shards:NAME` with `format=1`, `name`, `shards=N`,
 //! `shard:<i>=<shard key>`, `route=fnv1a64-splitmix-mul/1`, `stock:<prize>=<total units ever
-//! put in>` (or `INF`) and `created_ms`.
+//! put in>` (or `INF`) and `created_ms`. lottery-shards writes it; lottery-shards and
+//! lottery-writer read it with [`Descriptor::parse`], so both accept the same descriptors.
 
 use std::collections::BTreeMap;
 
-use lottery_engine::keyslot::key_slot;
-use lottery_engine::route::ROUTE_NAME;
+use crate::keyslot::key_slot;
+use crate::route::ROUTE_NAME;
 
 pub const PREFIX: &str = "lottery:shards:";
 pub const FORMAT: &str = "1";
@@ -72,6 +73,14 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 
 pub fn descriptor_key(name: &str) -> String {
     format!("{PREFIX}{name}")
+}
+
+/// The error for a campaign whose descriptor hash is missing (empty).
+pub fn missing(name: &str) -> String {
+    format!(
+        "no sharded campaign '{name}' (no key {})",
+        descriptor_key(name)
+    )
 }
 
 /// Candidate `k` for shard `i`: `{NAME.i}` for k = 0, else `{NAME.i.k}`.
@@ -156,9 +165,19 @@ impl Descriptor {
             .ok()
             .filter(|n| (1..=MAX_SHARDS).contains(n))
             .ok_or_else(|| format!("descriptor of {name:?} has a bad shard count {shards:?}"))?;
-        let keys = (0..shards)
-            .map(|i| get(&format!("shard:{i}")).map(str::to_string))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut keys: Vec<String> = Vec::with_capacity(shards as usize);
+        for i in 0..shards {
+            let key = get(&format!("shard:{i}"))?;
+            if key.is_empty() {
+                return Err(format!("descriptor of {name:?} has an empty shard:{i}"));
+            }
+            if keys.iter().any(|k| k == key) {
+                return Err(format!(
+                    "descriptor of {name:?} lists shard key {key:?} twice"
+                ));
+            }
+            keys.push(key.to_string());
+        }
         let mut stock = BTreeMap::new();
         for (k, v) in &map {
             if let Some(prize) = k.strip_prefix("stock:") {
@@ -199,7 +218,7 @@ impl Descriptor {
     }
 
     pub fn shard_of(&self, user: &[u8]) -> (u32, &str) {
-        let i = lottery_engine::route::shard_index(user, self.shards);
+        let i = crate::route::shard_index(user, self.shards);
         (i, &self.keys[i as usize])
     }
 }
@@ -321,6 +340,10 @@ mod tests {
         assert!(validate_name("a{b}").is_err());
         assert!(validate_name("a b").is_err());
         assert_eq!(descriptor_key("x"), "lottery:shards:x");
+        assert_eq!(
+            missing("x"),
+            "no sharded campaign 'x' (no key lottery:shards:x)"
+        );
         assert_eq!(shard_key_candidate("x", 2, 0), "{x.2}");
         assert_eq!(shard_key_candidate("x", 2, 5), "{x.2.5}");
     }
@@ -387,6 +410,8 @@ mod tests {
             ("shards", "0"),
             ("shards", "x"),
             ("stock:phone", "-1"),
+            ("shard:1", ""),
+            ("shard:1", "{spring.0}"),
         ] {
             assert!(
                 Descriptor::parse("spring", &fields(&[bad])).is_err(),
