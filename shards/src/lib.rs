@@ -11,7 +11,8 @@
 //!   conservation check (pure once read);
 //! - [`rebalance`]: the transfer protocol (OUT -> IN -> SETTLE), its crash points and recovery;
 //! - [`lease`]: the mover lease that keeps `configure`/`restock` from running under a mover;
-//! - `main.rs`: the command line.
+//! - the binary (`main.rs`, `args.rs`, `commands/`): the command line, one module per
+//!   subcommand or group.
 
 pub mod cluster;
 pub mod error;
