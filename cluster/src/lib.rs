@@ -2,13 +2,15 @@
 //! so that both read it the same way:
 //!
 //! - [`descriptor`]: the descriptor hash `lottery:shards:NAME` (parsing, validation and its
-//!   limits), campaign names, shard placement, `LOTTERY.CONFIGURE` options and the stock split;
+//!   limits), campaign names and shard placement;
+//! - [`configure`]: `LOTTERY.CONFIGURE` options for a whole campaign and the stock split;
 //! - [`keyslot`]: the cluster key slot of a key (CRC16) and a campaign's default wins stream
 //!   (the engine's, re-exported);
 //! - [`route`]: the shard of a user (the engine's, re-exported).
 //!
 //! Everything here is pure: no connection, no Redis client.
 
+pub mod configure;
 pub mod descriptor;
 
 pub use lottery_engine::keyslot;

@@ -4,7 +4,8 @@
 use std::ffi::OsString;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lottery_cluster::descriptor::{ConfigureOptions, MAX_SHARDS};
+use lottery_cluster::configure::ConfigureOptions;
+use lottery_cluster::descriptor::MAX_SHARDS;
 use lottery_shards::cluster::normalise_seed;
 use lottery_shards::error::{Error, Result};
 

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use lottery_cluster::descriptor::{descriptor_key, ConfigureOptions, Stock};
+use lottery_cluster::configure::ConfigureOptions;
+use lottery_cluster::descriptor::{descriptor_key, Stock};
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result};
 use lottery_shards::lease::{self, Lease};

@@ -2,7 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lottery_cluster::descriptor::{descriptor_key, place_shards, ConfigureOptions, Descriptor};
+use lottery_cluster::configure::ConfigureOptions;
+use lottery_cluster::descriptor::{descriptor_key, place_shards, Descriptor};
 use lottery_cluster::keyslot::default_stream;
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result};

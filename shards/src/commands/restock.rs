@@ -1,6 +1,7 @@
 //! `restock`: adds or takes away units of a prize across the shards.
 
-use lottery_cluster::descriptor::{descriptor_key, split, Stock};
+use lottery_cluster::configure::split;
+use lottery_cluster::descriptor::{descriptor_key, Stock};
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result};
 use lottery_shards::lease::Lease;
