@@ -1,4 +1,4 @@
-"""Routing users to the shards of a sharded redis-lottery campaign (issue 6).
+"""Routing users to the shards of a sharded redis-lottery campaign.
 
 Dependency-free: works with any redis-py style client (``r.hgetall(key)``), user ids given as
 ``bytes`` or ``str`` (``str`` is encoded as UTF-8). The algorithm is the one of

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use lottery_engine::keyslot::key_slot;
+use lottery_cluster::keyslot::key_slot;
 use redis::cluster::{ClusterClientBuilder, ClusterConnection};
 use redis::{Cmd, ConnectionLike, FromRedisValue, Value};
 

@@ -16,8 +16,8 @@
 use std::time::Duration;
 
 use crate::cluster::Cluster;
-use crate::descriptor::descriptor_key;
 use crate::error::{Error, Result};
+use lottery_cluster::descriptor::descriptor_key;
 
 /// Lease length of a one-shot `rebalance`, of `configure` and `restock`, and the least one of a
 /// looping `rebalance`.

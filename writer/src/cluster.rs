@@ -8,7 +8,7 @@
 //! pending list), so it routes itself:
 //!
 //! - the slot map comes from `CLUSTER SLOTS` (asked of the known nodes, then of the seeds);
-//! - a command goes to the master owning its key's slot (`lottery_engine::keyslot::key_slot`),
+//! - a command goes to the master owning its key's slot (`lottery_cluster::keyslot::key_slot`),
 //!   over one plain connection per node;
 //! - `MOVED`: the slot map is refreshed and the command is sent to the new owner (a `MOVED`
 //!   reply means the command did not run, so resending is safe); `ASK`: `ASKING` + the command
@@ -17,7 +17,7 @@
 //!   drops that connection and the slot map and is returned to the caller, which backs off and
 //!   recovers (its next command rediscovers the topology).
 
-use lottery_engine::keyslot::key_slot;
+use lottery_cluster::keyslot::key_slot;
 use redis::{ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisResult, Value};
 use std::collections::HashMap;
 use std::time::Duration;

@@ -17,6 +17,23 @@ pub fn v(s: &str) -> String {
     }
 }
 
+/// A URL with its password hidden, for the logs.
+pub fn mask_url(url: &str) -> String {
+    // redis://user:secret@host -> redis://user:***@host
+    if let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@')) {
+        let auth = &url[scheme_end + 3..at];
+        if let Some(colon) = auth.find(':') {
+            return format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &auth[..colon],
+                &url[at..]
+            );
+        }
+    }
+    url.to_string()
+}
+
 fn now_utc() -> String {
     let d = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,0 +1,207 @@
+//! The command line: the subcommands and their options, the seed nodes, and the checks that
+//! need no server.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lottery_cluster::configure::ConfigureOptions;
+use lottery_cluster::descriptor::MAX_SHARDS;
+use lottery_shards::cluster::normalise_seed;
+use lottery_shards::error::{Error, Result};
+
+use crate::commands::{name_ok, restock::parse_delta};
+
+#[derive(Parser)]
+#[command(
+    name = "lottery-shards",
+    version,
+    about = "Creates, inspects, changes and rebalances a redis-lottery campaign sharded over a Redis Cluster"
+)]
+pub struct Cli {
+    /// Any cluster node, redis://HOST:PORT (repeatable, or a comma list). Default: $LOTTERY_CLUSTER.
+    #[arg(long, global = true, value_name = "redis://HOST:PORT")]
+    pub cluster: Vec<String>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CrashAfter {
+    Out,
+    In,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create NAME with N shards: lottery-shards create NAME --shards N -- PRIZE id weight stock ...
+    Create {
+        name: String,
+        #[arg(long)]
+        shards: u32,
+        /// LOTTERY.CONFIGURE options (after --); each finite PRIZE stock is split over the shards
+        #[arg(last = true, required = true, value_name = "OPTIONS")]
+        options: Vec<String>,
+    },
+    /// Print the descriptor, one `field = value` line each
+    Describe { name: String },
+    /// Print the shard of USER: `<index> <key>`
+    Route {
+        name: String,
+        #[arg(value_parser = clap::value_parser!(OsString))]
+        user: OsString,
+    },
+    /// Combined figures of every shard
+    Stats {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send LOTTERY.CONFIGURE options to every shard (PRIZE stocks split as in create)
+    Configure {
+        name: String,
+        /// Run even while a rebalance holds the mover lease
+        #[arg(long)]
+        force: bool,
+        #[arg(last = true, required = true, value_name = "OPTIONS")]
+        options: Vec<String>,
+    },
+    /// Add (or, negative, take away) DELTA units of PRIZE, split across the shards
+    Restock {
+        name: String,
+        prize: String,
+        #[arg(allow_negative_numbers = true)]
+        delta: String,
+        /// Run even while a rebalance holds the mover lease
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pause every shard
+    Pause { name: String },
+    /// Resume every shard
+    Resume { name: String },
+    /// Finish pending transfers, then even out every finite prize's remaining stock
+    Rebalance {
+        name: String,
+        /// Keep rebalancing every MS milliseconds until SIGTERM/SIGINT
+        #[arg(long, value_name = "MS")]
+        every_ms: Option<u64>,
+        /// Leave out moves of fewer units
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        min_move: u64,
+        /// Fault tests: abort right after that step of the first transfer
+        #[arg(long, value_enum)]
+        crash_after: Option<CrashAfter>,
+        /// Tests: the mover lease's length (default max(3 * every-ms, 10000))
+        #[arg(long, value_name = "MS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        lease_ms: Option<u64>,
+    },
+    /// Conservation per prize: total == remaining + sold + in_flight (exit 1 when not)
+    Check {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn seeds(cli: &[String]) -> Result<Vec<String>> {
+    let raw = if cli.is_empty() {
+        std::env::var("LOTTERY_CLUSTER").unwrap_or_default()
+    } else {
+        cli.join(",")
+    };
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(normalise_seed)
+        .collect()
+}
+
+/// Checks what needs no server, before connecting.
+pub fn check(cmd: &Cmd) -> Result<()> {
+    match cmd {
+        Cmd::Create {
+            name,
+            shards,
+            options,
+        } => {
+            name_ok(name)?;
+            if name.ends_with(":mover") {
+                // Its descriptor key would be the mover lease of the campaign before ":mover".
+                return Err(Error::Usage(format!(
+                    "bad campaign name {name:?}: it must not end with \":mover\""
+                )));
+            }
+            if !(1..=MAX_SHARDS).contains(shards) {
+                return Err(Error::Usage(format!("--shards must be 1..={MAX_SHARDS}")));
+            }
+            ConfigureOptions::parse(options).map_err(Error::Usage)?;
+        }
+        Cmd::Configure { name, options, .. } => {
+            name_ok(name)?;
+            ConfigureOptions::parse(options).map_err(Error::Usage)?;
+        }
+        Cmd::Describe { name }
+        | Cmd::Route { name, .. }
+        | Cmd::Stats { name, .. }
+        | Cmd::Restock { name, .. }
+        | Cmd::Pause { name }
+        | Cmd::Resume { name }
+        | Cmd::Rebalance { name, .. }
+        | Cmd::Check { name, .. } => name_ok(name)?,
+    }
+    if let Cmd::Restock { delta, .. } = cmd {
+        parse_delta(delta)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_parses() {
+        let cli = Cli::try_parse_from([
+            "lottery-shards",
+            "--cluster",
+            "redis://h:1",
+            "create",
+            "s",
+            "--shards",
+            "3",
+            "--",
+            "PRIZE",
+            "p",
+            "1",
+            "10",
+            "DAYOFFSET",
+            "-60",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.cmd, Cmd::Create { shards: 3, ref options, .. } if options.len() == 6)
+        );
+        let cli =
+            Cli::try_parse_from(["x", "restock", "s", "p", "-5", "--cluster", "h:1"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Restock { ref delta, .. } if delta == "-5"));
+        assert!(Cli::try_parse_from(["x", "rebalance", "s", "--crash-after", "oops"]).is_err());
+        let cli = Cli::try_parse_from(["x", "restock", "s", "p", "-5", "--force"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Restock { force: true, .. }));
+        let cli =
+            Cli::try_parse_from(["x", "configure", "s", "--force", "--", "DAILY", "3"]).unwrap();
+        assert!(
+            matches!(cli.cmd, Cmd::Configure { force: true, ref options, .. } if options.len() == 2)
+        );
+        let cli = Cli::try_parse_from(["x", "configure", "s", "--", "--force"]).unwrap();
+        assert!(matches!(cli.cmd, Cmd::Configure { force: false, .. }));
+        let cli = Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "1500"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Rebalance {
+                lease_ms: Some(1500),
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "0"]).is_err());
+        assert_eq!(seeds(&["a:1,redis://b:2".into()]).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,72 @@
+//! The command line.
+
+use clap::{ArgGroup, Parser};
+use std::time::Duration;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "lottery-writer",
+    version,
+    about = "Persists a redis-lottery campaign's wins stream and stock drains into SQLite or PostgreSQL",
+    group(ArgGroup::new("target").required(true).args(["campaign", "shards"]))
+)]
+pub struct Args {
+    /// Redis URL, e.g. redis://127.0.0.1:6379 (redis://:password@host:port/db also works).
+    /// With --cluster: a seed node of the cluster (repeat it, or separate several with commas).
+    #[arg(long, required = true)]
+    pub redis: Vec<String>,
+    /// --redis is a Redis Cluster node: route every command to the master owning its key.
+    #[arg(long)]
+    pub cluster: bool,
+    /// The campaign key (as given to LOTTERY.CONFIGURE).
+    #[arg(long)]
+    pub campaign: Option<String>,
+    /// A sharded campaign: read the descriptor `lottery:shards:NAME` and consume every shard.
+    #[arg(long, value_name = "NAME", conflicts_with = "stream")]
+    pub shards: Option<String>,
+    /// Consumer group name on the wins stream (created if missing).
+    #[arg(long)]
+    pub group: String,
+    /// This writer's consumer name; keep it stable across restarts.
+    #[arg(long)]
+    pub consumer: String,
+    /// sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    #[arg(long, default_value = "sqlite:wins.db")]
+    pub database: String,
+    /// Wins stream name; by default asked of the campaign (LOTTERY.STATS field `stream`).
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Entries per XREADGROUP / XAUTOCLAIM and per database transaction.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch: u64,
+    /// How long one XREADGROUP blocks waiting for new entries (also the shutdown latency).
+    #[arg(long, default_value_t = 1000)]
+    pub block_ms: u64,
+    /// Claim entries of other consumers pending longer than this (XAUTOCLAIM).
+    #[arg(long, default_value_t = 60_000)]
+    pub claim_idle_ms: u64,
+    /// How often to look for such entries while running (default: --claim-idle-ms).
+    #[arg(long)]
+    pub claim_every_ms: Option<u64>,
+    /// Call LOTTERY.DRAIN this often and record it in stock_drains (0: never). Run one
+    /// drain writer per campaign.
+    #[arg(long, default_value_t = 0)]
+    pub drain_every_ms: u64,
+    /// At most this many entries per second (0: unlimited).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Connect timeout for Redis, and the limit of the retry backoff.
+    #[arg(long, default_value_t = 5000)]
+    pub timeout_ms: u64,
+    /// Longest wait between two retries after a transient failure.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_backoff_ms: u64,
+    /// A summary line at most this often (0: only at exit).
+    #[arg(long, default_value_t = 5000)]
+    pub log_every_ms: u64,
+}
+
+/// The read timeout of a writer's connections: a blocking read plus some slack.
+pub fn read_timeout(args: &Args) -> Duration {
+    Duration::from_millis(args.block_ms + args.timeout_ms.max(1000))
+}

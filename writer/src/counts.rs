@@ -1,0 +1,58 @@
+//! What a writer has done, for the `progress` and `stopped` lines.
+
+#[derive(Default)]
+pub struct Counts {
+    pub read: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub acked: u64,
+    pub deleted: u64,
+    pub malformed: u64,
+    pub recovered: u64,
+    pub claimed: u64,
+    pub batches: u64,
+    pub drains_stored: u64,
+    pub drains_skipped: u64,
+    pub drains_empty: u64,
+    pub errors: u64,
+}
+
+impl Counts {
+    /// The `key=value` fields of a `progress` / `stopped` line.
+    pub fn fields(&self) -> Vec<(&'static str, String)> {
+        [
+            ("read", self.read),
+            ("inserted", self.inserted),
+            ("duplicates", self.duplicates),
+            ("acked", self.acked),
+            ("recovered", self.recovered),
+            ("claimed", self.claimed),
+            ("deleted", self.deleted),
+            ("malformed", self.malformed),
+            ("batches", self.batches),
+            ("drains_stored", self.drains_stored),
+            ("drains_skipped", self.drains_skipped),
+            ("drains_empty", self.drains_empty),
+            ("errors", self.errors),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k, n.to_string()))
+        .collect()
+    }
+
+    pub fn add(&mut self, o: &Counts) {
+        self.read += o.read;
+        self.inserted += o.inserted;
+        self.duplicates += o.duplicates;
+        self.acked += o.acked;
+        self.deleted += o.deleted;
+        self.malformed += o.malformed;
+        self.recovered += o.recovered;
+        self.claimed += o.claimed;
+        self.batches += o.batches;
+        self.drains_stored += o.drains_stored;
+        self.drains_skipped += o.drains_skipped;
+        self.drains_empty += o.drains_empty;
+        self.errors += o.errors;
+    }
+}

@@ -1,0 +1,61 @@
+//! Running the writers: one in this thread, or one thread per shard.
+
+use crate::consumer::Writer;
+use crate::counts::Counts;
+use crate::{log, EXIT_FATAL};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runs `writers` until they stop; the exit code. `sharded`: one thread per shard and a last
+/// `stopped` line with the totals.
+pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i32 {
+    if !sharded {
+        let mut w = writers.pop().expect("one campaign");
+        w.run();
+        w.summary("stopped");
+        return 0;
+    }
+
+    // One thread per shard; they share the stop flag (the signals stay blocked in them:
+    // the mask is inherited from this thread).
+    let n = writers.len();
+    let mut handles = Vec::new();
+    for mut w in writers {
+        let key = w.campaign.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("shard-{}", handles.len()))
+            .spawn(move || {
+                log::set_shard(Some(&key));
+                w.run();
+                w.summary("stopped");
+                w.counts
+            });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                log!("error", "startup_failed", what = "thread", error = e);
+                stop.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+    }
+    let mut total = Counts::default();
+    let mut code = 0;
+    let spawned = handles.len();
+    for h in handles {
+        match h.join() {
+            Ok(c) => total.add(&c),
+            Err(_) => {
+                log!("error", "shard_panicked");
+                code = EXIT_FATAL;
+            }
+        }
+    }
+    if spawned < n {
+        code = EXIT_FATAL;
+    }
+    let mut fields = vec![("shards", n.to_string())];
+    fields.extend(total.fields());
+    log::line("info", "stopped", &fields);
+    code
+}
