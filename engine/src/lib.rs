@@ -22,6 +22,7 @@
 //!    is `admin`'s `OpError` in `transfer`.
 //! 6. On top, applying to the whole campaign: `persist` (the RDB/DUMP/AOF encoding) and
 //!    `apply` (replaying an effect on a replica or from the AOF).
+#![forbid(unsafe_code)]
 
 pub mod alias;
 pub mod codec;
