@@ -7,8 +7,9 @@
 //! than this build understands; Redis then refuses the RDB or the RESTORE. Every callback
 //! runs inside `entry::guard`: a panic refuses the load or copy, never aborts the server.
 
-use crate::engine::campaign::{Campaign, MAX_KEY_LEN};
+use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
+use crate::engine::limits::MAX_KEY_LEN;
 use crate::engine::persist;
 use crate::entry::guard;
 use crate::ffi::bytes_of;
@@ -188,8 +189,8 @@ unsafe extern "C" fn free(value: *mut c_void) {
 /// Large campaigns are freed in a background thread (Redis's lazyfree threshold is 64).
 unsafe extern "C" fn free_effort(_key: *mut raw::RedisModuleString, value: *const c_void) -> usize {
     value.cast::<Campaign>().as_ref().map_or(1, |c| {
-        let maps = c.users.len() + c.winners.len() + c.bans.len() + c.reqs.len();
-        1 + (maps + c.clients.len() + c.waiting.len()) / 1024
+        let maps = c.users().len() + c.winners().len() + c.bans().len() + c.reqs().len();
+        1 + (maps + c.clients().len() + c.waiting().len()) / 1024
     })
 }
 

@@ -40,7 +40,7 @@ pub fn soldout(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleString) 
 
 /// The remaining stock of prize `i` (None: no such prize, or INF).
 pub fn stock_of(c: &Campaign, i: usize) -> Option<u64> {
-    c.prizes.get(i).and_then(|p| p.stock)
+    c.prizes().get(i).and_then(|p| p.stock)
 }
 
 /// After a draw committed: `won` is the index of the prize it gave (the prize had stock

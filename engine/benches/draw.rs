@@ -193,7 +193,7 @@ fn growth(n: usize, runs: usize) -> (Vec<u32>, u64, f64, f64) {
             *slot = (*slot).min(ns.min(u64::from(u32::MAX)) as u32);
         }
         mean = total as f64 / n.max(1) as f64;
-        per_user = c.mem_bytes() as f64 / c.users.len().max(1) as f64;
+        per_user = c.mem_bytes() as f64 / c.users().len().max(1) as f64;
     }
     (best, raw_max, mean, per_user)
 }
@@ -216,7 +216,7 @@ fn persist_round_trip(users: usize) -> (f64, f64) {
         persist::load_chunk(&mut d, ch).expect("chunk");
     }
     let load = t.elapsed();
-    assert_eq!(d.users.len(), c.users.len());
+    assert_eq!(d.users().len(), c.users().len());
     black_box(&d);
     (ns_per(save, users), ns_per(load, users))
 }

@@ -1,19 +1,16 @@
 //! Effects: what a write did, as absolute values, for replicas and the AOF.
 //!
 //! The master decides (clock, random pick, stream ID) and replicates an `Effect`; a replica
-//! or the AOF loader applies it with `Campaign::apply`, which reads no clock and draws
-//! nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
+//! or the AOF loader applies it with `Campaign::apply` (in `apply`), which reads no clock
+//! and draws nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
 
-use super::campaign::{
-    Campaign, ConfigChange, Counters, Outcome, UserDay, UserWins, MAX_ID_LEN, MAX_NAMES,
-    MAX_PRIZES, MAX_STREAM_KEY_LEN,
-};
+use super::campaign::Outcome;
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::gate::{read_client, write_client, ClientState, Gate, Swept};
-use super::parse;
-use super::persist;
-use super::reqcache::Remembered;
-use super::transfer::{read_transfer, write_transfer, Transfer};
+use super::flow::{read_client, write_client, ClientState, Gate, Swept};
+use super::ledger::{read_transfer, write_transfer, Transfer};
+use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN};
+use super::reqcache::{read_remembered, write_remembered, Remembered};
+use super::users::{read_day, write_day, UserDay, UserWins};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
@@ -125,74 +122,6 @@ const T_CONFIGURE: u8 = 13;
 
 /// The most options a CONFIGURE effect carries: every prize's three values, plus the rules.
 const MAX_CONFIGURE_ARGS: usize = 4 * MAX_PRIZES + 64;
-
-pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
-    w.u64(c.draws);
-    w.u64(c.wins);
-    w.u64(c.losses);
-    w.u64(c.replays);
-    for r in c.rejected {
-        w.u64(r);
-    }
-}
-
-/// Reads counters with `rejections` rejection counts (7 before encoding version 3).
-pub(crate) fn read_counters(r: &mut Reader, rejections: usize) -> DResult<Counters> {
-    let mut c = Counters {
-        draws: r.u64()?,
-        wins: r.u64()?,
-        losses: r.u64()?,
-        replays: r.u64()?,
-        rejected: [0; super::campaign::REJECTION_COUNT],
-    };
-    for x in c.rejected.iter_mut().take(rejections) {
-        *x = r.u64()?;
-    }
-    Ok(c)
-}
-
-pub(crate) fn write_remembered(w: &mut Writer, m: &Remembered) {
-    w.i64(m.expires_ms);
-    w.u8(m.outcome);
-    w.u32(m.prize);
-    w.u64(m.win_ms);
-    w.u64(m.win_seq);
-    w.i64(m.chances_left);
-    w.i64(m.wait_ms);
-}
-
-/// Reads a remembered reply made at `made_ms` (not part of this encoding: a draw's effect
-/// has its `now`, a persisted record writes it before).
-pub(crate) fn read_remembered(r: &mut Reader, made_ms: i64) -> DResult<Remembered> {
-    let m = Remembered {
-        made_ms,
-        expires_ms: r.i64()?,
-        outcome: r.u8()?,
-        prize: r.u32()?,
-        win_ms: r.u64()?,
-        win_seq: r.u64()?,
-        chances_left: r.i64()?,
-        wait_ms: r.i64()?,
-    };
-    if m.outcome > 1 {
-        return Err(DecodeError("bad remembered outcome"));
-    }
-    Ok(m)
-}
-
-pub(crate) fn write_day(w: &mut Writer, d: &UserDay) {
-    w.i64(d.last_draw_ms);
-    w.u32(d.draws_today);
-    w.u32(d.bonus);
-}
-
-pub(crate) fn read_day(r: &mut Reader) -> DResult<UserDay> {
-    Ok(UserDay {
-        last_draw_ms: r.i64()?,
-        draws_today: r.u32()?,
-        bonus: r.u32()?,
-    })
-}
 
 impl Effect {
     pub fn encode(&self) -> Vec<u8> {
@@ -488,148 +417,5 @@ impl Effect {
         };
         r.finish()?;
         Ok(e)
-    }
-}
-
-/// The change a `Configure` effect's options describe.
-fn configure_change(args: &[Vec<u8>]) -> DResult<ConfigChange> {
-    let opts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    parse::configure_args(&opts).map_err(|_| DecodeError("configure effect with bad options"))
-}
-
-/// The campaign an effect creates on a missing key (`Config` or a creating `Configure`), or
-/// None for an effect that needs an existing campaign.
-pub fn created_campaign(e: &Effect) -> Option<DResult<Campaign>> {
-    match e {
-        Effect::Config(meta) => Some(persist::decode_meta(meta)),
-        Effect::Configure {
-            created: Some((seed, stream)),
-            args,
-        } => Some(configure_change(args).and_then(|change| {
-            Campaign::create(&change, *seed, stream.clone())
-                .map_err(|_| DecodeError("configure effect refused"))
-        })),
-        _ => None,
-    }
-}
-
-impl Campaign {
-    /// Applies a replicated effect. Errors (a corrupt or mismatched effect) leave the campaign
-    /// unchanged. `Config` on a missing campaign is handled by the caller (`persist`).
-    pub fn apply(&mut self, e: &Effect) -> DResult<()> {
-        match e {
-            Effect::Config(b) => persist::apply_meta(self, b)?,
-            Effect::Configure {
-                created: None,
-                args,
-            } => {
-                let change = configure_change(args)?;
-                self.configure(&change)
-                    .map_err(|_| DecodeError("configure effect refused"))?;
-            }
-            Effect::Configure {
-                created: Some(_), ..
-            } => return Err(DecodeError("configure effect creates an existing campaign")),
-            Effect::Chunk(b) => persist::load_chunk(self, b)?,
-            Effect::Draw(d) => {
-                if let Some(p) = &d.prize {
-                    let prize = self
-                        .prizes
-                        .get_mut(p.index as usize)
-                        .ok_or(DecodeError("prize index out of range"))?;
-                    let was_out = !prize.in_stock();
-                    prize.stock = p.stock;
-                    prize.sold = p.sold;
-                    prize.pending = p.pending;
-                    if was_out == prize.in_stock() {
-                        self.invalidate_table();
-                    }
-                }
-                self.users.insert(d.user, d.day);
-                if let Some(w) = d.wins {
-                    self.winners.insert(d.user, w);
-                }
-                self.counters.draws = d.total_draws;
-                self.counters.wins = d.total_wins;
-                self.counters.losses = d.total_losses;
-                if let Some((k, m)) = d.request {
-                    self.reqs.insert(k, m);
-                }
-                self.apply_gate(&d.gate, d.now);
-                self.reqs.evict(d.now, self.rules.idempotency_ms);
-                self.apply_swept(&d.swept);
-            }
-            Effect::Count {
-                now,
-                which,
-                value,
-                gate,
-                swept,
-            } => {
-                if let Some(g) = gate {
-                    self.apply_gate(g, *now);
-                }
-                if *which == COUNT_REPLAYS {
-                    self.counters.replays = *value;
-                } else if let Some(c) = Outcome::from_u8(*which)
-                    .and_then(Outcome::rejection_index)
-                    .and_then(|i| self.counters.rejected.get_mut(i))
-                {
-                    *c = *value;
-                }
-                self.reqs.evict(*now, self.rules.idempotency_ms);
-                self.apply_swept(swept);
-            }
-            Effect::User { user, day } => self.users.insert(*user, *day),
-            Effect::Stock { index, stock } => {
-                let p = self
-                    .prizes
-                    .get_mut(*index as usize)
-                    .ok_or(DecodeError("prize index out of range"))?;
-                if p.stock.is_none() {
-                    return Err(DecodeError("stock effect on an INF prize"));
-                }
-                p.stock = Some(*stock);
-                self.invalidate_table();
-            }
-            Effect::Paused(p) => self.paused = *p,
-            Effect::Ban { user, until } => self.set_ban(*user, *until),
-            Effect::Unban { user } => {
-                self.bans.remove(*user);
-            }
-            Effect::Drain { seq, batch } => {
-                for p in self.prizes.iter_mut().chain(self.retired.iter_mut()) {
-                    p.pending = 0;
-                }
-                self.drain_seq = *seq;
-                self.last_batch = batch.clone();
-            }
-            Effect::Client { key, state } => {
-                if *state == ClientState::default() {
-                    self.clients.remove(*key);
-                } else {
-                    self.clients.insert(*key, *state);
-                }
-            }
-            Effect::Transfer { record, stock } => {
-                if let Some((i, _)) = *stock {
-                    match self.prizes.get(i as usize) {
-                        Some(p) if p.stock.is_some() && p.id == record.prize => {}
-                        _ => return Err(DecodeError("transfer effect on a wrong prize")),
-                    }
-                }
-                if self.transfers.get(&record.id).is_none() && !self.transfers.has_room() {
-                    return Err(DecodeError("too many transfer records"));
-                }
-                // As on the master (`record_transfer`): prune, store, prune.
-                self.transfers.prune();
-                if let Some((i, v)) = *stock {
-                    self.set_stock(i as usize, v);
-                }
-                self.transfers.put((**record).clone());
-                self.transfers.prune();
-            }
-        }
-        Ok(())
     }
 }

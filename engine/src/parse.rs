@@ -1,11 +1,11 @@
 //! Argument parsing, in plain Rust on byte slices (no Redis types), so that every rule is
 //! unit-tested and fuzzed. Every error names the offending argument; nothing here panics.
 
-use crate::campaign::{
-    ConfigChange, PrizeSpec, SoldOut, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN,
-    MAX_KEY_LEN, MAX_PRIZES, MAX_REQID_LEN,
+use crate::campaign::{ConfigChange, PrizeSpec, SoldOut};
+use crate::flow::{parse_ppm, Rate, MAX_RATE, PPM};
+use crate::limits::{
+    MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN, MAX_KEY_LEN, MAX_PRIZES, MAX_REQID_LEN,
 };
-use crate::gate::{parse_ppm, Rate, MAX_RATE, PPM};
 use std::collections::HashSet;
 
 /// An error message without the leading `ERR `.

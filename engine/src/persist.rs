@@ -6,15 +6,16 @@
 //! error instead of panicking; a too-new version is refused.
 
 use super::campaign::{
-    Campaign, Prize, Rules, SoldOut, UserDay, UserWins, MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS,
-    MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN, REJECTION_COUNT,
+    read_counters, write_counters, Campaign, Prize, Rules, SoldOut, REJECTION_COUNT,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::effect::{
-    read_counters, read_day, read_remembered, write_counters, write_day, write_remembered,
+use super::flow::{read_client, write_client, Rate, MAX_RATE, PPM};
+use super::ledger::Transfers;
+use super::limits::{
+    MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN,
 };
-use super::gate::{read_client, write_client, Rate, MAX_RATE, PPM};
-use super::transfer::Transfers;
+use super::reqcache::{read_remembered, write_remembered};
+use super::users::{read_day, write_day, UserDay, UserWins};
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
 /// 2 added the transfer records at the end of the meta record (none in version 1); 3 the

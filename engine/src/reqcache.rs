@@ -12,6 +12,7 @@
 //! window. A lookup ignores an expired entry that is not evicted yet, so memory is bounded by
 //! the draws made inside one window.
 
+use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::segmap::SegMap;
 use std::collections::VecDeque;
 
@@ -46,6 +47,35 @@ pub struct ReqCache {
 }
 
 type Rec = (i64, i64, u128);
+
+pub(crate) fn write_remembered(w: &mut Writer, m: &Remembered) {
+    w.i64(m.expires_ms);
+    w.u8(m.outcome);
+    w.u32(m.prize);
+    w.u64(m.win_ms);
+    w.u64(m.win_seq);
+    w.i64(m.chances_left);
+    w.i64(m.wait_ms);
+}
+
+/// Reads a remembered reply made at `made_ms` (not part of this encoding: a draw's effect
+/// has its `now`, a persisted record writes it before).
+pub(crate) fn read_remembered(r: &mut Reader, made_ms: i64) -> DResult<Remembered> {
+    let m = Remembered {
+        made_ms,
+        expires_ms: r.i64()?,
+        outcome: r.u8()?,
+        prize: r.u32()?,
+        win_ms: r.u64()?,
+        win_seq: r.u64()?,
+        chances_left: r.i64()?,
+        wait_ms: r.i64()?,
+    };
+    if m.outcome > 1 {
+        return Err(DecodeError("bad remembered outcome"));
+    }
+    Ok(m)
+}
 
 impl Remembered {
     /// True when the entry has ended at `now` under the window in force (`window_ms`).

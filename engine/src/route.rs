@@ -1,6 +1,6 @@
 //! Routing a user to one shard of a sharded campaign.
 //!
-//! A sharded campaign (issue 6) splits one prize draw over `N` ordinary campaigns, one per
+//! A sharded campaign splits one prize draw over `N` ordinary campaigns, one per
 //! shard, each on its own Redis Cluster slot. Every client that draws must send a given user to
 //! the same shard, whatever language it is written in, so the mapping is a small fixed
 //! algorithm with shared test vectors (`routing/vectors.tsv`, checked here and by the Python

@@ -1,12 +1,45 @@
-//! Every participant's day state (`UserDay`: last draw time, chances used today, bonus
+//! Per-user records (`UserDay`, `UserWins`) and every participant's day state (`UserDay`: last draw time, chances used today, bonus
 //! chances), stored in 12 bytes a user so that a map slot is 28 bytes with its 128-bit key.
 //!
 //! The two counts are kept as u16 in the common case. A user whose count reaches 65,535 (a
 //! bonus of 100,000 chances, say) is marked and keeps the exact u32 values in a side map, so
 //! nothing is ever truncated: the side map holds only such rare users.
 
-use super::campaign::UserDay;
+use super::codec::{DResult, Reader, Writer};
 use super::segmap::SegMap;
+
+/// Per-user state every participant has: 16 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserDay {
+    /// Time of the last draw that consumed a chance; 0 = never.
+    pub last_draw_ms: i64,
+    /// Chances consumed on the day of `last_draw_ms`.
+    pub draws_today: u32,
+    /// Bonus chances (never expire).
+    pub bonus: u32,
+}
+
+/// Per-user state only winners have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserWins {
+    pub wins: u32,
+    /// Interned name of the last prize won + 1; 0 = none.
+    pub last_prize: u32,
+}
+
+pub(crate) fn write_day(w: &mut Writer, d: &UserDay) {
+    w.i64(d.last_draw_ms);
+    w.u32(d.draws_today);
+    w.u32(d.bonus);
+}
+
+pub(crate) fn read_day(r: &mut Reader) -> DResult<UserDay> {
+    Ok(UserDay {
+        last_draw_ms: r.i64()?,
+        draws_today: r.u32()?,
+        bonus: r.u32()?,
+    })
+}
 
 /// A u16 count at this value means: the exact counts are in the side map.
 const SPILLED: u16 = u16::MAX;

@@ -110,7 +110,7 @@ fn idle_client_windows_are_reclaimed_and_replicas_follow() {
         r.apply(&e);
     }
     assert_eq!(
-        m.clients.len(),
+        m.clients().len(),
         n,
         "all inside their window: nothing reclaimed"
     );
@@ -121,12 +121,14 @@ fn idle_client_windows_are_reclaimed_and_replicas_follow() {
         let (_, e) = draw(&mut m, "someone", None, None, T0 + 999, &mut g);
         r.apply(&e);
     }
-    assert_eq!(m.clients.len(), n);
+    assert_eq!(m.clients().len(), n);
     // Past the window: a few per draw, all of them in about n / SWEEP_MAX draws.
-    let took = draw_until(&mut m, &mut r, T0 + 1_000, n / 8, |m| m.clients.is_empty());
+    let took = draw_until(&mut m, &mut r, T0 + 1_000, n / 8, |m| {
+        m.clients().is_empty()
+    });
     assert!(took >= n / 16, "{took}");
     r.same_as(&m);
-    assert!(r.0.clients.is_empty());
+    assert!(r.0.clients().is_empty());
     let after = m.mem_bytes();
     println!("200k client ids: {base} B empty, {full} B held, {after} B after the window");
     assert!(after < base + 16 * 1024, "{after} vs {base}");
@@ -150,15 +152,17 @@ fn penalties_keep_their_record_until_they_end() {
             r.apply(&e);
         }
     }
-    assert_eq!(m.clients.len(), 1_000);
+    assert_eq!(m.clients().len(), 1_000);
     assert_eq!(m.penalized_clients(T0 + 2), 1_000);
     // The windows are over but the penalties run: nothing goes.
     for _ in 0..500 {
         let (_, e) = draw(&mut m, "someone", None, None, T0 + 59_000, &mut g);
         r.apply(&e);
     }
-    assert_eq!(m.clients.len(), 1_000);
-    draw_until(&mut m, &mut r, T0 + 60_001, 1_000, |m| m.clients.is_empty());
+    assert_eq!(m.clients().len(), 1_000);
+    draw_until(&mut m, &mut r, T0 + 60_001, 1_000, |m| {
+        m.clients().is_empty()
+    });
     r.same_as(&m);
 }
 
@@ -179,7 +183,7 @@ fn no_record_without_state_and_unban_removes_it() {
         );
         r.apply(&e);
     }
-    assert!(m.clients.is_empty());
+    assert!(m.clients().is_empty());
     // Refused before the client check (paused): nothing either.
     r.apply(&change(&mut m, "CLIENTLIMIT 5 1000"));
     r.apply(&m.set_paused(true));
@@ -188,19 +192,19 @@ fn no_record_without_state_and_unban_removes_it() {
         assert_eq!(o, Outcome::Paused);
         r.apply(&e);
     }
-    assert!(m.clients.is_empty());
+    assert!(m.clients().is_empty());
     r.apply(&m.set_paused(false));
     // UNBAN CLIENT removes the record (its replica too).
     let k = m.client_key(b"c1");
     r.apply(&m.ban_client(k, T0 + 10_000));
     let (_, e) = draw(&mut m, "u", None, Some("c2"), T0, &mut g);
     r.apply(&e);
-    assert_eq!(m.clients.len(), 2);
+    assert_eq!(m.clients().len(), 2);
     let (was, e) = m.unban_client(k, T0 + 1);
     assert!(was);
     r.apply(&e.unwrap());
-    assert_eq!(m.clients.get(k), None);
-    assert_eq!(r.0.clients.get(k), None);
+    assert_eq!(m.clients().get(k), None);
+    assert_eq!(r.0.clients().get(k), None);
     assert_eq!(m.unban_client(k, T0 + 2), (false, None));
     r.same_as(&m);
     // CLIENTLIMIT OFF: every record without a running penalty goes.
@@ -209,11 +213,13 @@ fn no_record_without_state_and_unban_removes_it() {
         let (_, e) = draw(&mut m, "u", None, Some(&format!("d{i}")), T0 + 5, &mut g);
         r.apply(&e);
     }
-    assert!(m.clients.len() > 100);
+    assert!(m.clients().len() > 100);
     r.apply(&change(&mut m, "CLIENTLIMIT OFF"));
-    draw_until(&mut m, &mut r, T0 + 6, 1_000, |m| m.clients.len() == 1);
-    assert!(m.clients.get(k).is_some(), "the banned client stays");
-    draw_until(&mut m, &mut r, T0 + 10_000, 1_000, |m| m.clients.is_empty());
+    draw_until(&mut m, &mut r, T0 + 6, 1_000, |m| m.clients().len() == 1);
+    assert!(m.clients().get(k).is_some(), "the banned client stays");
+    draw_until(&mut m, &mut r, T0 + 10_000, 1_000, |m| {
+        m.clients().is_empty()
+    });
     r.same_as(&m);
 }
 
@@ -228,7 +234,7 @@ fn admit_memory_expires_after_a_day() {
         assert_eq!(o, Outcome::Retry);
         r.apply(&e);
     }
-    assert_eq!(m.waiting.len(), 5_000);
+    assert_eq!(m.waiting().len(), 5_000);
     let u1 = m.user_key(b"u1");
     assert!(m.user_view(u1, T0 + DAY_MS - 1).admit_waiting);
     assert!(!m.user_view(u1, T0 + DAY_MS).admit_waiting);
@@ -242,10 +248,12 @@ fn admit_memory_expires_after_a_day() {
     assert_eq!(o, Outcome::Retry);
     let mut r = Replica::of(&m);
     r.apply(&e);
-    let n = m.waiting.len();
-    draw_until(&mut m, &mut r, T0 + DAY_MS, 2_000, |m| m.waiting.len() == 1);
+    let n = m.waiting().len();
+    draw_until(&mut m, &mut r, T0 + DAY_MS, 2_000, |m| {
+        m.waiting().len() == 1
+    });
     assert!(
-        m.waiting.get(m.user_key(b"u2")).is_some(),
+        m.waiting().get(m.user_key(b"u2")).is_some(),
         "u2 was turned away again"
     );
     r.same_as(&m);
@@ -253,7 +261,7 @@ fn admit_memory_expires_after_a_day() {
     // ADMIT OFF forgets everyone.
     r.apply(&change(&mut m, "ADMIT OFF"));
     draw_until(&mut m, &mut r, T0 + DAY_MS + 1, 100, |m| {
-        m.waiting.is_empty()
+        m.waiting().is_empty()
     });
     r.same_as(&m);
 }
@@ -272,9 +280,9 @@ fn one_million_hostile_client_ids() {
         draw(&mut m, "bot", None, Some(&format!("ip-{i}")), T0, &mut g);
     }
     let held = m.mem_bytes();
-    assert_eq!(m.clients.len(), n);
+    assert_eq!(m.clients().len(), n);
     let mut draws = 0;
-    while !m.clients.is_empty() {
+    while !m.clients().is_empty() {
         draw(&mut m, "someone", None, None, T0 + 1_000, &mut g);
         draws += 1;
     }
@@ -296,7 +304,7 @@ fn reqid_memory_follows_the_window_in_force() {
         let (_, e) = draw(&mut m, &format!("u{i}"), Some("req"), None, T0, &mut g);
         r.apply(&e);
     }
-    assert_eq!(m.reqs.len(), 10_000);
+    assert_eq!(m.reqs().len(), 10_000);
     let replay = |m: &mut Campaign, user: &str, now: i64| {
         let u = m.user_key(user.as_bytes());
         let rk = m.request_key(u, b"req");
@@ -314,9 +322,9 @@ fn reqid_memory_follows_the_window_in_force() {
         r.apply(&e);
     }
     assert!(
-        m.reqs.len() <= 1_000 + 64,
+        m.reqs().len() <= 1_000 + 64,
         "at most a window of draws (one a ms) plus one eviction batch: {}",
-        m.reqs.len()
+        m.reqs().len()
     );
     r.same_as(&m);
     // Saved and loaded (the time each entry was made is kept): the same state.
@@ -325,13 +333,13 @@ fn reqid_memory_follows_the_window_in_force() {
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
     // IDEMPOTENCY 0: everything goes.
     r.apply(&change(&mut m, "IDEMPOTENCY 0"));
-    draw_until(&mut m, &mut r, T0 + 5_001, 100, |m| m.reqs.is_empty());
+    draw_until(&mut m, &mut r, T0 + 5_001, 100, |m| m.reqs().is_empty());
     r.same_as(&m);
     let base = camp("PRIZE p 1 INF").mem_bytes();
     assert!(
-        m.reqs.mem_bytes() < 4 * 1024,
+        m.reqs().mem_bytes() < 4 * 1024,
         "{} (campaign {base})",
-        m.reqs.mem_bytes()
+        m.reqs().mem_bytes()
     );
 }
 
@@ -355,17 +363,17 @@ fn reqid_records_of_version_3_still_load() {
     }
     let mut back = persist::decode_meta(&persist::encode_meta(&m)).unwrap();
     persist::load_chunk(&mut back, &v3).unwrap();
-    assert_eq!(back.reqs.len(), 10);
+    assert_eq!(back.reqs().len(), 10);
     // Made = expiry - window: exact while the window has not changed since.
     assert_eq!(
-        back.reqs.iter().collect::<Vec<_>>(),
-        m.reqs.iter().collect::<Vec<_>>()
+        back.reqs().iter().collect::<Vec<_>>(),
+        m.reqs().iter().collect::<Vec<_>>()
     );
 }
 
 #[test]
 fn settled_transfers_are_pruned_and_pending_ones_kept() {
-    use lottery_engine::transfer::{TransferState, KEEP_SETTLED, MAX_TRANSFERS};
+    use lottery_engine::ledger::{TransferState, KEEP_SETTLED, MAX_TRANSFERS};
     let mut m = camp("PRIZE p 1 100000000");
     let mut r = Replica::of(&m);
     let n = KEEP_SETTLED * 3;
@@ -380,17 +388,17 @@ fn settled_transfers_are_pruned_and_pending_ones_kept() {
         }
     }
     let pending = m
-        .transfers
+        .transfers()
         .iter()
         .filter(|t| t.state == TransferState::Pending)
         .count();
     assert_eq!(pending, n / 3, "no pending record is ever dropped");
-    assert_eq!(m.transfers.settled(), KEEP_SETTLED);
-    assert_eq!(m.transfers.len(), n / 3 + KEEP_SETTLED);
+    assert_eq!(m.transfers().settled(), KEEP_SETTLED);
+    assert_eq!(m.transfers().len(), n / 3 + KEEP_SETTLED);
     // The newest settled are the ones kept; an old settled id is forgotten, a recent one not.
-    assert!(m.transfers.get(b"t1").is_none());
+    assert!(m.transfers().get(b"t1").is_none());
     assert_eq!(
-        m.transfers
+        m.transfers()
             .get(format!("t{}", n - 1).as_bytes())
             .unwrap()
             .state,
@@ -418,5 +426,5 @@ fn settled_transfers_are_pruned_and_pending_ones_kept() {
     }
     r.same_as(&m);
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
-    assert!(m.transfers.len() < MAX_TRANSFERS);
+    assert!(m.transfers().len() < MAX_TRANSFERS);
 }

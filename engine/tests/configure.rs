@@ -4,6 +4,8 @@
 //! CONFIGURE with an error, and whatever CONFIGURE accepts loads again.
 
 use lottery_engine::campaign::*;
+use lottery_engine::configure::ConfigError;
+use lottery_engine::limits::{MAX_NAMES, MAX_PRIZES};
 use lottery_engine::parse::configure_args;
 use lottery_engine::persist;
 use rand::{Rng, SeedableRng};
@@ -29,21 +31,21 @@ fn with_prizes(p: Vec<PrizeSpec>) -> ConfigChange {
 /// What the lookups by id must agree with: the table, the retired prizes (sorted by id) and
 /// the interned names.
 fn check_index(c: &Campaign) {
-    for (i, p) in c.prizes.iter().enumerate() {
+    for (i, p) in c.prizes().iter().enumerate() {
         assert_eq!(c.prize_index(&p.id), Some(i));
         assert_eq!(c.name_of(&p.id), Some(p.name));
         assert_eq!(c.name(p.name), Some(p.id.as_slice()));
     }
-    for w in c.retired.windows(2) {
+    for w in c.retired().windows(2) {
         assert!(w[0].id < w[1].id, "retired prizes sorted by id, unique");
     }
-    for p in &c.retired {
+    for p in c.retired() {
         assert_eq!(c.prize_index(&p.id), None);
         assert_eq!(c.name_of(&p.id), Some(p.name));
         assert_eq!(c.name(p.name), Some(p.id.as_slice()));
     }
-    assert!(c.names.len() <= MAX_NAMES);
-    assert!(c.prizes.len() + c.retired.len() <= c.names.len());
+    assert!(c.names().len() <= MAX_NAMES);
+    assert!(c.prizes().len() + c.retired().len() <= c.names().len());
 }
 
 /// Saves and loads the meta record: the same bytes again, the same lookups.
@@ -60,15 +62,15 @@ fn full_table_sequence() {
     let n = MAX_PRIZES;
     let mut c =
         Campaign::create(&with_prizes(table("p", n, Some(10))), (1, 2), b"s".to_vec()).unwrap();
-    assert_eq!(c.prizes.len(), n);
-    assert_eq!(c.names.len(), n);
+    assert_eq!(c.prizes().len(), n);
+    assert_eq!(c.names().len(), n);
     check_index(&c);
     // Counters to carry: sold and pending on a spread of prizes.
     for i in (0..n).step_by(97) {
-        c.prizes[i].sold = i as u64 + 1;
-        c.prizes[i].pending = 1;
+        c.prizes_mut()[i].sold = i as u64 + 1;
+        c.prizes_mut()[i].pending = 1;
     }
-    let before: Vec<Prize> = c.prizes.clone();
+    let before: Vec<Prize> = c.prizes().to_vec();
 
     // A change that leaves the table alone.
     let change = ConfigChange {
@@ -76,28 +78,28 @@ fn full_table_sequence() {
         ..Default::default()
     };
     c.configure(&change).unwrap();
-    assert_eq!(c.rules.nothing, 5);
-    assert_eq!(c.prizes, before);
-    assert!(c.retired.is_empty());
+    assert_eq!(c.rules().nothing, 5);
+    assert_eq!(c.prizes(), before);
+    assert!(c.retired().is_empty());
     check_index(&c);
 
     // The same table again: nothing moves, counters kept.
     c.configure(&with_prizes(table("p", n, Some(10)))).unwrap();
-    assert_eq!(c.prizes, before);
-    assert_eq!(c.names.len(), n);
-    assert!(c.retired.is_empty());
+    assert_eq!(c.prizes(), before);
+    assert_eq!(c.names().len(), n);
+    assert!(c.retired().is_empty());
     check_index(&c);
 
     // The same table in reverse order: counters follow the ids.
     let mut rev = table("p", n, Some(10));
     rev.reverse();
     c.configure(&with_prizes(rev)).unwrap();
-    for (i, p) in c.prizes.iter().enumerate() {
+    for (i, p) in c.prizes().iter().enumerate() {
         assert_eq!(*p, before[n - 1 - i]);
     }
     check_index(&c);
     c.configure(&with_prizes(table("p", n, Some(10)))).unwrap();
-    assert_eq!(c.prizes, before);
+    assert_eq!(c.prizes(), before);
 
     // PACE on every prize, as the command parser reads it.
     let mut args: Vec<Vec<u8>> = vec![b"WINDOW".to_vec(), b"1000".to_vec(), b"2000".to_vec()];
@@ -108,7 +110,7 @@ fn full_table_sequence() {
     let change = configure_args(&argv).unwrap();
     assert_eq!(change.pace.len(), n);
     c.configure(&change).unwrap();
-    assert!(c.prizes.iter().all(|p| p.paced));
+    assert!(c.prizes().iter().all(|p| p.paced));
     // PACE given twice for one prize is refused, at the end of a long list too.
     let mut twice = argv.clone();
     twice.extend([b"PACE".as_slice(), b"p0", b"NONE"]);
@@ -120,20 +122,20 @@ fn full_table_sequence() {
     let mut t = table("p", n, Some(10));
     t[3].stock = None;
     c.configure(&with_prizes(t)).unwrap();
-    assert!(!c.prizes[3].paced);
-    assert_eq!(c.prizes.iter().filter(|p| p.paced).count(), n - 1);
+    assert!(!c.prizes()[3].paced);
+    assert_eq!(c.prizes().iter().filter(|p| p.paced).count(), n - 1);
     check_index(&c);
     let d = roundtrip(&c);
-    assert_eq!(d.prizes, c.prizes);
+    assert_eq!(d.prizes(), c.prizes());
 
     // An all-new table: every old prize retires with its counters.
     c.configure(&with_prizes(table("q", n, Some(3)))).unwrap();
-    assert_eq!(c.prizes.len(), n);
-    assert!(c.prizes.iter().all(|p| p.sold == 0 && !p.paced));
-    assert_eq!(c.retired.len(), n);
-    assert_eq!(c.names.len(), 2 * n);
+    assert_eq!(c.prizes().len(), n);
+    assert!(c.prizes().iter().all(|p| p.sold == 0 && !p.paced));
+    assert_eq!(c.retired().len(), n);
+    assert_eq!(c.names().len(), 2 * n);
     for b in &before {
-        let r = &c.retired[c.retired.binary_search_by(|p| p.id.cmp(&b.id)).unwrap()];
+        let r = &c.retired()[c.retired().binary_search_by(|p| p.id.cmp(&b.id)).unwrap()];
         assert_eq!((r.sold, r.pending, r.name), (b.sold, b.pending, b.name));
         assert_eq!((r.weight, r.stock, r.paced), (0, Some(0), false));
     }
@@ -144,9 +146,9 @@ fn full_table_sequence() {
     let mut mixed = table("q", n / 2, Some(3));
     mixed.extend(table("p", n, Some(4)).into_iter().step_by(2));
     c.configure(&with_prizes(mixed)).unwrap();
-    assert_eq!(c.names.len(), 2 * n);
-    assert_eq!(c.retired.len(), n);
-    for p in c.prizes.iter().filter(|p| p.id.starts_with(b"p")) {
+    assert_eq!(c.names().len(), 2 * n);
+    assert_eq!(c.retired().len(), n);
+    for p in c.prizes().iter().filter(|p| p.id.starts_with(b"p")) {
         let b = &before[c.name_of(&p.id).unwrap() as usize - 1];
         assert_eq!((&p.id, p.sold, p.pending), (&b.id, b.sold, b.pending));
         assert_eq!(p.stock, Some(4));
@@ -155,7 +157,7 @@ fn full_table_sequence() {
     roundtrip(&c);
 
     // A prize index works for RESTOCK and FALLBACK on any prize of the table.
-    let last = c.prizes.last().unwrap().id.clone();
+    let last = c.prizes().last().unwrap().id.clone();
     assert_eq!(c.restock(&last, 1).unwrap().0, 5);
     c.configure(&ConfigChange {
         soldout: Some((SoldOut::Fallback, Some(last.clone()))),
@@ -186,8 +188,8 @@ fn names_are_bounded() {
         c.configure(&with_prizes(table(&format!("t{k}-"), n, Some(1))))
             .unwrap();
     }
-    assert_eq!(c.names.len(), MAX_NAMES);
-    assert_eq!(c.retired.len(), MAX_NAMES - n);
+    assert_eq!(c.names().len(), MAX_NAMES);
+    assert_eq!(c.retired().len(), MAX_NAMES - n);
     check_index(&c);
     roundtrip(&c);
     let meta = persist::encode_meta(&c);
@@ -207,17 +209,17 @@ fn names_are_bounded() {
     let mut old: Vec<PrizeSpec> = table("t0-", n / 2, Some(2));
     old.extend(table("t2-", n / 2, Some(2)));
     c.configure(&with_prizes(old)).unwrap();
-    assert_eq!(c.names.len(), MAX_NAMES);
+    assert_eq!(c.names().len(), MAX_NAMES);
     check_index(&c);
 
     // A DRAIN batch naming every prize of four tables saves and loads.
-    for p in c.prizes.iter_mut().chain(c.retired.iter_mut()) {
+    for p in c.all_prizes_mut() {
         p.pending = 1;
     }
     let (_, batch, _) = c.drain();
     assert_eq!(batch.len(), MAX_NAMES);
     let d = roundtrip(&c);
-    assert_eq!(d.last_batch.len(), MAX_NAMES);
+    assert_eq!(d.last_batch().len(), MAX_NAMES);
 }
 
 #[test]
@@ -225,11 +227,11 @@ fn loader_refuses_more_names_than_configure_allows() {
     let mut c =
         Campaign::create(&with_prizes(table("a", 2, Some(1))), (1, 2), b"s".to_vec()).unwrap();
     // Forge a record with one name too many (CONFIGURE cannot make one).
-    c.names
+    c.names_mut()
         .extend((0..MAX_NAMES - 1).map(|i| format!("x{i}").into_bytes()));
     let meta = persist::encode_meta(&c);
     assert!(persist::decode_meta(&meta).is_err());
-    c.names.pop();
+    c.names_mut().pop();
     let meta = persist::encode_meta(&c);
     assert!(persist::decode_meta(&meta).is_ok());
 }
@@ -238,7 +240,7 @@ fn loader_refuses_more_names_than_configure_allows() {
 fn loader_refuses_duplicate_names() {
     let mut c =
         Campaign::create(&with_prizes(table("a", 2, Some(1))), (1, 2), b"s".to_vec()).unwrap();
-    c.names.push(b"a0".to_vec());
+    c.names_mut().push(b"a0".to_vec());
     assert!(persist::decode_meta(&persist::encode_meta(&c)).is_err());
 }
 
@@ -283,20 +285,20 @@ fn random_tables_match_a_model() {
                 names.push(id.clone());
             }
         }
-        assert_eq!(c.names, names);
+        assert_eq!(c.names(), names);
         let mut expect_retired: Vec<&Vec<u8>> =
             names.iter().filter(|id| !pick.contains(id)).collect();
         expect_retired.sort();
-        let got: Vec<&Vec<u8>> = c.retired.iter().map(|p| &p.id).collect();
+        let got: Vec<&Vec<u8>> = c.retired().iter().map(|p| &p.id).collect();
         assert_eq!(got, expect_retired);
-        for p in c.prizes.iter().chain(c.retired.iter()) {
+        for p in c.prizes().iter().chain(c.retired().iter()) {
             assert_eq!(
                 (p.sold, p.pending),
                 counters.get(&p.id).copied().unwrap_or((0, 0))
             );
         }
         assert_eq!(
-            c.prizes.iter().map(|p| &p.id).collect::<Vec<_>>(),
+            c.prizes().iter().map(|p| &p.id).collect::<Vec<_>>(),
             pick.iter().collect::<Vec<_>>()
         );
         check_index(c);
@@ -304,7 +306,7 @@ fn random_tables_match_a_model() {
             *c = roundtrip(c);
         }
         // New counters for the next round.
-        for p in c.prizes.iter_mut() {
+        for p in c.prizes_mut().iter_mut() {
             p.sold += rng.random_range(0..3);
             p.pending = rng.random_range(0..3);
             counters.insert(p.id.clone(), (p.sold, p.pending));

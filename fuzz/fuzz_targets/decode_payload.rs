@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 let mut c = sample();
                 let _ = c.apply(&e);
                 let _ = persist::encode_meta(&c);
-                if let Some(Ok(made)) = lottery_engine::effect::created_campaign(&e) {
+                if let Some(Ok(made)) = lottery_engine::apply::created_campaign(&e) {
                     let _ = persist::encode_meta(&made);
                 }
             }

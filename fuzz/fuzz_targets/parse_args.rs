@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let sold: u64 = c.prizes.iter().map(|p| p.sold).sum();
-    assert!(sold <= c.counters.wins);
-    assert_eq!(c.counters.draws, c.counters.wins + c.counters.losses);
+    let sold: u64 = c.prizes().iter().map(|p| p.sold).sum();
+    assert!(sold <= c.counters().wins);
+    assert_eq!(c.counters().draws, c.counters().wins + c.counters().losses);
 });

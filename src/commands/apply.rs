@@ -9,8 +9,9 @@
 
 use super::{arg, err, no_campaign};
 use crate::datatype::LOTTERY_TYPE;
+use crate::engine::apply::created_campaign;
 use crate::engine::campaign::Campaign;
-use crate::engine::effect::{created_campaign, Effect};
+use crate::engine::effect::Effect;
 use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
 

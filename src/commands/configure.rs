@@ -10,9 +10,10 @@
 
 use super::{err, perr};
 use crate::datatype::LOTTERY_TYPE;
-use crate::engine::campaign::{Campaign, MAX_KEY_LEN};
+use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
 use crate::engine::keyslot;
+use crate::engine::limits::MAX_KEY_LEN;
 use crate::{acl, metrics, notify, parse, replication, rng};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 

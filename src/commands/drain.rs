@@ -28,7 +28,7 @@ pub fn drain(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
         3 if arg(&args, 2).eq_ignore_ascii_case(b"LAST") => {
             let c = campaign(ctx, &args[1])?;
-            Ok(batch_value(c.drain_seq, &c.last_batch))
+            Ok(batch_value(c.drain_seq(), c.last_batch()))
         }
         3 => Err(err(format!(
             "unknown option '{}'",

@@ -136,7 +136,7 @@ fn draw(
     let (reply, effect) = match plan {
         Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
         Plan::Pass { prize, seq, .. } => {
-            let win_id = match prize.and_then(|i| c.prizes.get(i)) {
+            let win_id = match prize.and_then(|i| c.prizes().get(i)) {
                 None => None,
                 Some(p) => {
                     let mut ts = itoa::Buffer::new();
@@ -155,10 +155,10 @@ fn draw(
                         }
                         None => 4,
                     };
-                    let guard = c.counters.wins > 0
+                    let guard = c.counters().wins > 0
                         && crate::datatype::CLUSTER_MODE.load(std::sync::atomic::Ordering::Relaxed);
                     let (ms, seq) =
-                        replication::append_win(ctx, &c.rules.stream, &fields[..n], guard)
+                        replication::append_win(ctx, &c.rules().stream, &fields[..n], guard)
                             .map_err(Failure::Msg)?;
                     Some(StreamId { ms, seq })
                 }

@@ -7,7 +7,7 @@
 use super::{bulk, campaign, count_or_inf, int, text};
 use crate::clock;
 use crate::engine::campaign::Outcome;
-use crate::engine::gate::ppm_text;
+use crate::engine::flow::ppm_text;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
@@ -15,8 +15,8 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         return Err(RedisError::WrongArity);
     }
     let c = campaign(ctx, &args[1])?;
-    let r = &c.rules;
-    let k = &c.counters;
+    let r = c.rules();
+    let k = c.counters();
     let now = clock::now_ms();
     let mut v = vec![
         text("state"),
@@ -60,13 +60,13 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         text("penalty_ms"),
         int(r.penalty_ms),
         text("users"),
-        int(c.users.len()),
+        int(c.users().len()),
         text("clients"),
-        int(c.clients.len()),
+        int(c.clients().len()),
         text("penalized_clients"),
         int(c.penalized_clients(now)),
         text("admit_waiting"),
-        int(c.waiting.len()),
+        int(c.waiting().len()),
         text("draws"),
         int(k.draws),
         text("wins"),
@@ -83,10 +83,10 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         }
     }
     v.push(text("drain_seq"));
-    v.push(int(c.drain_seq));
+    v.push(int(c.drain_seq()));
     v.push(text("pace"));
     v.push(RedisValue::Array(
-        c.prizes
+        c.prizes()
             .iter()
             .filter(|p| p.paced)
             .map(|p| bulk(&p.id))
@@ -94,7 +94,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ));
     v.push(text("prizes"));
     v.push(RedisValue::Array(
-        c.prizes
+        c.prizes()
             .iter()
             .map(|p| {
                 RedisValue::Array(vec![

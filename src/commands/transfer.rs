@@ -10,7 +10,7 @@
 //! first. A repeated step changes nothing and replicates nothing.
 
 use super::{arg, bulk, campaign, campaign_mut, err, int, perr, text};
-use crate::engine::transfer::{Transfer, TransferState, MAX_PEER_LEN, MAX_TRANSFER_ID_LEN};
+use crate::engine::ledger::{Transfer, TransferState, MAX_PEER_LEN, MAX_TRANSFER_ID_LEN};
 use crate::{notify, parse, replication};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -110,7 +110,7 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             };
             let c = campaign(ctx, key)?;
             Ok(RedisValue::Array(
-                c.transfers
+                c.transfers()
                     .iter()
                     .filter(|t| !pending_only || t.state == TransferState::Pending)
                     .map(record_value)

@@ -1,4 +1,4 @@
-//! Flow control and anti-abuse, decided inside the draw (issue 7):
+//! Flow control and anti-abuse, decided inside the draw:
 //!
 //! - `RATE per-second [BURST n]`: a campaign-wide rate limit (GCRA, the token bucket as one
 //!   number: the theoretical arrival time). Draws over it get `BUSY` and consume nothing.

@@ -1,7 +1,9 @@
 //! Engine tests: the rules of SPEC.md, without Redis.
 
+use lottery_engine::admin::OpError;
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
+use lottery_engine::configure::ConfigError;
 use lottery_engine::effect::Effect;
 use lottery_engine::persist;
 
@@ -89,8 +91,8 @@ fn win_sells_stock_and_lose_does_not() {
             seq: 1
         })
     );
-    assert_eq!(c.prizes[0].stock, Some(1));
-    assert_eq!(c.prizes[0].sold, 1);
+    assert_eq!(c.prizes()[0].stock, Some(1));
+    assert_eq!(c.prizes()[0].sold, 1);
     // MAXWINS 1 by default.
     let (r, _) = draw(&mut c, "u1", T0 + 1, &mut g);
     assert_eq!(r.outcome, Outcome::AlreadyWon);
@@ -99,13 +101,13 @@ fn win_sells_stock_and_lose_does_not() {
     // Sold out: LOSE, stock stays 0, nothing oversold.
     let (r, _) = draw(&mut c, "u3", T0, &mut g);
     assert_eq!(r.outcome, Outcome::Lose);
-    assert_eq!(c.prizes[0].stock, Some(0));
-    assert_eq!(c.prizes[0].sold, 2);
-    assert_eq!(c.counters.draws, 3);
-    assert_eq!(c.counters.wins, 2);
-    assert_eq!(c.counters.losses, 1);
+    assert_eq!(c.prizes()[0].stock, Some(0));
+    assert_eq!(c.prizes()[0].sold, 2);
+    assert_eq!(c.counters().draws, 3);
+    assert_eq!(c.counters().wins, 2);
+    assert_eq!(c.counters().losses, 1);
     assert_eq!(
-        c.counters.rejected[Outcome::AlreadyWon.rejection_index().unwrap()],
+        c.counters().rejected[Outcome::AlreadyWon.rejection_index().unwrap()],
         1
     );
 }
@@ -210,11 +212,11 @@ fn change_keeps_sold_by_id_and_user_state() {
         ..Default::default()
     };
     c.configure(&ch).unwrap();
-    assert_eq!(c.prizes[1].id, b"a");
-    assert_eq!(c.prizes[1].sold, 2);
-    assert_eq!(c.prizes[1].stock, Some(10));
-    assert_eq!(c.prizes[0].sold, 0);
-    assert_eq!(c.rules.maxwins, None); // kept
+    assert_eq!(c.prizes()[1].id, b"a");
+    assert_eq!(c.prizes()[1].sold, 2);
+    assert_eq!(c.prizes()[1].stock, Some(10));
+    assert_eq!(c.prizes()[0].sold, 0);
+    assert_eq!(c.rules().maxwins, None); // kept
     let v = c.user_view(c.user_key(b"u"), T0);
     assert_eq!(v.wins, 2);
     assert_eq!(c.name(v.last_prize), Some(&b"a"[..]));
@@ -231,8 +233,8 @@ fn change_keeps_sold_by_id_and_user_state() {
         ..Default::default()
     };
     c.configure(&ch).unwrap();
-    assert_eq!(c.prizes[0].sold, 2);
-    assert_eq!(c.prizes[0].pending, 0);
+    assert_eq!(c.prizes()[0].sold, 2);
+    assert_eq!(c.prizes()[0].pending, 0);
 }
 
 #[test]
@@ -376,27 +378,27 @@ fn reqid_replay_and_window_eviction() {
     });
     let mut g = rng();
     let (first, _) = draw_req(&mut c, "u", Some("r1"), T0, &mut g);
-    let snapshot = (c.counters.draws, c.prizes[0].stock);
+    let snapshot = (c.counters().draws, c.prizes()[0].stock);
     let (again, _) = draw_req(&mut c, "u", Some("r1"), T0 + 999, &mut g);
     assert_eq!(first, again);
-    assert_eq!((c.counters.draws, c.prizes[0].stock), snapshot);
-    assert_eq!(c.counters.replays, 1);
+    assert_eq!((c.counters().draws, c.prizes()[0].stock), snapshot);
+    assert_eq!(c.counters().replays, 1);
     // Another user with the same request id is a different request.
     draw_req(&mut c, "v", Some("r1"), T0, &mut g);
-    assert_eq!(c.counters.draws, 2);
+    assert_eq!(c.counters().draws, 2);
     // After the window the same id draws anew.
     draw_req(&mut c, "u", Some("r1"), T0 + 1000, &mut g);
-    assert_eq!(c.counters.draws, 3);
+    assert_eq!(c.counters().draws, 3);
     // Eviction bounds memory: 10,000 requests then time moves on.
     for i in 0..10_000 {
         draw_req(&mut c, "w", Some(&format!("q{i}")), T0 + 2000, &mut g);
     }
-    assert!(c.reqs.len() >= 10_000);
+    assert!(c.reqs().len() >= 10_000);
     for i in 0..200 {
         draw(&mut c, "z", T0 + 10_000 + i, &mut g);
     }
     assert_eq!(
-        c.reqs.len(),
+        c.reqs().len(),
         0,
         "all expired requests evicted as draws go by"
     );
@@ -408,7 +410,7 @@ fn reqid_replay_and_window_eviction() {
     draw(&mut c, "u", T0, &mut g);
     let (r, _) = draw_req(&mut c, "u", Some("x"), T0 + 1, &mut g);
     assert_eq!(r.outcome, Outcome::Cooldown);
-    assert!(c.reqs.is_empty());
+    assert!(c.reqs().is_empty());
 }
 
 #[test]
@@ -438,7 +440,7 @@ fn restock_and_drain() {
     assert_eq!((seq, batch), (1, vec![(b"a".to_vec(), 2)]));
     let (seq, batch, _) = c.drain();
     assert_eq!((seq, batch.len()), (2, 0));
-    assert_eq!(c.last_batch.len(), 0);
+    assert_eq!(c.last_batch().len(), 0);
 }
 
 /// Feeds every effect of a random workload to a replica: both end identical.
@@ -503,7 +505,7 @@ fn effects_rebuild_identical_state() {
         r.apply(&decoded).unwrap();
     }
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&r));
-    assert!(m.counters.wins > 0 && m.counters.losses > 0);
+    assert!(m.counters().wins > 0 && m.counters().losses > 0);
 }
 
 #[test]
@@ -554,11 +556,11 @@ fn persistence_roundtrip_and_corruption() {
 }
 
 /// Writes the fuzzers' seed inputs (valid encodings) into fuzz/seeds/. Run by hand:
-/// `cargo test --test engine write_fuzz_seeds -- --ignored`.
+/// `cargo test -p lottery-engine --test engine write_fuzz_seeds -- --ignored`.
 #[test]
 #[ignore]
 fn write_fuzz_seeds() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds");
     let dp = root.join("decode_payload");
     let pa = root.join("parse_args");
     std::fs::create_dir_all(&dp).unwrap();
@@ -698,7 +700,7 @@ fn decode_payload(data: &[u8]) {
                 assert_eq!(Effect::decode(&e.encode()).as_ref(), Ok(&e));
                 let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
                 let _ = c.apply(&e);
-                if let Some(Ok(made)) = lottery_engine::effect::created_campaign(&e) {
+                if let Some(Ok(made)) = lottery_engine::apply::created_campaign(&e) {
                     let _ = persist::encode_meta(&made);
                 }
             }
@@ -709,7 +711,7 @@ fn decode_payload(data: &[u8]) {
 /// Inputs the fuzzers found (fuzz/regressions/) and the seeds: none may panic.
 #[test]
 fn fuzz_regressions() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut n = 0;
     for dir in ["regressions/decode_payload", "seeds/decode_payload"] {
         for f in std::fs::read_dir(root.join(dir)).unwrap() {
@@ -760,7 +762,7 @@ fn load_time_is_proportional() {
         persist::load_chunk(&mut back, ch).unwrap();
     }
     let load = t.elapsed();
-    assert_eq!(back.users.len(), n);
+    assert_eq!(back.users().len(), n);
     println!("{n} users: build {build:?}, load {load:?}");
 }
 

@@ -1,11 +1,13 @@
 //! LOTTERY.TRANSFER in the engine: idempotent steps, stock conserved across crashes at every
 //! step, replicated and persisted like everything else. No Redis.
 
+use lottery_engine::admin::OpError;
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
 use lottery_engine::effect::Effect;
+use lottery_engine::ledger::{Direction, TransferState, MAX_TRANSFERS};
 use lottery_engine::persist;
-use lottery_engine::transfer::{Direction, TransferError, TransferState, MAX_TRANSFERS};
+use lottery_engine::transfer::TransferError;
 use rand::{Rng, SeedableRng};
 
 fn shard(stock: u64) -> Campaign {
@@ -30,7 +32,7 @@ fn shard(stock: u64) -> Campaign {
 }
 
 fn gold(c: &Campaign) -> (u64, u64) {
-    let p = &c.prizes[c.prize_index(b"gold").unwrap()];
+    let p = &c.prizes()[c.prize_index(b"gold").unwrap()];
     (p.stock.unwrap(), p.sold)
 }
 
@@ -94,7 +96,11 @@ fn steps_are_idempotent_and_checked() {
         b.transfer_in(b"x5", b"gold", i64::MAX as u64, b"a"),
         Err(TransferError::Op(OpError::Overflow))
     ));
-    let states: Vec<_> = a.transfers.iter().map(|t| (t.direction, t.state)).collect();
+    let states: Vec<_> = a
+        .transfers()
+        .iter()
+        .map(|t| (t.direction, t.state))
+        .collect();
     assert_eq!(
         states,
         vec![
@@ -137,10 +143,10 @@ fn stock_is_conserved_across_crashes_at_every_step() {
     let in_flight = |shards: &[Campaign; 3]| -> u64 {
         let mut f = 0;
         for s in shards.iter() {
-            for t in s.transfers.iter() {
+            for t in s.transfers().iter() {
                 if t.state == TransferState::Pending {
                     let peer = &shards[idx(&t.peer)];
-                    if peer.transfers.get(&t.id).is_none() {
+                    if peer.transfers().get(&t.id).is_none() {
                         f += t.count;
                     }
                 }
@@ -156,7 +162,7 @@ fn stock_is_conserved_across_crashes_at_every_step() {
     let recover = |shards: &mut [Campaign; 3]| {
         for i in 0..3 {
             let pending: Vec<_> = shards[i]
-                .transfers
+                .transfers()
                 .iter()
                 .filter(|t| t.state == TransferState::Pending)
                 .cloned()
@@ -275,14 +281,14 @@ fn transfers_replicate_and_persist() {
         r.apply(&d).unwrap();
     }
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&r));
-    assert_eq!(m.transfers.len(), 400);
+    assert_eq!(m.transfers().len(), 400);
 
     // Persistence: the records come back, and every truncation of the meta record is refused.
     let meta = persist::encode_meta(&m);
     let back = persist::decode_meta(&meta).unwrap();
     assert_eq!(
-        back.transfers.iter().collect::<Vec<_>>(),
-        m.transfers.iter().collect::<Vec<_>>()
+        back.transfers().iter().collect::<Vec<_>>(),
+        m.transfers().iter().collect::<Vec<_>>()
     );
     for cut in 0..meta.len() {
         assert!(persist::decode_meta(&meta[..cut]).is_err());
@@ -321,7 +327,7 @@ fn transfer_effect_on_wrong_prize_is_refused() {
 fn configure_effect_is_proportional_to_the_command() {
     let mut master = shard(1_000_000);
     let mut replica = shard(1_000_000);
-    replica.seed = master.seed;
+    *replica.seed_mut() = master.seed();
     let peer = vec![b'p'; 4000];
     for i in 0..5000u32 {
         let id = format!("t{i}");
@@ -348,7 +354,7 @@ fn configure_effect_is_proportional_to_the_command() {
         persist::fingerprint(&master),
         persist::fingerprint(&replica)
     );
-    assert_eq!(replica.rules.nothing, 1);
+    assert_eq!(replica.rules().nothing, 1);
 
     // A creating effect builds the same campaign as the master's CONFIGURE.
     let args: Vec<Vec<u8>> = [
@@ -372,7 +378,7 @@ fn configure_effect_is_proportional_to_the_command() {
         args,
     };
     let applied =
-        lottery_engine::effect::created_campaign(&Effect::decode(&effect.encode()).unwrap())
+        lottery_engine::apply::created_campaign(&Effect::decode(&effect.encode()).unwrap())
             .unwrap()
             .unwrap();
     assert_eq!(persist::fingerprint(&made), persist::fingerprint(&applied));

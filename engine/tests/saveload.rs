@@ -4,12 +4,16 @@
 //! rebuilt on a replica from the effects alone. Every way must give the same fingerprint. No
 //! Redis: the module's data type callbacks are thin wrappers over these calls.
 
+use lottery_engine::apply::created_campaign;
 use lottery_engine::campaign::*;
-use lottery_engine::effect::{created_campaign, Effect};
+use lottery_engine::effect::Effect;
 use lottery_engine::keyslot::default_stream;
+use lottery_engine::ledger::MAX_PEER_LEN;
+use lottery_engine::limits::{
+    MAX_ID_LEN, MAX_KEY_LEN, MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN,
+};
 use lottery_engine::parse::configure_args;
 use lottery_engine::persist;
-use lottery_engine::transfer::MAX_PEER_LEN;
 use rand::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus as Gen;
 
@@ -184,7 +188,7 @@ fn run(seed: u64) {
                 p.effect(e);
             }
             7 => {
-                let pid = p.master.prizes[g.random_range(0..p.master.prizes.len())]
+                let pid = p.master.prizes()[g.random_range(0..p.master.prizes().len())]
                     .id
                     .clone();
                 let tid = rid(&mut g, 128);
@@ -254,7 +258,7 @@ fn run(seed: u64) {
     let mut copy = p.master.clone();
     let to = vec![b'k'; MAX_KEY_LEN];
     copy.follow_key(&to);
-    assert!(copy.rules.stream.len() <= MAX_STREAM_KEY_LEN);
+    assert!(copy.rules().stream.len() <= MAX_STREAM_KEY_LEN);
     assert_eq!(
         persist::fingerprint(&rdb_round_trip(&copy)),
         persist::fingerprint(&copy)
@@ -300,7 +304,7 @@ fn a_drain_batch_of_many_retired_prizes_loads() {
     args.extend([b"MAXWINS".to_vec(), b"INF".to_vec()]);
     let mut c = Campaign::create(&change(&args), (1, 2), b"{c}:wins".to_vec()).unwrap();
     for t in 1..=60 {
-        for p in c.prizes.iter_mut() {
+        for p in c.prizes_mut().iter_mut() {
             p.pending = 1;
         }
         let args = table_args(&mut g, 3000, t);

@@ -4,8 +4,9 @@
 
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
+use lottery_engine::configure::ConfigError;
 use lottery_engine::effect::Effect;
-use lottery_engine::gate::{Rate, Swept};
+use lottery_engine::flow::{Rate, Swept};
 use lottery_engine::parse;
 use lottery_engine::persist;
 use rand::SeedableRng;
@@ -52,7 +53,7 @@ fn draw(
 }
 
 fn rejected(c: &Campaign, o: Outcome) -> u64 {
-    c.counters.rejected[o.rejection_index().unwrap()]
+    c.counters().rejected[o.rejection_index().unwrap()]
 }
 
 #[test]
@@ -70,7 +71,7 @@ fn rate_limits_the_campaign_and_busy_consumes_nothing() {
     }
     assert_eq!(ok, 5, "the burst, at one instant");
     assert_eq!(rejected(&c, Outcome::Busy), 45);
-    assert_eq!(c.users.len(), 5, "a BUSY draw creates no user state");
+    assert_eq!(c.users().len(), 5, "a BUSY draw creates no user state");
     // 10 per second afterwards.
     let mut ok = 0;
     for ms in (0..=2000).step_by(10) {
@@ -111,7 +112,7 @@ fn admission_remembers_who_was_turned_away() {
         ((first_pass as f64) - n as f64 * 0.25).abs() < 5.0 * sd,
         "{first_pass}"
     );
-    assert_eq!(c.waiting.len() as i64, n - first_pass);
+    assert_eq!(c.waiting().len() as i64, n - first_pass);
     assert_eq!(rejected(&c, Outcome::Retry), (n - first_pass) as u64);
     // Everyone turned away passes on the next try (p2 = 1), and is forgotten.
     for i in 0..n {
@@ -122,16 +123,16 @@ fn admission_remembers_who_was_turned_away() {
             assert!(!c.user_view(k, T0).admit_waiting);
         }
     }
-    assert!(c.waiting.is_empty());
+    assert!(c.waiting().is_empty());
     // p2 = 0: a turned-away user never passes; ADMIT OFF lets them through and forgets them.
     let mut c = camp("PRIZE p 1 INF ADMIT 0 0 MAXWINS INF");
     assert_eq!(draw(&mut c, "a", None, T0, &mut g).0, Outcome::Retry);
     assert_eq!(draw(&mut c, "a", None, T0 + 1, &mut g).0, Outcome::Retry);
-    assert_eq!(c.waiting.len(), 1);
-    assert!(c.users.is_empty(), "RETRY consumes nothing");
+    assert_eq!(c.waiting().len(), 1);
+    assert!(c.users().is_empty(), "RETRY consumes nothing");
     change(&mut c, "ADMIT OFF").unwrap();
     assert_eq!(draw(&mut c, "a", None, T0 + 2, &mut g).0, Outcome::Win);
-    assert!(c.waiting.is_empty());
+    assert!(c.waiting().is_empty());
 }
 
 #[test]
@@ -220,7 +221,7 @@ fn pacing_releases_stock_evenly_over_the_window() {
             }
         }
         let allowed = (100 * t / 100_000) as u64;
-        assert_eq!(c.prizes[0].sold, allowed, "at +{t} ms");
+        assert_eq!(c.prizes()[0].sold, allowed, "at +{t} ms");
         assert_eq!(won, allowed);
     }
     // FALLBACK gets the consolation prize while gold is held back; REDRAW never picks it.
@@ -247,8 +248,8 @@ fn pacing_releases_stock_evenly_over_the_window() {
             Outcome::Win
         );
     }
-    assert_eq!(c.prizes[0].sold, 0);
-    assert_eq!(c.prizes[1].sold, 100);
+    assert_eq!(c.prizes()[0].sold, 0);
+    assert_eq!(c.prizes()[1].sold, 100);
     // Validation.
     let mut c = camp("PRIZE gold 1 100 PRIZE pt 1 INF");
     assert_eq!(
@@ -264,9 +265,9 @@ fn pacing_releases_stock_evenly_over_the_window() {
         Err(ConfigError::BadPace(..))
     ));
     change(&mut c, "WINDOW 1 2 PACE gold LINEAR").unwrap();
-    assert!(c.prizes[0].paced);
+    assert!(c.prizes()[0].paced);
     change(&mut c, "PRIZE gold 1 50 PRIZE pt 1 INF").unwrap();
-    assert!(c.prizes[0].paced, "kept by id when the table changes");
+    assert!(c.prizes()[0].paced, "kept by id when the table changes");
 }
 
 #[test]
@@ -313,14 +314,14 @@ fn flow_state_replicates_and_persists() {
         r.apply(&d).unwrap();
     }
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&r));
-    assert!(!m.clients.is_empty() && !m.waiting.is_empty() && m.tat_ns > 0);
+    assert!(!m.clients().is_empty() && !m.waiting().is_empty() && m.tat_ns() > 0);
     // Persistence round trip, and every truncation refused.
     let meta = persist::encode_meta(&m);
     let mut back = persist::decode_meta(&meta).unwrap();
     persist::for_each_chunk(&m, |ch| persist::load_chunk(&mut back, ch).unwrap());
     assert_eq!(persist::fingerprint(&m), persist::fingerprint(&back));
     assert_eq!(
-        back.rules.rate,
+        back.rules().rate,
         Some(Rate {
             per_sec: 500,
             burst: 20

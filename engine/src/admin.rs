@@ -1,0 +1,152 @@
+//! Administration: GRANT, RESTOCK, PAUSE, BAN/UNBAN, DRAIN, and the wins stream following
+//! its key (COPY, a restore in another slot). Each change returns the effect to replicate.
+
+use super::campaign::Campaign;
+use super::effect::Effect;
+use super::keyslot;
+use super::users::UserDay;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpError {
+    NoSuchPrize(Vec<u8>),
+    InfStock(Vec<u8>),
+    BelowZero,
+    Overflow,
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::NoSuchPrize(id) => {
+                write!(f, "no such prize '{}'", crate::parse::shown(id))
+            }
+            OpError::InfStock(id) => {
+                write!(f, "prize '{}' has INF stock", crate::parse::shown(id))
+            }
+            OpError::BelowZero => write!(f, "stock would go below zero"),
+            OpError::Overflow => write!(f, "stock would exceed 9223372036854775807"),
+        }
+    }
+}
+
+impl Campaign {
+    pub fn grant(&mut self, user: u128, n: u32, cap: Option<u32>) -> (u32, Effect) {
+        let mut d = self.users.get(user).unwrap_or_default();
+        let raised = d.bonus.saturating_add(n);
+        d.bonus = match cap {
+            Some(m) => raised.min(m.max(d.bonus)),
+            None => raised,
+        };
+        self.users.insert(user, d);
+        (d.bonus, Effect::User { user, day: d })
+    }
+
+    pub fn restock(&mut self, id: &[u8], delta: i64) -> Result<(u64, Effect), OpError> {
+        let i = self
+            .prize_index(id)
+            .ok_or_else(|| OpError::NoSuchPrize(id.to_vec()))?;
+        let cur = self.prizes[i]
+            .stock
+            .ok_or_else(|| OpError::InfStock(id.to_vec()))?;
+        let new = i128::from(cur) + i128::from(delta);
+        if new < 0 {
+            return Err(OpError::BelowZero);
+        }
+        let new = u64::try_from(new).map_err(|_| OpError::Overflow)?;
+        if new > i64::MAX as u64 {
+            return Err(OpError::Overflow);
+        }
+        self.set_stock(i, new);
+        Ok((
+            new,
+            Effect::Stock {
+                index: i as u32,
+                stock: new,
+            },
+        ))
+    }
+
+    /// Sets a finite prize's remaining stock; the alias table is rebuilt when the prize goes
+    /// in or out of stock.
+    pub(crate) fn set_stock(&mut self, i: usize, new: u64) {
+        let p = &mut self.prizes[i];
+        if p.stock.is_some_and(|cur| (cur == 0) != (new == 0)) {
+            self.table_dirty = true;
+        }
+        p.stock = Some(new);
+    }
+
+    pub fn set_paused(&mut self, paused: bool) -> Effect {
+        self.paused = paused;
+        Effect::Paused(paused)
+    }
+
+    /// Bans a user until `until` (Unix ms). A banned user counts among the campaign's users.
+    pub fn ban(&mut self, user: u128, until: i64) -> Effect {
+        self.set_ban(user, until);
+        Effect::Ban { user, until }
+    }
+
+    pub(crate) fn set_ban(&mut self, user: u128, until: i64) {
+        self.bans.insert(user, until);
+        if self.users.get(user).is_none() {
+            self.users.insert(user, UserDay::default());
+        }
+    }
+
+    /// Lifts a ban; true if one was active at `now`. The effect is None when the user had no
+    /// ban record (nothing changed).
+    pub fn unban(&mut self, user: u128, now: i64) -> (bool, Option<Effect>) {
+        let removed = self.bans.remove(user);
+        (
+            removed.is_some_and(|until| until > now),
+            removed.map(|_| Effect::Unban { user }),
+        )
+    }
+
+    /// Hands out the pending sold counts: (seq, batch).
+    pub fn drain(&mut self) -> (u64, Vec<(Vec<u8>, u64)>, Effect) {
+        let mut batch = Vec::new();
+        for p in self.prizes.iter_mut().chain(self.retired.iter_mut()) {
+            if p.pending > 0 {
+                batch.push((p.id.clone(), p.pending));
+                p.pending = 0;
+            }
+        }
+        self.drain_seq = self.drain_seq.saturating_add(1);
+        self.last_batch = batch.clone();
+        let eff = Effect::Drain {
+            seq: self.drain_seq,
+            batch: batch.clone(),
+        };
+        (self.drain_seq, batch, eff)
+    }
+
+    /// COPY to `key`: a campaign on its key's default wins stream gets the new key's default
+    /// stream (two live campaigns should not share one). Returns true if the stream changed.
+    pub fn follow_key(&mut self, key: &[u8]) -> bool {
+        self.rules.stream_default && self.use_default_stream(key)
+    }
+
+    /// Loading under `key` in a cluster: a wins stream in another slot than the key (a DUMP
+    /// restored under another name) falls back to the key's default stream, so the campaign
+    /// never writes outside its slot. Returns true if the stream changed.
+    pub fn fix_slot(&mut self, key: &[u8]) -> bool {
+        self.needs_slot_fix(key) && self.use_default_stream(key)
+    }
+
+    /// True if the wins stream is in another slot than `key`.
+    pub fn needs_slot_fix(&self, key: &[u8]) -> bool {
+        keyslot::key_slot(&self.rules.stream) != keyslot::key_slot(key)
+    }
+
+    fn use_default_stream(&mut self, key: &[u8]) -> bool {
+        let default = keyslot::default_stream(key);
+        if self.rules.stream == default || keyslot::key_slot(&default) != keyslot::key_slot(key) {
+            return false;
+        }
+        self.rules.stream = default;
+        self.rules.stream_default = true;
+        true
+    }
+}

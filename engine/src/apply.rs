@@ -1,0 +1,152 @@
+//! Applying a replicated effect (`Campaign::apply`) on a replica or while loading the AOF:
+//! absolute values in, no clock read and nothing drawn, so the copy ends equal to the master.
+
+use super::campaign::{Campaign, ConfigChange, Outcome};
+use super::codec::{DResult, DecodeError};
+use super::effect::{Effect, COUNT_REPLAYS};
+use super::flow::ClientState;
+use super::parse;
+use super::persist;
+
+/// The change a `Configure` effect's options describe.
+fn configure_change(args: &[Vec<u8>]) -> DResult<ConfigChange> {
+    let opts: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    parse::configure_args(&opts).map_err(|_| DecodeError("configure effect with bad options"))
+}
+
+/// The campaign an effect creates on a missing key (`Config` or a creating `Configure`), or
+/// None for an effect that needs an existing campaign.
+pub fn created_campaign(e: &Effect) -> Option<DResult<Campaign>> {
+    match e {
+        Effect::Config(meta) => Some(persist::decode_meta(meta)),
+        Effect::Configure {
+            created: Some((seed, stream)),
+            args,
+        } => Some(configure_change(args).and_then(|change| {
+            Campaign::create(&change, *seed, stream.clone())
+                .map_err(|_| DecodeError("configure effect refused"))
+        })),
+        _ => None,
+    }
+}
+
+impl Campaign {
+    /// Applies a replicated effect. Errors (a corrupt or mismatched effect) leave the campaign
+    /// unchanged. `Config` on a missing campaign is handled by the caller (`persist`).
+    pub fn apply(&mut self, e: &Effect) -> DResult<()> {
+        match e {
+            Effect::Config(b) => persist::apply_meta(self, b)?,
+            Effect::Configure {
+                created: None,
+                args,
+            } => {
+                let change = configure_change(args)?;
+                self.configure(&change)
+                    .map_err(|_| DecodeError("configure effect refused"))?;
+            }
+            Effect::Configure {
+                created: Some(_), ..
+            } => return Err(DecodeError("configure effect creates an existing campaign")),
+            Effect::Chunk(b) => persist::load_chunk(self, b)?,
+            Effect::Draw(d) => {
+                if let Some(p) = &d.prize {
+                    let prize = self
+                        .prizes
+                        .get_mut(p.index as usize)
+                        .ok_or(DecodeError("prize index out of range"))?;
+                    let was_out = !prize.in_stock();
+                    prize.stock = p.stock;
+                    prize.sold = p.sold;
+                    prize.pending = p.pending;
+                    if was_out == prize.in_stock() {
+                        self.invalidate_table();
+                    }
+                }
+                self.users.insert(d.user, d.day);
+                if let Some(w) = d.wins {
+                    self.winners.insert(d.user, w);
+                }
+                self.counters.draws = d.total_draws;
+                self.counters.wins = d.total_wins;
+                self.counters.losses = d.total_losses;
+                if let Some((k, m)) = d.request {
+                    self.reqs.insert(k, m);
+                }
+                self.apply_gate(&d.gate, d.now);
+                self.reqs.evict(d.now, self.rules.idempotency_ms);
+                self.apply_swept(&d.swept);
+            }
+            Effect::Count {
+                now,
+                which,
+                value,
+                gate,
+                swept,
+            } => {
+                if let Some(g) = gate {
+                    self.apply_gate(g, *now);
+                }
+                if *which == COUNT_REPLAYS {
+                    self.counters.replays = *value;
+                } else if let Some(c) = Outcome::from_u8(*which)
+                    .and_then(Outcome::rejection_index)
+                    .and_then(|i| self.counters.rejected.get_mut(i))
+                {
+                    *c = *value;
+                }
+                self.reqs.evict(*now, self.rules.idempotency_ms);
+                self.apply_swept(swept);
+            }
+            Effect::User { user, day } => self.users.insert(*user, *day),
+            Effect::Stock { index, stock } => {
+                let p = self
+                    .prizes
+                    .get_mut(*index as usize)
+                    .ok_or(DecodeError("prize index out of range"))?;
+                if p.stock.is_none() {
+                    return Err(DecodeError("stock effect on an INF prize"));
+                }
+                p.stock = Some(*stock);
+                self.invalidate_table();
+            }
+            Effect::Paused(p) => self.paused = *p,
+            Effect::Ban { user, until } => self.set_ban(*user, *until),
+            Effect::Unban { user } => {
+                self.bans.remove(*user);
+            }
+            Effect::Drain { seq, batch } => {
+                for p in self.prizes.iter_mut().chain(self.retired.iter_mut()) {
+                    p.pending = 0;
+                }
+                self.drain_seq = *seq;
+                self.last_batch = batch.clone();
+            }
+            Effect::Client { key, state } => {
+                if *state == ClientState::default() {
+                    self.clients.remove(*key);
+                } else {
+                    self.clients.insert(*key, *state);
+                }
+            }
+            Effect::Transfer { record, stock } => {
+                if let Some((i, _)) = *stock {
+                    match self.prizes.get(i as usize) {
+                        Some(p) if p.stock.is_some() && p.id == record.prize => {}
+                        _ => return Err(DecodeError("transfer effect on a wrong prize")),
+                    }
+                }
+                if self.transfers.get(&record.id).is_none() && !self.transfers.has_room() {
+                    return Err(DecodeError("too many transfer records"));
+                }
+                // As on the master (`record_transfer`): prune, store, prune.
+                self.transfers.prune();
+                if let Some((i, v)) = *stock {
+                    self.set_stock(i as usize, v);
+                }
+                self.transfers.put((**record).clone());
+                self.transfers.prune();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! Limits a campaign keeps to, shared by the argument parser, CONFIGURE and the decoders (so
+//! whatever is saved loads).
+
+use super::keyslot;
+
+pub const MAX_PRIZES: usize = 65_536;
+/// Distinct prize ids a campaign may use over its life (every one is kept, interned, so a
+/// user's last prize stays nameable): four full tables. CONFIGURE refuses a table that would
+/// go past it and the loader refuses a record that does, so whatever is saved loads. It also
+/// bounds the retired prizes and a DRAIN batch (each is a name), and with them the meta
+/// record a CONFIGURE replicates: under 150 MB even with every id at `MAX_ID_LEN`.
+pub const MAX_NAMES: usize = 4 * MAX_PRIZES;
+pub const MAX_ID_LEN: usize = 256;
+pub const MAX_REQID_LEN: usize = 128;
+/// The longest campaign key CONFIGURE creates and COPY copies to, and the longest STREAM key.
+pub const MAX_KEY_LEN: usize = 4096;
+/// The longest wins stream name a campaign can hold, so the longest the loader accepts: an
+/// explicit STREAM key, or the default stream of the longest campaign key.
+pub const MAX_STREAM_KEY_LEN: usize = MAX_KEY_LEN + keyslot::DEFAULT_STREAM_EXTRA;
+pub const MAX_IDEMPOTENCY_MS: u64 = 86_400_000;
+pub const MAX_DAYOFFSET_MIN: i32 = 1440;
