@@ -1,12 +1,11 @@
-//! LOTTERY.DRAW key user [REQID request-id] [CLIENT client-id]
-//!
-//! One draw for one user, atomically: REQID replay, window, pause, client (penalty box,
+//! LOTTERY.DRAW: one draw for one user, atomically: REQID replay, window, pause, client (penalty box,
 //! CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one chance is
 //! consumed and the alias table picks (paced prizes held back while ahead of their pace). A win is appended to
 //! the wins stream (XADD, replicated with its concrete ID) before anything changes, so a
 //! stream error changes nothing. The effects go to replicas and the AOF as absolute values.
 //!
 //! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
+//! The options are parsed by `parse::draw_options`.
 //!
 //! This is the hot path, so it is registered directly with `RedisModule_CreateCommand` and
 //! talks to the module API without the per-call argument vector, reply tree and string
@@ -95,30 +94,22 @@ fn draw(
     args: &[*mut raw::RedisModuleString],
 ) -> Result<(), Failure> {
     let (key_arg, user_arg, opts) = match args {
-        [_, k, u, rest @ ..] if rest.len() <= 4 && rest.len() % 2 == 0 => (*k, *u, rest),
+        [_, k, u, rest @ ..] if rest.len() <= 4 => (*k, *u, rest),
         _ => return Err(Failure::Arity),
     };
-    // REQID: the raw argument (copied into the stream entry) and its checked bytes.
-    // CLIENT: the client id's checked bytes.
-    let mut reqid_arg = None;
-    let mut reqid = None;
-    let mut client = None;
-    for pair in opts.chunks_exact(2) {
-        let (opt, val) = (unsafe { bytes_of(pair[0]) }, unsafe { bytes_of(pair[1]) });
-        if opt.eq_ignore_ascii_case(b"REQID") && reqid.is_none() {
-            reqid = Some(parse::reqid_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
-            reqid_arg = Some(pair[1]);
-        } else if opt.eq_ignore_ascii_case(b"CLIENT") && client.is_none() {
-            client = Some(parse::client_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
-        } else if opt.eq_ignore_ascii_case(b"REQID") || opt.eq_ignore_ascii_case(b"CLIENT") {
-            return Err(fail(format!(
-                "ERR {} given twice",
-                parse::shown(&opt.to_ascii_uppercase())
-            )));
-        } else {
-            return Err(fail(format!("ERR unknown option '{}'", parse::shown(opt))));
-        }
+    // The options as bytes, on the stack (at most 4 of them).
+    let mut bytes: [&[u8]; 4] = [&[]; 4];
+    for (b, &a) in bytes.iter_mut().zip(opts) {
+        *b = unsafe { bytes_of(a) };
     }
+    let o = parse::draw_options(&bytes[..opts.len()]).map_err(|e| match e {
+        parse::ArgError::Arity => Failure::Arity,
+        parse::ArgError::Invalid(m) => fail(format!("ERR {m}")),
+    })?;
+    // REQID: its checked bytes, and the raw argument (copied into the stream entry).
+    let reqid = o.reqid.map(|(_, r)| r);
+    let reqid_arg = o.reqid.map(|(i, _)| opts[i]);
+    let client = o.client;
     let user = unsafe { bytes_of(user_arg) };
     let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
     let c = campaign_at(&key)?;

@@ -80,3 +80,19 @@ pub fn arg(args: &[RedisString], i: usize) -> &[u8] {
 pub fn perr(e: String) -> RedisError {
     err(e)
 }
+
+/// Converts a refused argument list into its reply (the wrong-arity error, or `ERR ...`).
+pub fn aerr(e: crate::parse::ArgError) -> RedisError {
+    match e {
+        crate::parse::ArgError::Arity => RedisError::WrongArity,
+        crate::parse::ArgError::Invalid(m) => err(m),
+    }
+}
+
+/// The arguments after the campaign key, as bytes; the wrong-arity error if there is no key.
+pub fn after_key(args: &[RedisString]) -> Result<Vec<&[u8]>, RedisError> {
+    match args.get(2..) {
+        Some(rest) => Ok(rest.iter().map(|a| a.as_slice()).collect()),
+        None => Err(RedisError::WrongArity),
+    }
+}
