@@ -8,6 +8,7 @@
 //! helpers are not used for text: they panic on a NUL byte and mangle every character
 //! outside Latin-1 (one whose low byte is 0 becomes a NUL).
 
+use crate::command_docs::Command;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -44,7 +45,12 @@ pub fn install_panic_hook() {
 
 /// Runs `f`; if it panics, logs the panic once (naming `what`), counts it, and returns
 /// `on_panic` instead of letting the panic reach Redis.
-pub fn guard<R>(what: &str, on_panic: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
+/// `what` is only written out on a panic.
+pub fn guard<R>(
+    what: impl std::fmt::Display,
+    on_panic: impl FnOnce() -> R,
+    f: impl FnOnce() -> R,
+) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
@@ -190,12 +196,12 @@ pub fn run_command(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
-    name: &str,
+    command: &'static Command,
     handler: Handler,
 ) -> c_int {
     guard(
-        name,
-        || reply_error(ctx, &internal_error_text(name)),
+        command.upper(),
+        || reply_error(ctx, &internal_error_text(command.upper())),
         || {
             let context = Context::new(ctx);
             let args = redis_module::decode_args(ctx, argv, argc);
@@ -206,57 +212,46 @@ pub fn run_command(
 }
 
 /// The reply to a command that panicked.
-pub fn internal_error_text(name: &str) -> String {
+pub fn internal_error_text(name: impl std::fmt::Display) -> String {
     format!("ERR internal error in {name}: refused; see the server log")
 }
 
-/// Declares `extern "C"` entry points for generic command handlers: each runs its handler
-/// through `run_command`.
+/// The `extern "C"` entry point of a generic command handler, for its `Command` description:
+/// `entry: generic_entry!(GRANT, grant)` runs `grant` through `run_command`.
 #[macro_export]
-macro_rules! command_entries {
-    ($($entry:ident => $name:literal, $handler:path;)*) => {
-        $(
-            extern "C" fn $entry(
-                ctx: *mut redis_module::raw::RedisModuleCtx,
-                argv: *mut *mut redis_module::raw::RedisModuleString,
-                argc: std::os::raw::c_int,
-            ) -> std::os::raw::c_int {
-                $crate::entry::run_command(ctx, argv, argc, $name, $handler)
-            }
-        )*
-    };
+macro_rules! generic_entry {
+    ($command:ident, $handler:path) => {{
+        extern "C" fn entry(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::os::raw::c_int,
+        ) -> std::os::raw::c_int {
+            $crate::entry::run_command(ctx, argv, argc, &$command, $handler)
+        }
+        entry as $crate::entry::CommandFn
+    }};
 }
 
 /// The signature Redis calls a command with.
 pub type CommandFn =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
-/// A command's legacy key positions: first key, last key, step.
-pub type KeySpec = (c_int, c_int, c_int);
-
-/// Registers one command with `RedisModule_CreateCommand`. Names and flags are ours (no NUL).
-pub fn create_command(
-    ctx: *mut raw::RedisModuleCtx,
-    name: &str,
-    f: CommandFn,
-    flags: &str,
-    keys: KeySpec,
-) -> bool {
-    let (Ok(n), Ok(fl)) = (CString::new(name), CString::new(flags)) else {
-        return false;
-    };
+/// Registers one command with `RedisModule_CreateCommand`.
+pub fn create_command(ctx: *mut raw::RedisModuleCtx, command: &Command) -> bool {
+    let (first, last, step) = command.key_positions();
     match unsafe { raw::RedisModule_CreateCommand } {
         Some(create) => {
-            // SAFETY: valid C strings that Redis copies; `f` lives as long as the module.
+            // SAFETY: valid C strings that Redis copies; the entry point lives as long as the
+            // module.
             let status = unsafe {
                 create(
                     ctx,
-                    n.as_ptr(),
-                    Some(f),
-                    fl.as_ptr(),
-                    keys.0,
-                    keys.1,
-                    keys.2,
+                    command.name.as_ptr(),
+                    Some(command.entry),
+                    command.flags.as_ptr(),
+                    first,
+                    last,
+                    step,
                 )
             };
             status == raw::REDISMODULE_OK as c_int

@@ -1,18 +1,31 @@
-//! LOTTERY.APPLY key blob (internal)
-//!
-//! Applies a write's effects, as replicated by the master or written by an AOF rewrite. It
-//! reads no clock and draws nothing. Refused from ordinary clients: only the master link
-//! (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge state with it.
-//! It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get it too.
-//! From the master link it raises the keyspace events the master's command raised
-//! (`crate::notify`), as Redis's own replicated commands do on replicas.
+//! LOTTERY.APPLY (internal) applies a write's effects, as replicated by the master or written
+//! by an AOF rewrite. It reads no clock and draws nothing. Refused from ordinary clients: only
+//! the master link (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge
+//! state with it. It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get
+//! it too. From the master link it raises the keyspace events the master's command raised
+//! (`crate::notify`), as Redis's own replicated commands do on replicas. Its arguments are in
+//! `APPLY` below.
 
 use super::{arg, err, no_campaign};
+use crate::command_docs::{Arg, Command, RW, UPDATE};
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::{created_campaign, Effect};
 use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.APPLY's description: registration, COMMAND DOCS and docs/commands.md.
+pub static APPLY: Command = Command {
+    name: c"lottery.apply",
+    entry: crate::generic_entry!(APPLY, apply),
+    flags: c"write",
+    key: Some(RW | UPDATE),
+    arity: 3,
+    summary:
+        c"Internal: applies a write's effects on a replica or from the AOF; refused from clients",
+    complexity: c"O(N) where N is the size of the effect",
+    args: &[Arg::key(), Arg::string(c"blob")],
+};
 
 /// The prize whose stock an effect sets, if any.
 fn stock_index(effect: &Effect) -> Option<usize> {

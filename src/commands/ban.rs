@@ -1,12 +1,46 @@
 //! LOTTERY.BAN / LOTTERY.UNBAN: a banned user gets BANNED (with the ms left) until the ban
 //! ends; a banned client (the CLIENT of DRAW, also put there by PENALTY) gets LIMITED. BAN
-//! replies OK; UNBAN replies 1 if an active ban was lifted, else 0. The arguments are parsed by
-//! `parse::ban_args` / `parse::unban_args`.
+//! replies OK; UNBAN replies 1 if an active ban was lifted, else 0. The arguments are described
+//! in `BAN` and `UNBAN` below and parsed by `parse::ban_args` / `parse::unban_args`.
 
 use super::{aerr, after_key, campaign_mut, int};
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::parse::{self, Banned};
 use crate::{clock, replication};
 use redis_module::{Context, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.BAN's description: registration, COMMAND DOCS and docs/commands.md.
+pub static BAN: Command = Command {
+    name: c"lottery.ban",
+    entry: crate::generic_entry!(BAN, ban),
+    flags: c"write deny-oom fast",
+    key: Some(RW | UPDATE),
+    arity: -4,
+    summary: c"Bans a user (or, with CLIENT, a client id) from drawing for some milliseconds",
+    complexity: c"O(1)",
+    args: &[Arg::key(), WHO, Arg::integer(c"ms")],
+};
+
+/// LOTTERY.UNBAN's description: registration, COMMAND DOCS and docs/commands.md.
+pub static UNBAN: Command = Command {
+    name: c"lottery.unban",
+    entry: crate::generic_entry!(UNBAN, unban),
+    flags: c"write fast",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Lifts a user's ban, or (with CLIENT) a client's penalty",
+    complexity: c"O(1)",
+    args: &[Arg::key(), WHO],
+};
+
+/// A user, or CLIENT and a client id.
+const WHO: Arg = Arg::oneof(
+    c"who",
+    &[
+        Arg::string(c"user"),
+        Arg::string(c"client-id").tok(c"CLIENT"),
+    ],
+);
 
 pub fn ban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let b = parse::ban_args(&after_key(&args)?).map_err(aerr)?;

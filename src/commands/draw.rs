@@ -1,16 +1,19 @@
-//! LOTTERY.DRAW: one draw for one user, atomically: REQID replay, window, pause, client (penalty box,
-//! CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one chance is
-//! consumed and the alias table picks (paced prizes held back while ahead of their pace). A win is appended to
-//! the wins stream (XADD, replicated with its concrete ID) before anything changes, so a
-//! stream error changes nothing. The effects go to replicas and the AOF as absolute values.
+//! LOTTERY.DRAW: one draw for one user, atomically: REQID replay, window, pause, client
+//! (penalty box, CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one
+//! chance is consumed and the alias table picks (paced prizes held back while ahead of their
+//! pace). A win is appended to the wins stream (XADD, replicated with its concrete ID) before
+//! anything changes, so a stream error changes nothing. The effects go to replicas and the AOF
+//! as absolute values.
 //!
 //! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
-//! The options are parsed by `parse::draw_options`.
+//! The arguments are described in `DRAW` below; the options are parsed by
+//! `parse::draw_options`.
 //!
 //! This is the hot path, so it is registered directly with `RedisModule_CreateCommand` and
-//! talks to the module API without the per-call argument vector, reply tree and string
-//! copies of the generic command wrapper.
+//! talks to the module API without the per-call argument vector, reply tree and string copies
+//! of the generic command wrapper.
 
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
 use crate::ffi::{bytes_of, OpenKey};
@@ -19,15 +22,33 @@ use crate::{clock, entry, parse, replication, rng};
 use redis_module::raw;
 use std::os::raw::c_int;
 
-/// Entry point registered for `lottery.draw`.
+/// LOTTERY.DRAW's description: registration, COMMAND DOCS and docs/commands.md. Its entry
+/// point is its own (see above).
+pub static DRAW: Command = Command {
+    name: c"lottery.draw",
+    entry: draw_command,
+    flags: c"write deny-oom fast",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw (COOLDOWN, QUOTA, BUSY, RETRY, LIMITED, ...)",
+    complexity: c"O(1)",
+    args: &[
+        Arg::key(),
+        Arg::string(c"user"),
+        Arg::string(c"request-id").tok(c"REQID").opt(),
+        Arg::string(c"client-id").tok(c"CLIENT").opt(),
+    ],
+};
+
+/// The entry point of `DRAW`.
 pub extern "C" fn draw_command(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
 ) -> c_int {
     entry::guard(
-        "LOTTERY.DRAW",
-        || entry::reply_error(ctx, &entry::internal_error_text("LOTTERY.DRAW")),
+        DRAW.upper(),
+        || entry::reply_error(ctx, &entry::internal_error_text(DRAW.upper())),
         || draw_entry(ctx, argv, argc),
     )
 }

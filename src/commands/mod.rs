@@ -14,6 +14,7 @@ pub mod stats;
 pub mod transfer;
 pub mod user;
 
+use crate::command_docs::Command;
 use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::Campaign;
 use redis_module::{Context, RedisError, RedisString, RedisValue};
@@ -96,3 +97,21 @@ pub fn after_key(args: &[RedisString]) -> Result<Vec<&[u8]>, RedisError> {
         None => Err(RedisError::WrongArity),
     }
 }
+
+/// Every command's description, in registration order (LOTTERY.DRAW first: the hot path).
+pub static ALL: [&Command; 14] = [
+    &draw::DRAW,
+    &configure::CONFIGURE,
+    &drain::DRAIN,
+    &grant::GRANT,
+    &restock::RESTOCK,
+    &pause::PAUSE,
+    &pause::RESUME,
+    &ban::BAN,
+    &ban::UNBAN,
+    &user::USER,
+    &stats::STATS,
+    &transfer::TRANSFER,
+    &debug::DEBUG,
+    &apply::APPLY,
+];

@@ -1,15 +1,47 @@
 //! LOTTERY.TRANSFER moves stock between the shards of a sharded campaign, one idempotent step
-//! per shard (the protocol is explained in `engine::transfer`). OUT replies the units taken,
-//! IN 1 if applied now or 0 for a repeat, SETTLE 1 if it settled a pending record or 0 for a
+//! per shard (the protocol is explained in `engine::transfer`). OUT replies the units taken, IN
+//! 1 if applied now or 0 for a repeat, SETTLE 1 if it settled a pending record or 0 for a
 //! repeat, LIST the records as `[id, OUT|IN, prize, count, peer, PENDING|SETTLED|APPLIED]`,
 //! oldest first. A repeated step changes nothing and replicates nothing. The arguments are
-//! parsed by `parse::transfer_args`.
+//! described in `TRANSFER` below and parsed by `parse::transfer_args`.
 
 use super::{aerr, after_key, bulk, campaign, campaign_mut, err, int, text};
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::engine::transfer::{Transfer, TransferState};
 use crate::parse::{self, TransferStep};
 use crate::{notify, replication};
 use redis_module::{Context, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.TRANSFER's description: registration, COMMAND DOCS and docs/commands.md.
+pub static TRANSFER: Command = Command {
+    name: c"lottery.transfer",
+    entry: crate::generic_entry!(TRANSFER, transfer),
+    flags: c"write deny-oom",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Moves stock between the shards of a sharded campaign, one idempotent step per shard",
+    complexity: c"O(N) where N is the number of prizes; LIST: O(T) where T is the number of transfer records",
+    args: &[
+        Arg::key(),
+        Arg::oneof(
+            c"step",
+            &[
+                Arg::block(c"out", MOVE).tok(c"OUT"),
+                Arg::block(c"in", MOVE).tok(c"IN"),
+                Arg::block(c"settle", &[Arg::string(c"id")]).tok(c"SETTLE"),
+                Arg::block(c"list", &[Arg::pure(c"pending", c"PENDING").opt()]).tok(c"LIST"),
+            ],
+        ),
+    ],
+};
+
+/// The arguments of OUT and IN.
+const MOVE: &[Arg] = &[
+    Arg::string(c"id"),
+    Arg::string(c"prize"),
+    Arg::integer(c"count"),
+    Arg::string(c"peer"),
+];
 
 fn record_value(t: &Transfer) -> RedisValue {
     RedisValue::Array(vec![
