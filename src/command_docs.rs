@@ -13,6 +13,7 @@
 //! still loads with the plain registration.
 
 use crate::entry::CommandFn;
+use crate::ffi::server::{self, InfoError};
 use redis_module::{raw, Context};
 use std::ffi::CStr;
 use std::fmt;
@@ -325,29 +326,12 @@ static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfo
     sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
 };
 
-/// Sets the info of every command (registered before). Never fails the load: a refusal is logged.
+/// Sets the info of every command (registered before). Never fails the load: a refusal is
+/// logged.
 pub fn register(ctx: &Context) {
-    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
-        raw::RedisModule_SetCommandInfo
-    }) else {
-        crate::entry::log(
-            ctx.ctx,
-            crate::entry::Level::Warning,
-            "lottery: this Redis has no RedisModule_SetCommandInfo: COMMAND DOCS stays empty",
-        );
-        return;
-    };
+    let warn = |msg: &str| crate::entry::log(ctx.ctx, crate::entry::Level::Warning, msg);
     for &d in crate::commands::ALL.iter() {
         let name = d.name.to_string_lossy();
-        let cmd = unsafe { get(ctx.ctx, d.name.as_ptr()) };
-        if cmd.is_null() {
-            crate::entry::log(
-                ctx.ctx,
-                crate::entry::Level::Warning,
-                &format!("lottery: command {name} not found: no COMMAND DOCS for it"),
-            );
-            continue;
-        }
         let info = raw::RedisModuleCommandInfo {
             version: &VERSION,
             summary: d.summary.as_ptr(),
@@ -359,10 +343,18 @@ pub fn register(ctx: &Context) {
             key_specs: d.key.map_or(ptr::null_mut(), c_key_specs),
             args: c_args(d.args),
         };
-        if unsafe { set(cmd, &info) } != raw::REDISMODULE_OK as c_int {
-            crate::entry::log(ctx.ctx, crate::entry::Level::Warning, &format!(
+        match server::set_command_info(ctx, d.name, &info) {
+            Ok(()) => {}
+            Err(InfoError::NoApi) => {
+                warn("lottery: this Redis has no RedisModule_SetCommandInfo: COMMAND DOCS stays empty");
+                return;
+            }
+            Err(InfoError::NotFound) => warn(&format!(
+                "lottery: command {name} not found: no COMMAND DOCS for it"
+            )),
+            Err(InfoError::Refused) => warn(&format!(
                 "lottery: Redis refused the COMMAND DOCS/key spec of {name}; it keeps its plain registration"
-            ));
+            )),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! outside Latin-1 (one whose low byte is 0 becomes a NUL).
 
 use crate::command_docs::Command;
+use crate::ffi::Str;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -173,12 +174,7 @@ pub fn reply(ctx: *mut raw::RedisModuleCtx, result: RedisResult) -> c_int {
             reply_value(ctx, v);
             raw::REDISMODULE_OK as c_int
         }
-        Err(RedisError::WrongArity) => {
-            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
-                unsafe { f(ctx) };
-            }
-            raw::REDISMODULE_OK as c_int
-        }
+        Err(RedisError::WrongArity) => wrong_arity(ctx),
         Err(RedisError::WrongType) => reply_error(
             ctx,
             "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -230,6 +226,88 @@ macro_rules! generic_entry {
         }
         entry as $crate::entry::CommandFn
     }};
+}
+
+/// Why a direct command handler did not reply: its arguments' number (the wrong-arity
+/// reply), or an error reply (with its code).
+pub enum Failure {
+    Arity,
+    Msg(String),
+}
+
+/// A command handler of the direct kind: the arguments as Redis holds them in, and it replies
+/// itself (`reply_array`, `reply_bulk`, ...) unless it fails.
+pub type DirectHandler = fn(&Context, &[Str<'_>]) -> Result<(), Failure>;
+
+/// Runs a direct command handler inside the guard (the hot path: no argument vector, no reply
+/// tree, and the command's name is only written out on a panic).
+pub fn run_direct(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    command: &'static Command,
+    handler: DirectHandler,
+) -> c_int {
+    guard(
+        command.upper(),
+        || reply_error(ctx, &internal_error_text(command.upper())),
+        || {
+            if argv.is_null() || argc < 0 {
+                return reply_error(ctx, "ERR bad arguments");
+            }
+            // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
+            let args = unsafe { crate::ffi::string::args(argv, argc) };
+            match handler(&Context::new(ctx), args) {
+                Ok(()) => raw::REDISMODULE_OK as c_int,
+                Err(Failure::Arity) => wrong_arity(ctx),
+                Err(Failure::Msg(m)) => reply_error(ctx, &m),
+            }
+        },
+    )
+}
+
+/// The `extern "C"` entry point of a direct command handler, for its `Command` description:
+/// `entry: direct_entry!(DRAW, draw)` runs `draw` through `run_direct`.
+#[macro_export]
+macro_rules! direct_entry {
+    ($command:ident, $handler:path) => {{
+        extern "C" fn entry(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::os::raw::c_int,
+        ) -> std::os::raw::c_int {
+            $crate::entry::run_direct(ctx, argv, argc, &$command, $handler)
+        }
+        entry as $crate::entry::CommandFn
+    }};
+}
+
+/// Replies Redis's wrong-number-of-arguments error.
+fn wrong_arity(ctx: *mut raw::RedisModuleCtx) -> c_int {
+    if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
+        unsafe { f(ctx) };
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Starts an array reply of `n` elements (a direct handler's reply).
+pub fn reply_array(ctx: &Context, n: usize) {
+    raw::reply_with_array(ctx.ctx, n as _);
+}
+
+/// A bulk string reply (an element of a direct handler's reply).
+pub fn reply_bulk(ctx: &Context, b: &[u8]) {
+    reply_bytes(ctx.ctx, b);
+}
+
+/// A null reply (an element of a direct handler's reply).
+pub fn reply_null(ctx: &Context) {
+    raw::reply_with_null(ctx.ctx);
+}
+
+/// An integer reply (an element of a direct handler's reply).
+pub fn reply_int(ctx: &Context, v: i64) {
+    raw::reply_with_long_long(ctx.ctx, v);
 }
 
 /// The signature Redis calls a command with.

@@ -90,11 +90,11 @@ fn load(ctx: &Context, args: &[RedisString]) -> Status {
     // Refuse (rather than crash on) short reads from RDB/RESTORE payloads; signal a key as
     // modified (WATCH, client-side caching) only when a command really changed it, never
     // because it was opened for writing and then refused.
-    if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
-        let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
-            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED;
-        unsafe { set(ctx.ctx, options as i32) };
-    }
+    ffi::server::set_module_options(
+        ctx,
+        raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
+            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
     // Every command as its description (`commands::ALL`) says.
     for &command in commands::ALL.iter() {
         if !entry::create_command(ctx.ctx, command) {

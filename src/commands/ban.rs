@@ -3,7 +3,7 @@
 //! replies OK; UNBAN replies 1 if an active ban was lifted, else 0. The arguments are described
 //! in `BAN` and `UNBAN` below and parsed by `parse::ban_args` / `parse::unban_args`.
 
-use super::{aerr, after_key, campaign_mut, int};
+use super::{aerr, after_key, campaign_mut, int, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::parse::{self, Banned};
 use crate::{clock, replication};
@@ -44,7 +44,8 @@ const WHO: Arg = Arg::oneof(
 
 pub fn ban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let b = parse::ban_args(&after_key(&args)?).map_err(aerr)?;
-    let c = campaign_mut(ctx, &args[1])?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
     let until = clock::now_ms().saturating_add(b.ms);
     let effect = match b.who {
         Banned::Client(id) => {
@@ -62,7 +63,8 @@ pub fn ban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
 
 pub fn unban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let who = parse::unban_args(&after_key(&args)?).map_err(aerr)?;
-    let c = campaign_mut(ctx, &args[1])?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
     let (lifted, effect) = match who {
         Banned::User(user) => {
             let ukey = c.user_key(user);

@@ -5,12 +5,12 @@
 //! share), so the effect is as large as the command, whatever the campaign's history. The
 //! arguments are described in `CONFIGURE` below and parsed by `parse::configure_args`.
 
-use super::{err, perr};
+use super::{err, key_error, perr, write_key};
 use crate::command_docs::{Arg, Command, RW, UPDATE};
-use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, MAX_KEY_LEN};
 use crate::engine::effect::Effect;
 use crate::engine::keyslot;
+use crate::ffi::Str;
 use crate::{acl, metrics, notify, parse, replication, rng};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
@@ -137,20 +137,19 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if s.as_slice() == key.as_slice() {
             return Err(err("STREAM key must not be the campaign key itself"));
         }
-        acl::check_write(ctx.ctx, s, "STREAM key").map_err(RedisError::String)?;
+        acl::check_write(ctx, s, "STREAM key").map_err(RedisError::String)?;
     }
     let given = || args[2..].iter().map(|a| a.as_slice().to_vec()).collect();
-    let k = ctx.open_key_writable(key);
-    let effect = match k.get_value::<Campaign>(&LOTTERY_TYPE) {
-        Err(_) => return Err(RedisError::WrongType),
-        Ok(Some(c)) => {
+    let mut k = write_key(ctx, key);
+    let effect = match k.campaign_mut().map_err(key_error)? {
+        Some(c) => {
             c.configure(&change).map_err(|e| err(e.to_string()))?;
             Effect::Configure {
                 created: None,
                 args: given(),
             }
         }
-        Ok(None) => {
+        None => {
             let default = keyslot::default_stream(key.as_slice());
             if change.stream.is_none() && keyslot::key_slot(&default) != slot {
                 return Err(err(
@@ -164,13 +163,13 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 created: Some((seed, default)),
                 args: given(),
             };
-            k.set_value(&LOTTERY_TYPE, c)
+            k.set_campaign(c)
                 .map_err(|_| err("could not store the campaign"))?;
             metrics::campaign_created();
             effect
         }
     };
     replication::replicate(ctx, key, &effect);
-    notify::event(ctx.ctx, notify::CONFIGURE, key.inner);
+    notify::event(ctx, notify::CONFIGURE, Str::of(key));
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

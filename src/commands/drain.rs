@@ -3,7 +3,7 @@
 //! writer that crashed mid-write can redo it idempotently, keyed by seq. The arguments are
 //! described in `DRAIN` below and parsed by `parse::drain_args`.
 
-use super::{aerr, after_key, bulk, campaign, campaign_mut, int};
+use super::{aerr, after_key, bulk, campaign, campaign_mut, int, read_key, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::parse;
 use crate::replication;
@@ -33,13 +33,15 @@ fn batch_value(seq: u64, batch: &[(Vec<u8>, u64)]) -> RedisValue {
 pub fn drain(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     match parse::drain_args(&after_key(&args)?).map_err(aerr)? {
         parse::Drain::Next => {
-            let c = campaign_mut(ctx, &args[1])?;
+            let mut k = write_key(ctx, &args[1]);
+            let c = campaign_mut(&mut k)?;
             let (seq, batch, effect) = c.drain();
             replication::replicate(ctx, &args[1], &effect);
             Ok(batch_value(seq, &batch))
         }
         parse::Drain::Last => {
-            let c = campaign(ctx, &args[1])?;
+            let k = read_key(ctx, &args[1]);
+            let c = campaign(&k)?;
             Ok(batch_value(c.drain_seq, &c.last_batch))
         }
     }

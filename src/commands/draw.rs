@@ -14,19 +14,18 @@
 //! of the generic command wrapper.
 
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
-use crate::datatype::LOTTERY_TYPE;
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
-use crate::ffi::{bytes_of, OpenKey};
+use crate::entry::{self, Failure};
+use crate::ffi::{Key, KeyError, Str};
 use crate::replication::Field;
-use crate::{clock, entry, parse, replication, rng};
-use redis_module::raw;
-use std::os::raw::c_int;
+use crate::{clock, parse, replication, rng};
+use redis_module::Context;
 
 /// LOTTERY.DRAW's description: registration, COMMAND DOCS and docs/commands.md. Its entry
-/// point is its own (see above).
+/// point is a direct one (see above).
 pub static DRAW: Command = Command {
     name: c"lottery.draw",
-    entry: draw_command,
+    entry: crate::direct_entry!(DRAW, draw),
     flags: c"write deny-oom fast",
     key: Some(RW | ACCESS | UPDATE),
     arity: -3,
@@ -40,80 +39,11 @@ pub static DRAW: Command = Command {
     ],
 };
 
-/// The entry point of `DRAW`.
-pub extern "C" fn draw_command(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    entry::guard(
-        DRAW.upper(),
-        || entry::reply_error(ctx, &entry::internal_error_text(DRAW.upper())),
-        || draw_entry(ctx, argv, argc),
-    )
-}
-
-fn draw_entry(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    if argv.is_null() || argc < 0 {
-        return entry::reply_error(ctx, "ERR bad arguments");
-    }
-    // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
-    let args = unsafe { std::slice::from_raw_parts(argv, argc as usize) };
-    match draw(ctx, args) {
-        Ok(()) => raw::REDISMODULE_OK as c_int,
-        Err(Failure::Arity) => {
-            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
-                unsafe { f(ctx) };
-            }
-            raw::REDISMODULE_OK as c_int
-        }
-        Err(Failure::Msg(m)) => entry::reply_error(ctx, &m),
-    }
-}
-
-enum Failure {
-    Arity,
-    Msg(String),
-}
-
 fn fail(m: impl Into<String>) -> Failure {
     Failure::Msg(m.into())
 }
 
-/// The campaign stored at an open key.
-fn campaign_at<'a>(key: &OpenKey) -> Result<&'a mut Campaign, Failure> {
-    let (Some(key_type), Some(get_type), Some(get_value)) = (
-        unsafe { raw::RedisModule_KeyType },
-        unsafe { raw::RedisModule_ModuleTypeGetType },
-        unsafe { raw::RedisModule_ModuleTypeGetValue },
-    ) else {
-        return Err(fail("ERR module API unavailable"));
-    };
-    let t = unsafe { key_type(key.0) };
-    if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-        return Err(fail("ERR no such campaign"));
-    }
-    if t != raw::REDISMODULE_KEYTYPE_MODULE as c_int
-        || unsafe { get_type(key.0) } != *LOTTERY_TYPE.raw_type.borrow()
-    {
-        return Err(fail(
-            "WRONGTYPE Operation against a key holding the wrong kind of value",
-        ));
-    }
-    let v = unsafe { get_value(key.0) }.cast::<Campaign>();
-    // SAFETY: a value of our type is a Box<Campaign> we stored; it lives while the key does,
-    // and nothing else touches it during this command.
-    unsafe { v.as_mut() }.ok_or_else(|| fail("ERR no such campaign"))
-}
-
-fn draw(
-    ctx: *mut raw::RedisModuleCtx,
-    args: &[*mut raw::RedisModuleString],
-) -> Result<(), Failure> {
+fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let (key_arg, user_arg, opts) = match args {
         [_, k, u, rest @ ..] if rest.len() <= 4 => (*k, *u, rest),
         _ => return Err(Failure::Arity),
@@ -121,7 +51,7 @@ fn draw(
     // The options as bytes, on the stack (at most 4 of them).
     let mut bytes: [&[u8]; 4] = [&[]; 4];
     for (b, &a) in bytes.iter_mut().zip(opts) {
-        *b = unsafe { bytes_of(a) };
+        *b = a.bytes();
     }
     let o = parse::draw_options(&bytes[..opts.len()]).map_err(|e| match e {
         parse::ArgError::Arity => Failure::Arity,
@@ -131,9 +61,18 @@ fn draw(
     let reqid = o.reqid.map(|(_, r)| r);
     let reqid_arg = o.reqid.map(|(i, _)| opts[i]);
     let client = o.client;
-    let user = unsafe { bytes_of(user_arg) };
-    let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
-    let c = campaign_at(&key)?;
+    let user = user_arg.bytes();
+    let mut key = Key::write(ctx, key_arg);
+    let c = match key.campaign_mut() {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(fail("ERR no such campaign")),
+        Err(KeyError::WrongType) => {
+            return Err(fail(
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ))
+        }
+        Err(KeyError::Unavailable) => return Err(fail("ERR module API unavailable")),
+    };
     let now = clock::now_ms();
     let ukey = c.user_key(user);
     let rkey = reqid.map(|r| c.request_key(ukey, r));
@@ -178,28 +117,24 @@ fn draw(
             c.commit_draw(ukey, rkey, now, &plan, win_id)
         }
     };
-    replication::replicate_raw(ctx, key_arg, &effect);
+    replication::replicate_str(ctx, key_arg, &effect);
     crate::metrics::record(reply.outcome, replay);
     crate::notify::soldout_if_empty(ctx, key_arg, c, won);
     reply_draw(ctx, c, &reply);
     Ok(())
 }
 
-fn reply_draw(ctx: *mut raw::RedisModuleCtx, c: &Campaign, r: &DrawReply) {
-    raw::reply_with_array(ctx, 5);
-    let name = r.outcome.name();
-    raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {
+    entry::reply_array(ctx, 5);
+    entry::reply_bulk(ctx, r.outcome.name().as_bytes());
     match c.name(r.prize) {
-        Some(id) => raw::reply_with_string_buffer(ctx, id.as_ptr().cast(), id.len()),
-        None => raw::reply_with_null(ctx),
+        Some(id) => entry::reply_bulk(ctx, id),
+        None => entry::reply_null(ctx),
     };
     match r.win_id {
-        Some(w) => {
-            let s = replication::stream_id_text(w.ms, w.seq);
-            raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len())
-        }
-        None => raw::reply_with_null(ctx),
+        Some(w) => entry::reply_bulk(ctx, &replication::stream_id_text(w.ms, w.seq)),
+        None => entry::reply_null(ctx),
     };
-    raw::reply_with_long_long(ctx, r.chances_left);
-    raw::reply_with_long_long(ctx, r.wait_ms);
+    entry::reply_int(ctx, r.chances_left);
+    entry::reply_int(ctx, r.wait_ms);
 }

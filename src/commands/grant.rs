@@ -2,7 +2,7 @@
 //! capped at m in total with CAP (a cap never takes chances away). Reply: the user's bonus
 //! chances now. The arguments are described in `GRANT` below and parsed by `parse::grant_args`.
 
-use super::{aerr, after_key, campaign_mut, int};
+use super::{aerr, after_key, campaign_mut, int, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::{parse, replication};
 use redis_module::{Context, RedisResult, RedisString};
@@ -26,7 +26,8 @@ pub static GRANT: Command = Command {
 
 pub fn grant(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let g = parse::grant_args(&after_key(&args)?).map_err(aerr)?;
-    let c = campaign_mut(ctx, &args[1])?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
     let ukey = c.user_key(g.user);
     let (bonus, effect) = c.grant(ukey, g.n, g.cap);
     replication::replicate(ctx, &args[1], &effect);

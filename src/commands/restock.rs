@@ -2,8 +2,9 @@
 //! stock. An unknown prize, an INF stock, or a result below zero is an error and changes
 //! nothing. The arguments are described in `RESTOCK` below and parsed by `parse::restock_args`.
 
-use super::{aerr, after_key, campaign_mut, err, int};
+use super::{aerr, after_key, campaign_mut, err, int, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
+use crate::ffi::Str;
 use crate::{notify, parse, replication};
 use redis_module::{Context, RedisResult, RedisString};
 
@@ -21,12 +22,13 @@ pub static RESTOCK: Command = Command {
 
 pub fn restock(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let r = parse::restock_args(&after_key(&args)?).map_err(aerr)?;
-    let c = campaign_mut(ctx, &args[1])?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
     let (stock, effect) = c
         .restock(r.prize, r.delta)
         .map_err(|e| err(e.to_string()))?;
     replication::replicate(ctx, &args[1], &effect);
     let before = u64::try_from(i128::from(stock) - i128::from(r.delta)).ok();
-    notify::restocked(ctx.ctx, args[1].inner, before, Some(stock));
+    notify::restocked(ctx, Str::of(&args[1]), before, Some(stock));
     Ok(int(stock))
 }

@@ -2,7 +2,7 @@
 //! per rejection outcome), `pace` (the paced prizes' ids), and `prizes` as [id, weight, stock,
 //! sold] entries (stock -1 for INF). Described in `STATS` below.
 
-use super::{bulk, campaign, count_or_inf, int, text};
+use super::{bulk, campaign, count_or_inf, int, read_key, text};
 use crate::clock;
 use crate::command_docs::{Arg, Command, ACCESS, RO};
 use crate::engine::campaign::Outcome;
@@ -25,7 +25,8 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
-    let c = campaign(ctx, &args[1])?;
+    let k = read_key(ctx, &args[1]);
+    let c = campaign(&k)?;
     let r = &c.rules;
     let k = &c.counters;
     let now = clock::now_ms();

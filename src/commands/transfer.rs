@@ -5,9 +5,10 @@
 //! oldest first. A repeated step changes nothing and replicates nothing. The arguments are
 //! described in `TRANSFER` below and parsed by `parse::transfer_args`.
 
-use super::{aerr, after_key, bulk, campaign, campaign_mut, err, int, text};
+use super::{aerr, after_key, bulk, campaign, campaign_mut, err, int, read_key, text, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::engine::transfer::{Transfer, TransferState};
+use crate::ffi::Str;
 use crate::parse::{self, TransferStep};
 use crate::{notify, replication};
 use redis_module::{Context, RedisResult, RedisString, RedisValue};
@@ -72,7 +73,8 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             count,
             peer,
         } => {
-            let c = campaign_mut(ctx, key)?;
+            let mut k = write_key(ctx, key);
+            let c = campaign_mut(&mut k)?;
             let index = c.prize_index(&prize);
             let before = index.and_then(|i| notify::stock_of(c, i));
             let (reply, effect) = if out {
@@ -89,12 +91,13 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             if let Some(e) = effect {
                 replication::replicate(ctx, key, &e);
                 let after = index.and_then(|i| notify::stock_of(c, i));
-                notify::transferred(ctx.ctx, key.inner, before, after);
+                notify::transferred(ctx, Str::of(key), before, after);
             }
             Ok(int(reply))
         }
         TransferStep::Settle { id } => {
-            let c = campaign_mut(ctx, key)?;
+            let mut k = write_key(ctx, key);
+            let c = campaign_mut(&mut k)?;
             let (settled, effect) = c.transfer_settle(id).map_err(|e| err(e.to_string()))?;
             if let Some(e) = effect {
                 replication::replicate(ctx, key, &e);
@@ -102,7 +105,8 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             Ok(int(u64::from(settled)))
         }
         TransferStep::List { pending_only } => {
-            let c = campaign(ctx, key)?;
+            let k = read_key(ctx, key);
+            let c = campaign(&k)?;
             Ok(RedisValue::Array(
                 c.transfers
                     .iter()

@@ -2,7 +2,7 @@
 //! defaults. `banned_until_ms` includes a PENALTY ban; `admit_waiting` is 1 while ADMIT
 //! remembers the user as turned away. Described in `USER` below.
 
-use super::{arg, bulk, campaign, int, text};
+use super::{arg, bulk, campaign, int, read_key, text};
 use crate::clock;
 use crate::command_docs::{Arg, Command, ACCESS, RO};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
@@ -23,7 +23,8 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 3 {
         return Err(RedisError::WrongArity);
     }
-    let c = campaign(ctx, &args[1])?;
+    let k = read_key(ctx, &args[1]);
+    let c = campaign(&k)?;
     let v = c.user_view(c.user_key(arg(&args, 2)), clock::now_ms());
     Ok(RedisValue::Array(vec![
         text("draws_today"),
