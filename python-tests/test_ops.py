@@ -1,4 +1,4 @@
-"""Issue 7, operations (docs/operations.md): INFO lottery, keyspace events, ACL recipes,
+"""Operations (docs/operations.md): INFO lottery, keyspace events, ACL recipes,
 COMMAND DOCS / COMMAND INFO.
 
 - INFO lottery: the field list (rejections follow the outcomes LOTTERY.STATS reports), the
@@ -8,7 +8,9 @@ COMMAND DOCS / COMMAND INFO.
 - keyspace events (class d): received by a real subscriber with `KEd`, `KA`, `Ed`; none with
   other classes; raised on a replica applying the effects;
 - the ACL recipes of docs/operations.md: allowed and refused (NOPERM) commands;
-- COMMAND DOCS (summary, since, group, argument names) and COMMAND INFO key specs.
+- COMMAND DOCS (summary, since, group, argument names) and COMMAND INFO key specs;
+- docs/commands.md's generated table against COMMAND DOCS / COMMAND INFO (names, summaries,
+  complexity, flags, key spec flags) and the arity it documents against the server's replies.
 """
 import re
 import time

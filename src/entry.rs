@@ -7,6 +7,11 @@
 //! command), refuses (a load), or does nothing (a callback). The SDK's own reply and log
 //! helpers are not used for text: they panic on a NUL byte and mangle every character
 //! outside Latin-1 (one whose low byte is 0 becomes a NUL).
+//!
+//! Command entry points come in two kinds, made by macros in each command's description:
+//! `generic_entry!` (arguments as a vector of strings, a reply value) and `direct_entry!`
+//! (LOTTERY.DRAW, the hot path: the arguments as Redis holds them, and the handler replies
+//! itself).
 
 use crate::command_docs::Command;
 use crate::ffi::Str;

@@ -3,7 +3,7 @@
 //! - `campaigns`: campaign values alive in this instance, all databases. Kept by the data type
 //!   callbacks (every value Redis frees goes through `datatype::free`; every value it gets
 //!   comes from `rdb_load` (RDB, RESTORE, DEBUG RELOAD, a replica's full sync), `copy` (COPY)
-//!   or `set_value` in CONFIGURE / LOTTERY.APPLY), so DEL, FLUSHALL, expiry, RESTORE, RENAME
+//!   or `Key::set_campaign` in CONFIGURE / LOTTERY.APPLY), so DEL, FLUSHALL, expiry, RESTORE, RENAME
 //!   and COPY keep it right. A value freed in the background (UNLINK / FLUSHALL ASYNC of a large
 //!   campaign) leaves the count when its free runs.
 //! - `internal_errors`: panics caught at the boundary with Redis (`entry::guard`); each

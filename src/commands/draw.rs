@@ -9,9 +9,9 @@
 //! The arguments are described in `DRAW` below; the options are parsed by
 //! `parse::draw_options`.
 //!
-//! This is the hot path, so it is registered directly with `RedisModule_CreateCommand` and
-//! talks to the module API without the per-call argument vector, reply tree and string copies
-//! of the generic command wrapper.
+//! This is the hot path, so its entry point is a direct one (`entry::run_direct`): it gets the
+//! arguments as Redis holds them and replies itself, without the per-call argument vector,
+//! reply tree and string copies of the generic command wrapper.
 
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
