@@ -8,9 +8,13 @@ COMMAND DOCS / COMMAND INFO.
 - keyspace events (class d): received by a real subscriber with `KEd`, `KA`, `Ed`; none with
   other classes; raised on a replica applying the effects;
 - the ACL recipes of docs/operations.md: allowed and refused (NOPERM) commands;
-- COMMAND DOCS (summary, since, group, argument names) and COMMAND INFO key specs.
+- COMMAND DOCS (summary, since, group, argument names) and COMMAND INFO key specs;
+- docs/commands.md's generated table against COMMAND DOCS / COMMAND INFO (names, summaries,
+  complexity, flags, key spec flags) and the arity it documents against the server's replies.
 """
+import re
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -611,3 +615,68 @@ def test_command_info_key_specs(server, r):
             "ERR wrong number of arguments for 'lottery.stats' command"
     finally:
         raw.close()
+
+
+# --------------------------------------------------------------------------------------------
+# docs/commands.md's generated table agrees with the live server
+
+DOCS_MD = Path(__file__).resolve().parent.parent / "docs" / "commands.md"
+
+
+def docs_table():
+    """The rows of docs/commands.md's generated table, as dicts keyed by the header."""
+    text = DOCS_MD.read_text()
+    body = text.split("<!-- commands:begin -->", 1)[1].split("<!-- commands:end -->", 1)[0]
+    lines = [l for l in body.strip().splitlines() if l.startswith("|")]
+
+    def cells(line):
+        parts = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+        return [p.strip().replace("\\|", "|") for p in parts]
+
+    header = cells(lines[0])
+    return [dict(zip(header, cells(l))) for l in lines[2:]]
+
+
+def test_docs_table_matches_the_server(server, r):
+    rows = {row["command"].lower(): row for row in docs_table()}
+    assert set(rows) == set(COMMANDS)
+    raw = server.raw()
+    try:
+        docs = raw.call("COMMAND", "DOCS", *COMMANDS)
+    finally:
+        raw.close()
+    docs = {k.decode(): _d(v) for k, v in _d(docs).items()}
+    info = r.execute_command("COMMAND", "INFO", *COMMANDS)
+    for name, row in rows.items():
+        d = docs[name]
+        assert d[b"summary"].decode() == row["summary"], name
+        assert d[b"complexity"].decode() == row["complexity"], name
+        i = info[name]
+        # COMMAND INFO spells deny-oom "denyoom" and adds "module".
+        flags = {"denyoom" if f == "deny-oom" else f for f in row["flags"].split()}
+        assert set(i["flags"]) == flags | {"module"}, name
+        if row["key"] == "-":
+            assert i["key_specifications"] == [], name
+        else:
+            spec = _d(i["key_specifications"][0])
+            assert set(spec["flags"]) == set(row["key"].split()), name
+        # The arity: Redis keeps -1 (the command checks its own); the documented one holds.
+        assert i["arity"] == -1, name
+        arity = int(row["arity"])
+        if name == "lottery.apply":
+            continue  # refused from clients before its arguments are looked at
+        words = abs(arity)
+        wrong = [words - 1] + ([words + 1] if arity > 0 else [])
+        for n in wrong:
+            args = ["camp:{k}"] + ["1"] * (n - 2) if n >= 2 else []
+            with pytest.raises(redis.ResponseError) as e:
+                r.execute_command(name, *args)
+            assert str(e.value) == f"wrong number of arguments for '{name}' command", (name, n)
+        # The minimum number of words gets past the arity check.
+        if name == "lottery.debug":
+            continue  # two words: PANIC only (which would panic)
+        args = ["camp:{k}"] + ["1"] * (words - 2)
+        try:
+            r.execute_command(name, *args)
+        except redis.ResponseError as e:
+            assert "wrong number of arguments" not in str(e), (name, args)

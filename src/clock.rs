@@ -14,11 +14,7 @@ pub fn now_ms() -> i64 {
     if p > 0 {
         return p;
     }
-    // SAFETY: the function pointer is set by RedisModule_Init before any command runs.
-    match unsafe { redis_module::raw::RedisModule_Milliseconds } {
-        Some(f) => unsafe { f() },
-        None => 0,
-    }
+    crate::ffi::server::milliseconds()
 }
 
 pub fn pin(ms: Option<i64>) {

@@ -10,12 +10,11 @@
 //! client retries once the slot has moved. Only that rare path pays for the CLUSTER NODES call.
 
 use crate::engine::keyslot;
-use redis_module::{raw, Context, RedisValue};
+use redis_module::{Context, RedisValue};
 
 /// True when this node reports `slot` as migrating to or importing from another node.
-pub fn slot_in_migration(ctx: *mut raw::RedisModuleCtx, key: &[u8]) -> bool {
+pub fn slot_in_migration(ctx: &Context, key: &[u8]) -> bool {
     let slot = keyslot::key_slot(key);
-    let ctx = Context::new(ctx);
     let text = match ctx.call("CLUSTER", &["NODES"]) {
         Ok(RedisValue::SimpleString(s)) | Ok(RedisValue::BulkString(s)) => s,
         Ok(RedisValue::StringBuffer(b)) | Ok(RedisValue::VerbatimString((_, b))) => {

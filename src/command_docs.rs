@@ -1,24 +1,44 @@
-//! COMMAND DOCS / COMMAND INFO for every lottery command: summary, since, complexity, the
-//! argument tree and one key spec (the campaign key, argument 1), set with
-//! `RedisModule_SetCommandInfo` (Redis 7.0+). The key spec is the legacy (1,1,1) triple made
-//! explicit, with flags saying how the command uses the key (so ACL `%R~`/`%W~` selectors
-//! work): COMMAND INFO keeps first key 1, last key 1, step 1. LOTTERY.DEBUG has no key.
+//! The command descriptions' machinery: each command file holds one static `Command` (name,
+//! entry point, flags, key, arity, summary, complexity, argument tree); from the list of them
+//! (`commands::ALL`) the module registers the commands, sets their COMMAND DOCS / COMMAND INFO
+//! with `RedisModule_SetCommandInfo` (Redis 7.0+), and renders the table of docs/commands.md.
+//!
+//! The key spec is the legacy (1,1,1) triple made explicit, with flags saying how the command
+//! uses the key (so ACL `%R~`/`%W~` selectors work): COMMAND INFO keeps first key 1, last key 1,
+//! step 1. A command without a key (LOTTERY.DEBUG) registers (0,0,0). The registered arity
+//! stays -1 (COMMAND INFO): the commands check their own, with the errors documented for each;
+//! `Command::arity` documents it with Redis's convention (N: exactly N words, -N: at least N).
 //!
 //! Setting the info is best effort: if Redis refuses it, a warning is logged and the module
 //! still loads with the plain registration.
 
+use crate::entry::CommandFn;
+use crate::ffi::server::{self, InfoError};
 use redis_module::{raw, Context};
 use std::ffi::CStr;
+use std::fmt;
 use std::os::raw::c_int;
 use std::ptr;
 
-const RO: u64 = raw::REDISMODULE_CMD_KEY_RO as u64;
-const RW: u64 = raw::REDISMODULE_CMD_KEY_RW as u64;
-const ACCESS: u64 = raw::REDISMODULE_CMD_KEY_ACCESS as u64;
-const UPDATE: u64 = raw::REDISMODULE_CMD_KEY_UPDATE as u64;
+/// Key spec flags (combine with `|`).
+pub const RO: u64 = raw::REDISMODULE_CMD_KEY_RO as u64;
+pub const RW: u64 = raw::REDISMODULE_CMD_KEY_RW as u64;
+pub const ACCESS: u64 = raw::REDISMODULE_CMD_KEY_ACCESS as u64;
+pub const UPDATE: u64 = raw::REDISMODULE_CMD_KEY_UPDATE as u64;
+
+/// The key spec flags' names, as COMMAND INFO shows them.
+#[cfg(test)]
+const KEY_FLAG_NAMES: [(u64, &str); 4] = [
+    (RO, "RO"),
+    (RW, "RW"),
+    (ACCESS, "access"),
+    (UPDATE, "update"),
+];
 
 const OPTIONAL: c_int = raw::REDISMODULE_CMD_ARG_OPTIONAL as c_int;
 const MULTIPLE: c_int = raw::REDISMODULE_CMD_ARG_MULTIPLE as c_int;
+
+const SINCE: &CStr = c"1.0.0";
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -30,326 +50,192 @@ enum Kind {
     Block,
 }
 
-/// One argument of the documentation tree.
+/// One argument of the documentation tree, built in constant expressions:
+/// `Arg::integer(c"cap").tok(c"CAP").opt()`.
 pub struct Arg {
     name: &'static CStr,
     kind: Kind,
     token: Option<&'static CStr>,
     flags: c_int,
-    sub: Vec<Arg>,
-}
-
-fn arg(name: &'static CStr, kind: Kind) -> Arg {
-    Arg {
-        name,
-        kind,
-        token: None,
-        flags: 0,
-        sub: Vec::new(),
-    }
-}
-
-fn key() -> Arg {
-    arg(c"key", Kind::Key)
-}
-fn string(name: &'static CStr) -> Arg {
-    arg(name, Kind::Str)
-}
-fn integer(name: &'static CStr) -> Arg {
-    arg(name, Kind::Int)
-}
-fn pure(name: &'static CStr, token: &'static CStr) -> Arg {
-    arg(name, Kind::Pure).tok(token)
-}
-fn oneof(name: &'static CStr, sub: Vec<Arg>) -> Arg {
-    Arg {
-        sub,
-        ..arg(name, Kind::OneOf)
-    }
-}
-fn block(name: &'static CStr, sub: Vec<Arg>) -> Arg {
-    Arg {
-        sub,
-        ..arg(name, Kind::Block)
-    }
-}
-fn user() -> Arg {
-    string(c"user")
+    sub: &'static [Arg],
 }
 
 impl Arg {
-    fn tok(mut self, t: &'static CStr) -> Arg {
+    const fn new(name: &'static CStr, kind: Kind) -> Arg {
+        Arg {
+            name,
+            kind,
+            token: None,
+            flags: 0,
+            sub: &[],
+        }
+    }
+    /// The campaign key (the command's key spec 0).
+    pub const fn key() -> Arg {
+        Arg::new(c"key", Kind::Key)
+    }
+    pub const fn string(name: &'static CStr) -> Arg {
+        Arg::new(name, Kind::Str)
+    }
+    pub const fn integer(name: &'static CStr) -> Arg {
+        Arg::new(name, Kind::Int)
+    }
+    /// A keyword alone.
+    pub const fn pure(name: &'static CStr, token: &'static CStr) -> Arg {
+        Arg::new(name, Kind::Pure).tok(token)
+    }
+    pub const fn oneof(name: &'static CStr, sub: &'static [Arg]) -> Arg {
+        Arg {
+            sub,
+            ..Arg::new(name, Kind::OneOf)
+        }
+    }
+    pub const fn block(name: &'static CStr, sub: &'static [Arg]) -> Arg {
+        Arg {
+            sub,
+            ..Arg::new(name, Kind::Block)
+        }
+    }
+    /// Preceded by a keyword.
+    pub const fn tok(mut self, t: &'static CStr) -> Arg {
         self.token = Some(t);
         self
     }
-    fn opt(mut self) -> Arg {
+    pub const fn opt(mut self) -> Arg {
         self.flags |= OPTIONAL;
         self
     }
-    fn multi(mut self) -> Arg {
+    pub const fn multi(mut self) -> Arg {
         self.flags |= MULTIPLE;
         self
     }
+
+    #[cfg(test)]
+    /// The argument in a syntax line: `[TOKEN name]`, `<a | b>`, `[PRIZE id weight stock]...`.
+    fn syntax(&self) -> String {
+        let s = |c: &CStr| c.to_string_lossy().into_owned();
+        let body = match self.kind {
+            Kind::Pure => String::new(),
+            Kind::Key | Kind::Str | Kind::Int => s(self.name),
+            Kind::Block => words(self.sub),
+            Kind::OneOf => {
+                let alts: Vec<String> = self.sub.iter().map(Arg::syntax).collect();
+                let alts = alts.join(" | ");
+                if self.token.is_some() || self.flags & OPTIONAL != 0 {
+                    alts
+                } else {
+                    format!("<{alts}>")
+                }
+            }
+        };
+        let mut t = match (self.token, body.is_empty()) {
+            (Some(tok), true) => s(tok),
+            (Some(tok), false) => format!("{} {body}", s(tok)),
+            (None, _) => body,
+        };
+        if self.flags & OPTIONAL != 0 {
+            t = format!("[{t}]");
+        }
+        if self.flags & MULTIPLE != 0 {
+            t.push_str("...");
+        }
+        t
+    }
 }
 
-/// One command's documentation.
-pub struct Doc {
+#[cfg(test)]
+fn words(args: &[Arg]) -> String {
+    args.iter().map(Arg::syntax).collect::<Vec<_>>().join(" ")
+}
+
+/// One command: everything Redis, COMMAND DOCS and docs/commands.md know of it.
+pub struct Command {
+    /// The registered name, lower case (`lottery.x`).
     pub name: &'static CStr,
-    summary: &'static CStr,
-    complexity: &'static CStr,
-    /// Key spec flags for argument 1; None: the command takes no key.
-    key: Option<u64>,
-    args: Vec<Arg>,
+    pub entry: CommandFn,
+    /// `RedisModule_CreateCommand` flags (`write deny-oom fast`).
+    pub flags: &'static CStr,
+    /// Key spec flags of the campaign key, argument 1; None: the command takes no key.
+    pub key: Option<u64>,
+    /// Redis's convention: N words exactly, -N at least N (the command name included). Shown
+    /// in docs/commands.md; Redis keeps -1 (the command checks its own).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub arity: i32,
+    pub summary: &'static CStr,
+    pub complexity: &'static CStr,
+    pub args: &'static [Arg],
 }
 
-const SINCE: &CStr = c"1.0.0";
+/// A command's name in upper case (`LOTTERY.X`), written only when displayed.
+pub struct Upper(&'static CStr);
 
-/// Every command's documentation (the names are those registered in `lib.rs`).
-pub fn docs() -> Vec<Doc> {
-    vec![
-        Doc {
-            name: c"lottery.configure",
-            summary: c"Creates a campaign, or changes its prizes and rules atomically while it runs",
-            complexity: c"O(P + N) where P is the number of prizes given and N the number of prizes in the campaign",
-            key: Some(RW | UPDATE),
-            args: vec![
-                key(),
-                block(
-                    c"prize",
-                    vec![string(c"id"), integer(c"weight"), string(c"stock")],
-                )
-                .tok(c"PRIZE")
-                .opt()
-                .multi(),
-                integer(c"nothing").tok(c"NOTHING").opt(),
-                integer(c"cooldown").tok(c"COOLDOWN").opt(),
-                string(c"daily").tok(c"DAILY").opt(),
-                string(c"maxwins").tok(c"MAXWINS").opt(),
-                integer(c"dayoffset").tok(c"DAYOFFSET").opt(),
-                block(c"window", vec![integer(c"start-ms"), integer(c"end-ms")])
-                    .tok(c"WINDOW")
-                    .opt(),
-                oneof(
-                    c"soldout",
-                    vec![
-                        pure(c"lose", c"LOSE"),
-                        pure(c"redraw", c"REDRAW"),
-                        string(c"fallback").tok(c"FALLBACK"),
-                    ],
-                )
-                .tok(c"SOLDOUT")
-                .opt(),
-                string(c"stream").tok(c"STREAM").opt(),
-                integer(c"idempotency").tok(c"IDEMPOTENCY").opt(),
-                oneof(
-                    c"rate",
-                    vec![
-                        block(
-                            c"limit",
-                            vec![
-                                integer(c"per-second"),
-                                integer(c"burst").tok(c"BURST").opt(),
-                            ],
-                        ),
-                        pure(c"off", c"OFF"),
-                    ],
-                )
-                .tok(c"RATE")
-                .opt(),
-                oneof(
-                    c"admit",
-                    vec![
-                        block(
-                            c"probabilities",
-                            vec![string(c"p1"), string(c"p2").opt()],
-                        ),
-                        pure(c"off", c"OFF"),
-                    ],
-                )
-                .tok(c"ADMIT")
-                .opt(),
-                oneof(
-                    c"clientlimit",
-                    vec![
-                        block(c"limit", vec![integer(c"n"), integer(c"window-ms")]),
-                        pure(c"off", c"OFF"),
-                    ],
-                )
-                .tok(c"CLIENTLIMIT")
-                .opt(),
-                integer(c"penalty").tok(c"PENALTY").opt(),
-                block(
-                    c"pace",
-                    vec![
-                        string(c"prize"),
-                        oneof(
-                            c"mode",
-                            vec![pure(c"linear", c"LINEAR"), pure(c"none", c"NONE")],
-                        ),
-                    ],
-                )
-                .tok(c"PACE")
-                .opt()
-                .multi(),
-            ],
-        },
-        Doc {
-            name: c"lottery.draw",
-            summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw (COOLDOWN, QUOTA, BUSY, RETRY, LIMITED, ...)",
-            complexity: c"O(1)",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![
-                key(),
-                user(),
-                string(c"request-id").tok(c"REQID").opt(),
-                string(c"client-id").tok(c"CLIENT").opt(),
-            ],
-        },
-        Doc {
-            name: c"lottery.drain",
-            summary: c"Returns the prizes sold since the previous drain and starts a new batch",
-            complexity: c"O(N) where N is the number of prizes",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![key(), pure(c"last", c"LAST").opt()],
-        },
-        Doc {
-            name: c"lottery.grant",
-            summary: c"Gives a user bonus chances, optionally capped",
-            complexity: c"O(1)",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![
-                key(),
-                user(),
-                integer(c"n"),
-                integer(c"cap").tok(c"CAP").opt(),
-            ],
-        },
-        Doc {
-            name: c"lottery.restock",
-            summary: c"Adds to (or takes from) a prize's remaining stock",
-            complexity: c"O(N) where N is the number of prizes",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![key(), string(c"prize"), integer(c"delta")],
-        },
-        Doc {
-            name: c"lottery.pause",
-            summary: c"Pauses a campaign: every draw gets PAUSED until LOTTERY.RESUME",
-            complexity: c"O(1)",
-            key: Some(RW | UPDATE),
-            args: vec![key()],
-        },
-        Doc {
-            name: c"lottery.resume",
-            summary: c"Resumes a paused campaign",
-            complexity: c"O(1)",
-            key: Some(RW | UPDATE),
-            args: vec![key()],
-        },
-        Doc {
-            name: c"lottery.ban",
-            summary: c"Bans a user (or, with CLIENT, a client id) from drawing for some milliseconds",
-            complexity: c"O(1)",
-            key: Some(RW | UPDATE),
-            args: vec![
-                key(),
-                oneof(
-                    c"who",
-                    vec![user(), string(c"client-id").tok(c"CLIENT")],
-                ),
-                integer(c"ms"),
-            ],
-        },
-        Doc {
-            name: c"lottery.unban",
-            summary: c"Lifts a user's ban, or (with CLIENT) a client's penalty",
-            complexity: c"O(1)",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![
-                key(),
-                oneof(
-                    c"who",
-                    vec![user(), string(c"client-id").tok(c"CLIENT")],
-                ),
-            ],
-        },
-        Doc {
-            name: c"lottery.user",
-            summary: c"Returns a user's state in a campaign",
-            complexity: c"O(1)",
-            key: Some(RO | ACCESS),
-            args: vec![key(), user()],
-        },
-        Doc {
-            name: c"lottery.stats",
-            summary: c"Returns a campaign's rules, counters and prizes",
-            complexity: c"O(N) where N is the number of prizes",
-            key: Some(RO | ACCESS),
-            args: vec![key()],
-        },
-        Doc {
-            name: c"lottery.transfer",
-            summary: c"Moves stock between the shards of a sharded campaign, one idempotent step per shard",
-            complexity: c"O(N) where N is the number of prizes; LIST: O(T) where T is the number of transfer records",
-            key: Some(RW | ACCESS | UPDATE),
-            args: vec![
-                key(),
-                oneof(
-                    c"step",
-                    vec![
-                        block(
-                            c"out",
-                            vec![
-                                string(c"id"),
-                                string(c"prize"),
-                                integer(c"count"),
-                                string(c"peer"),
-                            ],
-                        )
-                        .tok(c"OUT"),
-                        block(
-                            c"in",
-                            vec![
-                                string(c"id"),
-                                string(c"prize"),
-                                integer(c"count"),
-                                string(c"peer"),
-                            ],
-                        )
-                        .tok(c"IN"),
-                        block(c"settle", vec![string(c"id")]).tok(c"SETTLE"),
-                        block(c"list", vec![pure(c"pending", c"PENDING").opt()]).tok(c"LIST"),
-                    ],
-                ),
-            ],
-        },
-        Doc {
-            name: c"lottery.debug",
-            summary: c"Test only (load option debug-clock yes): pins the module clock or returns to the real clock; PANIC shows the panic guard",
-            complexity: c"O(1)",
-            key: None,
-            args: vec![oneof(
-                c"subcommand",
-                vec![
-                    block(
-                        c"clock",
-                        vec![oneof(
-                            c"time",
-                            vec![integer(c"ms"), pure(c"real", c"REAL")],
-                        )],
-                    )
-                    .tok(c"CLOCK"),
-                    pure(c"panic", c"PANIC"),
-                ],
-            )],
-        },
-        Doc {
-            name: c"lottery.apply",
-            summary: c"Internal: applies a write's effects on a replica or from the AOF; refused from clients",
-            complexity: c"O(N) where N is the size of the effect",
-            key: Some(RW | UPDATE),
-            args: vec![key(), string(c"blob")],
-        },
-    ]
+impl fmt::Display for Upper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for &b in self.0.to_bytes() {
+            fmt::Write::write_char(f, char::from(b.to_ascii_uppercase()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Command {
+    /// The name as errors and logs show it (`LOTTERY.X`).
+    pub fn upper(&self) -> Upper {
+        Upper(self.name)
+    }
+
+    /// The legacy key positions: first key, last key, step.
+    pub fn key_positions(&self) -> (c_int, c_int, c_int) {
+        if self.key.is_some() {
+            (1, 1, 1)
+        } else {
+            (0, 0, 0)
+        }
+    }
+
+    #[cfg(test)]
+    /// The arguments as one syntax line (`key user [REQID request-id] [CLIENT client-id]`).
+    pub fn syntax(&self) -> String {
+        words(self.args)
+    }
+
+    #[cfg(test)]
+    /// The key spec flags' names (`RW access update`), or `-` without a key.
+    pub fn key_flag_names(&self) -> String {
+        match self.key {
+            None => "-".into(),
+            Some(k) => KEY_FLAG_NAMES
+                .iter()
+                .filter(|(bit, _)| k & bit != 0)
+                .map(|(_, name)| *name)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+#[cfg(test)]
+/// The markdown table of docs/commands.md (between its `commands:begin`/`end` markers),
+/// generated and checked by the `docs_table_is_current` test.
+pub fn markdown_table(commands: &[&Command]) -> String {
+    let cell = |s: &str| s.replace('|', "\\|");
+    let mut t = String::from(
+        "| command | arguments | arity | flags | key | complexity | summary |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for c in commands {
+        t.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            c.upper(),
+            cell(&c.syntax()),
+            c.arity,
+            c.flags.to_string_lossy(),
+            c.key_flag_names(),
+            cell(&c.complexity.to_string_lossy()),
+            cell(&c.summary.to_string_lossy()),
+        ));
+    }
+    t
 }
 
 fn zeroed_arg() -> raw::RedisModuleCommandArg {
@@ -390,7 +276,7 @@ fn c_args(args: &[Arg]) -> *mut raw::RedisModuleCommandArg {
                 subargs: if a.sub.is_empty() {
                     ptr::null_mut()
                 } else {
-                    c_args(&a.sub)
+                    c_args(a.sub)
                 },
                 ..zeroed_arg()
             }
@@ -440,29 +326,12 @@ static VERSION: raw::RedisModuleCommandInfoVersion = raw::RedisModuleCommandInfo
     sizeof_arg: std::mem::size_of::<raw::RedisModuleCommandArg>(),
 };
 
-/// Sets the info of every command. Never fails the load: a refusal is logged.
+/// Sets the info of every command (registered before). Never fails the load: a refusal is
+/// logged.
 pub fn register(ctx: &Context) {
-    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
-        raw::RedisModule_SetCommandInfo
-    }) else {
-        crate::entry::log(
-            ctx.ctx,
-            crate::entry::Level::Warning,
-            "lottery: this Redis has no RedisModule_SetCommandInfo: COMMAND DOCS stays empty",
-        );
-        return;
-    };
-    for d in docs() {
+    let warn = |msg: &str| crate::entry::log(ctx.ctx, crate::entry::Level::Warning, msg);
+    for &d in crate::commands::ALL.iter() {
         let name = d.name.to_string_lossy();
-        let cmd = unsafe { get(ctx.ctx, d.name.as_ptr()) };
-        if cmd.is_null() {
-            crate::entry::log(
-                ctx.ctx,
-                crate::entry::Level::Warning,
-                &format!("lottery: command {name} not found: no COMMAND DOCS for it"),
-            );
-            continue;
-        }
         let info = raw::RedisModuleCommandInfo {
             version: &VERSION,
             summary: d.summary.as_ptr(),
@@ -472,12 +341,53 @@ pub fn register(ctx: &Context) {
             tips: ptr::null(),
             arity: 0, // keep the registered arity: the commands check their own
             key_specs: d.key.map_or(ptr::null_mut(), c_key_specs),
-            args: c_args(&d.args),
+            args: c_args(d.args),
         };
-        if unsafe { set(cmd, &info) } != raw::REDISMODULE_OK as c_int {
-            crate::entry::log(ctx.ctx, crate::entry::Level::Warning, &format!(
+        match server::set_command_info(ctx, d.name, &info) {
+            Ok(()) => {}
+            Err(InfoError::NoApi) => {
+                warn("lottery: this Redis has no RedisModule_SetCommandInfo: COMMAND DOCS stays empty");
+                return;
+            }
+            Err(InfoError::NotFound) => warn(&format!(
+                "lottery: command {name} not found: no COMMAND DOCS for it"
+            )),
+            Err(InfoError::Refused) => warn(&format!(
                 "lottery: Redis refused the COMMAND DOCS/key spec of {name}; it keeps its plain registration"
-            ));
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::markdown_table;
+
+    const BEGIN: &str = "<!-- commands:begin -->\n";
+    const END: &str = "<!-- commands:end -->";
+
+    /// docs/commands.md's table is the one the descriptions make. To regenerate it:
+    /// `UPDATE_DOCS=1 cargo test -p redis-lottery --lib docs_table`.
+    #[test]
+    fn docs_table_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/commands.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("docs/commands.md has no {BEGIN:?} ... {END:?} section");
+        };
+        let current = &text[b + BEGIN.len()..e];
+        let table = markdown_table(&crate::commands::ALL);
+        println!("{table}");
+        if current != table {
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                let new = format!("{}{table}{}", &text[..b + BEGIN.len()], &text[e..]);
+                std::fs::write(path, new).unwrap();
+            } else {
+                panic!(
+                    "docs/commands.md's command table is stale: \
+                     UPDATE_DOCS=1 cargo test -p redis-lottery --lib docs_table"
+                );
+            }
         }
     }
 }

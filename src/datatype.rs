@@ -12,7 +12,7 @@ use crate::engine::effect::Effect;
 use crate::engine::limits::MAX_KEY_LEN;
 use crate::engine::persist;
 use crate::entry::guard;
-use crate::ffi::bytes_of;
+use crate::ffi::{io, Str};
 use redis_module::native_types::RedisType;
 use redis_module::raw;
 use std::os::raw::{c_int, c_void};
@@ -91,16 +91,14 @@ fn load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     // A key too long for a default stream (only RENAME makes one) keeps its stream: the
     // RESTORE is refused rather than writing outside the slot.
     if CLUSTER_MODE.load(Ordering::Relaxed) {
-        if let Some(name) = unsafe { raw::RedisModule_GetKeyNameFromIO } {
-            let key = unsafe { name(rdb) };
-            if !key.is_null() {
-                let key = unsafe { bytes_of(key.cast_mut()) };
-                if c.needs_slot_fix(key) {
-                    if key.len() > MAX_KEY_LEN {
-                        return ptr::null_mut();
-                    }
-                    c.fix_slot(key);
+        // SAFETY: the handle Redis passed this load.
+        if let Some(key) = unsafe { io::key_name(rdb) } {
+            let key = key.bytes();
+            if c.needs_slot_fix(key) {
+                if key.len() > MAX_KEY_LEN {
+                    return ptr::null_mut();
                 }
+                c.fix_slot(key);
             }
         }
     }
@@ -133,23 +131,13 @@ unsafe extern "C" fn aof_rewrite(
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return;
     };
+    let key = Str::from_raw(key);
     guard("rewriting the AOF", || (), || rewrite(aof, key, c));
 }
 
-fn rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, c: &Campaign) {
-    let Some(emit) = (unsafe { raw::RedisModule_EmitAOF }) else {
-        return;
-    };
-    let emit_one = |blob: Vec<u8>| unsafe {
-        emit(
-            aof,
-            c"LOTTERY.APPLY".as_ptr(),
-            c"sb".as_ptr(),
-            key,
-            blob.as_ptr(),
-            blob.len(),
-        );
-    };
+fn rewrite(aof: *mut raw::RedisModuleIO, key: Str<'_>, c: &Campaign) {
+    // SAFETY: the handle Redis passed this rewrite.
+    let emit_one = |blob: Vec<u8>| unsafe { io::emit_aof(aof, c"LOTTERY.APPLY", key, &blob) };
     emit_one(Effect::Config(persist::encode_meta(c)).encode());
     persist::for_each_chunk(c, |chunk| emit_one(Effect::Chunk(chunk.to_vec()).encode()));
 }
@@ -167,15 +155,7 @@ unsafe extern "C" fn digest(md: *mut raw::RedisModuleDigest, value: *mut c_void)
     else {
         return;
     };
-    if let Some(add) = raw::RedisModule_DigestAddStringBuffer {
-        add(md, meta.as_ptr().cast(), meta.len());
-    }
-    if let Some(add) = raw::RedisModule_DigestAddLongLong {
-        add(md, users as i64);
-    }
-    if let Some(end) = raw::RedisModule_DigestEndSequence {
-        end(md);
-    }
+    io::digest(md, &meta, users as i64);
 }
 
 unsafe extern "C" fn free(value: *mut c_void) {
@@ -205,7 +185,7 @@ unsafe extern "C" fn copy(
     let Some(c) = value.cast::<Campaign>().as_ref() else {
         return ptr::null_mut();
     };
-    let to = bytes_of(to);
+    let to = Str::from_raw(to).bytes();
     guard("COPY", ptr::null_mut, || copy_to(c, to))
 }
 

@@ -7,7 +7,14 @@
 //! command), refuses (a load), or does nothing (a callback). The SDK's own reply and log
 //! helpers are not used for text: they panic on a NUL byte and mangle every character
 //! outside Latin-1 (one whose low byte is 0 becomes a NUL).
+//!
+//! Command entry points come in two kinds, made by macros in each command's description:
+//! `generic_entry!` (arguments as a vector of strings, a reply value) and `direct_entry!`
+//! (LOTTERY.DRAW, the hot path: the arguments as Redis holds them, and the handler replies
+//! itself).
 
+use crate::command_docs::Command;
+use crate::ffi::Str;
 use redis_module::{raw, Context, RedisError, RedisResult, RedisString, RedisValue};
 use std::cell::RefCell;
 use std::ffi::CString;
@@ -44,7 +51,12 @@ pub fn install_panic_hook() {
 
 /// Runs `f`; if it panics, logs the panic once (naming `what`), counts it, and returns
 /// `on_panic` instead of letting the panic reach Redis.
-pub fn guard<R>(what: &str, on_panic: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
+/// `what` is only written out on a panic.
+pub fn guard<R>(
+    what: impl std::fmt::Display,
+    on_panic: impl FnOnce() -> R,
+    f: impl FnOnce() -> R,
+) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
@@ -167,12 +179,7 @@ pub fn reply(ctx: *mut raw::RedisModuleCtx, result: RedisResult) -> c_int {
             reply_value(ctx, v);
             raw::REDISMODULE_OK as c_int
         }
-        Err(RedisError::WrongArity) => {
-            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
-                unsafe { f(ctx) };
-            }
-            raw::REDISMODULE_OK as c_int
-        }
+        Err(RedisError::WrongArity) => wrong_arity(ctx),
         Err(RedisError::WrongType) => reply_error(
             ctx,
             "WRONGTYPE Operation against a key holding the wrong kind of value",
@@ -190,12 +197,12 @@ pub fn run_command(
     ctx: *mut raw::RedisModuleCtx,
     argv: *mut *mut raw::RedisModuleString,
     argc: c_int,
-    name: &str,
+    command: &'static Command,
     handler: Handler,
 ) -> c_int {
     guard(
-        name,
-        || reply_error(ctx, &internal_error_text(name)),
+        command.upper(),
+        || reply_error(ctx, &internal_error_text(command.upper())),
         || {
             let context = Context::new(ctx);
             let args = redis_module::decode_args(ctx, argv, argc);
@@ -206,57 +213,128 @@ pub fn run_command(
 }
 
 /// The reply to a command that panicked.
-pub fn internal_error_text(name: &str) -> String {
+pub fn internal_error_text(name: impl std::fmt::Display) -> String {
     format!("ERR internal error in {name}: refused; see the server log")
 }
 
-/// Declares `extern "C"` entry points for generic command handlers: each runs its handler
-/// through `run_command`.
+/// The `extern "C"` entry point of a generic command handler, for its `Command` description:
+/// `entry: generic_entry!(GRANT, grant)` runs `grant` through `run_command`.
 #[macro_export]
-macro_rules! command_entries {
-    ($($entry:ident => $name:literal, $handler:path;)*) => {
-        $(
-            extern "C" fn $entry(
-                ctx: *mut redis_module::raw::RedisModuleCtx,
-                argv: *mut *mut redis_module::raw::RedisModuleString,
-                argc: std::os::raw::c_int,
-            ) -> std::os::raw::c_int {
-                $crate::entry::run_command(ctx, argv, argc, $name, $handler)
+macro_rules! generic_entry {
+    ($command:ident, $handler:path) => {{
+        extern "C" fn entry(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::os::raw::c_int,
+        ) -> std::os::raw::c_int {
+            $crate::entry::run_command(ctx, argv, argc, &$command, $handler)
+        }
+        entry as $crate::entry::CommandFn
+    }};
+}
+
+/// Why a direct command handler did not reply: its arguments' number (the wrong-arity
+/// reply), or an error reply (with its code).
+pub enum Failure {
+    Arity,
+    Msg(String),
+}
+
+/// A command handler of the direct kind: the arguments as Redis holds them in, and it replies
+/// itself (`reply_array`, `reply_bulk`, ...) unless it fails.
+pub type DirectHandler = fn(&Context, &[Str<'_>]) -> Result<(), Failure>;
+
+/// Runs a direct command handler inside the guard (the hot path: no argument vector, no reply
+/// tree, and the command's name is only written out on a panic).
+pub fn run_direct(
+    ctx: *mut raw::RedisModuleCtx,
+    argv: *mut *mut raw::RedisModuleString,
+    argc: c_int,
+    command: &'static Command,
+    handler: DirectHandler,
+) -> c_int {
+    guard(
+        command.upper(),
+        || reply_error(ctx, &internal_error_text(command.upper())),
+        || {
+            if argv.is_null() || argc < 0 {
+                return reply_error(ctx, "ERR bad arguments");
             }
-        )*
-    };
+            // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
+            let args = unsafe { crate::ffi::string::args(argv, argc) };
+            match handler(&Context::new(ctx), args) {
+                Ok(()) => raw::REDISMODULE_OK as c_int,
+                Err(Failure::Arity) => wrong_arity(ctx),
+                Err(Failure::Msg(m)) => reply_error(ctx, &m),
+            }
+        },
+    )
+}
+
+/// The `extern "C"` entry point of a direct command handler, for its `Command` description:
+/// `entry: direct_entry!(DRAW, draw)` runs `draw` through `run_direct`.
+#[macro_export]
+macro_rules! direct_entry {
+    ($command:ident, $handler:path) => {{
+        extern "C" fn entry(
+            ctx: *mut redis_module::raw::RedisModuleCtx,
+            argv: *mut *mut redis_module::raw::RedisModuleString,
+            argc: std::os::raw::c_int,
+        ) -> std::os::raw::c_int {
+            $crate::entry::run_direct(ctx, argv, argc, &$command, $handler)
+        }
+        entry as $crate::entry::CommandFn
+    }};
+}
+
+/// Replies Redis's wrong-number-of-arguments error.
+fn wrong_arity(ctx: *mut raw::RedisModuleCtx) -> c_int {
+    if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
+        unsafe { f(ctx) };
+    }
+    raw::REDISMODULE_OK as c_int
+}
+
+/// Starts an array reply of `n` elements (a direct handler's reply).
+pub fn reply_array(ctx: &Context, n: usize) {
+    raw::reply_with_array(ctx.ctx, n as _);
+}
+
+/// A bulk string reply (an element of a direct handler's reply).
+pub fn reply_bulk(ctx: &Context, b: &[u8]) {
+    reply_bytes(ctx.ctx, b);
+}
+
+/// A null reply (an element of a direct handler's reply).
+pub fn reply_null(ctx: &Context) {
+    raw::reply_with_null(ctx.ctx);
+}
+
+/// An integer reply (an element of a direct handler's reply).
+pub fn reply_int(ctx: &Context, v: i64) {
+    raw::reply_with_long_long(ctx.ctx, v);
 }
 
 /// The signature Redis calls a command with.
 pub type CommandFn =
     extern "C" fn(*mut raw::RedisModuleCtx, *mut *mut raw::RedisModuleString, c_int) -> c_int;
 
-/// A command's legacy key positions: first key, last key, step.
-pub type KeySpec = (c_int, c_int, c_int);
-
-/// Registers one command with `RedisModule_CreateCommand`. Names and flags are ours (no NUL).
-pub fn create_command(
-    ctx: *mut raw::RedisModuleCtx,
-    name: &str,
-    f: CommandFn,
-    flags: &str,
-    keys: KeySpec,
-) -> bool {
-    let (Ok(n), Ok(fl)) = (CString::new(name), CString::new(flags)) else {
-        return false;
-    };
+/// Registers one command with `RedisModule_CreateCommand`.
+pub fn create_command(ctx: *mut raw::RedisModuleCtx, command: &Command) -> bool {
+    let (first, last, step) = command.key_positions();
     match unsafe { raw::RedisModule_CreateCommand } {
         Some(create) => {
-            // SAFETY: valid C strings that Redis copies; `f` lives as long as the module.
+            // SAFETY: valid C strings that Redis copies; the entry point lives as long as the
+            // module.
             let status = unsafe {
                 create(
                     ctx,
-                    n.as_ptr(),
-                    Some(f),
-                    fl.as_ptr(),
-                    keys.0,
-                    keys.1,
-                    keys.2,
+                    command.name.as_ptr(),
+                    Some(command.entry),
+                    command.flags.as_ptr(),
+                    first,
+                    last,
+                    step,
                 )
             };
             status == raw::REDISMODULE_OK as c_int

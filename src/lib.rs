@@ -1,7 +1,8 @@
 //! redis-lottery: prize draws for marketing campaigns, done atomically inside Redis.
 //!
-//! Layout: `engine` is plain Rust (alias table, rules, user state, encoding) and knows nothing
-//! of Redis; `commands` holds one file per command; `entry` is the boundary Redis calls
+//! Layout: `engine` is plain Rust (alias table, rules, user state, encoding, argument parsing)
+//! and knows nothing of Redis; `commands` holds one file per command, each with its static
+//! description (`command_docs::Command`) from which the command is registered and documented; `entry` is the boundary Redis calls
 //! through (the panic guard, safe replies and logs); `datatype` is the Redis data type
 //! (RDB/AOF/DUMP/COPY/...); `replication` sends effects to replicas and the AOF.
 
@@ -21,9 +22,6 @@ mod notify;
 mod replication;
 mod rng;
 
-use commands::{
-    apply, ban, configure, debug, drain, draw, grant, pause, restock, stats, transfer, user,
-};
 use datatype::LOTTERY_TYPE;
 use entry::Level;
 use redis_module::configuration::ConfigurationFlags;
@@ -39,67 +37,6 @@ const MODULE_ALLOC: ModuleAlloc = redis_module::alloc::RedisAlloc;
 type ModuleAlloc = std::alloc::System;
 #[cfg(test)]
 const MODULE_ALLOC: ModuleAlloc = std::alloc::System;
-
-command_entries! {
-    configure_entry => "LOTTERY.CONFIGURE", configure::configure;
-    drain_entry => "LOTTERY.DRAIN", drain::drain;
-    grant_entry => "LOTTERY.GRANT", grant::grant;
-    restock_entry => "LOTTERY.RESTOCK", restock::restock;
-    pause_entry => "LOTTERY.PAUSE", pause::pause;
-    resume_entry => "LOTTERY.RESUME", pause::resume;
-    ban_entry => "LOTTERY.BAN", ban::ban;
-    unban_entry => "LOTTERY.UNBAN", ban::unban;
-    user_entry => "LOTTERY.USER", user::user;
-    stats_entry => "LOTTERY.STATS", stats::stats;
-    transfer_entry => "LOTTERY.TRANSFER", transfer::transfer;
-    debug_entry => "LOTTERY.DEBUG", debug::debug;
-    apply_entry => "LOTTERY.APPLY", apply::apply;
-}
-
-/// Every command: name, entry point, flags, (first key, last key, key step).
-/// LOTTERY.DRAW is the hot path: its entry point is its own, without the generic argument
-/// vector and reply tree.
-const COMMANDS: &[(&str, entry::CommandFn, &str, entry::KeySpec)] = &[
-    (
-        "lottery.draw",
-        draw::draw_command,
-        "write deny-oom fast",
-        (1, 1, 1),
-    ),
-    (
-        "lottery.configure",
-        configure_entry,
-        "write deny-oom",
-        (1, 1, 1),
-    ),
-    ("lottery.drain", drain_entry, "write", (1, 1, 1)),
-    (
-        "lottery.grant",
-        grant_entry,
-        "write deny-oom fast",
-        (1, 1, 1),
-    ),
-    (
-        "lottery.restock",
-        restock_entry,
-        "write deny-oom fast",
-        (1, 1, 1),
-    ),
-    ("lottery.pause", pause_entry, "write fast", (1, 1, 1)),
-    ("lottery.resume", resume_entry, "write fast", (1, 1, 1)),
-    ("lottery.ban", ban_entry, "write deny-oom fast", (1, 1, 1)),
-    ("lottery.unban", unban_entry, "write fast", (1, 1, 1)),
-    ("lottery.user", user_entry, "readonly fast", (1, 1, 1)),
-    ("lottery.stats", stats_entry, "readonly", (1, 1, 1)),
-    (
-        "lottery.transfer",
-        transfer_entry,
-        "write deny-oom",
-        (1, 1, 1),
-    ),
-    ("lottery.debug", debug_entry, "admin", (0, 0, 0)),
-    ("lottery.apply", apply_entry, "write", (1, 1, 1)),
-];
 
 /// The load arguments: `debug-clock yes|no`, `rng chacha|xoshiro`, nothing else. Read as
 /// bytes, so no argument (a NUL, invalid UTF-8) can trip anything; they override the
@@ -153,17 +90,21 @@ fn load(ctx: &Context, args: &[RedisString]) -> Status {
     // Refuse (rather than crash on) short reads from RDB/RESTORE payloads; signal a key as
     // modified (WATCH, client-side caching) only when a command really changed it, never
     // because it was opened for writing and then refused.
-    if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
-        let options = raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
-            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED;
-        unsafe { set(ctx.ctx, options as i32) };
-    }
-    for &(name, f, flags, keys) in COMMANDS {
-        if !entry::create_command(ctx.ctx, name, f, flags, keys) {
+    ffi::server::set_module_options(
+        ctx,
+        raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
+            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED,
+    );
+    // Every command as its description (`commands::ALL`) says.
+    for &command in commands::ALL.iter() {
+        if !entry::create_command(ctx.ctx, command) {
             entry::log(
                 ctx.ctx,
                 Level::Warning,
-                &format!("lottery: could not register {name}"),
+                &format!(
+                    "lottery: could not register {}",
+                    command.name.to_string_lossy()
+                ),
             );
             return Status::Err;
         }

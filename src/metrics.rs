@@ -3,7 +3,7 @@
 //! - `campaigns`: campaign values alive in this instance, all databases. Kept by the data type
 //!   callbacks (every value Redis frees goes through `datatype::free`; every value it gets
 //!   comes from `rdb_load` (RDB, RESTORE, DEBUG RELOAD, a replica's full sync), `copy` (COPY)
-//!   or `set_value` in CONFIGURE / LOTTERY.APPLY), so DEL, FLUSHALL, expiry, RESTORE, RENAME
+//!   or `Key::set_campaign` in CONFIGURE / LOTTERY.APPLY), so DEL, FLUSHALL, expiry, RESTORE, RENAME
 //!   and COPY keep it right. A value freed in the background (UNLINK / FLUSHALL ASYNC of a large
 //!   campaign) leaves the count when its free runs.
 //! - `internal_errors`: panics caught at the boundary with Redis (`entry::guard`); each
@@ -16,8 +16,9 @@
 //! Relaxed atomics: each is one uncontended add on the command thread.
 
 use crate::engine::campaign::Outcome;
+use crate::ffi::info::Info;
 use redis_module::raw;
-use std::os::raw::{c_char, c_int};
+use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 static CAMPAIGNS: AtomicI64 = AtomicI64::new(0);
@@ -116,42 +117,26 @@ pub enum Field {
 /// The module's INFO callback: one section named `lottery` (a NULL section name gives the
 /// module's name), fields `lottery_<name>`.
 extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
-    crate::entry::guard("INFO", || (), || add_fields(ctx));
+    // SAFETY: the context Redis passed this callback.
+    let info = unsafe { Info::new(ctx) };
+    crate::entry::guard("INFO", || (), || add_fields(&info));
 }
 
-fn add_fields(ctx: *mut raw::RedisModuleInfoCtx) {
-    let (Some(section), Some(add_c), Some(add_u)) = (
-        unsafe { raw::RedisModule_InfoAddSection },
-        unsafe { raw::RedisModule_InfoAddFieldCString },
-        unsafe { raw::RedisModule_InfoAddFieldULongLong },
-    ) else {
-        return;
-    };
-    if unsafe { section(ctx, std::ptr::null()) } != raw::REDISMODULE_OK as c_int {
+fn add_fields(info: &Info) {
+    if !info.section() {
         return; // the section was not asked for
     }
     for (name, value) in fields() {
-        let mut n = name.into_bytes();
-        n.push(0);
-        let n = n.as_ptr().cast::<c_char>();
         match value {
-            Field::Text(t) => {
-                let mut s = t.as_bytes().to_vec();
-                s.push(0);
-                unsafe { add_c(ctx, n, s.as_ptr().cast::<c_char>()) };
-            }
-            Field::Num(x) => {
-                unsafe { add_u(ctx, n, x) };
-            }
+            Field::Text(t) => info.text(&name, t),
+            Field::Num(x) => info.number(&name, x),
         }
     }
 }
 
 /// Registers the INFO callback (replacing the generic one the module macro installs).
 pub fn register_info(ctx: &redis_module::Context) {
-    let ok = unsafe { raw::RedisModule_RegisterInfoFunc }
-        .is_some_and(|f| unsafe { f(ctx.ctx, Some(info)) } == raw::REDISMODULE_OK as c_int);
-    if !ok {
+    if !crate::ffi::info::register(ctx, info) {
         crate::entry::log(
             ctx.ctx,
             crate::entry::Level::Warning,

@@ -14,7 +14,8 @@
 //! while an AOF is loaded.
 
 use crate::engine::campaign::Campaign;
-use redis_module::raw;
+use crate::ffi::{server, Str};
+use redis_module::{raw, Context};
 use std::ffi::CStr;
 
 pub const CONFIGURE: &CStr = c"lottery.configure";
@@ -24,17 +25,12 @@ pub const RESUME: &CStr = c"lottery.resume";
 pub const SOLDOUT: &CStr = c"lottery.soldout";
 
 /// Raises `event` (class `d`) on `key`. A failure is ignored: the event is advisory.
-pub fn event(ctx: *mut raw::RedisModuleCtx, event: &CStr, key: *mut raw::RedisModuleString) {
-    if ctx.is_null() || key.is_null() {
-        return;
-    }
-    if let Some(notify) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
-        unsafe { notify(ctx, raw::REDISMODULE_NOTIFY_MODULE, event.as_ptr(), key) };
-    }
+pub fn event(ctx: &Context, event: &CStr, key: Str<'_>) {
+    server::notify(ctx, raw::REDISMODULE_NOTIFY_MODULE, event, key);
 }
 
 /// `lottery.soldout` on `key`.
-pub fn soldout(ctx: *mut raw::RedisModuleCtx, key: *mut raw::RedisModuleString) {
+pub fn soldout(ctx: &Context, key: Str<'_>) {
     event(ctx, SOLDOUT, key);
 }
 
@@ -45,12 +41,7 @@ pub fn stock_of(c: &Campaign, i: usize) -> Option<u64> {
 
 /// After a draw committed: `won` is the index of the prize it gave (the prize had stock
 /// before), so stock 0 now means this win sold it out.
-pub fn soldout_if_empty(
-    ctx: *mut raw::RedisModuleCtx,
-    key: *mut raw::RedisModuleString,
-    c: &Campaign,
-    won: Option<usize>,
-) {
+pub fn soldout_if_empty(ctx: &Context, key: Str<'_>, c: &Campaign, won: Option<usize>) {
     if let Some(i) = won {
         if stock_of(c, i) == Some(0) {
             soldout(ctx, key);
@@ -60,12 +51,7 @@ pub fn soldout_if_empty(
 
 /// After a RESTOCK (or its effect) set a prize's stock from `before` to `after`:
 /// `lottery.restock`, then `lottery.soldout` if it went from above 0 to 0.
-pub fn restocked(
-    ctx: *mut raw::RedisModuleCtx,
-    key: *mut raw::RedisModuleString,
-    before: Option<u64>,
-    after: Option<u64>,
-) {
+pub fn restocked(ctx: &Context, key: Str<'_>, before: Option<u64>, after: Option<u64>) {
     event(ctx, RESTOCK, key);
     if after == Some(0) && before.is_some_and(|b| b > 0) {
         soldout(ctx, key);
@@ -73,12 +59,7 @@ pub fn restocked(
 }
 
 /// After a transfer step: as `restocked`, but only when the stock changed.
-pub fn transferred(
-    ctx: *mut raw::RedisModuleCtx,
-    key: *mut raw::RedisModuleString,
-    before: Option<u64>,
-    after: Option<u64>,
-) {
+pub fn transferred(ctx: &Context, key: Str<'_>, before: Option<u64>, after: Option<u64>) {
     if before != after {
         restocked(ctx, key, before, after);
     }

@@ -676,6 +676,67 @@ fn write_fuzz_seeds() {
     for (i, a) in args.iter().enumerate() {
         std::fs::write(pa.join(format!("args{i}")), a.replace(' ', "\0")).unwrap();
     }
+    // One seed per command parser (the arguments after the campaign key).
+    for (name, a) in PARSER_SEEDS {
+        std::fs::write(pa.join(name), a.replace(' ', "\0")).unwrap();
+    }
+}
+
+/// Arguments each command parser accepts, seeds of the parse_args fuzz target.
+const PARSER_SEEDS: [(&str, &str); 8] = [
+    ("draw", "REQID r1 CLIENT ip1"),
+    ("ban", "CLIENT ip1 60000"),
+    ("unban", "CLIENT ip1"),
+    ("grant", "u1 3 CAP 5"),
+    ("restock", "a -2"),
+    ("drain", "LAST"),
+    ("transfer", "OUT t1 a 3 {g}"),
+    ("debug", "CLOCK 1700000000000"),
+];
+
+/// Every command parser, as the parse_args fuzz target calls them.
+fn parse_all(args: &[&[u8]]) {
+    use lottery_engine::parse;
+    for a in [args, args.get(1..).unwrap_or(&[])] {
+        let _ = parse::draw_options(a);
+        let _ = parse::ban_args(a);
+        let _ = parse::unban_args(a);
+        let _ = parse::grant_args(a);
+        let _ = parse::restock_args(a);
+        let _ = parse::drain_args(a);
+        let _ = parse::transfer_args(b"k", a);
+        let _ = parse::debug_args(a);
+    }
+}
+
+/// Each parser seed parses with its own parser.
+#[test]
+fn parser_seeds_parse() {
+    use lottery_engine::parse;
+    for (name, a) in PARSER_SEEDS {
+        let args: Vec<&[u8]> = a.split(' ').map(str::as_bytes).collect();
+        let ok = match name {
+            "draw" => parse::draw_options(&args).is_ok(),
+            "ban" => parse::ban_args(&args).is_ok(),
+            "unban" => parse::unban_args(&args).is_ok(),
+            "grant" => parse::grant_args(&args).is_ok(),
+            "restock" => parse::restock_args(&args).is_ok(),
+            "drain" => parse::drain_args(&args).is_ok(),
+            "transfer" => parse::transfer_args(b"k", &args).is_ok(),
+            "debug" => parse::debug_args(&args).is_ok(),
+            _ => false,
+        };
+        assert!(ok, "{name}: {a}");
+        let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/seeds/parse_args")
+            .join(name);
+        assert_eq!(
+            std::fs::read(&on_disk).ok(),
+            Some(a.replace(' ', "\0").into_bytes()),
+            "{} is missing or stale: cargo test --test engine write_fuzz_seeds -- --ignored",
+            on_disk.display()
+        );
+    }
 }
 
 /// What the decode_payload fuzz target does, for its regression inputs.
@@ -723,6 +784,7 @@ fn fuzz_regressions() {
         for f in std::fs::read_dir(root.join(dir)).unwrap() {
             let data = std::fs::read(f.unwrap().path()).unwrap();
             let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
+            parse_all(&args);
             if let Ok(ch) = lottery_engine::parse::configure_args(&args) {
                 let _ = Campaign::create(&ch, (1, 2), b"s".to_vec());
             }

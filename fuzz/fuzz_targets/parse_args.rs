@@ -1,6 +1,7 @@
-//! Fuzzes the argument parser and the configuration rules: arguments are the input split on
-//! NUL bytes. Whatever parses must create or change a campaign without panicking, and a few
-//! draws on it must keep stock and counters consistent.
+//! Fuzzes the argument parsers and the configuration rules: arguments are the input split on
+//! NUL bytes. Every command's parser gets them (none may panic); whatever CONFIGURE parses
+//! must create or change a campaign without panicking, and a few draws on it must keep stock
+//! and counters consistent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,6 +24,18 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse::u32_or_inf(a, "x");
         let _ = parse::stock_arg(a);
         let _ = parse::i64_arg(a, "x", i64::MIN + 1, i64::MAX);
+    }
+    // Every command's parser, on the arguments as given and without the first one (so a
+    // seed may start with a key or a subcommand).
+    for a in [&args[..], args.get(1..).unwrap_or(&[])] {
+        let _ = parse::draw_options(a);
+        let _ = parse::ban_args(a);
+        let _ = parse::unban_args(a);
+        let _ = parse::grant_args(a);
+        let _ = parse::restock_args(a);
+        let _ = parse::drain_args(a);
+        let _ = parse::transfer_args(b"k", a);
+        let _ = parse::debug_args(a);
     }
     let Ok(change) = parse::configure_args(&args) else {
         return;

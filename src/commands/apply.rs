@@ -1,19 +1,32 @@
-//! LOTTERY.APPLY key blob (internal)
-//!
-//! Applies a write's effects, as replicated by the master or written by an AOF rewrite. It
-//! reads no clock and draws nothing. Refused from ordinary clients: only the master link
-//! (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge state with it.
-//! It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get it too.
-//! From the master link it raises the keyspace events the master's command raised
-//! (`crate::notify`), as Redis's own replicated commands do on replicas.
+//! LOTTERY.APPLY (internal) applies a write's effects, as replicated by the master or written
+//! by an AOF rewrite. It reads no clock and draws nothing. Refused from ordinary clients: only
+//! the master link (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge
+//! state with it. It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get
+//! it too. From the master link it raises the keyspace events the master's command raised
+//! (`crate::notify`), as Redis's own replicated commands do on replicas. Its arguments are in
+//! `APPLY` below.
 
-use super::{arg, err, no_campaign};
-use crate::datatype::LOTTERY_TYPE;
+use super::{arg, err, key_error, no_campaign, write_key};
+use crate::command_docs::{Arg, Command, RW, UPDATE};
 use crate::engine::apply::created_campaign;
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
+use crate::ffi::Str;
 use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.APPLY's description: registration, COMMAND DOCS and docs/commands.md.
+pub static APPLY: Command = Command {
+    name: c"lottery.apply",
+    entry: crate::generic_entry!(APPLY, apply),
+    flags: c"write",
+    key: Some(RW | UPDATE),
+    arity: 3,
+    summary:
+        c"Internal: applies a write's effects on a replica or from the AOF; refused from clients",
+    complexity: c"O(N) where N is the size of the effect",
+    args: &[Arg::key(), Arg::string(c"blob")],
+};
 
 /// The prize whose stock an effect sets, if any.
 fn stock_index(effect: &Effect) -> Option<usize> {
@@ -31,7 +44,7 @@ fn stock_index(effect: &Effect) -> Option<usize> {
 
 /// The events for an applied effect (`before`: the touched prize's stock before it).
 fn raise(ctx: &Context, key: &RedisString, c: &Campaign, effect: &Effect, before: Option<u64>) {
-    let (ctx, k) = (ctx.ctx, key.inner);
+    let k = Str::of(key);
     let after = stock_index(effect).and_then(|i| notify::stock_of(c, i));
     match effect {
         Effect::Config(_) | Effect::Configure { .. } => notify::event(ctx, notify::CONFIGURE, k),
@@ -56,30 +69,29 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let notify = !flags.contains(ContextFlags::LOADING);
     let effect = Effect::decode(arg(&args, 2)).map_err(|e| err(e.to_string()))?;
-    let k = ctx.open_key_writable(&args[1]);
-    match k.get_value::<Campaign>(&LOTTERY_TYPE) {
-        Err(_) => return Err(RedisError::WrongType),
-        Ok(Some(c)) => {
+    let mut k = write_key(ctx, &args[1]);
+    match k.campaign_mut().map_err(key_error)? {
+        Some(c) => {
             let before = stock_index(&effect).and_then(|i| notify::stock_of(c, i));
             c.apply(&effect).map_err(|e| err(e.to_string()))?;
             if notify {
                 raise(ctx, &args[1], c, &effect, before);
             }
         }
-        Ok(None) => match created_campaign(&effect) {
+        None => match created_campaign(&effect) {
             Some(c) => {
                 let c = c.map_err(|e| err(e.to_string()))?;
-                k.set_value(&LOTTERY_TYPE, c)
+                k.set_campaign(c)
                     .map_err(|_| err("could not store the campaign"))?;
                 metrics::campaign_created();
                 if notify {
-                    notify::event(ctx.ctx, notify::CONFIGURE, args[1].inner);
+                    notify::event(ctx, notify::CONFIGURE, Str::of(&args[1]));
                 }
             }
             None => return Err(no_campaign()),
         },
     }
-    crate::replication::signal_modified(ctx.ctx, args[1].inner);
+    crate::replication::signal_modified(ctx, Str::of(&args[1]));
     ctx.replicate_verbatim();
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

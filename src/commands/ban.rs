@@ -1,64 +1,82 @@
-//! LOTTERY.BAN key user ms / LOTTERY.UNBAN key user
-//! LOTTERY.BAN key CLIENT id ms / LOTTERY.UNBAN key CLIENT id
-//!
-//! A banned user gets BANNED (with the ms left) until the ban ends; a banned client (the
-//! CLIENT of DRAW, also put there by PENALTY) gets LIMITED. BAN replies OK; UNBAN replies 1
-//! if an active ban was lifted, else 0. The CLIENT forms are told apart by their argument
-//! count (one more than the user forms), so a user may well be called "CLIENT".
+//! LOTTERY.BAN / LOTTERY.UNBAN: a banned user gets BANNED (with the ms left) until the ban
+//! ends; a banned client (the CLIENT of DRAW, also put there by PENALTY) gets LIMITED. BAN
+//! replies OK; UNBAN replies 1 if an active ban was lifted, else 0. The arguments are described
+//! in `BAN` and `UNBAN` below and parsed by `parse::ban_args` / `parse::unban_args`.
 
-use super::{arg, campaign_mut, int, perr};
-use crate::{clock, parse, replication};
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use super::{aerr, after_key, campaign_mut, int, write_key};
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
+use crate::parse::{self, Banned};
+use crate::{clock, replication};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
-fn is_client(args: &[RedisString]) -> bool {
-    arg(args, 2).eq_ignore_ascii_case(b"CLIENT")
-}
+/// LOTTERY.BAN's description: registration, COMMAND DOCS and docs/commands.md.
+pub static BAN: Command = Command {
+    name: c"lottery.ban",
+    entry: crate::generic_entry!(BAN, ban),
+    flags: c"write deny-oom fast",
+    key: Some(RW | UPDATE),
+    arity: -4,
+    summary: c"Bans a user (or, with CLIENT, a client id) from drawing for some milliseconds",
+    complexity: c"O(1)",
+    args: &[Arg::key(), WHO, Arg::integer(c"ms")],
+};
+
+/// LOTTERY.UNBAN's description: registration, COMMAND DOCS and docs/commands.md.
+pub static UNBAN: Command = Command {
+    name: c"lottery.unban",
+    entry: crate::generic_entry!(UNBAN, unban),
+    flags: c"write fast",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Lifts a user's ban, or (with CLIENT) a client's penalty",
+    complexity: c"O(1)",
+    args: &[Arg::key(), WHO],
+};
+
+/// A user, or CLIENT and a client id.
+const WHO: Arg = Arg::oneof(
+    c"who",
+    &[
+        Arg::string(c"user"),
+        Arg::string(c"client-id").tok(c"CLIENT"),
+    ],
+);
 
 pub fn ban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let client = match args.len() {
-        4 => false,
-        5 if is_client(&args) => true,
-        _ => return Err(RedisError::WrongArity),
-    };
-    let ms_arg = arg(&args, if client { 4 } else { 3 });
-    let ms = parse::i64_arg(ms_arg, "ms", 1, i64::MAX).map_err(perr)?;
-    if client {
-        parse::client_arg(arg(&args, 3)).map_err(perr)?;
-    }
-    let c = campaign_mut(ctx, &args[1])?;
-    let until = clock::now_ms().saturating_add(ms);
-    let effect = if client {
-        let ck = c.client_key(arg(&args, 3));
-        c.ban_client(ck, until)
-    } else {
-        let ukey = c.user_key(arg(&args, 2));
-        c.ban(ukey, until)
+    let b = parse::ban_args(&after_key(&args)?).map_err(aerr)?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
+    let until = clock::now_ms().saturating_add(b.ms);
+    let effect = match b.who {
+        Banned::Client(id) => {
+            let ck = c.client_key(id);
+            c.ban_client(ck, until)
+        }
+        Banned::User(user) => {
+            let ukey = c.user_key(user);
+            c.ban(ukey, until)
+        }
     };
     replication::replicate(ctx, &args[1], &effect);
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
 
 pub fn unban(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    match args.len() {
-        3 => {
-            let c = campaign_mut(ctx, &args[1])?;
-            let ukey = c.user_key(arg(&args, 2));
-            let (lifted, effect) = c.unban(ukey, clock::now_ms());
-            if let Some(e) = effect {
-                replication::replicate(ctx, &args[1], &e);
-            }
-            Ok(int(i64::from(lifted)))
+    let who = parse::unban_args(&after_key(&args)?).map_err(aerr)?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
+    let (lifted, effect) = match who {
+        Banned::User(user) => {
+            let ukey = c.user_key(user);
+            c.unban(ukey, clock::now_ms())
         }
-        4 if is_client(&args) => {
-            parse::client_arg(arg(&args, 3)).map_err(perr)?;
-            let c = campaign_mut(ctx, &args[1])?;
-            let ck = c.client_key(arg(&args, 3));
-            let (lifted, effect) = c.unban_client(ck, clock::now_ms());
-            if let Some(e) = effect {
-                replication::replicate(ctx, &args[1], &e);
-            }
-            Ok(int(i64::from(lifted)))
+        Banned::Client(id) => {
+            let ck = c.client_key(id);
+            c.unban_client(ck, clock::now_ms())
         }
-        _ => Err(RedisError::WrongArity),
+    };
+    if let Some(e) = effect {
+        replication::replicate(ctx, &args[1], &e);
     }
+    Ok(int(i64::from(lifted)))
 }

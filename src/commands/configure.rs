@@ -1,21 +1,118 @@
-//! LOTTERY.CONFIGURE key [PRIZE id weight stock]... [NOTHING w] [COOLDOWN ms] [DAILY n|INF]
-//! [MAXWINS n|INF] [DAYOFFSET min] [WINDOW start end] [SOLDOUT LOSE|REDRAW|FALLBACK id]
-//! [STREAM key] [IDEMPOTENCY ms]
-//!
-//! Creates the campaign, or changes it atomically while it runs. Any error changes nothing
-//! and never creates the key. A campaign key is at most `MAX_KEY_LEN` bytes; a STREAM key
-//! must be in the key's slot and writable by the caller (ACL). Replicated as an effect
-//! carrying the options as given (plus, on creation, the random hash keys replicas must
-//! share), so the effect is as large as the command, whatever the campaign's history.
+//! LOTTERY.CONFIGURE creates the campaign, or changes it atomically while it runs. Any error
+//! changes nothing and never creates the key. A campaign key is at most `MAX_KEY_LEN` bytes; a
+//! STREAM key must be in the key's slot and writable by the caller (ACL). Replicated as an
+//! effect carrying the options as given (plus, on creation, the random hash keys replicas must
+//! share), so the effect is as large as the command, whatever the campaign's history. The
+//! arguments are described in `CONFIGURE` below and parsed by `parse::configure_args`.
 
-use super::{err, perr};
-use crate::datatype::LOTTERY_TYPE;
+use super::{err, key_error, perr, write_key};
+use crate::command_docs::{Arg, Command, RW, UPDATE};
 use crate::engine::campaign::Campaign;
 use crate::engine::effect::Effect;
 use crate::engine::keyslot;
 use crate::engine::limits::MAX_KEY_LEN;
+use crate::ffi::Str;
 use crate::{acl, metrics, notify, parse, replication, rng};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.CONFIGURE's description: registration, COMMAND DOCS and docs/commands.md.
+pub static CONFIGURE: Command = Command {
+    name: c"lottery.configure",
+    entry: crate::generic_entry!(CONFIGURE, configure),
+    flags: c"write deny-oom",
+    key: Some(RW | UPDATE),
+    arity: -2,
+    summary: c"Creates a campaign, or changes its prizes and rules atomically while it runs",
+    complexity:
+        c"O(P + N) where P is the number of prizes given and N the number of prizes in the campaign",
+    args: &[
+        Arg::key(),
+        Arg::block(
+            c"prize",
+            &[
+                Arg::string(c"id"),
+                Arg::integer(c"weight"),
+                Arg::string(c"stock"),
+            ],
+        )
+        .tok(c"PRIZE")
+        .opt()
+        .multi(),
+        Arg::integer(c"nothing").tok(c"NOTHING").opt(),
+        Arg::integer(c"cooldown").tok(c"COOLDOWN").opt(),
+        Arg::string(c"daily").tok(c"DAILY").opt(),
+        Arg::string(c"maxwins").tok(c"MAXWINS").opt(),
+        Arg::integer(c"dayoffset").tok(c"DAYOFFSET").opt(),
+        Arg::block(
+            c"window",
+            &[Arg::integer(c"start-ms"), Arg::integer(c"end-ms")],
+        )
+        .tok(c"WINDOW")
+        .opt(),
+        Arg::oneof(
+            c"soldout",
+            &[
+                Arg::pure(c"lose", c"LOSE"),
+                Arg::pure(c"redraw", c"REDRAW"),
+                Arg::string(c"fallback").tok(c"FALLBACK"),
+            ],
+        )
+        .tok(c"SOLDOUT")
+        .opt(),
+        Arg::string(c"stream").tok(c"STREAM").opt(),
+        Arg::integer(c"idempotency").tok(c"IDEMPOTENCY").opt(),
+        Arg::oneof(
+            c"rate",
+            &[
+                Arg::block(
+                    c"limit",
+                    &[
+                        Arg::integer(c"per-second"),
+                        Arg::integer(c"burst").tok(c"BURST").opt(),
+                    ],
+                ),
+                Arg::pure(c"off", c"OFF"),
+            ],
+        )
+        .tok(c"RATE")
+        .opt(),
+        Arg::oneof(
+            c"admit",
+            &[
+                Arg::block(
+                    c"probabilities",
+                    &[Arg::string(c"p1"), Arg::string(c"p2").opt()],
+                ),
+                Arg::pure(c"off", c"OFF"),
+            ],
+        )
+        .tok(c"ADMIT")
+        .opt(),
+        Arg::oneof(
+            c"clientlimit",
+            &[
+                Arg::block(c"limit", &[Arg::integer(c"n"), Arg::integer(c"window-ms")]),
+                Arg::pure(c"off", c"OFF"),
+            ],
+        )
+        .tok(c"CLIENTLIMIT")
+        .opt(),
+        Arg::integer(c"penalty").tok(c"PENALTY").opt(),
+        Arg::block(
+            c"pace",
+            &[
+                Arg::string(c"prize"),
+                Arg::oneof(
+                    c"mode",
+                    &[Arg::pure(c"linear", c"LINEAR"), Arg::pure(c"none", c"NONE")],
+                ),
+            ],
+        )
+        .tok(c"PACE")
+        .opt()
+        .multi(),
+    ],
+};
 
 pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() < 2 {
@@ -41,20 +138,19 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         if s.as_slice() == key.as_slice() {
             return Err(err("STREAM key must not be the campaign key itself"));
         }
-        acl::check_write(ctx.ctx, s, "STREAM key").map_err(RedisError::String)?;
+        acl::check_write(ctx, s, "STREAM key").map_err(RedisError::String)?;
     }
     let given = || args[2..].iter().map(|a| a.as_slice().to_vec()).collect();
-    let k = ctx.open_key_writable(key);
-    let effect = match k.get_value::<Campaign>(&LOTTERY_TYPE) {
-        Err(_) => return Err(RedisError::WrongType),
-        Ok(Some(c)) => {
+    let mut k = write_key(ctx, key);
+    let effect = match k.campaign_mut().map_err(key_error)? {
+        Some(c) => {
             c.configure(&change).map_err(|e| err(e.to_string()))?;
             Effect::Configure {
                 created: None,
                 args: given(),
             }
         }
-        Ok(None) => {
+        None => {
             let default = keyslot::default_stream(key.as_slice());
             if change.stream.is_none() && keyslot::key_slot(&default) != slot {
                 return Err(err(
@@ -68,13 +164,13 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 created: Some((seed, default)),
                 args: given(),
             };
-            k.set_value(&LOTTERY_TYPE, c)
+            k.set_campaign(c)
                 .map_err(|_| err("could not store the campaign"))?;
             metrics::campaign_created();
             effect
         }
     };
     replication::replicate(ctx, key, &effect);
-    notify::event(ctx.ctx, notify::CONFIGURE, key.inner);
+    notify::event(ctx, notify::CONFIGURE, Str::of(key));
     Ok(RedisValue::SimpleStringStatic("OK"))
 }

@@ -1,127 +1,78 @@
-//! LOTTERY.DRAW key user [REQID request-id] [CLIENT client-id]
-//!
-//! One draw for one user, atomically: REQID replay, window, pause, client (penalty box,
-//! CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one chance is
-//! consumed and the alias table picks (paced prizes held back while ahead of their pace). A win is appended to
-//! the wins stream (XADD, replicated with its concrete ID) before anything changes, so a
-//! stream error changes nothing. The effects go to replicas and the AOF as absolute values.
+//! LOTTERY.DRAW: one draw for one user, atomically: REQID replay, window, pause, client
+//! (penalty box, CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one
+//! chance is consumed and the alias table picks (paced prizes held back while ahead of their
+//! pace). A win is appended to the wins stream (XADD, replicated with its concrete ID) before
+//! anything changes, so a stream error changes nothing. The effects go to replicas and the AOF
+//! as absolute values.
 //!
 //! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
+//! The arguments are described in `DRAW` below; the options are parsed by
+//! `parse::draw_options`.
 //!
-//! This is the hot path, so it is registered directly with `RedisModule_CreateCommand` and
-//! talks to the module API without the per-call argument vector, reply tree and string
-//! copies of the generic command wrapper.
+//! This is the hot path, so its entry point is a direct one (`entry::run_direct`): it gets the
+//! arguments as Redis holds them and replies itself, without the per-call argument vector,
+//! reply tree and string copies of the generic command wrapper.
 
-use crate::datatype::LOTTERY_TYPE;
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
-use crate::ffi::{bytes_of, OpenKey};
+use crate::entry::{self, Failure};
+use crate::ffi::{Key, KeyError, Str};
 use crate::replication::Field;
-use crate::{clock, entry, parse, replication, rng};
-use redis_module::raw;
-use std::os::raw::c_int;
+use crate::{clock, parse, replication, rng};
+use redis_module::Context;
 
-/// Entry point registered for `lottery.draw`.
-pub extern "C" fn draw_command(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    entry::guard(
-        "LOTTERY.DRAW",
-        || entry::reply_error(ctx, &entry::internal_error_text("LOTTERY.DRAW")),
-        || draw_entry(ctx, argv, argc),
-    )
-}
-
-fn draw_entry(
-    ctx: *mut raw::RedisModuleCtx,
-    argv: *mut *mut raw::RedisModuleString,
-    argc: c_int,
-) -> c_int {
-    if argv.is_null() || argc < 0 {
-        return entry::reply_error(ctx, "ERR bad arguments");
-    }
-    // SAFETY: Redis passes argc valid argument pointers for the duration of the call.
-    let args = unsafe { std::slice::from_raw_parts(argv, argc as usize) };
-    match draw(ctx, args) {
-        Ok(()) => raw::REDISMODULE_OK as c_int,
-        Err(Failure::Arity) => {
-            if let Some(f) = unsafe { raw::RedisModule_WrongArity } {
-                unsafe { f(ctx) };
-            }
-            raw::REDISMODULE_OK as c_int
-        }
-        Err(Failure::Msg(m)) => entry::reply_error(ctx, &m),
-    }
-}
-
-enum Failure {
-    Arity,
-    Msg(String),
-}
+/// LOTTERY.DRAW's description: registration, COMMAND DOCS and docs/commands.md. Its entry
+/// point is a direct one (see above).
+pub static DRAW: Command = Command {
+    name: c"lottery.draw",
+    entry: crate::direct_entry!(DRAW, draw),
+    flags: c"write deny-oom fast",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw (COOLDOWN, QUOTA, BUSY, RETRY, LIMITED, ...)",
+    complexity: c"O(1)",
+    args: &[
+        Arg::key(),
+        Arg::string(c"user"),
+        Arg::string(c"request-id").tok(c"REQID").opt(),
+        Arg::string(c"client-id").tok(c"CLIENT").opt(),
+    ],
+};
 
 fn fail(m: impl Into<String>) -> Failure {
     Failure::Msg(m.into())
 }
 
-/// The campaign stored at an open key.
-fn campaign_at<'a>(key: &OpenKey) -> Result<&'a mut Campaign, Failure> {
-    let (Some(key_type), Some(get_type), Some(get_value)) = (
-        unsafe { raw::RedisModule_KeyType },
-        unsafe { raw::RedisModule_ModuleTypeGetType },
-        unsafe { raw::RedisModule_ModuleTypeGetValue },
-    ) else {
-        return Err(fail("ERR module API unavailable"));
-    };
-    let t = unsafe { key_type(key.0) };
-    if t == raw::REDISMODULE_KEYTYPE_EMPTY as c_int {
-        return Err(fail("ERR no such campaign"));
-    }
-    if t != raw::REDISMODULE_KEYTYPE_MODULE as c_int
-        || unsafe { get_type(key.0) } != *LOTTERY_TYPE.raw_type.borrow()
-    {
-        return Err(fail(
-            "WRONGTYPE Operation against a key holding the wrong kind of value",
-        ));
-    }
-    let v = unsafe { get_value(key.0) }.cast::<Campaign>();
-    // SAFETY: a value of our type is a Box<Campaign> we stored; it lives while the key does,
-    // and nothing else touches it during this command.
-    unsafe { v.as_mut() }.ok_or_else(|| fail("ERR no such campaign"))
-}
-
-fn draw(
-    ctx: *mut raw::RedisModuleCtx,
-    args: &[*mut raw::RedisModuleString],
-) -> Result<(), Failure> {
+fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let (key_arg, user_arg, opts) = match args {
-        [_, k, u, rest @ ..] if rest.len() <= 4 && rest.len() % 2 == 0 => (*k, *u, rest),
+        [_, k, u, rest @ ..] if rest.len() <= 4 => (*k, *u, rest),
         _ => return Err(Failure::Arity),
     };
-    // REQID: the raw argument (copied into the stream entry) and its checked bytes.
-    // CLIENT: the client id's checked bytes.
-    let mut reqid_arg = None;
-    let mut reqid = None;
-    let mut client = None;
-    for pair in opts.chunks_exact(2) {
-        let (opt, val) = (unsafe { bytes_of(pair[0]) }, unsafe { bytes_of(pair[1]) });
-        if opt.eq_ignore_ascii_case(b"REQID") && reqid.is_none() {
-            reqid = Some(parse::reqid_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
-            reqid_arg = Some(pair[1]);
-        } else if opt.eq_ignore_ascii_case(b"CLIENT") && client.is_none() {
-            client = Some(parse::client_arg(val).map_err(|e| fail(format!("ERR {e}")))?);
-        } else if opt.eq_ignore_ascii_case(b"REQID") || opt.eq_ignore_ascii_case(b"CLIENT") {
-            return Err(fail(format!(
-                "ERR {} given twice",
-                parse::shown(&opt.to_ascii_uppercase())
-            )));
-        } else {
-            return Err(fail(format!("ERR unknown option '{}'", parse::shown(opt))));
-        }
+    // The options as bytes, on the stack (at most 4 of them).
+    let mut bytes: [&[u8]; 4] = [&[]; 4];
+    for (b, &a) in bytes.iter_mut().zip(opts) {
+        *b = a.bytes();
     }
-    let user = unsafe { bytes_of(user_arg) };
-    let key = OpenKey::write(ctx, key_arg).ok_or_else(|| fail("ERR module API unavailable"))?;
-    let c = campaign_at(&key)?;
+    let o = parse::draw_options(&bytes[..opts.len()]).map_err(|e| match e {
+        parse::ArgError::Arity => Failure::Arity,
+        parse::ArgError::Invalid(m) => fail(format!("ERR {m}")),
+    })?;
+    // REQID: its checked bytes, and the raw argument (copied into the stream entry).
+    let reqid = o.reqid.map(|(_, r)| r);
+    let reqid_arg = o.reqid.map(|(i, _)| opts[i]);
+    let client = o.client;
+    let user = user_arg.bytes();
+    let mut key = Key::write(ctx, key_arg);
+    let c = match key.campaign_mut() {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(fail("ERR no such campaign")),
+        Err(KeyError::WrongType) => {
+            return Err(fail(
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ))
+        }
+        Err(KeyError::Unavailable) => return Err(fail("ERR module API unavailable")),
+    };
     let now = clock::now_ms();
     let ukey = c.user_key(user);
     let rkey = reqid.map(|r| c.request_key(ukey, r));
@@ -166,28 +117,24 @@ fn draw(
             c.commit_draw(ukey, rkey, now, &plan, win_id)
         }
     };
-    replication::replicate_raw(ctx, key_arg, &effect);
+    replication::replicate_str(ctx, key_arg, &effect);
     crate::metrics::record(reply.outcome, replay);
     crate::notify::soldout_if_empty(ctx, key_arg, c, won);
     reply_draw(ctx, c, &reply);
     Ok(())
 }
 
-fn reply_draw(ctx: *mut raw::RedisModuleCtx, c: &Campaign, r: &DrawReply) {
-    raw::reply_with_array(ctx, 5);
-    let name = r.outcome.name();
-    raw::reply_with_string_buffer(ctx, name.as_ptr().cast(), name.len());
+fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {
+    entry::reply_array(ctx, 5);
+    entry::reply_bulk(ctx, r.outcome.name().as_bytes());
     match c.name(r.prize) {
-        Some(id) => raw::reply_with_string_buffer(ctx, id.as_ptr().cast(), id.len()),
-        None => raw::reply_with_null(ctx),
+        Some(id) => entry::reply_bulk(ctx, id),
+        None => entry::reply_null(ctx),
     };
     match r.win_id {
-        Some(w) => {
-            let s = replication::stream_id_text(w.ms, w.seq);
-            raw::reply_with_string_buffer(ctx, s.as_ptr().cast(), s.len())
-        }
-        None => raw::reply_with_null(ctx),
+        Some(w) => entry::reply_bulk(ctx, &replication::stream_id_text(w.ms, w.seq)),
+        None => entry::reply_null(ctx),
     };
-    raw::reply_with_long_long(ctx, r.chances_left);
-    raw::reply_with_long_long(ctx, r.wait_ms);
+    entry::reply_int(ctx, r.chances_left);
+    entry::reply_int(ctx, r.wait_ms);
 }

@@ -1,30 +1,35 @@
-//! LOTTERY.GRANT key user n [CAP m]
-//!
-//! Adds n bonus chances (never expiring; used after the day's free chances), capped at m in
-//! total with CAP (a cap never takes chances away). Reply: the user's bonus chances now.
+//! LOTTERY.GRANT: adds n bonus chances (never expiring; used after the day's free chances),
+//! capped at m in total with CAP (a cap never takes chances away). Reply: the user's bonus
+//! chances now. The arguments are described in `GRANT` below and parsed by `parse::grant_args`.
 
-use super::{arg, campaign_mut, err, int, perr};
+use super::{aerr, after_key, campaign_mut, int, write_key};
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::{parse, replication};
-use redis_module::{Context, RedisError, RedisResult, RedisString};
+use redis_module::{Context, RedisResult, RedisString};
+
+/// LOTTERY.GRANT's description: registration, COMMAND DOCS and docs/commands.md.
+pub static GRANT: Command = Command {
+    name: c"lottery.grant",
+    entry: crate::generic_entry!(GRANT, grant),
+    flags: c"write deny-oom fast",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -4,
+    summary: c"Gives a user bonus chances, optionally capped",
+    complexity: c"O(1)",
+    args: &[
+        Arg::key(),
+        Arg::string(c"user"),
+        Arg::integer(c"n"),
+        Arg::integer(c"cap").tok(c"CAP").opt(),
+    ],
+};
 
 pub fn grant(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    let cap = match args.len() {
-        4 => None,
-        6 if arg(&args, 4).eq_ignore_ascii_case(b"CAP") => {
-            Some(parse::u32_arg(arg(&args, 5), "CAP").map_err(perr)?)
-        }
-        6 => {
-            return Err(err(format!(
-                "unknown option '{}'",
-                parse::shown(arg(&args, 4))
-            )))
-        }
-        _ => return Err(RedisError::WrongArity),
-    };
-    let n = parse::int_in(arg(&args, 3), "n", 1, i128::from(u32::MAX)).map_err(perr)? as u32;
-    let c = campaign_mut(ctx, &args[1])?;
-    let ukey = c.user_key(arg(&args, 2));
-    let (bonus, effect) = c.grant(ukey, n, cap);
+    let g = parse::grant_args(&after_key(&args)?).map_err(aerr)?;
+    let mut k = write_key(ctx, &args[1]);
+    let c = campaign_mut(&mut k)?;
+    let ukey = c.user_key(g.user);
+    let (bonus, effect) = c.grant(ukey, g.n, g.cap);
     replication::replicate(ctx, &args[1], &effect);
     Ok(int(bonus))
 }

@@ -14,8 +14,9 @@ pub mod stats;
 pub mod transfer;
 pub mod user;
 
-use crate::datatype::LOTTERY_TYPE;
+use crate::command_docs::Command;
 use crate::engine::campaign::Campaign;
+use crate::ffi::{Key, KeyError, Str};
 use redis_module::{Context, RedisError, RedisString, RedisValue};
 
 /// An `ERR ...` error reply.
@@ -27,29 +28,35 @@ pub fn no_campaign() -> RedisError {
     RedisError::Str("ERR no such campaign")
 }
 
-/// The campaign at `key` for writing: `ERR no such campaign` if missing, WRONGTYPE if the key
-/// holds anything else.
-pub fn campaign_mut<'a>(ctx: &Context, key: &RedisString) -> Result<&'a mut Campaign, RedisError> {
-    let k = ctx.open_key_writable(key);
-    match k.get_value::<Campaign>(&LOTTERY_TYPE) {
-        Ok(Some(c)) => Ok(c),
-        Ok(None) => Err(no_campaign()),
-        Err(_) => Err(RedisError::WrongType),
+/// The reply for a key that holds no usable campaign.
+pub fn key_error(e: KeyError) -> RedisError {
+    match e {
+        KeyError::WrongType => RedisError::WrongType,
+        KeyError::Unavailable => RedisError::Str("ERR module API unavailable"),
     }
 }
 
-/// The campaign at `key` for reading.
-pub fn campaign<'a>(ctx: &Context, key: &RedisString) -> Result<&'a Campaign, RedisError> {
-    let k = ctx.open_key(key);
-    match k.get_value::<Campaign>(&LOTTERY_TYPE) {
-        Ok(Some(c)) => {
-            // SAFETY: the value lives in the keyspace for the whole command; the key handle
-            // only guards the lookup.
-            Ok(unsafe { &*(c as *const Campaign) })
-        }
-        Ok(None) => Err(no_campaign()),
-        Err(_) => Err(RedisError::WrongType),
-    }
+/// The campaign in an open key, for writing (borrowed from the handle): `ERR no such
+/// campaign` if the key is empty, WRONGTYPE if it holds anything else.
+pub fn campaign_mut<'k>(key: &'k mut Key<'_>) -> Result<&'k mut Campaign, RedisError> {
+    key.campaign_mut()
+        .map_err(key_error)?
+        .ok_or_else(no_campaign)
+}
+
+/// The campaign in an open key, for reading.
+pub fn campaign<'k>(key: &'k Key<'_>) -> Result<&'k Campaign, RedisError> {
+    key.campaign().map_err(key_error)?.ok_or_else(no_campaign)
+}
+
+/// Opens the campaign key `name` for writing.
+pub fn write_key<'c>(ctx: &'c Context, name: &RedisString) -> Key<'c> {
+    Key::write(ctx, Str::of(name))
+}
+
+/// Opens the campaign key `name` for reading.
+pub fn read_key<'c>(ctx: &'c Context, name: &RedisString) -> Key<'c> {
+    Key::read(ctx, Str::of(name))
 }
 
 pub fn bulk(b: &[u8]) -> RedisValue {
@@ -80,3 +87,37 @@ pub fn arg(args: &[RedisString], i: usize) -> &[u8] {
 pub fn perr(e: String) -> RedisError {
     err(e)
 }
+
+/// Converts a refused argument list into its reply (the wrong-arity error, or `ERR ...`).
+pub fn aerr(e: crate::parse::ArgError) -> RedisError {
+    match e {
+        crate::parse::ArgError::Arity => RedisError::WrongArity,
+        crate::parse::ArgError::Invalid(m) => err(m),
+    }
+}
+
+/// The arguments after the campaign key, as bytes; the wrong-arity error if there is no key.
+pub fn after_key(args: &[RedisString]) -> Result<Vec<&[u8]>, RedisError> {
+    match args.get(2..) {
+        Some(rest) => Ok(rest.iter().map(|a| a.as_slice()).collect()),
+        None => Err(RedisError::WrongArity),
+    }
+}
+
+/// Every command's description, in registration order (LOTTERY.DRAW first: the hot path).
+pub static ALL: [&Command; 14] = [
+    &draw::DRAW,
+    &configure::CONFIGURE,
+    &drain::DRAIN,
+    &grant::GRANT,
+    &restock::RESTOCK,
+    &pause::PAUSE,
+    &pause::RESUME,
+    &ban::BAN,
+    &ban::UNBAN,
+    &user::USER,
+    &stats::STATS,
+    &transfer::TRANSFER,
+    &debug::DEBUG,
+    &apply::APPLY,
+];

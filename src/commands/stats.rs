@@ -1,20 +1,32 @@
-//! LOTTERY.STATS key
-//!
-//! Field/value pairs: state, rules (flow control included), counters (one per rejection
-//! outcome), `pace` (the paced prizes' ids), and `prizes` as [id, weight, stock, sold]
-//! entries (stock -1 for INF).
+//! LOTTERY.STATS replies field/value pairs: state, rules (flow control included), counters (one
+//! per rejection outcome), `pace` (the paced prizes' ids), and `prizes` as [id, weight, stock,
+//! sold] entries (stock -1 for INF). Described in `STATS` below.
 
-use super::{bulk, campaign, count_or_inf, int, text};
+use super::{bulk, campaign, count_or_inf, int, read_key, text};
 use crate::clock;
+use crate::command_docs::{Arg, Command, ACCESS, RO};
 use crate::engine::campaign::Outcome;
 use crate::engine::flow::ppm_text;
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+
+/// LOTTERY.STATS's description: registration, COMMAND DOCS and docs/commands.md.
+pub static STATS: Command = Command {
+    name: c"lottery.stats",
+    entry: crate::generic_entry!(STATS, stats),
+    flags: c"readonly",
+    key: Some(RO | ACCESS),
+    arity: 2,
+    summary: c"Returns a campaign's rules, counters and prizes",
+    complexity: c"O(N) where N is the number of prizes",
+    args: &[Arg::key()],
+};
 
 pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if args.len() != 2 {
         return Err(RedisError::WrongArity);
     }
-    let c = campaign(ctx, &args[1])?;
+    let k = read_key(ctx, &args[1]);
+    let c = campaign(&k)?;
     let r = c.rules();
     let k = c.counters();
     let now = clock::now_ms();

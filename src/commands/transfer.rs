@@ -1,36 +1,48 @@
-//! LOTTERY.TRANSFER key OUT id prize count peer
-//! LOTTERY.TRANSFER key IN id prize count peer
-//! LOTTERY.TRANSFER key SETTLE id
-//! LOTTERY.TRANSFER key LIST [PENDING]
-//!
-//! Moves stock between the shards of a sharded campaign, one idempotent step per shard
-//! (the protocol is explained in `engine::transfer`). OUT replies the units taken, IN 1 if
-//! applied now or 0 for a repeat, SETTLE 1 if it settled a pending record or 0 for a repeat,
-//! LIST the records as `[id, OUT|IN, prize, count, peer, PENDING|SETTLED|APPLIED]`, oldest
-//! first. A repeated step changes nothing and replicates nothing.
+//! LOTTERY.TRANSFER moves stock between the shards of a sharded campaign, one idempotent step
+//! per shard (the protocol is explained in `engine::transfer`). OUT replies the units taken, IN
+//! 1 if applied now or 0 for a repeat, SETTLE 1 if it settled a pending record or 0 for a
+//! repeat, LIST the records as `[id, OUT|IN, prize, count, peer, PENDING|SETTLED|APPLIED]`,
+//! oldest first. A repeated step changes nothing and replicates nothing. The arguments are
+//! described in `TRANSFER` below and parsed by `parse::transfer_args`.
 
-use super::{arg, bulk, campaign, campaign_mut, err, int, perr, text};
-use crate::engine::ledger::{Transfer, TransferState, MAX_PEER_LEN, MAX_TRANSFER_ID_LEN};
-use crate::{notify, parse, replication};
-use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
+use super::{aerr, after_key, bulk, campaign, campaign_mut, err, int, read_key, text, write_key};
+use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
+use crate::engine::ledger::{Transfer, TransferState};
+use crate::ffi::Str;
+use crate::parse::{self, TransferStep};
+use crate::{notify, replication};
+use redis_module::{Context, RedisResult, RedisString, RedisValue};
 
-fn id_arg(b: &[u8]) -> Result<&[u8], RedisError> {
-    if b.is_empty() || b.len() > MAX_TRANSFER_ID_LEN {
-        return Err(err(format!(
-            "invalid transfer id: must be 1..{MAX_TRANSFER_ID_LEN} bytes"
-        )));
-    }
-    Ok(b)
-}
+/// LOTTERY.TRANSFER's description: registration, COMMAND DOCS and docs/commands.md.
+pub static TRANSFER: Command = Command {
+    name: c"lottery.transfer",
+    entry: crate::generic_entry!(TRANSFER, transfer),
+    flags: c"write deny-oom",
+    key: Some(RW | ACCESS | UPDATE),
+    arity: -3,
+    summary: c"Moves stock between the shards of a sharded campaign, one idempotent step per shard",
+    complexity: c"O(N) where N is the number of prizes; LIST: O(T) where T is the number of transfer records",
+    args: &[
+        Arg::key(),
+        Arg::oneof(
+            c"step",
+            &[
+                Arg::block(c"out", MOVE).tok(c"OUT"),
+                Arg::block(c"in", MOVE).tok(c"IN"),
+                Arg::block(c"settle", &[Arg::string(c"id")]).tok(c"SETTLE"),
+                Arg::block(c"list", &[Arg::pure(c"pending", c"PENDING").opt()]).tok(c"LIST"),
+            ],
+        ),
+    ],
+};
 
-fn peer_arg(b: &[u8]) -> Result<&[u8], RedisError> {
-    if b.is_empty() || b.len() > MAX_PEER_LEN {
-        return Err(err(format!(
-            "invalid peer: must be 1..{MAX_PEER_LEN} bytes"
-        )));
-    }
-    Ok(b)
-}
+/// The arguments of OUT and IN.
+const MOVE: &[Arg] = &[
+    Arg::string(c"id"),
+    Arg::string(c"prize"),
+    Arg::integer(c"count"),
+    Arg::string(c"peer"),
+];
 
 fn record_value(t: &Transfer) -> RedisValue {
     RedisValue::Array(vec![
@@ -44,29 +56,28 @@ fn record_value(t: &Transfer) -> RedisValue {
 }
 
 pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
-    if args.len() < 3 {
-        return Err(RedisError::WrongArity);
-    }
+    let rest = after_key(&args)?;
     let key = &args[1];
-    let sub = arg(&args, 2).to_ascii_uppercase();
-    match sub.as_slice() {
-        b"OUT" | b"IN" => {
-            if args.len() != 7 {
-                return Err(RedisError::WrongArity);
-            }
-            let id = id_arg(arg(&args, 3))?;
-            let prize = parse::id_arg(arg(&args, 4), "prize id").map_err(perr)?;
-            let min = if sub == b"OUT" { 1 } else { 0 };
-            let count = parse::int_in(arg(&args, 5), "count", min, i128::from(i64::MAX))
-                .map_err(perr)? as u64;
-            let peer = peer_arg(arg(&args, 6))?;
-            if peer == key.as_slice() {
-                return Err(err("a transfer's peer must be another key"));
-            }
-            let c = campaign_mut(ctx, key)?;
+    let step = parse::transfer_args(key.as_slice(), &rest).map_err(aerr)?;
+    let out = matches!(step, TransferStep::Out { .. });
+    match step {
+        TransferStep::Out {
+            id,
+            prize,
+            count,
+            peer,
+        }
+        | TransferStep::In {
+            id,
+            prize,
+            count,
+            peer,
+        } => {
+            let mut k = write_key(ctx, key);
+            let c = campaign_mut(&mut k)?;
             let index = c.prize_index(&prize);
             let before = index.and_then(|i| notify::stock_of(c, i));
-            let (reply, effect) = if sub == b"OUT" {
+            let (reply, effect) = if out {
                 let (taken, e) = c
                     .transfer_out(id, &prize, count, peer)
                     .map_err(|e| err(e.to_string()))?;
@@ -80,35 +91,22 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             if let Some(e) = effect {
                 replication::replicate(ctx, key, &e);
                 let after = index.and_then(|i| notify::stock_of(c, i));
-                notify::transferred(ctx.ctx, key.inner, before, after);
+                notify::transferred(ctx, Str::of(key), before, after);
             }
             Ok(int(reply))
         }
-        b"SETTLE" => {
-            if args.len() != 4 {
-                return Err(RedisError::WrongArity);
-            }
-            let id = id_arg(arg(&args, 3))?;
-            let c = campaign_mut(ctx, key)?;
+        TransferStep::Settle { id } => {
+            let mut k = write_key(ctx, key);
+            let c = campaign_mut(&mut k)?;
             let (settled, effect) = c.transfer_settle(id).map_err(|e| err(e.to_string()))?;
             if let Some(e) = effect {
                 replication::replicate(ctx, key, &e);
             }
             Ok(int(u64::from(settled)))
         }
-        b"LIST" => {
-            let pending_only = match args.len() {
-                3 => false,
-                4 if arg(&args, 3).eq_ignore_ascii_case(b"PENDING") => true,
-                4 => {
-                    return Err(err(format!(
-                        "unknown option '{}'",
-                        parse::shown(arg(&args, 3))
-                    )))
-                }
-                _ => return Err(RedisError::WrongArity),
-            };
-            let c = campaign(ctx, key)?;
+        TransferStep::List { pending_only } => {
+            let k = read_key(ctx, key);
+            let c = campaign(&k)?;
             Ok(RedisValue::Array(
                 c.transfers()
                     .iter()
@@ -117,9 +115,5 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                     .collect(),
             ))
         }
-        _ => Err(err(format!(
-            "unknown TRANSFER subcommand '{}' (expected OUT, IN, SETTLE or LIST)",
-            parse::shown(arg(&args, 2))
-        ))),
     }
 }

@@ -1,0 +1,19 @@
+//! Every call into the module API that the SDK does not wrap safely, behind safe functions.
+//! Nothing outside this module (and `crate::entry`, the boundary with its `extern "C"` entry
+//! points, replies and logs) writes `unsafe`.
+//!
+//! - `string`: Redis strings: arguments borrowed for a call (`Str`), strings we own.
+//! - `key`: an open key (`Key<'ctx>`), and the campaign stored in it, borrowed from the handle.
+//! - `server`: the context: clock, flags, replication, keyspace events, ACL, module options,
+//!   command info.
+//! - `io`: what the data type callbacks get from Redis (RDB key names, AOF, digests).
+//! - `info`: the INFO callback's fields.
+
+pub mod info;
+pub mod io;
+pub mod key;
+pub mod server;
+pub mod string;
+
+pub use key::{Key, KeyError};
+pub use string::{OwnedString, Str};

@@ -1,0 +1,170 @@
+//! The context's services: the clock, module options, replication, keyspace events, ACL
+//! checks, command info.
+
+use super::string::{OwnedString, Str};
+use redis_module::{raw, Context};
+use std::ffi::CStr;
+use std::os::raw::c_int;
+
+fn ok(status: c_int) -> bool {
+    status == raw::REDISMODULE_OK as c_int
+}
+
+/// Unix milliseconds from Redis (0 before the module API is set up).
+pub fn milliseconds() -> i64 {
+    // SAFETY: no arguments; the pointer is set by RedisModule_Init before any command runs.
+    match unsafe { raw::RedisModule_Milliseconds } {
+        Some(f) => unsafe { f() },
+        None => 0,
+    }
+}
+
+/// `RedisModule_SetModuleOptions` (absent before Redis 6.0: nothing happens).
+pub fn set_module_options(ctx: &Context, options: u32) {
+    if let Some(set) = unsafe { raw::RedisModule_SetModuleOptions } {
+        // SAFETY: the load context.
+        unsafe { set(ctx.ctx, options as c_int) };
+    }
+}
+
+/// Signals `key` as modified (WATCH, client-side caching).
+pub fn signal_modified(ctx: &Context, key: Str<'_>) {
+    if let Some(f) = unsafe { raw::RedisModule_SignalModifiedKey } {
+        // SAFETY: the command's context and a valid key name.
+        unsafe { f(ctx.ctx, key.raw()) };
+    }
+}
+
+/// Raises a keyspace event of `class` on `key`. A failure is ignored: events are advisory.
+pub fn notify(ctx: &Context, class: c_int, event: &CStr, key: Str<'_>) {
+    if ctx.ctx.is_null() || key.raw().is_null() {
+        return;
+    }
+    if let Some(notify) = unsafe { raw::RedisModule_NotifyKeyspaceEvent } {
+        // SAFETY: the command's context, a C string and a valid key name.
+        unsafe { notify(ctx.ctx, class, event.as_ptr(), key.raw()) };
+    }
+}
+
+/// Replicates `<command> <key> <blob>` to replicas and the AOF. False: Redis refused.
+pub fn replicate_key_blob(ctx: &Context, command: &CStr, key: Str<'_>, blob: &[u8]) -> bool {
+    match unsafe { raw::RedisModule_Replicate } {
+        // SAFETY: "sb" = a RedisModuleString, then a buffer pointer and its length.
+        Some(f) => ok(unsafe {
+            f(
+                ctx.ctx,
+                command.as_ptr(),
+                c"sb".as_ptr(),
+                key.raw(),
+                blob.as_ptr(),
+                blob.len(),
+            )
+        }),
+        None => false,
+    }
+}
+
+/// Replicates `<command> <key> <blob> <argv...>`. False: Redis refused.
+pub fn replicate_key_blob_argv(
+    ctx: &Context,
+    command: &CStr,
+    key: Str<'_>,
+    blob: &[u8],
+    argv: &[Str<'_>],
+) -> bool {
+    match unsafe { raw::RedisModule_Replicate } {
+        // SAFETY: "sbv" = a RedisModuleString, a buffer and its length, an argv and its
+        // length (a `Str` is a transparent pointer; Redis only reads the array).
+        Some(f) => ok(unsafe {
+            f(
+                ctx.ctx,
+                command.as_ptr(),
+                c"sbv".as_ptr(),
+                key.raw(),
+                blob.as_ptr(),
+                blob.len(),
+                argv.as_ptr()
+                    .cast_mut()
+                    .cast::<*mut raw::RedisModuleString>(),
+                argv.len(),
+            )
+        }),
+        None => false,
+    }
+}
+
+/// Why an ACL check could not answer.
+pub enum AclError {
+    /// The server has no ACL module API (before Redis 7.0).
+    NoApi,
+    /// The current user was deleted.
+    NoUser,
+    /// A module API call failed.
+    Unavailable,
+}
+
+/// Whether the calling user may write (insert into, update) `key`. Ok(true) without a user
+/// (an internal client, which ACLs do not restrict).
+pub fn acl_may_write(ctx: &Context, key: &[u8]) -> Result<bool, AclError> {
+    let (Some(current), Some(from_name), Some(check), Some(free_user), Some(free_str)) = (
+        unsafe { raw::RedisModule_GetCurrentUserName },
+        unsafe { raw::RedisModule_GetModuleUserFromUserName },
+        unsafe { raw::RedisModule_ACLCheckKeyPermissions },
+        unsafe { raw::RedisModule_FreeModuleUser },
+        unsafe { raw::RedisModule_FreeString },
+    ) else {
+        return Err(AclError::NoApi);
+    };
+    // SAFETY: the command's context; the name and user are freed once, here.
+    let name = unsafe { current(ctx.ctx) };
+    if name.is_null() {
+        return Ok(true);
+    }
+    let user = unsafe { from_name(name) };
+    unsafe { free_str(ctx.ctx, name) };
+    if user.is_null() {
+        return Err(AclError::NoUser);
+    }
+    let allowed = OwnedString::new(ctx, key).map(|k| {
+        let flags = (raw::REDISMODULE_CMD_KEY_INSERT | raw::REDISMODULE_CMD_KEY_UPDATE) as c_int;
+        // SAFETY: a live user and a string we own.
+        ok(unsafe { check(user, k.as_str().raw(), flags) })
+    });
+    unsafe { free_user(user) };
+    allowed.ok_or(AclError::Unavailable)
+}
+
+/// Why a command's info was not set.
+pub enum InfoError {
+    /// The server has no `RedisModule_SetCommandInfo` (before Redis 7.0).
+    NoApi,
+    /// No command of that name is registered.
+    NotFound,
+    /// Redis refused the info.
+    Refused,
+}
+
+/// `RedisModule_SetCommandInfo` for the registered command `name`. What `info` points to
+/// (arguments, key specs) must live for the process: it is leaked or static.
+pub fn set_command_info(
+    ctx: &Context,
+    name: &CStr,
+    info: &raw::RedisModuleCommandInfo,
+) -> Result<(), InfoError> {
+    let (Some(get), Some(set)) = (unsafe { raw::RedisModule_GetCommand }, unsafe {
+        raw::RedisModule_SetCommandInfo
+    }) else {
+        return Err(InfoError::NoApi);
+    };
+    // SAFETY: the load context and a C string.
+    let cmd = unsafe { get(ctx.ctx, name.as_ptr()) };
+    if cmd.is_null() {
+        return Err(InfoError::NotFound);
+    }
+    // SAFETY: a registered command; what `info` points to lives for the process.
+    if ok(unsafe { set(cmd, info) }) {
+        Ok(())
+    } else {
+        Err(InfoError::Refused)
+    }
+}

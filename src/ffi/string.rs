@@ -1,0 +1,102 @@
+//! Redis strings: `Str`, one Redis holds for us (a command argument, a key name passed to a
+//! callback), borrowed for `'a`; `OwnedString`, one we created, freed on drop.
+
+use redis_module::{raw, Context, RedisString};
+use std::marker::PhantomData;
+
+/// A Redis-owned string, valid for `'a` (the command or callback that was given it).
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct Str<'a> {
+    raw: *mut raw::RedisModuleString,
+    _life: PhantomData<&'a raw::RedisModuleString>,
+}
+
+impl<'a> Str<'a> {
+    /// The string behind a pointer Redis passed in (null: the empty string).
+    ///
+    /// # Safety
+    /// `s` must be null or a valid `RedisModuleString` for `'a`.
+    pub unsafe fn from_raw(s: *mut raw::RedisModuleString) -> Str<'a> {
+        Str {
+            raw: s,
+            _life: PhantomData,
+        }
+    }
+
+    /// A string the SDK wrapped (a generic command's argument).
+    pub fn of(s: &'a RedisString) -> Str<'a> {
+        // SAFETY: a RedisString holds a valid string while it lives.
+        unsafe { Str::from_raw(s.inner) }
+    }
+
+    /// A string we own.
+    pub fn owned(s: &'a OwnedString) -> Str<'a> {
+        // SAFETY: an OwnedString is valid until dropped.
+        unsafe { Str::from_raw(s.0) }
+    }
+
+    /// The bytes (borrowed; never freed here).
+    pub fn bytes(self) -> &'a [u8] {
+        // SAFETY: `raw` is null or valid for 'a (see the constructors).
+        unsafe { bytes_of(self.raw) }
+    }
+
+    pub(super) fn raw(self) -> *mut raw::RedisModuleString {
+        self.raw
+    }
+}
+
+/// The arguments Redis passed to a command, for the duration of the call.
+///
+/// # Safety
+/// `argv` must hold `argc` valid strings for `'a` (or be null, then there are none).
+pub unsafe fn args<'a>(argv: *mut *mut raw::RedisModuleString, argc: i32) -> &'a [Str<'a>] {
+    if argv.is_null() || argc <= 0 {
+        return &[];
+    }
+    // Str is a transparent pointer.
+    std::slice::from_raw_parts(argv.cast::<Str<'a>>(), argc as usize)
+}
+
+/// The bytes of a Redis-owned string (borrowed for the duration of the call; never freed
+/// here). Null gives an empty slice.
+///
+/// # Safety
+/// `s` must be null or a valid `RedisModuleString` that outlives the returned slice.
+pub(super) unsafe fn bytes_of<'a>(s: *mut raw::RedisModuleString) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    let mut len = 0;
+    let p = raw::string_ptr_len(s, &mut len);
+    if p.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
+    }
+}
+
+/// A Redis string we own, freed on drop.
+pub struct OwnedString(pub(super) *mut raw::RedisModuleString);
+
+impl OwnedString {
+    pub fn new(ctx: &Context, b: &[u8]) -> Option<OwnedString> {
+        let create = unsafe { raw::RedisModule_CreateString }?;
+        // SAFETY: a context Redis gave us, and a buffer Redis copies.
+        let p = unsafe { create(ctx.ctx, b.as_ptr().cast(), b.len()) };
+        (!p.is_null()).then_some(OwnedString(p))
+    }
+
+    pub fn as_str(&self) -> Str<'_> {
+        Str::owned(self)
+    }
+}
+
+impl Drop for OwnedString {
+    fn drop(&mut self) {
+        if let Some(free) = unsafe { raw::RedisModule_FreeString } {
+            unsafe { free(std::ptr::null_mut(), self.0) };
+        }
+    }
+}
