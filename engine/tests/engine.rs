@@ -728,7 +728,7 @@ fn parser_seeds_parse() {
         };
         assert!(ok, "{name}: {a}");
         let on_disk = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fuzz/seeds/parse_args")
+            .join("../fuzz/seeds/parse_args")
             .join(name);
         assert_eq!(
             std::fs::read(&on_disk).ok(),
