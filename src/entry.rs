@@ -217,20 +217,30 @@ pub fn internal_error_text(name: impl std::fmt::Display) -> String {
     format!("ERR internal error in {name}: refused; see the server log")
 }
 
-/// The `extern "C"` entry point of a generic command handler, for its `Command` description:
-/// `entry: generic_entry!(GRANT, grant)` runs `grant` through `run_command`.
+/// The `extern "C"` entry point of a command, for its `Command` description: the function
+/// Redis calls runs `$handler` through `$crate::entry::$runner` (`run_command` or
+/// `run_direct`). Use `generic_entry!` / `direct_entry!`.
 #[macro_export]
-macro_rules! generic_entry {
-    ($command:ident, $handler:path) => {{
+macro_rules! entry_point {
+    ($runner:ident, $command:ident, $handler:path) => {{
         extern "C" fn entry(
             ctx: *mut redis_module::raw::RedisModuleCtx,
             argv: *mut *mut redis_module::raw::RedisModuleString,
             argc: std::os::raw::c_int,
         ) -> std::os::raw::c_int {
-            $crate::entry::run_command(ctx, argv, argc, &$command, $handler)
+            $crate::entry::$runner(ctx, argv, argc, &$command, $handler)
         }
         entry as $crate::entry::CommandFn
     }};
+}
+
+/// The entry point of a generic command handler: `entry: generic_entry!(GRANT, grant)` runs
+/// `grant` through `run_command`.
+#[macro_export]
+macro_rules! generic_entry {
+    ($command:ident, $handler:path) => {
+        $crate::entry_point!(run_command, $command, $handler)
+    };
 }
 
 /// Why a direct command handler did not reply: its arguments' number (the wrong-arity
@@ -271,20 +281,13 @@ pub fn run_direct(
     )
 }
 
-/// The `extern "C"` entry point of a direct command handler, for its `Command` description:
-/// `entry: direct_entry!(DRAW, draw)` runs `draw` through `run_direct`.
+/// The entry point of a direct command handler: `entry: direct_entry!(DRAW, draw)` runs
+/// `draw` through `run_direct`.
 #[macro_export]
 macro_rules! direct_entry {
-    ($command:ident, $handler:path) => {{
-        extern "C" fn entry(
-            ctx: *mut redis_module::raw::RedisModuleCtx,
-            argv: *mut *mut redis_module::raw::RedisModuleString,
-            argc: std::os::raw::c_int,
-        ) -> std::os::raw::c_int {
-            $crate::entry::run_direct(ctx, argv, argc, &$command, $handler)
-        }
-        entry as $crate::entry::CommandFn
-    }};
+    ($command:ident, $handler:path) => {
+        $crate::entry_point!(run_direct, $command, $handler)
+    };
 }
 
 /// Replies Redis's wrong-number-of-arguments error.

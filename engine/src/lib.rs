@@ -50,3 +50,5 @@ pub mod views;
 
 pub mod apply;
 pub mod persist;
+
+pub mod fuzz_checks;

@@ -3,6 +3,8 @@
 //! removes on the master reaches a replica through the effects, so both end with the same
 //! fingerprint.
 
+mod common;
+
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
 use lottery_engine::effect::Effect;
@@ -59,20 +61,14 @@ fn draw(
     now: i64,
     g: &mut impl Uniform,
 ) -> (Outcome, Effect) {
-    let u = c.user_key(user.as_bytes());
-    let rk = reqid.map(|r| c.request_key(u, r.as_bytes()));
-    let ck = client.map(|x| c.client_key(x.as_bytes()));
-    let plan = c.plan_draw_from(u, rk, ck, now, g);
-    let (r, e) = match plan {
-        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
-        Plan::Pass { prize, seq, .. } => {
-            let id = prize.map(|_| StreamId {
-                ms: now as u64,
-                seq,
-            });
-            c.commit_draw(u, rk, now, &plan, id)
-        }
-    };
+    let (r, e) = common::draw_full(
+        c,
+        user.as_bytes(),
+        reqid.map(str::as_bytes),
+        client.map(str::as_bytes),
+        now,
+        g,
+    );
     (r.outcome, e)
 }
 

@@ -1,5 +1,7 @@
 //! Engine tests: the rules of SPEC.md, without Redis.
 
+mod common;
+
 use lottery_engine::admin::OpError;
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
@@ -56,19 +58,7 @@ fn draw_req(
     now: i64,
     g: &mut impl Uniform,
 ) -> (DrawReply, Effect) {
-    let u = c.user_key(user.as_bytes());
-    let rk = req.map(|r| c.request_key(u, r.as_bytes()));
-    let plan = c.plan_draw(u, rk, now, g);
-    match plan {
-        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
-        Plan::Pass { prize, seq, .. } => {
-            let id = prize.map(|_| StreamId {
-                ms: now as u64,
-                seq,
-            });
-            c.commit_draw(u, rk, now, &plan, id)
-        }
-    }
+    common::draw_full(c, user.as_bytes(), req.map(str::as_bytes), None, now, g)
 }
 
 fn name(c: &Campaign, r: &DrawReply) -> String {
@@ -694,21 +684,6 @@ const PARSER_SEEDS: [(&str, &str); 8] = [
     ("debug", "CLOCK 1700000000000"),
 ];
 
-/// Every command parser, as the parse_args fuzz target calls them.
-fn parse_all(args: &[&[u8]]) {
-    use lottery_engine::parse;
-    for a in [args, args.get(1..).unwrap_or(&[])] {
-        let _ = parse::draw_options(a);
-        let _ = parse::ban_args(a);
-        let _ = parse::unban_args(a);
-        let _ = parse::grant_args(a);
-        let _ = parse::restock_args(a);
-        let _ = parse::drain_args(a);
-        let _ = parse::transfer_args(b"k", a);
-        let _ = parse::debug_args(a);
-    }
-}
-
 /// Each parser seed parses with its own parser.
 #[test]
 fn parser_seeds_parse() {
@@ -739,55 +714,21 @@ fn parser_seeds_parse() {
     }
 }
 
-/// What the decode_payload fuzz target does, for its regression inputs.
-fn decode_payload(data: &[u8]) {
-    let Some((&sel, rest)) = data.split_first() else {
-        return;
-    };
-    match sel % 3 {
-        0 => {
-            if let Ok(c) = persist::decode_meta(rest) {
-                let again = persist::encode_meta(&c);
-                let d = persist::decode_meta(&again).expect("re-encoded meta decodes");
-                assert_eq!(persist::encode_meta(&d), again);
-            }
-        }
-        1 => {
-            let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
-            let _ = persist::load_chunk(&mut c, rest);
-        }
-        _ => {
-            if let Ok(e) = Effect::decode(rest) {
-                assert_eq!(Effect::decode(&e.encode()).as_ref(), Ok(&e));
-                let mut c = campaign(vec![prize("a", 1, Some(5)), prize("b", 2, None)], |_| {});
-                let _ = c.apply(&e);
-                if let Some(Ok(made)) = lottery_engine::apply::created_campaign(&e) {
-                    let _ = persist::encode_meta(&made);
-                }
-            }
-        }
-    }
-}
-
-/// Inputs the fuzzers found (fuzz/regressions/) and the seeds: none may panic.
+/// Inputs the fuzzers found (fuzz/regressions/) and the seeds, through the fuzz targets'
+/// own checks: none may panic.
 #[test]
 fn fuzz_regressions() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let mut n = 0;
     for dir in ["regressions/decode_payload", "seeds/decode_payload"] {
         for f in std::fs::read_dir(root.join(dir)).unwrap() {
-            decode_payload(&std::fs::read(f.unwrap().path()).unwrap());
+            lottery_engine::fuzz_checks::decode_payload(&std::fs::read(f.unwrap().path()).unwrap());
             n += 1;
         }
     }
     for dir in ["regressions/parse_args", "seeds/parse_args"] {
         for f in std::fs::read_dir(root.join(dir)).unwrap() {
-            let data = std::fs::read(f.unwrap().path()).unwrap();
-            let args: Vec<&[u8]> = data.split(|&b| b == 0).collect();
-            parse_all(&args);
-            if let Ok(ch) = lottery_engine::parse::configure_args(&args) {
-                let _ = Campaign::create(&ch, (1, 2), b"s".to_vec());
-            }
+            lottery_engine::fuzz_checks::parse_args(&std::fs::read(f.unwrap().path()).unwrap());
             n += 1;
         }
     }

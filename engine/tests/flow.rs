@@ -2,6 +2,8 @@
 //! rules, their place in the check order, and their state through effects and persistence.
 //! No Redis.
 
+mod common;
+
 use lottery_engine::alias::Uniform;
 use lottery_engine::campaign::*;
 use lottery_engine::configure::ConfigError;
@@ -36,19 +38,7 @@ fn draw(
     now: i64,
     g: &mut impl Uniform,
 ) -> (Outcome, i64, Effect) {
-    let u = c.user_key(user.as_bytes());
-    let ck = client.map(|x| c.client_key(x.as_bytes()));
-    let plan = c.plan_draw_from(u, None, ck, now, g);
-    let (r, e) = match plan {
-        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
-        Plan::Pass { prize, seq, .. } => {
-            let id = prize.map(|_| StreamId {
-                ms: now as u64,
-                seq,
-            });
-            c.commit_draw(u, None, now, &plan, id)
-        }
-    };
+    let (r, e) = common::draw_full(c, user.as_bytes(), None, client.map(str::as_bytes), now, g);
     (r.outcome, r.wait_ms, e)
 }
 
