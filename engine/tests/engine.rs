@@ -1,4 +1,4 @@
-//! Engine tests: the rules of SPEC.md, without Redis.
+//! Engine tests: the campaign rules of docs/commands.md, without Redis.
 
 mod common;
 
