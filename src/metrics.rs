@@ -17,8 +17,6 @@
 
 use crate::engine::campaign::Outcome;
 use crate::ffi::info::Info;
-use redis_module::raw;
-use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 static CAMPAIGNS: AtomicI64 = AtomicI64::new(0);
@@ -114,15 +112,9 @@ pub enum Field {
     Num(u64),
 }
 
-/// The module's INFO callback: one section named `lottery` (a NULL section name gives the
-/// module's name), fields `lottery_<name>`.
-extern "C" fn info(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
-    // SAFETY: the context Redis passed this callback.
-    let info = unsafe { Info::new(ctx) };
-    crate::entry::guard("INFO", || (), || add_fields(&info));
-}
-
-fn add_fields(info: &Info) {
+/// The `INFO lottery` section: one section named after the module (fields `lottery_<name>`),
+/// written by the INFO callback (`crate::ffi::info`).
+pub fn add_fields(info: &Info) {
     if !info.section() {
         return; // the section was not asked for
     }
@@ -136,7 +128,7 @@ fn add_fields(info: &Info) {
 
 /// Registers the INFO callback (replacing the generic one the module macro installs).
 pub fn register_info(ctx: &redis_module::Context) {
-    if !crate::ffi::info::register(ctx, info) {
+    if !crate::ffi::info::register(ctx) {
         crate::entry::log(
             ctx.ctx,
             crate::entry::Level::Warning,

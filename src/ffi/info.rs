@@ -3,26 +3,24 @@
 use redis_module::{raw, Context};
 use std::os::raw::c_int;
 
-/// The signature of an INFO callback.
-pub type InfoFn = extern "C" fn(*mut raw::RedisModuleInfoCtx, c_int);
+/// The module's INFO callback: `crate::metrics::add_fields` inside the panic guard.
+extern "C" fn callback(ctx: *mut raw::RedisModuleInfoCtx, _for_crash_report: c_int) {
+    let info = Info(ctx);
+    crate::entry::guard("INFO", || (), || crate::metrics::add_fields(&info));
+}
 
-/// Registers the module's INFO callback. False: Redis refused or lacks the API.
-pub fn register(ctx: &Context, f: InfoFn) -> bool {
+/// Registers the module's INFO callback (replacing the generic one the module macro
+/// installs). False: Redis refused or lacks the API.
+pub fn register(ctx: &Context) -> bool {
     // SAFETY: the load context and a function that lives as long as the module.
     unsafe { raw::RedisModule_RegisterInfoFunc }
-        .is_some_and(|reg| unsafe { reg(ctx.ctx, Some(f)) } == raw::REDISMODULE_OK as c_int)
+        .is_some_and(|reg| unsafe { reg(ctx.ctx, Some(callback)) } == raw::REDISMODULE_OK as c_int)
 }
 
 /// The context Redis passes an INFO callback, for the duration of the call.
 pub struct Info(*mut raw::RedisModuleInfoCtx);
 
 impl Info {
-    /// # Safety
-    /// `ctx` must be the context Redis passed to the running INFO callback.
-    pub unsafe fn new(ctx: *mut raw::RedisModuleInfoCtx) -> Info {
-        Info(ctx)
-    }
-
     /// Starts the module's section (named after the module). False: INFO did not ask for it.
     pub fn section(&self) -> bool {
         match unsafe { raw::RedisModule_InfoAddSection } {

@@ -7,8 +7,10 @@
 //! - `server`: the context: clock, flags, replication, keyspace events, ACL, module options,
 //!   command info.
 //! - `io`: what the data type callbacks get from Redis (RDB key names, AOF, digests).
+//! - `datatype`: the data type's callbacks themselves, and the RDB handles they wrap.
 //! - `info`: the INFO callback's fields.
 
+pub mod datatype;
 pub mod info;
 pub mod io;
 pub mod key;
