@@ -3,6 +3,10 @@
 use clap::{ArgGroup, Parser};
 use std::time::Duration;
 
+/// The largest value of every `*-ms` option: one day. (0 is refused where it would mean
+/// "forever" or a busy loop: `--block-ms 0` would block forever in XREADGROUP.)
+pub const MAX_MS: u64 = 86_400_000;
+
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "lottery-writer",
@@ -40,29 +44,35 @@ pub struct Args {
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch: u64,
     /// How long one XREADGROUP blocks waiting for new entries (also the shutdown latency).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub block_ms: u64,
     /// Claim entries of other consumers pending longer than this (XAUTOCLAIM).
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub claim_idle_ms: u64,
     /// How often to look for such entries while running (default: --claim-idle-ms).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub claim_every_ms: Option<u64>,
     /// Call LOTTERY.DRAIN this often and record it in stock_drains (0: never). Run one
     /// drain writer per campaign.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub drain_every_ms: u64,
     /// At most this many entries per second (0: unlimited).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub rate: u64,
     /// Connect timeout for Redis, and the limit of the retry backoff.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub timeout_ms: u64,
     /// Longest wait between two retries after a transient failure.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub max_backoff_ms: u64,
+    /// SQLite: how long to wait for a lock (busy timeout). PostgreSQL: connect timeout.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
+    pub db_timeout_ms: u64,
+    /// How often to check that the campaign still exists and still writes to the same stream.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
+    pub check_every_ms: u64,
     /// A summary line at most this often (0: only at exit).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub log_every_ms: u64,
 }
 

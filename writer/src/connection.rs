@@ -107,3 +107,12 @@ pub fn redis_err(what: &str, e: redis::RedisError) -> String {
 pub fn is_unreachable(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped()
 }
+
+/// Wrong password or user, or a password needed and not given: a configuration error.
+pub fn is_auth(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(
+            e.code(),
+            Some("WRONGPASS") | Some("NOAUTH") | Some("NOPERM")
+        )
+}

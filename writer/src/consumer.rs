@@ -3,12 +3,13 @@
 //! drain the stock counts; on a failure back off and recover again.
 
 use crate::args::Args;
-use crate::connection::{redis_err, Redis};
+use crate::connection::{is_auth, redis_err, Redis};
 use crate::counts::Counts;
 use crate::rate::Bucket;
 use crate::store::{DrainOutcome, Store};
 use crate::stream::{self, Batch};
-use crate::{log, Res};
+use crate::{log, signals, Res};
+use crate::{EXIT_CAMPAIGN_CHANGED, EXIT_DB_LOST, EXIT_FATAL, EXIT_UNSTORED};
 use redis::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +28,12 @@ pub struct Writer {
     pub last_claim: Instant,
     pub last_drain: Instant,
     pub last_log: Instant,
+    pub last_check: Instant,
+    /// `LOTTERY.DRAIN LAST` is known to be stored (or empty): a new `DRAIN` may be called.
+    /// False from the moment a `DRAIN` is sent until its batch is committed.
+    pub last_reconciled: bool,
+    /// Set with the exit code when the writer must stop instead of retrying.
+    pub fatal: Option<i32>,
 }
 
 impl Writer {
@@ -43,7 +50,81 @@ impl Writer {
     }
 
     fn cmd(&mut self, what: &str, key: &str, c: &redis::Cmd) -> Res<Value> {
-        self.raw(key, c)?.map_err(|e| redis_err(what, e))
+        let r = self.raw(key, c)?;
+        r.map_err(|e| self.redis_failure(what, e))
+    }
+
+    /// Logs-ready text of a Redis error; marks the errors retrying cannot fix as fatal.
+    fn redis_failure(&mut self, what: &str, e: redis::RedisError) -> String {
+        if is_auth(&e) || e.code() == Some("WRONGTYPE") {
+            self.fatal = Some(EXIT_FATAL);
+        } else if e.to_string().contains("no such campaign") {
+            self.fatal = Some(EXIT_CAMPAIGN_CHANGED);
+        }
+        redis_err(what, e)
+    }
+
+    /// The store is still the database opened at start; if not, stop (nothing more is
+    /// acknowledged).
+    fn verify_store(&mut self) -> Res<()> {
+        self.store.verify().inspect_err(|_| {
+            self.fatal = Some(EXIT_DB_LOST);
+        })
+    }
+
+    /// The campaign still exists and still writes to our stream (`LOTTERY.STATS`). When its
+    /// stream changed, what is left on the old stream is stored first, then the writer stops
+    /// (exit 7): restart it to follow the new stream.
+    fn check_campaign(&mut self) -> Res<()> {
+        self.last_check = Instant::now();
+        let mut c = redis::cmd("LOTTERY.STATS");
+        c.arg(&self.campaign);
+        let campaign = self.campaign.clone();
+        let v = self.cmd("LOTTERY.STATS", &campaign, &c)?;
+        if self.args.stream.is_some() {
+            return Ok(());
+        }
+        let now = stream::field(&v, "stream").and_then(stream::string);
+        match now {
+            Some(s) if s == self.stream => Ok(()),
+            other => {
+                let new = other.unwrap_or_default();
+                log!(
+                    "warn",
+                    "stream_changed",
+                    campaign = self.campaign,
+                    old = self.stream,
+                    new = new
+                );
+                self.finish_old_stream()?;
+                self.fatal = Some(EXIT_CAMPAIGN_CHANGED);
+                Err(format!(
+                    "the campaign's wins stream changed from {:?} to {:?}: everything read from \
+                     the old one is stored; restart the writer to follow the new one",
+                    self.stream, new
+                ))
+            }
+        }
+    }
+
+    /// Stores what is left on the (old) stream: new entries until none is left.
+    fn finish_old_stream(&mut self) -> Res<()> {
+        loop {
+            let mut c = redis::cmd("XREADGROUP");
+            c.arg("GROUP")
+                .arg(&self.args.group)
+                .arg(&self.args.consumer)
+                .arg("COUNT")
+                .arg(self.batch_size())
+                .arg("STREAMS")
+                .arg(&self.stream)
+                .arg(">");
+            let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
+            if b.is_empty() {
+                return Ok(());
+            }
+            self.process(b, "new")?;
+        }
     }
 
     fn ensure_group(&mut self) -> Res<()> {
@@ -109,6 +190,15 @@ impl Writer {
             self.sleep(w);
         }
         self.bucket.take(b.ack.len());
+        for w in b.wins.iter().filter(|w| w.prize_raw.is_some()) {
+            log!(
+                "warn",
+                "prize_not_text",
+                stream = self.stream,
+                id = w.id,
+                stored_as = w.prize
+            );
+        }
         for (id, why) in &b.malformed {
             log!(
                 "warn",
@@ -118,11 +208,14 @@ impl Writer {
                 reason = why
             );
         }
+        self.verify_store()?;
         let inserted = if b.wins.is_empty() {
             0
         } else {
             self.store.write_wins(&self.campaign, &b.wins)?
         };
+        // Committed; still the database we opened (not an unlinked or replaced file)?
+        self.verify_store()?;
         let mut c = redis::cmd("XACK");
         c.arg(&self.stream).arg(&self.args.group).arg(&b.ack);
         let stream = self.stream.clone();
@@ -208,19 +301,31 @@ impl Writer {
         }
     }
 
+    /// `LOTTERY.DRAIN` (`last`: `LAST`, the previous batch again) and its batch stored. A new
+    /// drain is only sent once `LAST` is known to be stored: otherwise `LAST` is reconciled
+    /// first, so a batch is never replaced before it is durable.
     fn drain(&mut self, last: bool) -> Res<()> {
-        self.last_drain = Instant::now();
+        if !last && !self.last_reconciled {
+            self.drain(true)?;
+        }
+        self.verify_store()?;
         let mut c = redis::cmd("LOTTERY.DRAIN");
         c.arg(&self.campaign);
         if last {
             c.arg("LAST");
+        } else {
+            self.last_drain = Instant::now();
+            self.last_reconciled = false;
         }
         let d = stream::parse_drain(&self.cmd("LOTTERY.DRAIN", &self.campaign.clone(), &c)?)?;
         if last && d.seq == 0 {
+            self.last_reconciled = true;
             return Ok(());
         }
         let outcome = self.store.write_drain(&self.campaign, &d)?;
-        let sold: i64 = d.sold.iter().map(|(_, n)| n).sum();
+        self.verify_store()?;
+        self.last_reconciled = true;
+        let sold: i64 = d.sold.iter().map(|s| s.n).sum();
         match outcome {
             DrainOutcome::Stored => self.counts.drains_stored += 1,
             DrainOutcome::AlreadyStored => self.counts.drains_skipped += 1,
@@ -242,8 +347,10 @@ impl Writer {
 
     /// After (re)connecting: group, own pending entries, dead consumers' entries, last drain.
     fn recover(&mut self) -> Res<()> {
+        self.check_campaign()?;
         self.ensure_group()?;
         if self.args.drain_every_ms > 0 {
+            self.last_reconciled = false;
             self.drain(true)?;
         }
         self.recover_pending()?;
@@ -254,6 +361,9 @@ impl Writer {
     }
 
     fn step(&mut self) -> Res<()> {
+        if self.last_check.elapsed() >= Duration::from_millis(self.args.check_every_ms) {
+            self.check_campaign()?;
+        }
         if self.args.drain_every_ms > 0
             && self.last_drain.elapsed() >= Duration::from_millis(self.args.drain_every_ms)
         {
@@ -296,8 +406,11 @@ impl Writer {
         log::line("info", event, &self.counts.fields());
     }
 
-    pub fn run(&mut self) {
+    /// Runs until stopped; the exit code (see main.rs).
+    pub fn run(&mut self) -> i32 {
         let mut need_recover = true;
+        // The last attempt failed (and nothing succeeded since).
+        let mut failing = false;
         let mut backoff = Duration::from_millis(100);
         let max_backoff = Duration::from_millis(self.args.max_backoff_ms.max(100));
         while !self.stopping() {
@@ -317,26 +430,36 @@ impl Writer {
                         );
                     }
                     need_recover = false;
+                    failing = false;
                     backoff = Duration::from_millis(100);
                 }
                 Err(e) => {
                     self.counts.errors += 1;
+                    failing = true;
+                    if let Some(code) = self.fatal {
+                        log!("error", "fatal", error = e, exit_code = code);
+                        return code;
+                    }
                     log!(
                         "error",
                         "retry",
                         error = e,
                         backoff_ms = backoff.as_millis()
                     );
+                    // Whatever was in hand is still pending: read it again.
+                    need_recover = true;
+                    self.redis.reset();
                     if !self.sleep(backoff) {
                         break;
                     }
                     backoff = (backoff * 2).min(max_backoff);
                     if let Err(e) = self.store.reconnect() {
                         log!("error", "db_reconnect_failed", error = e);
+                        if self.store.verify().is_err() {
+                            log!("error", "fatal", error = e, exit_code = EXIT_DB_LOST);
+                            return EXIT_DB_LOST;
+                        }
                     }
-                    self.redis.reset();
-                    // Whatever was in hand is still pending: read it again.
-                    need_recover = true;
                 }
             }
             if self.args.log_every_ms > 0
@@ -346,12 +469,33 @@ impl Writer {
                 self.summary("progress");
             }
         }
-        // Stopping: the batch in hand was finished above. Record a last drain so the
-        // stock counts are complete up to now.
-        if self.args.drain_every_ms > 0 && !need_recover {
+        // Stopping: the batch in hand was finished above (or failed: then it is still pending).
+        if failing {
+            log!(
+                "error",
+                "stopped_unstored",
+                reason = "the last attempt failed: its entries stay pending, a drain batch stays in LOTTERY.DRAIN LAST",
+                exit_code = EXIT_UNSTORED
+            );
+            return EXIT_UNSTORED;
+        }
+        if signals::hurry() {
+            log!("warn", "final_drain_skipped", reason = "second signal");
+            return signals::EXIT_SIGNALLED_TWICE;
+        }
+        // Record a last drain so the stock counts are complete up to now (after reconciling
+        // LAST, like every drain).
+        if self.args.drain_every_ms > 0 {
             if let Err(e) = self.drain(false) {
-                log!("error", "final_drain_failed", error = e);
+                log!(
+                    "error",
+                    "final_drain_failed",
+                    error = e,
+                    exit_code = EXIT_UNSTORED
+                );
+                return self.fatal.unwrap_or(EXIT_UNSTORED);
             }
         }
+        0
     }
 }

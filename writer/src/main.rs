@@ -27,10 +27,21 @@ use clap::Parser;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-/// Exit codes.
+/// Exit codes (see the README). 0: stopped by a signal with everything in hand stored;
+/// 2: usage error (clap); 130: a second signal (see signals.rs).
+/// Configuration: bad arguments or URL, an in-memory database, no such campaign, not a
+/// campaign, `--stream` not a stream, module not loaded, Redis authentication failed.
 const EXIT_FATAL: i32 = 1;
 const EXIT_REDIS_UNREACHABLE: i32 = 3;
 const EXIT_DB_UNREACHABLE: i32 = 4;
+/// Stopped (signal) while the batch in hand, or a drain batch, was not stored: the entries
+/// stay pending and the drain batch stays in `LOTTERY.DRAIN LAST`, for the next start.
+const EXIT_UNSTORED: i32 = 5;
+/// The database went away under the writer (the SQLite file removed or replaced): nothing
+/// more is acknowledged.
+const EXIT_DB_LOST: i32 = 6;
+/// The campaign was deleted, or its wins stream changed (`LOTTERY.CONFIGURE ... STREAM`).
+const EXIT_CAMPAIGN_CHANGED: i32 = 7;
 
 type Res<T> = Result<T, String>;
 
@@ -46,6 +57,7 @@ fn real_main(args: args::Args) -> i32 {
         return EXIT_FATAL;
     }
     match startup::writers(&args, &stop) {
+        // (the codes of a running writer: see consumer.rs and signals.rs)
         Ok(writers) => run::run(writers, args.shards.is_some(), &stop),
         Err(code) => code,
     }

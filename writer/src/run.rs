@@ -11,9 +11,9 @@ use std::sync::Arc;
 pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i32 {
     if !sharded {
         let mut w = writers.pop().expect("one campaign");
-        w.run();
+        let code = w.run();
         w.summary("stopped");
-        return 0;
+        return code;
     }
 
     // One thread per shard; they share the stop flag (the signals stay blocked in them:
@@ -24,11 +24,18 @@ pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i
         let key = w.campaign.clone();
         let h = std::thread::Builder::new()
             .name(format!("shard-{}", handles.len()))
-            .spawn(move || {
-                log::set_shard(Some(&key));
-                w.run();
-                w.summary("stopped");
-                w.counts
+            .spawn({
+                let stop = Arc::clone(stop);
+                move || {
+                    log::set_shard(Some(&key));
+                    let code = w.run();
+                    if code != 0 && code != crate::signals::EXIT_SIGNALLED_TWICE {
+                        // One shard cannot go on: stop the others too (cleanly).
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    w.summary("stopped");
+                    (w.counts, code)
+                }
             });
         match h {
             Ok(h) => handles.push(h),
@@ -44,7 +51,13 @@ pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i
     let spawned = handles.len();
     for h in handles {
         match h.join() {
-            Ok(c) => total.add(&c),
+            // The first failure's code wins over the others' (which only stopped).
+            Ok((c, shard_code)) => {
+                total.add(&c);
+                if code == 0 || (code == crate::signals::EXIT_SIGNALLED_TWICE && shard_code != 0) {
+                    code = shard_code;
+                }
+            }
             Err(_) => {
                 log!("error", "shard_panicked");
                 code = EXIT_FATAL;

@@ -4,7 +4,7 @@
 
 use crate::args::{read_timeout, Args};
 use crate::cluster;
-use crate::connection::{is_unreachable, Redis};
+use crate::connection::{is_auth, is_unreachable, Redis};
 use crate::consumer::Writer;
 use crate::counts::Counts;
 use crate::log::mask_url;
@@ -35,14 +35,39 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
         }
     }
 
+    if (1..10).contains(&args.drain_every_ms) {
+        log!(
+            "error",
+            "startup_failed",
+            what = "arguments",
+            error = "--drain-every-ms must be 0 (off) or at least 10"
+        );
+        eprintln!("lottery-writer: --drain-every-ms must be 0 (off) or at least 10");
+        return Err(EXIT_FATAL);
+    }
     let mut probe = probe(args)?;
-    if let Err(e) = store::parse_url(&args.database) {
+    if let Err(e) = store::check_url(&args.database) {
         log!("error", "startup_failed", what = "database", error = e);
+        eprintln!("lottery-writer: {}", e);
         return Err(EXIT_FATAL);
     }
 
     // Redis first: fail at once (no retry) when it is unreachable at start.
     if let Err(e) = probe.connect() {
+        if is_auth(&e) {
+            log!(
+                "error",
+                "startup_failed",
+                what = "redis_auth",
+                url = redis_urls,
+                error = e
+            );
+            eprintln!(
+                "lottery-writer: Redis authentication failed at {}: {}",
+                redis_urls, e
+            );
+            return Err(EXIT_FATAL);
+        }
         log!(
             "error",
             "startup_failed",
@@ -66,7 +91,7 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
     let mut writers = Vec::new();
     let now = Instant::now();
     for t in targets {
-        let store = match store::open(&args.database) {
+        let store = match store::open(&args.database, Duration::from_millis(args.db_timeout_ms)) {
             Ok(s) => s,
             Err(e) => {
                 log!(
@@ -107,6 +132,9 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
             last_claim: now,
             last_drain: now,
             last_log: now,
+            last_check: now,
+            last_reconciled: false,
+            fatal: None,
         };
         if let Err(e) = w.connect() {
             log!("error", "startup_failed", what = "redis", error = e);
@@ -207,7 +235,7 @@ fn probe(args: &Args) -> Result<Redis, i32> {
 
 /// The exit code for a failed Redis command at startup.
 fn exit_code(e: &redis::RedisError) -> i32 {
-    if is_unreachable(e) {
+    if is_unreachable(e) && !is_auth(e) {
         EXIT_REDIS_UNREACHABLE
     } else {
         EXIT_FATAL
@@ -266,37 +294,59 @@ fn shard_keys(name: &str, v: &Value) -> Res<Vec<String>> {
 fn targets(probe: &mut Redis, args: &Args, campaigns: Vec<String>) -> Result<Vec<Target>, i32> {
     let mut targets = Vec::new();
     for campaign in campaigns {
+        // The campaign must exist, also with --stream.
+        let stats = probe.query(&campaign, redis::cmd("LOTTERY.STATS").arg(&campaign));
+        let name = match stats {
+            Ok(v) => stream::field(&v, "stream").and_then(stream::string),
+            Err(e) => {
+                log!(
+                    "error",
+                    "startup_failed",
+                    what = "campaign",
+                    campaign = campaign,
+                    error = e
+                );
+                eprintln!("lottery-writer: LOTTERY.STATS {} failed: {}", campaign, e);
+                return Err(exit_code(&e));
+            }
+        };
         let stream_name = match &args.stream {
-            Some(s) => s.clone(),
-            None => {
-                let stats = probe.query(&campaign, redis::cmd("LOTTERY.STATS").arg(&campaign));
-                let name = match stats {
-                    Ok(v) => stream::field(&v, "stream").and_then(stream::string),
+            Some(s) => {
+                // A key of another type would fail every XREADGROUP: refuse it now.
+                match probe.query(s, redis::cmd("TYPE").arg(s)) {
+                    Ok(v) => {
+                        let t = stream::string(&v).unwrap_or_default();
+                        if t != "stream" && t != "none" {
+                            log!(
+                                "error",
+                                "startup_failed",
+                                what = "stream",
+                                stream = s,
+                                error = format!("--stream {:?} is a {}, not a stream", s, t)
+                            );
+                            eprintln!("lottery-writer: --stream {:?} is a {}, not a stream", s, t);
+                            return Err(EXIT_FATAL);
+                        }
+                    }
                     Err(e) => {
-                        log!(
-                            "error",
-                            "startup_failed",
-                            what = "campaign",
-                            campaign = campaign,
-                            error = e
-                        );
-                        eprintln!("lottery-writer: LOTTERY.STATS {} failed: {}", campaign, e);
+                        log!("error", "startup_failed", what = "stream", error = e);
                         return Err(exit_code(&e));
                     }
-                };
-                match name {
-                    Some(n) => n,
-                    None => {
-                        log!(
-                            "error",
-                            "startup_failed",
-                            what = "campaign",
-                            error = "LOTTERY.STATS has no stream field"
-                        );
-                        return Err(EXIT_FATAL);
-                    }
                 }
+                s.clone()
             }
+            None => match name {
+                Some(n) => n,
+                None => {
+                    log!(
+                        "error",
+                        "startup_failed",
+                        what = "campaign",
+                        error = "LOTTERY.STATS has no stream field"
+                    );
+                    return Err(EXIT_FATAL);
+                }
+            },
         };
         targets.push(Target {
             campaign,

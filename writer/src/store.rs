@@ -1,10 +1,17 @@
 //! The database side: SQLite (default) and PostgreSQL, behind one trait.
 //!
 //! Schema (created if missing):
-//!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid,
+//!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw,
 //!        primary key (campaign, stream_id))
-//!   stock_drains(campaign, seq, prize, sold, primary key (campaign, seq, prize))
-//! `user_id` and `reqid` are BLOB / bytea: the exact bytes the client gave Redis.
+//!   stock_drains(campaign, seq, prize, sold, prize_raw, primary key (campaign, seq, prize))
+//! `user_id` and `reqid` are BLOB / bytea: the exact bytes the client gave Redis. `prize_raw`
+//! holds a prize id's bytes when it is not plain text (see `stream::prize_text`).
+//!
+//! Durability: an entry is acknowledged only after the transaction holding its row committed.
+//! SQLite runs in WAL (or a rollback journal) with `synchronous=FULL`, checked at open; an
+//! in-memory database is refused; the file's identity (device, inode) is remembered at open and
+//! `verify` fails once the path no longer names that file (removed, or replaced), so nothing is
+//! acknowledged into a file nobody will read.
 
 use crate::stream::{Drain, Win};
 
@@ -26,6 +33,11 @@ pub trait Store: Send {
     fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome>;
     /// Makes sure the connection is usable again after an error (reconnects if needed).
     fn reconnect(&mut self) -> Result<()>;
+    /// Err when the database the writer opened is gone (SQLite: the file was removed or
+    /// replaced): nothing more may be acknowledged. Checked before each batch and each XACK.
+    fn verify(&self) -> Result<()> {
+        Ok(())
+    }
     fn kind(&self) -> &'static str;
 }
 
@@ -51,11 +63,35 @@ pub fn parse_url(url: &str) -> Result<DbUrl> {
     ))
 }
 
-pub fn open(url: &str) -> Result<Box<dyn Store>> {
+/// Refuses databases that cannot keep what is acknowledged: SQLite in memory (`:memory:`,
+/// `file::memory:`, a `mode=memory` URI) or an empty path (a temporary database).
+pub fn check_url(url: &str) -> Result<()> {
+    if let DbUrl::Sqlite(path) = parse_url(url)? {
+        let lower = path.to_ascii_lowercase();
+        let in_memory = path.is_empty()
+            || path == ":memory:"
+            || lower.starts_with("file::memory:")
+            || (lower.starts_with("file:")
+                && lower
+                    .split_once('?')
+                    .is_some_and(|(_, q)| q.split('&').any(|kv| kv == "mode=memory")));
+        if in_memory {
+            return Err(format!(
+                "--database {:?} is an in-memory (or temporary) SQLite database: acknowledged \
+                 wins would be lost at exit; give a file path",
+                url
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn open(url: &str, timeout: std::time::Duration) -> Result<Box<dyn Store>> {
+    check_url(url)?;
     match parse_url(url)? {
-        DbUrl::Sqlite(path) => Ok(Box::new(Sqlite::open(&path)?)),
+        DbUrl::Sqlite(path) => Ok(Box::new(Sqlite::open(&path, timeout)?)),
         #[cfg(feature = "postgres")]
-        DbUrl::Postgres(u) => Ok(Box::new(pg::Postgres::open(&u)?)),
+        DbUrl::Postgres(u) => Ok(Box::new(pg::Postgres::open(&u, timeout)?)),
         #[cfg(not(feature = "postgres"))]
         DbUrl::Postgres(_) => {
             Err("this lottery-writer was built without the postgres feature".into())
@@ -68,6 +104,33 @@ pub fn open(url: &str) -> Result<Box<dyn Store>> {
 pub struct Sqlite {
     path: String,
     conn: rusqlite::Connection,
+    timeout: std::time::Duration,
+    /// (device, inode) of the file opened first.
+    identity: (u64, u64),
+}
+
+/// The file a SQLite path names (a `file:` URI: its path part).
+fn sqlite_file(path: &str) -> &str {
+    match path.strip_prefix("file:") {
+        Some(rest) => {
+            let rest = rest.split('?').next().unwrap_or("");
+            rest.strip_prefix("//localhost")
+                .or_else(|| rest.strip_prefix("//"))
+                .unwrap_or(rest)
+        }
+        None => path,
+    }
+}
+
+fn file_identity(path: &str) -> Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(sqlite_file(path)).map_err(|e| {
+        format!(
+            "SQLite {}: the database file is gone ({}): it was removed, or its directory was",
+            path, e
+        )
+    })?;
+    Ok((m.dev(), m.ino()))
 }
 
 const SQLITE_SCHEMA: &str = "
@@ -79,6 +142,7 @@ CREATE TABLE IF NOT EXISTS wins (
     ts_ms     INTEGER NOT NULL,
     draw_seq  INTEGER NOT NULL,
     reqid     BLOB,
+    prize_raw BLOB,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -86,32 +150,68 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     seq      INTEGER NOT NULL,
     prize    TEXT NOT NULL,
     sold     INTEGER NOT NULL,
+    prize_raw BLOB,
     PRIMARY KEY (campaign, seq, prize)
 );
 ";
 
 impl Sqlite {
-    pub fn open(path: &str) -> Result<Self> {
-        if path.is_empty() {
-            return Err("empty SQLite path in --database".into());
-        }
-        let conn = Self::connect(path)?;
+    pub fn open(path: &str, timeout: std::time::Duration) -> Result<Self> {
+        let conn = Self::connect(path, timeout)?;
+        let identity = file_identity(path)?;
         Ok(Sqlite {
             path: path.to_string(),
             conn,
+            timeout,
+            identity,
         })
     }
 
-    fn connect(path: &str) -> Result<rusqlite::Connection> {
+    fn connect(path: &str, timeout: std::time::Duration) -> Result<rusqlite::Connection> {
         let e = |e: rusqlite::Error| format!("SQLite {}: {}", path, e);
         let conn = rusqlite::Connection::open(path).map_err(e)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(e)?;
-        // WAL lets several writers and readers share the file; synchronous stays FULL so a
-        // committed batch survives a power loss before its XACK.
+        conn.busy_timeout(timeout).map_err(e)?;
+        // WAL lets several writers and readers share the file; synchronous FULL so a committed
+        // batch survives a power loss before its XACK.
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+        // Both are checked: a journal mode can be refused (WAL on some file systems) or
+        // forced (an in-memory database keeps `memory`).
+        let journal: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(e)?;
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .map_err(e)?;
+        let journal = journal.to_ascii_lowercase();
+        if !["wal", "delete", "truncate", "persist"].contains(&journal.as_str()) || sync < 2 {
+            return Err(format!(
+                "SQLite {}: not durable (journal_mode={}, synchronous={}): a commit could be \
+                 lost after its XACK",
+                path, journal, sync
+            ));
+        }
         conn.execute_batch(SQLITE_SCHEMA).map_err(e)?;
+        // Tables made by an earlier version have no prize_raw column yet.
+        for table in ["wins", "stock_drains"] {
+            let has: bool = conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'prize_raw')",
+                    [table],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            if !has {
+                match conn
+                    .execute_batch(&format!("ALTER TABLE {} ADD COLUMN prize_raw BLOB", table))
+                {
+                    Ok(()) => {}
+                    // Another writer added it meanwhile.
+                    Err(x) if x.to_string().contains("duplicate column") => {}
+                    Err(x) => return Err(e(x)),
+                }
+            }
+        }
         Ok(conn)
     }
 }
@@ -127,14 +227,21 @@ impl Store for Sqlite {
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(e)?;
             for w in wins {
                 inserted += st
                     .execute(rusqlite::params![
-                        w.id, campaign, w.user, w.prize, w.ts_ms, w.draw_seq, w.reqid
+                        w.id,
+                        campaign,
+                        w.user,
+                        w.prize,
+                        w.ts_ms,
+                        w.draw_seq,
+                        w.reqid,
+                        w.prize_raw
                     ])
                     .map_err(e)?;
             }
@@ -162,10 +269,10 @@ impl Store for Sqlite {
         if exists {
             return Ok(DrainOutcome::AlreadyStored);
         }
-        for (prize, sold) in &drain.sold {
+        for s in &drain.sold {
             tx.execute(
-                "INSERT INTO stock_drains (campaign, seq, prize, sold) VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![campaign, drain.seq, prize, sold],
+                "INSERT INTO stock_drains (campaign, seq, prize, sold, prize_raw) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![campaign, drain.seq, s.prize, s.n, s.prize_raw],
             )
             .map_err(e)?;
         }
@@ -174,7 +281,19 @@ impl Store for Sqlite {
     }
 
     fn reconnect(&mut self) -> Result<()> {
-        self.conn = Self::connect(&self.path)?;
+        // Not into a file that replaced the one opened first.
+        self.verify()?;
+        self.conn = Self::connect(&self.path, self.timeout)?;
+        self.verify()
+    }
+
+    fn verify(&self) -> Result<()> {
+        if file_identity(&self.path)? != self.identity {
+            return Err(format!(
+                "SQLite {}: the path now names another file (the database was replaced)",
+                self.path
+            ));
+        }
         Ok(())
     }
 
@@ -200,6 +319,7 @@ CREATE TABLE IF NOT EXISTS wins (
     ts_ms     BIGINT NOT NULL,
     draw_seq  BIGINT NOT NULL,
     reqid     BYTEA,
+    prize_raw BYTEA,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -207,29 +327,58 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     seq      BIGINT NOT NULL,
     prize    TEXT NOT NULL,
     sold     BIGINT NOT NULL,
+    prize_raw BYTEA,
     PRIMARY KEY (campaign, seq, prize)
 );
+ALTER TABLE wins ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
+ALTER TABLE stock_drains ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
 ";
 
     pub struct Postgres {
         url: String,
+        timeout: std::time::Duration,
         client: Client,
     }
 
-    fn err(what: &str, e: postgres::Error) -> String {
-        format!("PostgreSQL {}: {}", what, e)
+    /// The database's own words: the server's message and SQLSTATE, or the client-side cause
+    /// (postgres::Error alone displays as just "db error").
+    pub(super) fn err(what: &str, e: postgres::Error) -> String {
+        if let Some(db) = e.as_db_error() {
+            let mut s = format!(
+                "PostgreSQL {}: {} {}: {} (SQLSTATE {})",
+                what,
+                db.severity(),
+                db.code().code(),
+                db.message(),
+                db.code().code()
+            );
+            if let Some(d) = db.detail() {
+                s.push_str(&format!("; detail: {}", d));
+            }
+            return s;
+        }
+        let mut s = format!("PostgreSQL {}: {}", what, e);
+        let mut src = std::error::Error::source(&e);
+        while let Some(x) = src {
+            s.push_str(&format!(": {}", x));
+            src = x.source();
+        }
+        s
     }
 
     impl Postgres {
-        pub fn open(url: &str) -> Result<Self> {
+        pub fn open(url: &str, timeout: std::time::Duration) -> Result<Self> {
             Ok(Postgres {
                 url: url.to_string(),
-                client: Self::connect(url)?,
+                timeout,
+                client: Self::connect(url, timeout)?,
             })
         }
 
-        fn connect(url: &str) -> Result<Client> {
-            let mut client = Client::connect(url, NoTls).map_err(|e| err("connect", e))?;
+        fn connect(url: &str, timeout: std::time::Duration) -> Result<Client> {
+            let mut config: postgres::Config = url.parse().map_err(|e| err("URL", e))?;
+            config.connect_timeout(timeout);
+            let mut client = config.connect(NoTls).map_err(|e| err("connect", e))?;
             // Two writers starting at once may race on CREATE TABLE IF NOT EXISTS
             // (a unique violation on the catalog): try again.
             let mut last = None;
@@ -251,8 +400,8 @@ CREATE TABLE IF NOT EXISTS stock_drains (
             let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
             let st = tx
                 .prepare(
-                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                 )
                 .map_err(|e| err("prepare", e))?;
             let mut inserted = 0u64;
@@ -268,6 +417,7 @@ CREATE TABLE IF NOT EXISTS stock_drains (
                             &w.ts_ms,
                             &w.draw_seq,
                             &w.reqid,
+                            &w.prize_raw,
                         ],
                     )
                     .map_err(|e| err("insert wins", e))?;
@@ -290,12 +440,12 @@ CREATE TABLE IF NOT EXISTS stock_drains (
             if row.get::<_, bool>(0) {
                 return Ok(DrainOutcome::AlreadyStored);
             }
-            for (prize, sold) in &drain.sold {
+            for s in &drain.sold {
                 // ON CONFLICT: a concurrent writer storing the same batch is not an error.
                 tx.execute(
-                    "INSERT INTO stock_drains (campaign, seq, prize, sold) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO stock_drains (campaign, seq, prize, sold, prize_raw) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT DO NOTHING",
-                    &[&campaign, &drain.seq, prize, sold],
+                    &[&campaign, &drain.seq, &s.prize, &s.n, &s.prize_raw],
                 )
                 .map_err(|e| err("insert drain", e))?;
             }
@@ -310,7 +460,7 @@ CREATE TABLE IF NOT EXISTS stock_drains (
                     .is_valid(std::time::Duration::from_secs(2))
                     .is_err()
             {
-                self.client = Self::connect(&self.url)?;
+                self.client = Self::connect(&self.url, self.timeout)?;
             }
             Ok(())
         }

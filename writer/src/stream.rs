@@ -7,7 +7,10 @@ use redis::Value;
 pub struct Win {
     pub id: String,
     pub user: Vec<u8>,
+    /// The prize id as text (escaped when it is not storable text: see `prize_text`).
     pub prize: String,
+    /// The prize id's exact bytes when `prize` had to be escaped, else None.
+    pub prize_raw: Option<Vec<u8>>,
     pub ts_ms: i64,
     pub draw_seq: i64,
     pub reqid: Option<Vec<u8>>,
@@ -39,6 +42,32 @@ pub fn bytes(v: &Value) -> Option<&[u8]> {
         Value::Okay => Some(b"OK"),
         _ => None,
     }
+}
+
+/// A prize id as text a database can take, and its exact bytes when that text is not them.
+/// Valid UTF-8 without NUL (the usual case) is kept as is; anything else is escaped (`\0` for
+/// NUL, `\xNN` for each byte that is not UTF-8, a backslash doubled) and the raw bytes are kept
+/// too, so nothing is lost: PostgreSQL `text` cannot hold NUL or invalid UTF-8.
+pub fn prize_text(b: &[u8]) -> (String, Option<Vec<u8>>) {
+    if let Ok(s) = std::str::from_utf8(b) {
+        if !s.contains('\0') {
+            return (s.to_string(), None);
+        }
+    }
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\0' => out.push_str("\\0"),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{:02x}", x));
+        }
+    }
+    (out, Some(b.to_vec()))
 }
 
 pub fn string(v: &Value) -> Option<String> {
@@ -112,22 +141,12 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
     }
     match (user, prize, ts, draw) {
         (Some(user), Some(prize), Some(ts_ms), Some(draw_seq)) => {
-            let prize = match String::from_utf8(prize) {
-                Ok(p) => p,
-                Err(e) => {
-                    // Prize ids are set by the operator and expected to be UTF-8.
-                    let p = String::from_utf8_lossy(e.as_bytes()).into_owned();
-                    out.malformed.push((
-                        id.clone(),
-                        format!("prize id is not UTF-8, stored as {:?}", p),
-                    ));
-                    p
-                }
-            };
+            let (prize, prize_raw) = prize_text(&prize);
             out.wins.push(Win {
                 id,
                 user,
                 prize,
+                prize_raw,
                 ts_ms,
                 draw_seq,
                 reqid,
@@ -206,11 +225,19 @@ pub fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     }
 }
 
+/// One prize's count in a drain batch (`prize`, `prize_raw` as in `Win`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sold {
+    pub prize: String,
+    pub prize_raw: Option<Vec<u8>>,
+    pub n: i64,
+}
+
 /// One LOTTERY.DRAIN batch: `[seq, [prize-id, count, ...]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drain {
     pub seq: i64,
-    pub sold: Vec<(String, i64)>,
+    pub sold: Vec<Sold>,
 }
 
 pub fn parse_drain(v: &Value) -> Result<Drain, String> {
@@ -225,9 +252,14 @@ pub fn parse_drain(v: &Value) -> Result<Drain, String> {
         if kv.len() != 2 {
             return Err(bad("LOTTERY.DRAIN counts", v));
         }
-        let prize = string(&kv[0]).ok_or_else(|| bad("LOTTERY.DRAIN prize", v))?;
+        let prize = bytes(&kv[0]).ok_or_else(|| bad("LOTTERY.DRAIN prize", v))?;
         let n = int(&kv[1]).ok_or_else(|| bad("LOTTERY.DRAIN count", v))?;
-        sold.push((prize, n));
+        let (prize, prize_raw) = prize_text(prize);
+        sold.push(Sold {
+            prize,
+            prize_raw,
+            n,
+        });
     }
     Ok(Drain { seq, sold })
 }
@@ -274,6 +306,7 @@ mod tests {
                 id: "1-0".into(),
                 user: vec![0xff, 0],
                 prize: "gold".into(),
+                prize_raw: None,
                 ts_ms: 1,
                 draw_seq: 7,
                 reqid: Some(b"r".to_vec())
@@ -281,6 +314,16 @@ mod tests {
         );
         assert_eq!(out.last_id.as_deref(), Some("3-0"));
         assert!(parse_xreadgroup(&Value::Nil).unwrap().is_empty());
+    }
+
+    #[test]
+    fn prize_ids_that_are_not_text() {
+        assert_eq!(prize_text(b"gold"), ("gold".into(), None));
+        assert_eq!(prize_text(b"a\\b"), ("a\\b".into(), None));
+        assert_eq!(
+            prize_text(b"a\0b\xff\\"),
+            ("a\\0b\\xff\\\\".into(), Some(b"a\0b\xff\\".to_vec()))
+        );
     }
 
     #[test]
@@ -294,7 +337,11 @@ mod tests {
             d,
             Drain {
                 seq: 3,
-                sold: vec![("gold".into(), 2)]
+                sold: vec![Sold {
+                    prize: "gold".into(),
+                    prize_raw: None,
+                    n: 2
+                }]
             }
         );
         let d = parse_drain(&Value::Array(vec![Value::Int(0), Value::Array(vec![])])).unwrap();

@@ -351,7 +351,7 @@ fn unreachable_redis_or_database_at_start_fails_clearly() {
             "no-such-campaign",
             GROUP,
             "x",
-            "sqlite::memory:",
+            "sqlite:/tmp/lottery-writer-unused.db",
             &[],
         ))
         .output()
