@@ -2,6 +2,9 @@
 //! and checks of the SQLite tables against the stream.
 #![allow(dead_code)]
 
+#[cfg(feature = "postgres")]
+pub mod pg;
+
 use redis::Value;
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -51,34 +54,55 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+fn spawn_redis(port: u16, dir: &Path, extra: &[String]) -> Child {
+    let mut c = Command::new("redis-server");
+    c.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+    ]);
+    if !extra.iter().any(|a| a == "--appendonly") {
+        c.args(["--appendonly", "no"]);
+    }
+    c.args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--loadmodule")
+        .arg(module_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server not found in PATH")
 }
 
 impl RedisServer {
     pub fn start() -> Self {
-        let module = module_path();
+        Self::start_with(&[])
+    }
+
+    /// With extra redis-server arguments (e.g. `--appendonly yes`, `--requirepass x`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for attempt in 0..5 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--loadmodule")
-                .arg(&module)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server not found in PATH");
-            let mut s = RedisServer { child, port, dir };
+            let child = spawn_redis(port, dir.path(), &extra);
+            let mut s = RedisServer {
+                child,
+                port,
+                dir,
+                extra: extra.clone(),
+            };
+            if extra.iter().any(|a| a == "--requirepass") {
+                std::thread::sleep(Duration::from_millis(300));
+                return s;
+            }
             let end = Instant::now() + Duration::from_secs(5);
             while Instant::now() < end {
                 if let Ok(Some(_)) = s.child.try_wait() {
@@ -99,6 +123,19 @@ impl RedisServer {
             );
         }
         panic!("could not start redis-server");
+    }
+
+    /// `kill -9`, then the same server again (same port, directory and arguments).
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_redis(self.port, self.dir.path(), &self.extra);
+        wait_until(Duration::from_secs(10), "redis-server back", || {
+            redis::Client::open(self.url())
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
     }
 
     pub fn url(&self) -> String {
