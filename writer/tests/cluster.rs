@@ -615,3 +615,82 @@ fn sharded_through_a_failover() {
     check_shards(&c, &keys, &db);
     eprintln!("failover test took {:?}", t0.elapsed());
 }
+
+#[test]
+fn sharded_through_an_unplanned_failover() {
+    let t0 = Instant::now();
+    let mut c = TestCluster::start_with_replicas(3, 1);
+    let keys = create_sharded(&c, "uf", 3);
+    for (i, k) in keys.iter().enumerate() {
+        let base = i as u64 * 1_000_000;
+        draw(&mut c.con_for(k), k, base, base + 2000);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wins.db");
+    let log = dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &shard_args(
+            &c,
+            "uf",
+            &db,
+            &["--drain-every-ms", "300", "--max-backoff-ms", "500"],
+        ),
+    );
+    wait_until(LONG, "rows == sum of XLEN", || {
+        rows(&db) == total_xlen(&c, &keys)
+    });
+
+    // A shard whose master is not node 0 (node 0 answers the test's own routing).
+    let seed = c.nodes[0].port;
+    let victim_key = keys
+        .iter()
+        .find(|k| c.owner(k).0 != seed)
+        .expect("a shard off node 0")
+        .clone();
+    let (old, _) = c.owner(&victim_key);
+    let replica = c
+        .nodes
+        .iter()
+        .map(|n| n.port)
+        .find(|p| {
+            let mut con = connect(*p);
+            info_field(&mut con, "REPLICATION", "role") == "slave"
+                && info_field(&mut con, "REPLICATION", "master_port") == old.to_string()
+        })
+        .expect("a replica of the victim");
+    let mut rc = connect(replica);
+    wait_until(Duration::from_secs(20), "replica in sync", || {
+        info_field(&mut rc, "REPLICATION", "master_link_status") == "up"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The master dies (SIGKILL) and stays dead; its replica takes over.
+    let victim = c.nodes.iter_mut().find(|n| n.port == old).unwrap();
+    let _ = victim.child.kill();
+    let _ = victim.child.wait();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .arg("TAKEOVER")
+        .query(&mut rc)
+        .unwrap();
+    wait_until(Duration::from_secs(30), "the replica promoted", || {
+        info_field(&mut rc, "REPLICATION", "role") == "master" && c.owner(&victim_key).0 == replica
+    });
+    // Keep drawing on every shard (the victim's on its new master).
+    for (i, k) in keys.iter().enumerate() {
+        let base = i as u64 * 1_000_000 + 2000;
+        draw(&mut c.con_for(k), k, base, base + 1000);
+    }
+    wait_until(LONG, "rows == sum of XLEN after the failover", || {
+        rows(&db) == total_xlen(&c, &keys)
+    });
+    wait_until(LONG, "drains add up", || {
+        keys.iter()
+            .all(|k| drained_sold(&db, k) == stats_int(&mut c.con_for(k), k, "wins"))
+    });
+    let st = w.term();
+    let text = w.log_text();
+    assert_eq!(st.code(), Some(0), "log:\n{}", text);
+    check_shards(&c, &keys, &db);
+    eprintln!("unplanned failover test took {:?}", t0.elapsed());
+}
