@@ -118,7 +118,8 @@ pub fn is_shard_key(name: &str, i: u32, key: &str) -> bool {
         && !k.starts_with('0')
         && k.len() <= 7
         && k.bytes().all(|b| b.is_ascii_digit())
-        && k.parse::<u32>().is_ok_and(|k| (1..MAX_CANDIDATES).contains(&k))
+        && k.parse::<u32>()
+            .is_ok_and(|k| (1..MAX_CANDIDATES).contains(&k))
 }
 
 /// Shard keys for `n` shards over `masters` masters (sorted by node id): shard i goes to master

@@ -110,6 +110,18 @@ fn server_message(e: &redis::RedisError) -> String {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A shard key of the descriptor that holds no campaign (`ERR no such campaign`): deleted
+/// under the tool, or never made. Never skipped: an [`Error::Descriptor`] naming the key.
+pub fn shard_error(e: Error, key: &str) -> Error {
+    match e {
+        Error::Campaign(m) if m.contains("no such campaign") => Error::Descriptor(format!(
+            "shard key {key} holds no campaign (deleted?): the descriptor names it; restore \
+             the key or fix the campaign by hand ({m})"
+        )),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,17 +145,5 @@ mod tests {
             .to_string()
             .contains("shard key {c.1} holds no campaign"));
         assert_eq!(shard_error(Error::Campaign("x".into()), "k").exit_code(), 3);
-    }
-}
-
-/// A shard key of the descriptor that holds no campaign (`ERR no such campaign`): deleted
-/// under the tool, or never made. Never skipped: an [`Error::Descriptor`] naming the key.
-pub fn shard_error(e: Error, key: &str) -> Error {
-    match e {
-        Error::Campaign(m) if m.contains("no such campaign") => Error::Descriptor(format!(
-            "shard key {key} holds no campaign (deleted?): the descriptor names it; restore \
-             the key or fix the campaign by hand ({m})"
-        )),
-        other => other,
     }
 }
