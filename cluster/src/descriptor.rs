@@ -92,6 +92,36 @@ pub fn shard_key_candidate(name: &str, i: u32, k: u32) -> String {
     }
 }
 
+/// Whether `key` is a key `create` can make for shard `i` of campaign `name`: `{NAME.i}` or
+/// `{NAME.i.k}` with k in 1..1000000 written without leading zeros. (Another campaign's shard
+/// key, or a key of this one under another index, is not.)
+pub fn is_shard_key(name: &str, i: u32, key: &str) -> bool {
+    let Some(inner) = key
+        .strip_prefix('{')
+        .and_then(|k| k.strip_suffix('}'))
+        .and_then(|k| k.strip_prefix(name))
+        .and_then(|k| k.strip_prefix('.'))
+    else {
+        return false;
+    };
+    let index = i.to_string();
+    let Some(rest) = inner.strip_prefix(index.as_str()) else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(k) = rest.strip_prefix('.') else {
+        return false;
+    };
+    !k.is_empty()
+        && !k.starts_with('0')
+        && k.len() <= 7
+        && k.bytes().all(|b| b.is_ascii_digit())
+        && k.parse::<u32>()
+            .is_ok_and(|k| (1..MAX_CANDIDATES).contains(&k))
+}
+
 /// Shard keys for `n` shards over `masters` masters (sorted by node id): shard i goes to master
 /// i % masters, under the first candidate key whose slot that master serves.
 pub fn place_shards(
@@ -126,8 +156,12 @@ pub struct Descriptor {
 }
 
 impl Descriptor {
-    /// Parses and validates the fields of the descriptor hash.
+    /// Parses and validates the fields of the descriptor hash: `format`, `route` and `name`
+    /// as written, `shards` in 1..=16384 with exactly the fields `shard:0`..`shard:<N-1>`,
+    /// each shard key exactly of the form [`is_shard_key`] for that name and index (so no
+    /// duplicates and no other campaign's key), each `stock:<prize>` a stock.
     pub fn parse(name: &str, fields: &[(String, String)]) -> Result<Descriptor, String> {
+        validate_name(name)?;
         let map: BTreeMap<&str, &str> = fields
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -170,7 +204,26 @@ impl Descriptor {
                     "descriptor of {name:?} lists shard key {key:?} twice"
                 ));
             }
+            if !is_shard_key(name, i, key) {
+                return Err(format!(
+                    "descriptor of {name:?} has shard:{i} = {key:?}, which is not a key of \
+                     shard {i} of {name:?} (expected {} or {{{name}.{i}.<k>}})",
+                    shard_key_candidate(name, i, 0)
+                ));
+            }
             keys.push(key.to_string());
+        }
+        // No shard field beyond the count (a shard count lowered by hand would leave shards
+        // and their stock out of every reading), and none spelled another way.
+        for f in map.keys().filter(|f| f.starts_with("shard:")) {
+            let ok = f["shard:".len()..]
+                .parse::<u32>()
+                .is_ok_and(|i| i < shards && f == &format!("shard:{i}"));
+            if !ok {
+                return Err(format!(
+                    "descriptor of {name:?} has a field {f:?} that does not fit shards = {shards}"
+                ));
+            }
         }
         let mut stock = BTreeMap::new();
         for (k, v) in &map {
@@ -301,6 +354,21 @@ mod tests {
             ("stock:phone", "-1"),
             ("shard:1", ""),
             ("shard:1", "{spring.0}"),
+            // another campaign's key, another index's key, odd spellings
+            ("shard:1", "{autumn.1}"),
+            ("shard:1", "{spring.2}"),
+            ("shard:1", "{spring.1.0}"),
+            ("shard:1", "{spring.1.04}"),
+            ("shard:1", "{spring.1.1000000}"),
+            ("shard:1", "{spring.1.x}"),
+            ("shard:1", "{spring.1}x"),
+            ("shard:1", "spring.1"),
+            ("shard:1", "{spring.1.}"),
+            ("shard:1", "{spring.01}"),
+            // count inconsistent with the shard fields
+            ("shard:2", "{spring.2}"),
+            ("shard:01", "{spring.1}"),
+            ("shards", "1"),
         ] {
             assert!(
                 Descriptor::parse("spring", &fields(&[bad])).is_err(),
@@ -308,5 +376,33 @@ mod tests {
             );
         }
         assert!(Descriptor::parse("spring", &[]).is_err());
+        assert!(Descriptor::parse("a b", &fields(&[("name", "a b")])).is_err());
+    }
+
+    #[test]
+    fn shard_key_forms() {
+        assert!(is_shard_key("spring", 0, "{spring.0}"));
+        assert!(is_shard_key("spring", 12, "{spring.12.999999}"));
+        assert!(is_shard_key("a.b", 3, "{a.b.3.7}"));
+        for bad in [
+            "{spring.0.0}",
+            "{spring.0.1000000}",
+            "{spring.00}",
+            "{spring.0.01}",
+            "{spring.1}",
+            "{spring0}",
+            "{spring.0",
+            "spring.0}",
+            "{other.0}",
+            "{spring.0.1.2}",
+            "",
+        ] {
+            assert!(!is_shard_key("spring", 0, bad), "{bad:?}");
+        }
+        // Every key placement makes has the form.
+        let keys = place_shards("c-1", 20, 3, |s| Some(usize::from(s) * 3 / 16384)).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            assert!(is_shard_key("c-1", i as u32, k), "{k}");
+        }
     }
 }

@@ -82,8 +82,8 @@ pub enum Cmd {
     /// Finish pending transfers, then even out every finite prize's remaining stock
     Rebalance {
         name: String,
-        /// Keep rebalancing every MS milliseconds until SIGTERM/SIGINT
-        #[arg(long, value_name = "MS")]
+        /// Keep rebalancing every MS milliseconds (10..=86400000) until SIGTERM/SIGINT
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(MIN_EVERY_MS..=MAX_EVERY_MS))]
         every_ms: Option<u64>,
         /// Leave out moves of fewer units
         #[arg(long, value_name = "N", default_value_t = 1)]
@@ -92,7 +92,7 @@ pub enum Cmd {
         #[arg(long, value_enum)]
         crash_after: Option<CrashAfter>,
         /// Tests: the mover lease's length (default max(3 * every-ms, 10000))
-        #[arg(long, value_name = "MS", hide = true, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "MS", hide = true, value_parser = clap::value_parser!(u64).range(100..=3 * MAX_EVERY_MS))]
         lease_ms: Option<u64>,
     },
     /// Conservation per prize: total == remaining + sold + in_flight (exit 1 when not)
@@ -102,6 +102,11 @@ pub enum Cmd {
         json: bool,
     },
 }
+
+/// `--every-ms` bounds: no busy loop (a round every 10 ms at most), no lease longer than
+/// three days (3 x the largest).
+pub const MIN_EVERY_MS: u64 = 10;
+pub const MAX_EVERY_MS: u64 = 86_400_000;
 
 pub fn seeds(cli: &[String]) -> Result<Vec<String>> {
     let raw = if cli.is_empty() {
@@ -202,6 +207,19 @@ mod tests {
             }
         ));
         assert!(Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "0"]).is_err());
+        for bad in ["0", "9", "86400001", "18446744073709551615", "-1", "x"] {
+            assert!(
+                Cli::try_parse_from(["x", "rebalance", "s", "--every-ms", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        for ok in ["10", "86400000"] {
+            assert!(Cli::try_parse_from(["x", "rebalance", "s", "--every-ms", ok]).is_ok());
+        }
+        assert!(
+            Cli::try_parse_from(["x", "rebalance", "s", "--lease-ms", "18446744073709551615"])
+                .is_err()
+        );
         assert_eq!(seeds(&["a:1,redis://b:2".into()]).unwrap().len(), 2);
     }
 }

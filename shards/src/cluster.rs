@@ -3,9 +3,16 @@
 //!
 //! Routing: redis-rs 0.32 routes a command it does not know (every `LOTTERY.*` command) by its
 //! first argument (`RouteBy::FirstKey` is its default), which is where the campaign key is, and
-//! `EVAL` by its first key; it follows MOVED/ASK and refreshes its slot map on them and on
-//! connection errors. So every campaign command here goes through [`Cluster::query`] with the
-//! shard key as argument 1, or through [`Cluster::eval`].
+//! `EVAL` by its first key; it follows MOVED/ASK and refreshes its slot map on them. So every
+//! campaign command here goes through [`Cluster::query`] with the shard key as argument 1, or
+//! through [`Cluster::eval`].
+//!
+//! Topology changes: redis-rs refreshes its slot map only on MOVED, and after a connection
+//! error it reconnects to the same address; a master that died (its replica promoted) would be
+//! asked forever. So on any connection-class error [`Cluster::reconnect`] reads `CLUSTER NODES`
+//! again from any node that answers (the seeds, then every node seen before, replicas
+//! included) and builds a new cluster connection from a node that answered, which reads the
+//! slot map (`CLUSTER SLOTS`) again and connects only to the masters that serve slots now.
 
 use std::time::Duration;
 
@@ -13,7 +20,7 @@ use lottery_cluster::keyslot::key_slot;
 use redis::cluster::{ClusterClientBuilder, ClusterConnection};
 use redis::{Cmd, ConnectionLike, FromRedisValue, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{is_auth_error, is_connection_error, Error, Result};
 
 pub const SLOTS: usize = 16384;
 
@@ -27,11 +34,14 @@ pub struct Master {
     pub slots: Vec<(u16, u16)>,
 }
 
-/// The masters (sorted by node id) and, for each slot, the index of its master.
+/// The masters (sorted by node id) and, for each slot, the index of its master; and the
+/// address of every node listed (to find the cluster again when the seeds are down).
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub masters: Vec<Master>,
     owner: Vec<Option<usize>>,
+    /// `host:port` of every node with an address: nodes not flagged failing first.
+    pub nodes: Vec<String>,
 }
 
 impl Topology {
@@ -40,25 +50,34 @@ impl Topology {
     /// (a node that does not know its own address yet).
     pub fn from_cluster_nodes(text: &str, seed_host: &str) -> std::result::Result<Self, String> {
         let mut masters = Vec::new();
+        let (mut live, mut failing) = (Vec::new(), Vec::new());
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.len() < 8 {
                 return Err(format!("unreadable CLUSTER NODES line {line:?}"));
             }
             let flags: Vec<&str> = cols[2].split(',').collect();
-            if !flags.contains(&"master")
-                || flags
-                    .iter()
-                    .any(|f| matches!(*f, "fail" | "fail?" | "noaddr" | "handshake"))
-            {
-                continue;
-            }
             // ip:port@cport[,hostname]
             let addr = cols[1].split(['@', ',']).next().unwrap_or("");
             let addr = match addr.strip_prefix(':') {
                 Some(port) => format!("{seed_host}:{port}"),
                 None => addr.to_string(),
             };
+            let bad = flags
+                .iter()
+                .any(|f| matches!(*f, "fail" | "fail?" | "noaddr" | "handshake"));
+            if !flags.contains(&"noaddr")
+                && addr.rsplit_once(':').is_some_and(|(h, _)| !h.is_empty())
+            {
+                if bad {
+                    failing.push(addr.clone());
+                } else {
+                    live.push(addr.clone());
+                }
+            }
+            if !flags.contains(&"master") || bad {
+                continue;
+            }
             let mut slots = Vec::new();
             for s in &cols[8..] {
                 if s.starts_with('[') {
@@ -81,7 +100,10 @@ impl Topology {
                 });
             }
         }
-        Ok(Topology::new(masters))
+        let mut t = Topology::new(masters);
+        live.extend(failing);
+        t.nodes = live;
+        Ok(t)
     }
 
     pub fn new(mut masters: Vec<Master>) -> Self {
@@ -94,7 +116,12 @@ impl Topology {
                 }
             }
         }
-        Topology { masters, owner }
+        let nodes = masters.iter().map(|m| m.addr.clone()).collect();
+        Topology {
+            masters,
+            owner,
+            nodes,
+        }
     }
 
     /// Index (into `masters`) of the master serving `slot`, if any.
@@ -166,6 +193,10 @@ fn node_url(seed: &str, addr: &str) -> String {
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// redis-rs's retries of one command (its default, 16 with waits growing to minutes on
+/// CLUSTERDOWN/TRYAGAIN, would stall a round far longer than a failover takes); a command that
+/// still fails makes [`Cluster::query`] find the cluster again.
+const RETRIES: u32 = 2;
 
 impl Cluster {
     /// Connects through any of `seeds` (`redis://HOST:PORT`) and reads the topology.
@@ -175,18 +206,8 @@ impl Cluster {
                 "no cluster given: use --cluster redis://HOST:PORT or set LOTTERY_CLUSTER".into(),
             ));
         }
-        let topology = Self::read_topology(seeds)?;
-        let client = ClusterClientBuilder::new(seeds.to_vec())
-            .connection_timeout(CONNECT_TIMEOUT)
-            .response_timeout(RESPONSE_TIMEOUT)
-            .build()
-            .map_err(|e| Error::Usage(format!("bad --cluster addresses: {e}")))?;
-        let conn = client.get_connection().map_err(|e| {
-            Error::Cluster(format!(
-                "cannot connect to the cluster ({}): {e}",
-                seeds.join(", ")
-            ))
-        })?;
+        let (topology, via) = read_topology(seeds, &[])?;
+        let conn = cluster_connection(seeds, &via, &topology)?;
         Ok(Cluster {
             conn,
             seeds: seeds.to_vec(),
@@ -194,41 +215,35 @@ impl Cluster {
         })
     }
 
-    fn read_topology(seeds: &[String]) -> Result<Topology> {
-        let mut last = String::new();
-        for seed in seeds {
-            let text: redis::RedisResult<String> = (|| {
-                let client = redis::Client::open(seed.as_str())?;
-                let mut c = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-                c.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
-                redis::cmd("CLUSTER").arg("NODES").query(&mut c)
-            })();
-            match text {
-                Ok(text) => {
-                    let t = Topology::from_cluster_nodes(&text, &seed_host(seed))
-                        .map_err(|e| Error::Cluster(format!("{seed}: {e}")))?;
-                    if t.masters.is_empty() {
-                        return Err(Error::Cluster(format!("{seed}: no master serves any slot")));
-                    }
-                    return Ok(t);
-                }
-                Err(e) => last = format!("{seed}: {e}"),
-            }
-        }
-        Err(Error::Cluster(format!(
-            "no cluster node answers CLUSTER NODES ({last})"
-        )))
-    }
-
-    /// Reads the topology again (after a failover or resharding).
+    /// Reads the topology again (after a failover or resharding), from the seeds or any node
+    /// seen before.
     pub fn refresh_topology(&mut self) -> Result<()> {
-        self.topology = Self::read_topology(&self.seeds)?;
+        self.topology = read_topology(&self.seeds, &self.topology.nodes)?.0;
         Ok(())
     }
 
-    /// Sends `cmd`, routed by its argument 1 (the key).
+    /// Finds the cluster again after a connection error: reads the topology from any node that
+    /// answers and replaces the cluster connection (a fresh slot map; connections to nodes that
+    /// no longer serve slots are dropped).
+    pub fn reconnect(&mut self) -> Result<()> {
+        let (topology, via) = read_topology(&self.seeds, &self.topology.nodes)?;
+        self.conn = cluster_connection(&self.seeds, &via, &topology)?;
+        self.topology = topology;
+        Ok(())
+    }
+
+    /// Sends `cmd`, routed by its argument 1 (the key). After a connection-class error, finds
+    /// the cluster again ([`Cluster::reconnect`]) and sends it once more (every command sent
+    /// this way is idempotent; redis-rs itself resends them after a broken connection).
     pub fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> Result<T> {
-        let v = self.conn.req_command(cmd)?;
+        let v = match self.conn.req_command(cmd) {
+            Err(e) if is_connection_error(&e) => {
+                self.reconnect()
+                    .map_err(|r| r.context(format!("after {e}")))?;
+                self.conn.req_command(cmd)?
+            }
+            r => r?,
+        };
         if let Value::ServerError(e) = v {
             return Err(Error::from(redis::RedisError::from(e)));
         }
@@ -257,21 +272,36 @@ impl Cluster {
     fn send_once<T: FromRedisValue>(&mut self, key: &str, cmd: &Cmd, durable: bool) -> Result<T> {
         // After an ASK redirect: the node to send ASKING + the command to, once.
         let mut ask: Option<String> = None;
-        for _ in 0..5 {
+        let mut last = String::new();
+        for attempt in 0..5 {
+            if attempt > 0 && ask.is_none() {
+                // A failover in progress: give the cluster a moment to elect the new master.
+                std::thread::sleep(Duration::from_millis(200));
+            }
             let (addr, asking) = match ask.take() {
                 Some(a) => (a, true),
                 None => match self.topology.owner_of_slot(key_slot(key.as_bytes())) {
                     Some(i) => (self.topology.masters[i].addr.clone(), false),
                     None => {
+                        last = format!("no master serves {key}'s slot");
                         self.refresh_topology()?;
                         continue;
                     }
                 },
             };
             let url = node_url(&self.seeds[0], &addr);
-            let mut conn = redis::Client::open(url.as_str())
-                .and_then(|c| c.get_connection_with_timeout(CONNECT_TIMEOUT))
-                .map_err(|e| Error::Cluster(format!("cannot connect to {addr}: {e}")))?;
+            let conn = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(CONNECT_TIMEOUT));
+            let mut conn = match conn {
+                Ok(c) => c,
+                // Not sent: safe to find the slot's master again and send it there.
+                Err(e) if is_connection_error(&e) && !is_auth_error(&e) => {
+                    last = format!("cannot connect to {addr}: {e}");
+                    self.refresh_topology()?;
+                    continue;
+                }
+                Err(e) => return Err(Error::from(e).context(format!("connecting to {addr}"))),
+            };
             conn.set_read_timeout(Some(RESPONSE_TIMEOUT))
                 .map_err(|e| Error::Cluster(format!("{addr}: {e}")))?;
             let r: redis::RedisResult<Value> = if asking {
@@ -285,6 +315,17 @@ impl Cluster {
                 cmd.query(&mut conn)
             };
             match r {
+                // Refused before running (a node that became a replica, a slot without a
+                // master yet): find the slot's master again.
+                Ok(Value::ServerError(e))
+                    if matches!(
+                        e.code(),
+                        "READONLY" | "CLUSTERDOWN" | "TRYAGAIN" | "MASTERDOWN" | "LOADING"
+                    ) =>
+                {
+                    last = format!("{addr}: {} {}", e.code(), e.details().unwrap_or(""));
+                    self.refresh_topology()?;
+                }
                 Ok(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
                 Ok(v) => {
                     if durable {
@@ -293,7 +334,10 @@ impl Cluster {
                     return T::from_redis_value(&v)
                         .map_err(|e| Error::Campaign(format!("unexpected reply: {e}")));
                 }
-                Err(e) if e.kind() == redis::ErrorKind::Moved => self.refresh_topology()?,
+                Err(e) if e.kind() == redis::ErrorKind::Moved => {
+                    last = format!("MOVED from {addr}");
+                    self.refresh_topology()?;
+                }
                 Err(e) if e.kind() == redis::ErrorKind::Ask => {
                     ask = e.redirect_node().map(|(a, _)| a.to_string());
                 }
@@ -308,7 +352,8 @@ impl Cluster {
             }
         }
         Err(Error::Cluster(format!(
-            "{key}: the cluster kept redirecting the command (resharding?): try again"
+            "{key}: no master took the command after 5 tries (failover or resharding in \
+             progress?), it was not run: try again ({last})"
         )))
     }
 
@@ -326,6 +371,99 @@ impl Cluster {
         }
         self.query(&c)
     }
+}
+
+/// Reads `CLUSTER NODES` from the first node that answers: the seeds, then `known` (nodes
+/// seen before). Returns the topology and the URL of the node that answered. An
+/// authentication error from every node that refused is [`Error::Auth`].
+fn read_topology(seeds: &[String], known: &[String]) -> Result<(Topology, String)> {
+    let mut tried: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    let mut auth: Option<String> = None;
+    let candidates = seeds
+        .iter()
+        .cloned()
+        .chain(known.iter().map(|a| node_url(&seeds[0], a)));
+    for url in candidates {
+        if tried.contains(&url) {
+            continue;
+        }
+        tried.push(url.clone());
+        let text: redis::RedisResult<String> = (|| {
+            let client = redis::Client::open(url.as_str())?;
+            let mut c = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            c.set_read_timeout(Some(RESPONSE_TIMEOUT))?;
+            redis::cmd("CLUSTER").arg("NODES").query(&mut c)
+        })();
+        let shown = redact(&url);
+        match text {
+            Ok(text) => {
+                let t = Topology::from_cluster_nodes(&text, &seed_host(&url))
+                    .map_err(|e| Error::Cluster(format!("{shown}: {e}")))?;
+                if t.masters.is_empty() {
+                    errors.push(format!("{shown}: no master serves any slot"));
+                    continue;
+                }
+                return Ok((t, url));
+            }
+            Err(e) if is_auth_error(&e) => {
+                auth.get_or_insert_with(|| format!("{shown}: {e}"));
+            }
+            Err(e) => errors.push(format!("{shown}: {e}")),
+        }
+    }
+    if let Some(a) = auth {
+        return Err(Error::Auth(format!(
+            "authentication refused ({a}): check the user and password in --cluster / \
+             LOTTERY_CLUSTER"
+        )));
+    }
+    Err(Error::Cluster(format!(
+        "cluster unreachable: no node answers CLUSTER NODES ({})",
+        errors.join("; ")
+    )))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// A redis-rs cluster connection started from `via` (a node that just answered), the other
+/// seeds and every known node as fallbacks.
+fn cluster_connection(seeds: &[String], via: &str, t: &Topology) -> Result<ClusterConnection> {
+    let mut nodes = vec![via.to_string()];
+    for u in seeds
+        .iter()
+        .cloned()
+        .chain(t.nodes.iter().map(|a| node_url(&seeds[0], a)))
+    {
+        if !nodes.contains(&u) {
+            nodes.push(u);
+        }
+    }
+    let client = ClusterClientBuilder::new(nodes)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(RETRIES)
+        .build()
+        .map_err(|e| Error::Usage(format!("bad --cluster addresses: {e}")))?;
+    client.get_connection().map_err(|e| {
+        if is_auth_error(&e) {
+            Error::Auth(format!("authentication refused: {e}"))
+        } else {
+            Error::Cluster(format!(
+                "cannot connect to the cluster ({}): {e}",
+                redact(via)
+            ))
+        }
+    })
 }
 
 /// How long a transfer step may wait for its replicas.
@@ -382,6 +520,18 @@ bbbb8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30010@31010 master,fail - 0 1
         assert_eq!(t.owner_of_slot(5461), Some(1));
         assert_eq!(t.owner_of_slot(16383), Some(0));
         assert_eq!(t.node_of_key("foo"), "127.0.0.1:30003"); // slot 12182
+                                                             // Every node with an address, replicas too, to find the cluster again; failing last.
+        assert_eq!(
+            t.nodes,
+            [
+                "127.0.0.1:30004",
+                "127.0.0.1:30002",
+                "127.0.0.1:30003",
+                "10.0.0.1:30001",
+                "127.0.0.1:30009",
+                "127.0.0.1:30010"
+            ]
+        );
     }
 
     #[test]
@@ -406,5 +556,7 @@ bbbb8b365bb7edb5e285caf0b7e6ddc7265d2f4f 127.0.0.1:30010@31010 master,fail - 0 1
         assert_eq!(seed_host("redis://user:pw@host:7101"), "host");
         assert_eq!(node_url("redis://u:p@h:1", "n:2"), "redis://u:p@n:2");
         assert_eq!(node_url("redis://h:1", "n:2"), "redis://n:2");
+        assert_eq!(redact("redis://u:p@h:1"), "redis://***@h:1");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
     }
 }

@@ -8,10 +8,12 @@ mod args;
 mod commands;
 
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::Parser;
 use lottery_shards::cluster::Cluster;
-use lottery_shards::error::Result;
+use lottery_shards::error::{Error, Result, SIGNAL_EXIT_BASE};
 
 use args::{Cli, Cmd};
 use commands::{configure, create, inspect, pause, rebalance, restock};
@@ -33,9 +35,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// SIGTERM/SIGINT: the first sets `stop` (a `rebalance` stops between transfers and releases
+/// its lease; every other command finishes its bounded work, so `restock` never leaves
+/// shards changed without the descriptor); a second one exits at once with 128 + the signal
+/// (a transfer step in progress is left to the next run's recovery; all are idempotent).
+fn signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // The shutdown first: it must see the flag before this signal sets it.
+        signal_hook::flag::register_conditional_shutdown(
+            sig,
+            SIGNAL_EXIT_BASE + sig,
+            Arc::clone(&stop),
+        )
+        .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+        .map_err(|e| Error::Usage(format!("cannot handle signals: {e}")))?;
+    }
+    Ok(stop)
+}
+
 fn run(cli: Cli) -> Result<u8> {
     let seeds = args::seeds(&cli.cluster)?;
     args::check(&cli.cmd)?;
+    let stop = signals()?;
     let mut c = Cluster::connect(&seeds)?;
     match cli.cmd {
         Cmd::Create {
@@ -69,7 +91,17 @@ fn run(cli: Cli) -> Result<u8> {
             min_move,
             crash_after,
             lease_ms,
-        } => rebalance::rebalance_cmd(&mut c, &name, every_ms, min_move, crash_after, lease_ms),
+        } => rebalance::rebalance_cmd(
+            &mut c,
+            &name,
+            rebalance::RebalanceArgs {
+                every_ms,
+                min_move,
+                crash_after,
+                lease_ms,
+            },
+            stop,
+        ),
         Cmd::Check { name, json } => inspect::check(&mut c, &name, json),
     }
 }

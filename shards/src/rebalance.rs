@@ -28,7 +28,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cluster::Cluster;
-use crate::error::{Error, Result};
+use crate::error::{shard_error, Error, Result};
 use crate::stats::{parse_records, Record, ShardStats};
 use lottery_cluster::descriptor::Descriptor;
 
@@ -76,7 +76,10 @@ impl Shards for Cluster {
             .arg(prize)
             .arg(count)
             .arg(peer);
-        nonneg(self.query_durable::<i64>(key, &c)?, "TRANSFER OUT")
+        let v = self
+            .query_durable::<i64>(key, &c)
+            .map_err(|e| shard_error(e, key))?;
+        nonneg(v, "TRANSFER OUT")
     }
 
     fn transfer_in(
@@ -89,13 +92,19 @@ impl Shards for Cluster {
     ) -> Result<bool> {
         let mut c = redis::cmd("LOTTERY.TRANSFER");
         c.arg(key).arg("IN").arg(id).arg(prize).arg(count).arg(peer);
-        Ok(self.query_durable::<i64>(key, &c)? == 1)
+        let v = self
+            .query_durable::<i64>(key, &c)
+            .map_err(|e| shard_error(e, key))?;
+        Ok(v == 1)
     }
 
     fn settle(&mut self, key: &str, id: &str) -> Result<bool> {
         let mut c = redis::cmd("LOTTERY.TRANSFER");
         c.arg(key).arg("SETTLE").arg(id);
-        Ok(self.query_durable::<i64>(key, &c)? == 1)
+        let v = self
+            .query_durable::<i64>(key, &c)
+            .map_err(|e| shard_error(e, key))?;
+        Ok(v == 1)
     }
 
     fn list(&mut self, key: &str, pending_only: bool) -> Result<Vec<Record>> {
@@ -104,12 +113,14 @@ impl Shards for Cluster {
         if pending_only {
             c.arg("PENDING");
         }
-        let v: redis::Value = self.query(&c)?;
+        let v: redis::Value = self.query(&c).map_err(|e| shard_error(e, key))?;
         parse_records(&v).map_err(Error::Campaign)
     }
 
     fn stats(&mut self, key: &str) -> Result<ShardStats> {
-        let v: redis::Value = self.query(redis::cmd("LOTTERY.STATS").arg(key))?;
+        let v: redis::Value = self
+            .query(redis::cmd("LOTTERY.STATS").arg(key))
+            .map_err(|e| shard_error(e, key))?;
         ShardStats::from_value(&v).map_err(|e| Error::Campaign(format!("{key}: {e}")))
     }
 }

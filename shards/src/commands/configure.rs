@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use lottery_cluster::configure::ConfigureOptions;
 use lottery_cluster::descriptor::{descriptor_key, Stock};
 use lottery_shards::cluster::Cluster;
-use lottery_shards::error::{Error, Result};
+use lottery_shards::error::{shard_error, Error, Result};
 use lottery_shards::lease::{self, Lease};
 use lottery_shards::stats::ShardStats;
 
@@ -49,7 +49,7 @@ pub fn configure(c: &mut Cluster, name: &str, options: &[String], l: &mut Lease)
                 &opts.for_shard(i as u32, d.shards),
             )
             .map_err(|e| {
-                e.context(format!(
+                shard_error(e, key).context(format!(
                     "shard {i} ({key}){}",
                     if i == 0 {
                         "; nothing was changed".to_string()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lottery_cluster::descriptor::{descriptor_key, Descriptor};
 use lottery_shards::cluster::Cluster;
-use lottery_shards::error::{Error, Result};
+use lottery_shards::error::{shard_error, Error, Result};
 use lottery_shards::rebalance::Shards;
 use lottery_shards::stats::{self, conservation, parse_records, ShardSnapshot, ShardStats};
 
@@ -97,7 +97,9 @@ const STATS_AND_LIST: &str =
 fn snapshot(c: &mut Cluster, d: &Descriptor) -> Result<Vec<ShardSnapshot>> {
     let mut out = Vec::new();
     for key in &d.keys {
-        let v: redis::Value = c.eval(STATS_AND_LIST, key, &[])?;
+        let v: redis::Value = c
+            .eval(STATS_AND_LIST, key, &[])
+            .map_err(|e| shard_error(e, key))?;
         let parts = match v {
             redis::Value::Array(p) if p.len() == 2 => p,
             other => {

@@ -19,15 +19,29 @@ pub fn name_ok(name: &str) -> Result<()> {
     validate_name(name).map_err(Error::Usage)
 }
 
+/// Reads and validates the descriptor (`lottery_cluster::descriptor::Descriptor::parse`): a
+/// missing one is a campaign error (exit 3), one that is not as `create` writes it (another
+/// campaign's shard key, a key twice, a count that does not fit, ...) a descriptor error
+/// (exit 4).
 pub fn load(c: &mut Cluster, name: &str) -> Result<Descriptor> {
+    match read_descriptor(c, name)? {
+        Some(d) => Ok(d),
+        None => Err(Error::Campaign(missing(name))),
+    }
+}
+
+/// [`load`], with `None` for a missing descriptor.
+pub fn read_descriptor(c: &mut Cluster, name: &str) -> Result<Option<Descriptor>> {
     name_ok(name)?;
     let key = descriptor_key(name);
     let raw: BTreeMap<String, String> = c.query(redis::cmd("HGETALL").arg(&key))?;
     if raw.is_empty() {
-        return Err(Error::Campaign(missing(name)));
+        return Ok(None);
     }
     let fields: Vec<(String, String)> = raw.into_iter().collect();
-    Descriptor::parse(name, &fields).map_err(Error::Campaign)
+    Descriptor::parse(name, &fields)
+        .map(Some)
+        .map_err(|e| Error::Descriptor(format!("invalid descriptor {key}: {e}; nothing was done")))
 }
 
 pub fn inf(v: i64) -> String {

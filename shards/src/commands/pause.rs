@@ -1,7 +1,7 @@
 //! `pause` and `resume`: the same command on every shard.
 
 use lottery_shards::cluster::Cluster;
-use lottery_shards::error::Result;
+use lottery_shards::error::{shard_error, Result};
 
 use super::load;
 
@@ -9,7 +9,7 @@ pub fn pause(c: &mut Cluster, name: &str, command: &str, done: &str) -> Result<u
     let d = load(c, name)?;
     for (i, key) in d.keys.iter().enumerate() {
         c.query::<()>(redis::cmd(command).arg(key))
-            .map_err(|e| e.context(format!("shard {i} ({key})")))?;
+            .map_err(|e| shard_error(e, key).context(format!("shard {i} ({key})")))?;
         println!("{done} shard {i} {key}");
     }
     Ok(0)

@@ -3,7 +3,7 @@
 use lottery_cluster::configure::split;
 use lottery_cluster::descriptor::{descriptor_key, Stock};
 use lottery_shards::cluster::Cluster;
-use lottery_shards::error::{Error, Result};
+use lottery_shards::error::{shard_error, Error, Result};
 use lottery_shards::lease::Lease;
 use lottery_shards::rebalance::Shards;
 
@@ -75,10 +75,12 @@ pub fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str, l: &mut Le
                     continue;
                 }
                 l.keep(c);
-                let now: i64 = c.query_once(
-                    key,
-                    redis::cmd("LOTTERY.RESTOCK").arg(key).arg(prize).arg(part),
-                )?;
+                let now: i64 = c
+                    .query_once(
+                        key,
+                        redis::cmd("LOTTERY.RESTOCK").arg(key).arg(prize).arg(part),
+                    )
+                    .map_err(|e| shard_error(e, key))?;
                 applied += part as i64;
                 println!("shard {i} {key} +{part} -> {now}");
             }
@@ -122,7 +124,7 @@ pub fn restock(c: &mut Cluster, name: &str, prize: &str, delta: &str, l: &mut Le
                     }
                     // Drawn meanwhile: read again and take the rest elsewhere.
                     Err(Error::Campaign(m)) if m.contains("below zero") => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(shard_error(e, key)),
                 }
             }
             if need == 0 {
