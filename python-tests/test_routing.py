@@ -78,3 +78,9 @@ def test_load_descriptor_rejects_bad_ones():
         R.load_descriptor(_FakeRedis(_desc({b"route": b"crc32/1"})), "spring")
     with pytest.raises(ValueError):
         R.load_descriptor(_FakeRedis(_desc({b"shards": b"3"})), "spring")
+    # Hand-edited shard keys: another campaign's, another index's, twice, a field past the count.
+    for bad in ({b"shard:1": b"{autumn.1}"}, {b"shard:1": b"{spring.0}"},
+                {b"shard:1": b"{spring.1.01}"}, {b"shard:2": b"{spring.2}"},
+                {b"name": b"autumn"}):
+        with pytest.raises(ValueError):
+            R.load_descriptor(_FakeRedis(_desc(bad)), "spring")

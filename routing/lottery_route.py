@@ -56,6 +56,24 @@ def _text(v):
     return v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else str(v)
 
 
+MAX_SHARDS = 16384
+MAX_CANDIDATES = 1_000_000
+
+
+def is_shard_key(name, i, key):
+    """Whether ``key`` is a key lottery-shards' ``create`` makes for shard ``i`` of ``name``:
+    ``{NAME.i}`` or ``{NAME.i.k}`` with k in 1..999999 written without leading zeros."""
+    prefix = "{%s.%d" % (name, i)
+    if not (key.startswith(prefix) and key.endswith("}")):
+        return False
+    rest = key[len(prefix):-1]
+    if rest == "":
+        return True
+    k = rest[1:]
+    return (rest[0] == "." and k.isdigit() and k.isascii() and not k.startswith("0")
+            and 1 <= int(k) < MAX_CANDIDATES)
+
+
 def load_descriptor(r, name):
     """Read and validate the descriptor of ``name``.
 
@@ -74,14 +92,22 @@ def load_descriptor(r, name):
         shards = int(d["shards"])
     except (KeyError, ValueError):
         raise ValueError("descriptor has no valid shards field")
-    if not 1 <= shards <= 0xFFFFFFFF:
+    if not 1 <= shards <= MAX_SHARDS:
         raise ValueError("descriptor shards %d out of range" % shards)
+    if d.get("name", _text(name)) != _text(name):
+        raise ValueError("descriptor of %r names campaign %r" % (_text(name), d.get("name")))
     keys = []
     for i in range(shards):
         k = d.get("shard:%d" % i)
         if not k:
             raise ValueError("descriptor has no shard:%d field" % i)
+        if not is_shard_key(_text(name), i, k) or k in keys:
+            raise ValueError("descriptor shard:%d = %r is not a key of shard %d of %r"
+                             % (i, k, i, _text(name)))
         keys.append(k)
+    for f in d:
+        if f.startswith("shard:") and f not in ("shard:%d" % i for i in range(shards)):
+            raise ValueError("descriptor field %r does not fit shards = %d" % (f, shards))
     stock = {}
     for k, v in d.items():
         if k.startswith("stock:"):
