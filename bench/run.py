@@ -191,10 +191,11 @@ class Server:
 FIELDS = ["rps", "avg", "min", "p50", "p95", "p99", "max"]
 
 
-def redis_benchmark(port: int, args: list, n: int, c: int, P: int, pin: str | None) -> dict:
+def redis_benchmark(port: int, args: list, n: int, c: int, P: int, pin: str | None,
+                    rand: int = RANDSPACE) -> dict:
     cmd = [
         "redis-benchmark", "-p", str(port), "-n", str(n), "-c", str(c), "-P", str(P),
-        "-r", str(RANDSPACE), "--csv", *[str(a) for a in args],
+        "-r", str(rand), "--csv", *[str(a) for a in args],
     ]  # fmt: skip
     if pin:
         cmd = ["taskset", "-c", pin, *cmd]
@@ -212,13 +213,13 @@ def redis_benchmark(port: int, args: list, n: int, c: int, P: int, pin: str | No
     return res
 
 
-def calibrated_n(port, args, c, P, seconds, pin, reset) -> int:
+def calibrated_n(port, args, c, P, seconds, pin, reset, rand: int = RANDSPACE) -> int:
     """Short probe runs (until one lasts 0.4 s or more), then -n for about `seconds` at the
     probe's rate."""
     probe = max(20_000, 4 * c * P)
     for _ in range(3):
         reset()
-        r = redis_benchmark(port, args, probe, c, P, pin)
+        r = redis_benchmark(port, args, probe, c, P, pin, rand)
         if r["wall"] >= 0.4:
             break
         probe = max(probe, int(r["rps"] * 0.6))
@@ -234,7 +235,8 @@ def server_usec(srv, command: str) -> float:
 
 
 def median_result(results: list[dict]) -> dict:
-    out = {k: statistics.median(r[k] for r in results) for k in FIELDS + ["usec"]}
+    keys = [k for k in results[0] if k != "n" and all(isinstance(r.get(k), (int, float)) for r in results)]
+    out = {k: statistics.median(r[k] for r in results) for k in keys}
     out["n"] = results[0]["n"]
     out["runs"] = len(results)
     return out
@@ -394,6 +396,48 @@ def _flow_options(now_ms: int) -> list:
 
 FLOW = Campaign("flow", 10, 990, extra=_flow_options)  # MAIN with all flow control on
 
+# The flash sale: a campaign of one prize, against the peer seckill script.
+SECKILL_LUA = os.path.join(HERE, "hmdp_seckill.lua")
+SALE = "sale"
+SALE_STREAM = "{sale}:wins"
+VOUCHER = "1"
+WIN_RANDSPACE = 1_000_000_000  # redis-benchmark -r for "every buyer is new"
+CLICK_USERS = 1000
+
+
+def order_id_base() -> int:
+    """An order id like the peer project's id generator (RedisIdWorker): seconds since
+    2022-01-01 shifted left 32 bits, a sequence number in the low bits."""
+    return (int(time.time()) - 1_640_995_200) << 32
+
+
+def stats_dict(r, key: str) -> dict:
+    st = r.execute_command("LOTTERY.STATS", key)
+    out = {}
+    for k, v in zip(st[0::2], st[1::2]):
+        try:
+            out[k.decode()] = int(v)
+        except (TypeError, ValueError):
+            pass
+    return out
+
+
+def buyer_chunks(prefix: bytes, n: int, orders: int | None = None, step: int = 100_000):
+    """RESP for `prefix <10^11 + i> [<orders + i>]` for i in 0..n (prefix: resp_prefix of the
+    command without its last one or two arguments)."""
+    if orders is not None:
+        prefix = prefix.replace(b"*%d\r\n" % (prefix.count(b"$") + 1), b"*%d\r\n" % (prefix.count(b"$") + 2), 1)
+    for lo in range(0, n, step):
+        parts = []
+        for i in range(lo, min(n, lo + step)):
+            u = b"%d" % (10**11 + i)
+            if orders is None:
+                parts.append(b"%s$%d\r\n%s\r\n" % (prefix, len(u), u))
+            else:
+                o = b"%d" % (orders + i)
+                parts.append(b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (prefix, len(u), u, len(o), o))
+        yield b"".join(parts)
+
 
 class Bench:
     def __init__(self, args):
@@ -401,6 +445,7 @@ class Bench:
         self.rows: list[list[str]] = []
         self.raw: list[list[str]] = []
         self.notes: list[str] = []
+        self.goals: list[list[str]] = []  # [workload, goal, measured, PASS/MISS]
         self.workdir = tempfile.mkdtemp(prefix="lottery-bench-")
         self.servers: list[Server] = []
 
@@ -412,6 +457,11 @@ class Bench:
 
     def row(self, *cells) -> None:
         self.rows.append([str(c) for c in cells])
+
+    def goal(self, workload: str, goal: str, measured: str, ok: bool) -> str:
+        """Records a goal for the summary table; returns 'goal: PASS/MISS' for a row."""
+        self.goals.append([workload, goal, measured, verdict(ok)])
+        return f"{goal}: {verdict(ok)}"
 
     def close(self) -> None:
         for s in self.servers:
@@ -428,38 +478,46 @@ class Bench:
             "DRAW": ["LOTTERY.DRAW", CAMP, "u:__rand_int__"],
         }
 
-    def measure(self, srv: Server, runs: list[tuple[str, list, int, int, Campaign | None]]):
-        """Runs each (label, args, c, P, campaign) --repeat times, interleaved, each from an
-        empty server (FLUSHALL, campaign re-created). Returns {label: median result}."""
+    def measure(self, srv: Server, runs: list[tuple], after=None):
+        """Runs each (label, args, c, P, campaign[, randspace]) --repeat times, interleaved,
+        each from an empty server (FLUSHALL, campaign re-created: a Campaign, None, or a
+        function of the redis client that sets the keys up). after(label, result), if given,
+        runs after each measured run (before the next FLUSHALL). Returns {label: median
+        result}."""
         a = self.args
         pin = a.pin_client
+        runs = [tuple(x) + (RANDSPACE,) * (6 - len(x)) for x in runs]
 
         def reset_for(camp):
             def reset():
                 srv.r.flushall()
-                if camp is not None:
+                if callable(camp):
+                    camp(srv.r)
+                elif camp is not None:
                     camp.configure_module(srv.r)
                     camp.setup_lua(srv.r)
 
             return reset
 
         ns = {}
-        for label, args, c, P, camp in runs:
-            ns[label] = calibrated_n(srv.port, args, c, P, a.seconds, pin, reset_for(camp))
+        for label, args, c, P, camp, rand in runs:
+            ns[label] = calibrated_n(srv.port, args, c, P, a.seconds, pin, reset_for(camp), rand)
         results: dict[str, list] = {label: [] for label, *_ in runs}
         for rep in range(a.repeat):
-            for label, args, c, P, camp in runs:
+            for label, args, c, P, camp, rand in runs:
                 reset_for(camp)()
                 srv.r.config_resetstat()
-                res = redis_benchmark(srv.port, args, ns[label], c, P, pin)
+                res = redis_benchmark(srv.port, args, ns[label], c, P, pin, rand)
                 res["usec"] = server_usec(srv, args[0])
+                if after is not None:
+                    after(label, res)
                 results[label].append(res)
                 log(
                     f"  {label:28s} n={ns[label]:>9,} {res['rps']:>12,.0f} ops/s  "
                     f"p50 {res['p50']:.3f}  p99 {res['p99']:.3f} ms  ({res['wall']:.1f} s)"
                 )
         med = {k: median_result(v) for k, v in results.items()}
-        for label, args, c, P, _ in runs:
+        for label, args, c, P, _, _ in runs:
             m = med[label]
             self.raw.append(
                 [label, f"-c {c} -P {P}", fmt_int(m["n"])]
@@ -499,11 +557,14 @@ class Bench:
             ri, rl, rp = ratios[(P, c)]
             goals = []
             if P == 16:
-                goals.append(f">= 0.8x INCR: {verdict(ri >= 0.8)}")
-            goals.append(
-                f">= 10x Lua: {verdict(rl >= 10)}"
-                + (f" (INCR itself is {fmt_ratio(i['rps'] / l['rps'])} Lua here)" if rl < 10 else "")
-            )
+                w = f"losing draw (~1% wins), pipeline 16, {c} conns"
+                goals.append(self.goal(w, ">= 0.7x INCR", f"{fmt_ratio(ri)} INCR", ri >= 0.7))
+                goals.append(self.goal(w, ">= 10x Lua draw", f"{fmt_ratio(rl)} Lua", rl >= 10))
+            else:
+                goals.append(
+                    f">= 10x Lua: {verdict(rl >= 10)}"
+                    + (f" (INCR itself is {fmt_ratio(i['rps'] / l['rps'])} Lua here)" if rl < 10 else "")
+                )
             self.row(
                 f"ops/s, pipeline {P}, {c} conns",
                 fmt_int(d["rps"]),
@@ -594,6 +655,175 @@ class Bench:
             f"every draw wins = {WINHEAVY.describe()} (a stream entry per draw); "
             f"all flow control on = the main campaign plus {' '.join(map(str, _flow_options(0)[:12]))} "
             f"WINDOW (a day) and PACE LINEAR on every prize, with CLIENT ip:__rand_int__ on each DRAW."
+        )
+
+    # ---- flash sale: wins against the peer script, repeat clicks -----------------------
+
+    def seckill_setup(self, r) -> str:
+        """The peer script's keys (a stock string) and the script; returns its SHA."""
+        r.set(f"seckill:stock:{VOUCHER}", STOCK)
+        with open(SECKILL_LUA) as f:
+            return r.script_load(f.read())
+
+    def flashsale(self) -> None:
+        a = self.args
+        srv = self.server("flashsale")
+        r = srv.r
+        sha = self.seckill_setup(r)
+
+        def setup_sale(r):
+            r.execute_command("LOTTERY.CONFIGURE", SALE, "PRIZE", "voucher", 1, STOCK)
+
+        def setup_peer(r):
+            self.seckill_setup(r)
+
+        # Sanity: both sides sell to a new buyer once and refuse the second click.
+        r.flushall()
+        setup_sale(r)
+        sha = self.seckill_setup(r)
+        order = order_id_base()
+        got = [
+            r.execute_command("LOTTERY.DRAW", SALE, "7")[0],
+            r.execute_command("LOTTERY.DRAW", SALE, "7")[0],
+            r.evalsha(sha, 0, VOUCHER, "7", order),
+            r.evalsha(sha, 0, VOUCHER, "7", order + 1),
+        ]
+        if got != [b"WIN", b"ALREADY_WON", 0, 2]:
+            raise RuntimeError(f"flash-sale sanity: unexpected replies {got!r}")
+
+        # 1. Wins: unique-ish buyers (redis-benchmark -r 1e9: a repeat is ~0.05% of n).
+        draw = ["LOTTERY.DRAW", SALE, "__rand_int__"]
+        peer = ["EVALSHA", sha, 0, VOUCHER, "__rand_int__", f"{order // 10**12}__rand_int__"]
+        wins: dict[str, list] = {}
+
+        def after(label, res):
+            if label.startswith("DRAW"):
+                st = stats_dict(r, SALE)
+                res["first"] = st["wins"] / max(1, st["wins"] + st["rejected_already_won"])
+            elif label.startswith("peer"):
+                sold = int(r.scard(f"seckill:order:{VOUCHER}"))
+                res["first"] = sold / max(1, res["n"])
+                res["usec"] = server_usec(srv, "evalsha")
+
+        runs = []
+        for P in (1, 16):
+            c = 50
+            runs.append((f"DRAW sale P{P} c{c}", draw, c, P, setup_sale, WIN_RANDSPACE))
+            runs.append((f"peer seckill.lua P{P} c{c}", peer, c, P, setup_peer, WIN_RANDSPACE))
+        log("flash sale: every buyer's first draw wins (module vs the peer script)")
+        med = self.measure(srv, runs, after=after)
+        for P in (1, 16):
+            d, l = med[f"DRAW sale P{P} c50"], med[f"peer seckill.lua P{P} c50"]
+            ratio = d["rps"] / l["rps"]
+            g = ""
+            if P == 16:
+                g = self.goal("wins (first draw of each buyer), pipeline 16, 50 conns",
+                              ">= 3x the peer script", fmt_ratio(ratio), ratio >= 3)
+            else:
+                self.goals.append(["wins (first draw of each buyer), pipeline 1, 50 conns",
+                                   "(none: reported)", fmt_ratio(ratio), ""])
+            self.row(
+                f"wins: ops/s, pipeline {P}, 50 conns (every buyer's first draw wins)",
+                f"{fmt_int(d['rps'])} ({d['first'] * 100:.2f}% WIN)",
+                f"peer seckill.lua {fmt_int(l['rps'])} ({l['first'] * 100:.2f}% sold)",
+                f"{fmt_ratio(ratio)} peer",
+                g,
+            )
+        d, l = med["DRAW sale P16 c50"], med["peer seckill.lua P16 c50"]
+        self.row(
+            "wins: server time per call, us (INFO commandstats), pipeline 16, 50 conns",
+            f"{d['usec']:.2f}",
+            f"peer seckill.lua (EVALSHA) {l['usec']:.2f}",
+            f"{fmt_ratio(d['usec'] / l['usec'])} peer",
+            "",
+        )
+
+        # 1b. Bytes per buyer: exactly unique buyers through redis-cli --pipe.
+        N = a.buyers
+        pin = a.pin_client
+        r.flushall()
+        m0 = srv.used_memory()
+        setup_sale(r)
+        m0c = srv.used_memory()
+        pipe(srv.port, buyer_chunks(resp_prefix(["LOTTERY.DRAW", SALE]), N), pin)
+        m1 = srv.used_memory()
+        st = stats_dict(r, SALE)
+        mod_camp = int(r.memory_usage(SALE, samples=0))
+        mod_stream = int(r.memory_usage(SALE_STREAM, samples=0))
+        mod_wins = st["wins"]
+        r.flushall()
+        n0 = srv.used_memory()
+        sha = self.seckill_setup(r)
+        n0c = srv.used_memory()
+        pre = resp_prefix(["EVALSHA", sha, "0", VOUCHER])
+        pipe(srv.port, buyer_chunks(pre, N, orders=order_id_base()), pin)
+        n1 = srv.used_memory()
+        sold = int(r.scard(f"seckill:order:{VOUCHER}"))
+        peer_set = int(r.memory_usage(f"seckill:order:{VOUCHER}", samples=0))
+        peer_stream = int(r.memory_usage("stream.orders", samples=0))
+        peer_len = int(r.xlen("stream.orders"))
+        if mod_wins != N or sold != N or peer_len != N:
+            self.notes.append(f"bytes per buyer: module {mod_wins:,} wins, peer {sold:,} sold / {peer_len:,} entries, of {N:,} buyers")
+        mod_pb = (m1 - m0c) / N
+        peer_pb = (n1 - n0c) / N
+        log(f"  bytes per buyer: module {mod_pb:.1f} (campaign {mod_camp / N:.1f} + stream {mod_stream / N:.1f}), "
+            f"peer {peer_pb:.1f} (set {peer_set / N:.1f} + stream {peer_stream / N:.1f})")
+        self.row(
+            f"wins: bytes per buyer, {fmt_users(N)} buyers (used_memory delta)",
+            f"{mod_pb:.1f} (MEMORY USAGE: campaign {mod_camp / N:.1f} + wins stream {mod_stream / N:.1f})",
+            f"peer seckill.lua {peer_pb:.1f} (MEMORY USAGE: buyers set {peer_set / N:.1f} + stream.orders {peer_stream / N:.1f})",
+            f"{fmt_ratio(mod_pb / peer_pb)} peer",
+            self.goal(f"wins: bytes per buyer ({fmt_users(N)} buyers)", "fewer than the peer script",
+                      f"{mod_pb:.1f} vs {peer_pb:.1f} B", mod_pb < peer_pb),
+        )
+
+        # 2. Repeat clicks: 1,000 users on a COOLDOWN 1000 campaign; INCR over 1,000 keys.
+        P, c = 16, 50
+        clicks = Campaign("clicks", 10, 990, cooldown=1000)
+
+        def setup_clicks(r):
+            clicks.configure_module(r)
+
+        def after_clicks(label, res):
+            if label.startswith("DRAW"):
+                st = stats_dict(r, CAMP)
+                rej = st["rejected_cooldown"]
+                res["rejected"] = rej / max(1, rej + st["draws"])
+
+        log(f"flash sale: repeat clicks, {CLICK_USERS:,} users, COOLDOWN 1000")
+        med = self.measure(
+            srv,
+            [
+                (f"INCR {CLICK_USERS} keys P{P} c{c}", ["INCR", "k:__rand_int__"], c, P, None, CLICK_USERS),
+                (f"DRAW {CLICK_USERS} users P{P} c{c}", ["LOTTERY.DRAW", CAMP, "u:__rand_int__"], c, P, setup_clicks, CLICK_USERS),
+            ],
+            after=after_clicks,
+        )
+        srv.stop()
+        d, i = med[f"DRAW {CLICK_USERS} users P{P} c{c}"], med[f"INCR {CLICK_USERS} keys P{P} c{c}"]
+        ru = d["usec"] / i["usec"]
+        self.row(
+            f"repeat clicks: server time per call, us (INFO commandstats), {CLICK_USERS:,} users, COOLDOWN 1000, P{P} c{c}",
+            f"{d['usec']:.2f} ({d['rejected'] * 100:.1f}% rejected by COOLDOWN; {fmt_int(d['rps'])} ops/s)",
+            f"INCR over {CLICK_USERS:,} keys {i['usec']:.2f} ({fmt_int(i['rps'])} ops/s)",
+            f"{fmt_ratio(ru)} INCR",
+            self.goal("repeat clicks (~all rejected by COOLDOWN)", "DRAW usec/call <= 2x INCR",
+                      f"{fmt_ratio(ru)} INCR ({d['usec']:.2f} vs {i['usec']:.2f} us)", ru <= 2),
+        )
+        self.notes.append(
+            f"Flash sale, wins: LOTTERY.CONFIGURE {SALE} PRIZE voucher 1 {STOCK:.0e} (NOTHING 0, MAXWINS 1, "
+            f"no cooldown) and LOTTERY.DRAW {SALE} __rand_int__, against bench/hmdp_seckill.lua (verbatim) called as "
+            f"its project does: EVALSHA sha 0 {VOUCHER} <userId> <orderId> (userId __rand_int__, orderId "
+            f"a 64-bit number, {order // 10**12}__rand_int__), seckill:stock:{VOUCHER} SET to {STOCK:.0e} first; "
+            f"redis-benchmark -r {WIN_RANDSPACE:,} (a buyer repeats in about n / 2e9 of the calls: "
+            f"'% WIN' / '% sold' is the share of calls that sold), 50 connections, about {a.seconds:g} s per run, median of "
+            f"{a.repeat}, each from an empty server. Bytes per buyer: {N:,} distinct buyers (ids 10^11 + i; the peer's "
+            f"orderIds like its project's id generator: seconds since 2022 << 32 | i) through redis-cli --pipe, "
+            f"used_memory after minus used_memory after the setup (campaign or stock key, script loaded). "
+            f"Repeat clicks: redis-benchmark -r {CLICK_USERS:,}, -P {P} -c {c}: LOTTERY.DRAW {CAMP} u:__rand_int__ "
+            f"on {clicks.describe()} next to INCR k:__rand_int__ over as many keys, INFO commandstats "
+            f"usec_per_call after CONFIG RESETSTAT, median of {a.repeat}; '% rejected' = rejected_cooldown / "
+            f"(draws + rejected_cooldown) from LOTTERY.STATS."
         )
 
     # ---- memory and RDB ----------------------------------------------------------------
@@ -899,6 +1129,11 @@ class Bench:
         for r in self.rows:
             out.append("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |")
         out.append("")
+        if self.goals:
+            out += ["Goals:", "", "| workload | goal | measured | verdict |", "|---|---|---|---|"]
+            for g in self.goals:
+                out.append("| " + " | ".join(g) + " |")
+            out.append("")
         for n in self.notes:
             out.append(f"- {n}")
         return "\n".join(out) + "\n"
@@ -921,14 +1156,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="target seconds per redis-benchmark run (default 3; quick 1)")
     ap.add_argument("--repeat", type=int, help="runs per figure, the median is reported (default 3; quick 1)")
     ap.add_argument("--users", type=int, help="users for the memory and RDB test (default 1000000; quick 200000)")
+    ap.add_argument("--buyers", type=int, help="buyers for the flash-sale bytes-per-buyer test (default 1000000; quick 200000)")
     ap.add_argument("--stall-users", type=int, help="users for the stall test (default 10000000; quick 1000000)")
     ap.add_argument("--stall-runs", type=int, default=2, help="runs of the stall test (default 2)")
     ap.add_argument("--slowlog-us", type=int, default=1000, help="slowlog-log-slower-than for the stall test (default 1000)")
     ap.add_argument("--no-stall-baseline", dest="stall_baseline", action="store_false", help="skip the HSET baseline of the stall test")
     ap.add_argument(
         "--only",
-        default="throughput,variants,memory,stall",
-        help="comma-separated sections to run (throughput, variants, memory, stall)",
+        default="throughput,flashsale,variants,memory,stall",
+        help="comma-separated sections to run (throughput, flashsale, variants, memory, stall)",
     )
     ap.add_argument("--rng", default="chacha", choices=["chacha", "xoshiro"], help="the module's rng load option (default chacha)")
     ap.add_argument("--pin", action="store_true", help="pin the server to CPU 1 and the load generators to CPU 0 (taskset)")
@@ -939,11 +1175,12 @@ def main() -> None:
     a.seconds = a.seconds or (1.0 if q else 3.0)
     a.repeat = a.repeat or (1 if q else 3)
     a.users = a.users or (200_000 if q else 1_000_000)
+    a.buyers = a.buyers or (200_000 if q else 1_000_000)
     a.stall_users = a.stall_users or (1_000_000 if q else 10_000_000)
     a.pin_server = "1" if a.pin else None
     a.pin_client = "0" if a.pin else None
     sections = [s.strip() for s in a.only.split(",") if s.strip()]
-    unknown = set(sections) - {"throughput", "variants", "memory", "stall"}
+    unknown = set(sections) - {"throughput", "flashsale", "variants", "memory", "stall"}
     if unknown:
         ap.error(f"unknown section(s): {', '.join(sorted(unknown))}")
 
@@ -961,6 +1198,8 @@ def main() -> None:
     try:
         if "throughput" in sections:
             b.throughput()
+        if "flashsale" in sections:
+            b.flashsale()
         if "variants" in sections:
             b.variants()
         if "memory" in sections:
