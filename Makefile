@@ -57,6 +57,9 @@ bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench
 bench-configure: build deps ## time LOTTERY.CONFIGURE on 65,536 prizes (create, no-op, same table, all-new) vs HSET/SET, into bench/results-configure.md
 	$(PY) bench/configure.py
 
+bench-profile: build deps ## callgrind: instructions per command for a win, a COOLDOWN rejection, a lose, INCR and the peer seckill script, into bench/results-profile.md
+	$(PY) bench/profile.py
+
 bench-cluster: build deps ## one campaign on 1 vs 3 shards of a local Redis Cluster, INCR alongside, into bench/cluster-results.md
 	$(PY) bench/cluster.py $(BENCH_ARGS)
 
@@ -81,4 +84,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-configure bench-cluster bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-configure bench-profile bench-cluster bench-engine
