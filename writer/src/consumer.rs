@@ -107,19 +107,27 @@ impl Writer {
         }
     }
 
+    /// One `XREADGROUP` of this consumer on the stream, from `id` (`>`: new entries; an ID:
+    /// our own pending ones after it), blocking `block` ms if given.
+    fn read_group(&mut self, block: Option<u64>, id: &str) -> Res<stream::Batch> {
+        let mut c = redis::cmd("XREADGROUP");
+        c.arg("GROUP")
+            .arg(&self.args.group)
+            .arg(&self.args.consumer)
+            .arg("COUNT")
+            .arg(self.batch_size());
+        if let Some(ms) = block {
+            c.arg("BLOCK").arg(ms);
+        }
+        c.arg("STREAMS").arg(&self.stream).arg(id);
+        let stream = self.stream.clone();
+        stream::parse_xreadgroup(&self.cmd("XREADGROUP", &stream, &c)?)
+    }
+
     /// Stores what is left on the (old) stream: new entries until none is left.
     fn finish_old_stream(&mut self) -> Res<()> {
         loop {
-            let mut c = redis::cmd("XREADGROUP");
-            c.arg("GROUP")
-                .arg(&self.args.group)
-                .arg(&self.args.consumer)
-                .arg("COUNT")
-                .arg(self.batch_size())
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(">");
-            let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
+            let b = self.read_group(None, ">")?;
             if b.is_empty() {
                 return Ok(());
             }
@@ -253,16 +261,7 @@ impl Writer {
     fn recover_pending(&mut self) -> Res<()> {
         let mut cursor = "0".to_string();
         loop {
-            let mut c = redis::cmd("XREADGROUP");
-            c.arg("GROUP")
-                .arg(&self.args.group)
-                .arg(&self.args.consumer)
-                .arg("COUNT")
-                .arg(self.batch_size())
-                .arg("STREAMS")
-                .arg(&self.stream)
-                .arg(&cursor);
-            let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
+            let b = self.read_group(None, &cursor)?;
             let Some(last) = b.last_id.clone() else {
                 return Ok(());
             };
@@ -387,18 +386,7 @@ impl Writer {
                 .saturating_sub(self.last_drain.elapsed());
             block = block.min(left.as_millis() as u64).max(1);
         }
-        let mut c = redis::cmd("XREADGROUP");
-        c.arg("GROUP")
-            .arg(&self.args.group)
-            .arg(&self.args.consumer)
-            .arg("COUNT")
-            .arg(self.batch_size())
-            .arg("BLOCK")
-            .arg(block)
-            .arg("STREAMS")
-            .arg(&self.stream)
-            .arg(">");
-        let b = stream::parse_xreadgroup(&self.cmd("XREADGROUP", &self.stream.clone(), &c)?)?;
+        let b = self.read_group(Some(block), ">")?;
         self.process(b, "new")
     }
 
