@@ -19,8 +19,9 @@ def test_win_reply_and_stream_entry(server, r):
     assert len(entries) == 1
     eid, fields = entries[0]
     assert eid.decode() == rep[2]
-    assert fields == [(b"user", b"alice"), (b"prize", b"gold"), (b"ts", str(T0).encode()),
-                      (b"draw", b"1")]
+    # the entry ID carries the draw's time (the first entry of that millisecond)
+    assert eid.decode() == f"{T0}-0"
+    assert fields == [(b"user", b"alice"), (b"prize", b"gold"), (b"draw", b"1")]
     s = stats(r, "c")
     assert (s["draws"], s["wins"], s["losses"], s["users"]) == (1, 1, 0, 1)
     assert s["prizes"] == [["gold", 1, 4, 1]]
@@ -40,8 +41,9 @@ def test_win_with_reqid_stream_fields(server, r):
     check(rep, "WIN", "p", -1, 0)
     eid, fields = xrange_raw(raw, "{c}:wins")[-1]
     assert eid.decode() == rep[2]
-    assert fields == [(b"user", b"bob"), (b"prize", b"p"), (b"ts", str(T0 + 7).encode()),
-                      (b"draw", b"3"), (b"reqid", b"req-42")]
+    assert eid.decode() == f"{T0 + 7}-2"
+    assert fields == [(b"user", b"bob"), (b"prize", b"p"), (b"draw", b"3"),
+                      (b"reqid", b"req-42")]
 
 
 def test_draw_seq_counts_losses_too(server, r):

@@ -21,6 +21,7 @@ mod metrics;
 mod notify;
 mod replication;
 mod rng;
+mod stats_sync;
 
 use datatype::LOTTERY_TYPE;
 use entry::Level;
@@ -111,6 +112,7 @@ fn load(ctx: &Context, args: &[RedisString]) -> Status {
     }
     command_docs::register(ctx);
     metrics::register_info(ctx);
+    stats_sync::init(ctx);
     entry::log(
         ctx.ctx,
         Level::Notice,

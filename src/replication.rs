@@ -1,11 +1,13 @@
-//! Replication and AOF glue: effects go out as `LOTTERY.APPLY key blob`; wins go out as an
-//! XADD with the concrete entry ID the master's append got. Nothing random or clock-dependent
-//! is ever re-run on a replica.
+//! Replication and AOF glue: effects go out as `LOTTERY.APPLY key blob`, one command per
+//! write; a win's effect carries its wins stream entry with the concrete ID the master's append
+//! got, and the replica appends the same entry. Nothing random or clock-dependent is ever
+//! re-run on a replica.
 
-use crate::engine::effect::Effect;
+use crate::engine::campaign::StreamId;
+use crate::engine::effect::{entry_layout, Effect, EntryField, WinEntry};
 use crate::entry::{log, Level};
 use crate::ffi::key::KeyKind;
-use crate::ffi::{server, Key, OwnedString, Str};
+use crate::ffi::{server, Appended, Key, KeptString, OwnedString, Str};
 use redis_module::{Context, RedisString};
 
 /// Sends an effect to replicas and the AOF, and signals the key as modified (WATCH,
@@ -19,6 +21,12 @@ pub fn replicate(ctx: &Context, key: &RedisString, effect: &Effect) {
 /// passed through as is (no copy) and the effect as one binary argument.
 pub fn replicate_str(ctx: &Context, key: Str<'_>, effect: &Effect) {
     signal_modified(ctx, key);
+    send(ctx, key, effect);
+}
+
+/// Sends an effect to replicas and the AOF without signalling the key (statistics the
+/// command that counted them signalled already).
+pub fn send(ctx: &Context, key: Str<'_>, effect: &Effect) {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -55,26 +63,98 @@ pub fn stream_id_text(ms: u64, seq: u64) -> Vec<u8> {
     t
 }
 
-/// One field value of a wins stream entry: bytes to copy, or a string Redis already holds
-/// (a command argument).
-pub enum Field<'a> {
-    Bytes(&'a [u8]),
-    Arg(Str<'a>),
+/// What a win appends to the wins stream: its field values (the layout is the engine's
+/// `entry_layout`), the draw's time, and the last entry the campaign appended (`hint`).
+pub struct Win<'a> {
+    pub user: Str<'a>,
+    pub prize: &'a [u8],
+    pub draw: u64,
+    pub reqid: Option<Str<'a>>,
+    pub now: i64,
+    pub hint: Option<StreamId>,
 }
 
-/// Appends a win to the wins stream: `RedisModule_StreamAdd` (an automatic ID, blocked
-/// readers woken) and the `xadd` keyspace event, then the XADD replicated explicitly with the
-/// concrete ID it got, so replicas and the AOF append the identical entry. Nothing is written
-/// unless the stream key is empty or a stream. `guard_migration`: the campaign has sold before
-/// and the server is a cluster node, so a missing stream may be one half of a slot migration
-/// (`crate::cluster`): then the win is refused with TRYAGAIN. Returns the entry ID, or an
-/// error reply.
+/// The ID that carries the draw's time exactly and follows the campaign's last entry: `now-0`,
+/// or `now-(seq+1)` after an entry in the same millisecond. None: no such ID (a negative
+/// time, or the clock behind the last entry).
+fn exact_id(now: i64, hint: Option<StreamId>) -> Option<(u64, u64)> {
+    let ms = u64::try_from(now).ok().filter(|&ms| ms > 0)?;
+    match hint {
+        Some(h) if h.ms == ms => Some((ms, h.seq.checked_add(1)?)),
+        Some(h) if h.ms > ms => None,
+        _ => Some((ms, 0)),
+    }
+}
+
+/// The field names, made once (see `entry_layout`).
+fn names() -> Option<&'static [KeptString; 5]> {
+    static NAMES: std::sync::OnceLock<Option<SendNames>> = std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            let n = |b: &[u8]| KeptString::new(b);
+            Some(SendNames([
+                n(b"user")?,
+                n(b"prize")?,
+                n(b"draw")?,
+                n(b"reqid")?,
+                n(b"ts")?,
+            ]))
+        })
+        .as_ref()
+        .map(|s| &s.0)
+}
+
+/// The kept names, shared by the main thread only (commands and replication run there).
+struct SendNames([KeptString; 5]);
+// SAFETY: the strings are created once, never freed or changed, and only handed to the
+// module API from Redis's main thread.
+unsafe impl Send for SendNames {}
+unsafe impl Sync for SendNames {}
+
+fn name_of(f: EntryField) -> usize {
+    match f {
+        EntryField::User => 0,
+        EntryField::Prize => 1,
+        EntryField::Draw => 2,
+        EntryField::Reqid => 3,
+        EntryField::Ts => 4,
+    }
+}
+
+/// Appends one entry with the engine's layout: `value` gives each field's string. Returns
+/// how the append ended.
+fn add_entry<'a>(
+    key: &mut Key<'_>,
+    id: Option<(u64, u64)>,
+    reqid: bool,
+    ts: bool,
+    value: impl Fn(EntryField) -> Option<Str<'a>>,
+) -> Result<Appended, String> {
+    let api = || "ERR module API unavailable".to_string();
+    let names = names().ok_or_else(api)?;
+    let (layout, n) = entry_layout(reqid, ts);
+    let mut argv: [Str; 10] = [names[0].as_str(); 10];
+    for (i, &(_, f)) in layout.iter().take(n).enumerate() {
+        argv[2 * i] = names[name_of(f)].as_str();
+        argv[2 * i + 1] = value(f).ok_or_else(api)?;
+    }
+    key.stream_add(id, &argv[..2 * n]).map_err(|_| api())
+}
+
+/// Appends a win to the wins stream (`RedisModule_StreamAdd`, which wakes blocked readers)
+/// and raises the `xadd` keyspace event, as XADD does. The entry's ID is the draw's time
+/// (`exact_id`) when it can be; otherwise it gets an automatic ID and a `ts` field with the
+/// time. Nothing is written unless the stream key is empty or a stream. `guard_migration`:
+/// the campaign has sold before and the server is a cluster node, so a missing stream may be
+/// one half of a slot migration (`crate::cluster`): then the win is refused with TRYAGAIN.
+/// Returns the entry (ID and `ts`), or an error reply. The entry reaches replicas and the AOF
+/// inside the draw's effect (`replicate_str`).
 pub fn append_win(
     ctx: &Context,
     stream: &[u8],
-    fields: &[(&'static [u8], Field)],
+    win: &Win,
     guard_migration: bool,
-) -> Result<(u64, u64), String> {
+) -> Result<(StreamId, Option<i64>), String> {
     let api = || "ERR module API unavailable".to_string();
     let name = OwnedString::new(ctx, stream).ok_or_else(api)?;
     let mut key = Key::write(ctx, name.as_str());
@@ -88,46 +168,109 @@ pub fn append_win(
             crate::parse::shown(stream)
         ));
     }
-    // Field names and values as Redis strings: names and copied values are owned here,
-    // argument strings are borrowed from the command.
-    let mut owned: Vec<OwnedString> = Vec::with_capacity(fields.len() * 2);
-    let mut at: Vec<Option<Str>> = Vec::with_capacity(fields.len() * 2);
-    for (name, value) in fields {
-        owned.push(OwnedString::new(ctx, name).ok_or_else(api)?);
-        at.push(None);
-        match value {
-            Field::Arg(s) => at.push(Some(*s)),
-            Field::Bytes(b) => {
-                owned.push(OwnedString::new(ctx, b).ok_or_else(api)?);
-                at.push(None);
-            }
-        }
-    }
-    let mut next = owned.iter();
-    let argv: Vec<Str> = at
-        .into_iter()
-        .map(|s| s.or_else(|| next.next().map(OwnedString::as_str)))
-        .collect::<Option<_>>()
+    let prize = OwnedString::new(ctx, win.prize).ok_or_else(api)?;
+    let draw = OwnedString::new(ctx, itoa::Buffer::new().format(win.draw).as_bytes())
         .ok_or_else(api)?;
-    let Some((ms, seq)) = key.stream_add(&argv).map_err(|_| api())? else {
+    let mut ts_text: Option<OwnedString> = None;
+    let mut added = Appended::IdTooSmall;
+    if let Some(id) = exact_id(win.now, win.hint) {
+        added = add_entry(&mut key, Some(id), win.reqid.is_some(), false, |f| match f {
+            EntryField::User => Some(win.user),
+            EntryField::Prize => Some(prize.as_str()),
+            EntryField::Draw => Some(draw.as_str()),
+            EntryField::Reqid => win.reqid,
+            EntryField::Ts => None,
+        })?;
+    }
+    if added == Appended::IdTooSmall {
+        let t = OwnedString::new(ctx, itoa::Buffer::new().format(win.now).as_bytes())
+            .ok_or_else(api)?;
+        let ts = ts_text.insert(t).as_str();
+        added = add_entry(&mut key, None, win.reqid.is_some(), true, |f| match f {
+            EntryField::User => Some(win.user),
+            EntryField::Prize => Some(prize.as_str()),
+            EntryField::Draw => Some(draw.as_str()),
+            EntryField::Reqid => win.reqid,
+            EntryField::Ts => Some(ts),
+        })?;
+    }
+    let Appended::At(ms, seq) = added else {
         return Err("ERR the wins stream cannot take another entry (its IDs are exhausted)".into());
     };
     let name = name.as_str();
     signal_modified(ctx, name);
-    // As XADD does (RedisModule_StreamAdd wakes blocked readers but raises no event).
     server::notify(
         ctx,
         redis_module::raw::REDISMODULE_NOTIFY_STREAM,
         c"xadd",
         name,
     );
-    let id_text = stream_id_text(ms, seq);
-    if !server::replicate_key_blob_argv(ctx, c"XADD", name, &id_text, &argv) {
-        log(
-            ctx.ctx,
-            Level::Warning,
-            "lottery: RedisModule_Replicate(XADD) failed: a replica or the AOF may miss a win",
+    Ok((StreamId { ms, seq }, ts_text.map(|_| win.now)))
+}
+
+/// Appends a replicated win's entry (`WinEntry`, with the ID the master's got) to the wins
+/// stream, on a replica or from the AOF; `prize` is the prize's id. `notify`: raise `xadd`
+/// (not while loading). False: the stream refused it (logged by the caller).
+pub fn append_entry(
+    ctx: &Context,
+    stream: &[u8],
+    prize: &[u8],
+    e: &WinEntry,
+    notify: bool,
+) -> bool {
+    let Some(name) = OwnedString::new(ctx, stream) else {
+        return false;
+    };
+    let mut key = Key::write(ctx, name.as_str());
+    if !matches!(key.kind(), Ok(KeyKind::Empty | KeyKind::Stream)) {
+        return false;
+    }
+    let s = |b: &[u8]| OwnedString::new(ctx, b);
+    let (Some(user), Some(prize), Some(draw)) = (
+        s(&e.user),
+        s(prize),
+        s(itoa::Buffer::new().format(e.draw).as_bytes()),
+    ) else {
+        return false;
+    };
+    let reqid = match &e.reqid {
+        Some(r) => match s(r) {
+            Some(r) => Some(r),
+            None => return false,
+        },
+        None => None,
+    };
+    let ts = match e.ts {
+        Some(t) => match s(itoa::Buffer::new().format(t).as_bytes()) {
+            Some(t) => Some(t),
+            None => return false,
+        },
+        None => None,
+    };
+    let added = add_entry(
+        &mut key,
+        Some((e.ms, e.seq)),
+        reqid.is_some(),
+        ts.is_some(),
+        |f| match f {
+            EntryField::User => Some(user.as_str()),
+            EntryField::Prize => Some(prize.as_str()),
+            EntryField::Draw => Some(draw.as_str()),
+            EntryField::Reqid => reqid.as_ref().map(OwnedString::as_str),
+            EntryField::Ts => ts.as_ref().map(OwnedString::as_str),
+        },
+    );
+    if added != Ok(Appended::At(e.ms, e.seq)) {
+        return false;
+    }
+    signal_modified(ctx, name.as_str());
+    if notify {
+        server::notify(
+            ctx,
+            redis_module::raw::REDISMODULE_NOTIFY_STREAM,
+            c"xadd",
+            name.as_str(),
         );
     }
-    Ok((ms, seq))
+    true
 }

@@ -97,6 +97,10 @@ impl Campaign {
                 self.reqs.evict(*now, self.rules.idempotency_ms);
                 self.apply_swept(swept);
             }
+            Effect::Stats { replays, rejected } => {
+                self.counters.replays = *replays;
+                self.counters.rejected = *rejected;
+            }
             Effect::User { user, day } => self.users.insert(*user, *day),
             Effect::Stock { index, stock } => {
                 let p = self

@@ -340,6 +340,20 @@ pub struct Campaign {
     pub(crate) table_paced: Vec<bool>,
     /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
     pub(crate) ids: IdIndex,
+    /// The command layer's notes on this campaign (see `HostNotes`).
+    pub host: HostNotes,
+}
+
+/// What the command layer keeps with a campaign for its own bookkeeping: hints and tags that
+/// are never persisted, replicated or compared, and that no outcome depends on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostNotes {
+    /// The ID of the last wins stream entry this campaign appended (a hint for the next
+    /// entry's explicit ID; a wrong hint only costs a retry).
+    pub last_entry: Option<StreamId>,
+    /// Nonzero while statistics counted by `count_statistic` have not been replicated yet:
+    /// the command layer's flush round in which it last scheduled them.
+    pub stats_round: u64,
 }
 
 /// Not in the prize table (`IdEntry::slot`).
@@ -401,6 +415,7 @@ impl Campaign {
             table_dirty: true,
             table_paced: Vec::new(),
             ids: IdIndex::default(),
+            host: HostNotes::default(),
         }
     }
 

@@ -317,6 +317,7 @@ impl Campaign {
             request: None,
             gate: gate.without_user(),
             swept: Swept::default(),
+            entry: None,
         };
         let mut reply = DrawReply {
             outcome: Outcome::Lose,
@@ -378,6 +379,36 @@ impl Campaign {
         self.reqs.evict(now, self.rules.idempotency_ms);
         eff.swept = self.sweep(now);
         (reply, Effect::Draw(Box::new(eff)))
+    }
+
+    /// Counts a refusal that changes nothing but a statistics counter: a REQID replay, or a
+    /// rejection that touched no flow-control state. Unlike `count` it evicts no REQID
+    /// memory and sweeps nothing, so the change is the counter alone, which the caller may
+    /// send later, with others, as `stats_effect`. Returns false, counting nothing, for any
+    /// other plan (the caller then uses `count`).
+    pub fn count_statistic(&mut self, plan: &Plan) -> bool {
+        let c = match plan {
+            Plan::Replay(_) => &mut self.counters.replays,
+            Plan::Reject(r, gate) if gate.is_empty() => match r
+                .outcome
+                .rejection_index()
+                .and_then(|i| self.counters.rejected.get_mut(i))
+            {
+                Some(c) => c,
+                None => return false,
+            },
+            _ => return false,
+        };
+        *c = c.saturating_add(1);
+        true
+    }
+
+    /// The statistics counters `count_statistic` changes, as one effect of absolute values.
+    pub fn stats_effect(&self) -> Effect {
+        Effect::Stats {
+            replays: self.counters.replays,
+            rejected: self.counters.rejected,
+        }
     }
 
     /// Counts a rejection or a replay (both consume nothing else).

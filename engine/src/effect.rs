@@ -4,19 +4,20 @@
 //! or the AOF loader applies it with `Campaign::apply` (in `apply`), which reads no clock
 //! and draws nothing. Encoded as one binary argument of the internal `LOTTERY.APPLY` command.
 
-use super::campaign::Outcome;
+use super::campaign::{Outcome, REJECTION_COUNT};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::flow::{read_client, write_client, ClientState, Gate, Swept};
 use super::ledger::{read_transfer, write_transfer, Transfer};
-use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN};
+use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN};
 use super::reqcache::{read_remembered, write_remembered, Remembered};
 use super::users::{read_day, write_day, UserDay, UserWins};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
 /// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
-/// (`Swept`: idle client records, expired ADMIT memory) and `Configure`.
-pub const EFFECT_VERSION: u8 = 3;
+/// (`Swept`: idle client records, expired ADMIT memory) and `Configure`; version 4 the wins
+/// stream entry a draw appended (`WinEntry`) and `Stats`.
+pub const EFFECT_VERSION: u8 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -42,6 +43,27 @@ pub struct DrawEffect {
     pub gate: Gate,
     /// Idle client records and expired ADMIT memory the draw's sweep removed.
     pub swept: Swept,
+    /// The wins stream entry a win appended, which a replica or the AOF appends with the
+    /// draw (effects of version 3 and older came with their own XADD).
+    pub entry: Option<WinEntry>,
+}
+
+/// A win's entry in the wins stream: its concrete ID and the values of its fields (the
+/// prize's id is the campaign's, by `PrizeDelta::index`). Fields, in this order: `user`,
+/// `prize`, `draw`, then `reqid` when the draw had one, then `ts` only when the entry's ID
+/// does not carry the draw's time (`entry_fields`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WinEntry {
+    pub ms: u64,
+    pub seq: u64,
+    /// The user's id as the client sent it.
+    pub user: Vec<u8>,
+    /// The draw number (the campaign's draw counter after the draw).
+    pub draw: u64,
+    pub reqid: Option<Vec<u8>>,
+    /// The draw's time, when the ID's milliseconds are not it (the clock stepped back
+    /// behind the stream's last entry, or the stream held a later ID).
+    pub ts: Option<i64>,
 }
 
 /// `Effect::Count::which` for REQID replays (other values are rejection outcomes).
@@ -71,6 +93,12 @@ pub enum Effect {
         value: u64,
         gate: Option<Gate>,
         swept: Swept,
+    },
+    /// The pure statistics counters (replays and every rejection counter), as absolute
+    /// values: what refusals that changed nothing else added since they were last sent.
+    Stats {
+        replays: u64,
+        rejected: [u64; REJECTION_COUNT],
     },
     User {
         user: u128,
@@ -119,6 +147,7 @@ const T_DRAIN: u8 = 10;
 const T_TRANSFER: u8 = 11;
 const T_CLIENT: u8 = 12;
 const T_CONFIGURE: u8 = 13;
+const T_STATS: u8 = 14;
 
 /// The most options a CONFIGURE effect carries: every prize's three values, plus the rules.
 const MAX_CONFIGURE_ARGS: usize = 4 * MAX_PRIZES + 64;
@@ -198,6 +227,38 @@ impl Effect {
                 }
                 d.gate.encode(&mut w);
                 d.swept.encode(&mut w);
+                match &d.entry {
+                    None => w.u8(0),
+                    Some(e) => {
+                        w.u8(1);
+                        w.u64(e.ms);
+                        w.u64(e.seq);
+                        w.bytes(&e.user);
+                        w.u64(e.draw);
+                        match &e.reqid {
+                            None => w.u8(0),
+                            Some(r) => {
+                                w.u8(1);
+                                w.bytes(r);
+                            }
+                        }
+                        match e.ts {
+                            None => w.u8(0),
+                            Some(t) => {
+                                w.u8(1);
+                                w.i64(t);
+                            }
+                        }
+                    }
+                }
+            }
+            Effect::Stats { replays, rejected } => {
+                w.u8(T_STATS);
+                w.u64(*replays);
+                w.u8(REJECTION_COUNT as u8);
+                for v in rejected {
+                    w.u64(*v);
+                }
             }
             Effect::Count {
                 now,
@@ -314,6 +375,7 @@ impl Effect {
                 } else {
                     Swept::default()
                 };
+                let entry = if v >= 4 { read_entry(&mut r)? } else { None };
                 Effect::Draw(Box::new(DrawEffect {
                     now,
                     user,
@@ -326,6 +388,7 @@ impl Effect {
                     request,
                     gate,
                     swept,
+                    entry,
                 }))
             }
             T_COUNT => {
@@ -397,6 +460,18 @@ impl Effect {
                 }
                 Effect::Configure { created, args }
             }
+            T_STATS if v >= 4 => {
+                let replays = r.u64()?;
+                let n = usize::from(r.u8()?);
+                if n > REJECTION_COUNT {
+                    return Err(DecodeError("bad counter"));
+                }
+                let mut rejected = [0; REJECTION_COUNT];
+                for v in rejected.iter_mut().take(n) {
+                    *v = r.u64()?;
+                }
+                Effect::Stats { replays, rejected }
+            }
             T_CLIENT if v >= 2 => {
                 let (key, state) = read_client(&mut r)?;
                 Effect::Client { key, state }
@@ -418,4 +493,67 @@ impl Effect {
         r.finish()?;
         Ok(e)
     }
+}
+
+/// The optional `WinEntry` of a version 4 draw effect.
+fn read_entry(r: &mut Reader) -> DResult<Option<WinEntry>> {
+    if !r.bool()? {
+        return Ok(None);
+    }
+    let (ms, seq) = (r.u64()?, r.u64()?);
+    let user = r.bytes(usize::MAX)?.to_vec();
+    let draw = r.u64()?;
+    let reqid = match r.bool()? {
+        false => None,
+        true => Some(r.bytes(MAX_REQID_LEN)?.to_vec()),
+    };
+    let ts = match r.bool()? {
+        false => None,
+        true => Some(r.i64()?),
+    };
+    Ok(Some(WinEntry {
+        ms,
+        seq,
+        user,
+        draw,
+        reqid,
+        ts,
+    }))
+}
+
+/// One field of a win's stream entry (`entry_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryField {
+    /// The user's id as the client sent it.
+    User,
+    /// The prize's id.
+    Prize,
+    /// The draw number, in decimal.
+    Draw,
+    /// The REQID the client sent.
+    Reqid,
+    /// The draw's time in Unix ms, in decimal.
+    Ts,
+}
+
+/// The fields of a win's stream entry, in order, with their names (see `WinEntry`): what the
+/// master appends and a replica appends again.
+pub fn entry_layout(reqid: bool, ts: bool) -> ([(&'static [u8], EntryField); 5], usize) {
+    let mut f = [
+        (&b"user"[..], EntryField::User),
+        (b"prize", EntryField::Prize),
+        (b"draw", EntryField::Draw),
+        (b"reqid", EntryField::Reqid),
+        (b"ts", EntryField::Ts),
+    ];
+    let n = match (reqid, ts) {
+        (true, true) => 5,
+        (true, false) => 4,
+        (false, false) => 3,
+        (false, true) => {
+            f[3] = (b"ts", EntryField::Ts);
+            4
+        }
+    };
+    (f, n)
 }

@@ -2,15 +2,16 @@
 //! by an AOF rewrite. It reads no clock and draws nothing. Refused from ordinary clients: only
 //! the master link (REPLICATED) and the AOF loader (LOADING) may run it, so no one can forge
 //! state with it. It re-propagates itself verbatim, so a replica's own AOF and sub-replicas get
-//! it too. From the master link it raises the keyspace events the master's command raised
+//! it too. A draw effect that carries a wins stream entry appends it, with the master's ID.
+//! From the master link it raises the keyspace events the master's command raised
 //! (`crate::notify`), as Redis's own replicated commands do on replicas. Its arguments are in
 //! `APPLY` below.
 
 use super::{arg, err, key_error, no_campaign, write_key};
 use crate::command_docs::{Arg, Command, RW, UPDATE};
 use crate::engine::apply::created_campaign;
-use crate::engine::campaign::Campaign;
-use crate::engine::effect::Effect;
+use crate::engine::campaign::{Campaign, StreamId};
+use crate::engine::effect::{DrawEffect, Effect};
 use crate::ffi::Str;
 use crate::{metrics, notify};
 use redis_module::{Context, ContextFlags, RedisError, RedisResult, RedisString, RedisValue};
@@ -59,6 +60,37 @@ fn raise(ctx: &Context, key: &RedisString, c: &Campaign, effect: &Effect, before
     }
 }
 
+/// Appends the wins stream entry a draw effect carries, as the master appended it (same ID,
+/// same fields). A stream that refuses it (a key of another type, an ID not above its last)
+/// is logged: the campaign's state is applied all the same, so it stays equal to the master's.
+fn append_entry(ctx: &Context, c: &mut Campaign, d: &DrawEffect, notify: bool) {
+    let Some(e) = &d.entry else { return };
+    let prize = d
+        .prize
+        .and_then(|p| c.prizes().get(p.index as usize))
+        .map(|p| p.id.as_slice());
+    let ok = prize.is_some_and(|prize| {
+        crate::replication::append_entry(ctx, &c.rules().stream, prize, e, notify)
+    });
+    if ok {
+        c.host.last_entry = Some(StreamId {
+            ms: e.ms,
+            seq: e.seq,
+        });
+    } else {
+        crate::entry::log(
+            ctx.ctx,
+            crate::entry::Level::Warning,
+            &format!(
+                "lottery: LOTTERY.APPLY could not append win {}-{} to the wins stream '{}'",
+                e.ms,
+                e.seq,
+                crate::parse::shown(&c.rules().stream)
+            ),
+        );
+    }
+}
+
 pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let flags = ctx.get_flags();
     if !flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
@@ -74,6 +106,9 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Some(c) => {
             let before = stock_index(&effect).and_then(|i| notify::stock_of(c, i));
             c.apply(&effect).map_err(|e| err(e.to_string()))?;
+            if let Effect::Draw(d) = &effect {
+                append_entry(ctx, c, d, notify);
+            }
             if notify {
                 raise(ctx, &args[1], c, &effect, before);
             }

@@ -1,9 +1,10 @@
 //! LOTTERY.DRAW: one draw for one user, atomically: REQID replay, window, pause, client
 //! (penalty box, CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then one
 //! chance is consumed and the alias table picks (paced prizes held back while ahead of their
-//! pace). A win is appended to the wins stream (XADD, replicated with its concrete ID) before
-//! anything changes, so a stream error changes nothing. The effects go to replicas and the AOF
-//! as absolute values.
+//! pace). A win is appended to the wins stream before anything changes, so a stream error
+//! changes nothing; the entry travels to replicas and the AOF inside the draw's effect, one
+//! replicated command per draw. The effects go as absolute values; a refusal that changed
+//! only a statistics counter goes out with the event loop iteration's batch (`stats_sync`).
 //!
 //! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
 //! The arguments are described in `DRAW` below; the options are parsed by
@@ -14,11 +15,11 @@
 //! reply tree and string copies of the generic command wrapper.
 
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
-use crate::engine::campaign::{Campaign, DrawReply, Plan, StreamId};
+use crate::engine::campaign::{Campaign, DrawReply, Plan};
+use crate::engine::effect::{Effect, WinEntry};
 use crate::entry::{self, Failure};
 use crate::ffi::{Key, KeyError, Str};
-use crate::replication::Field;
-use crate::{clock, parse, replication, rng};
+use crate::{clock, parse, replication, rng, stats_sync};
 use redis_module::Context;
 
 /// LOTTERY.DRAW's description: registration, COMMAND DOCS and docs/commands.md. Its entry
@@ -84,44 +85,72 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
         Plan::Pass { prize, .. } => prize,
         _ => None,
     };
-    let (reply, effect) = match plan {
-        Plan::Replay(r) | Plan::Reject(r, _) => (r, c.count(&plan, now)),
+    let effect = match plan {
+        Plan::Replay(r) | Plan::Reject(r, _) => {
+            if stats_sync::batching() && c.count_statistic(&plan) {
+                // Only a statistics counter changed: it goes out with the iteration's batch.
+                replication::signal_modified(ctx, key_arg);
+                stats_sync::note(ctx, key_arg, c);
+                finish(ctx, key_arg, c, &r, replay, won);
+                return Ok(());
+            }
+            (r, c.count(&plan, now))
+        }
         Plan::Pass { prize, seq, .. } => {
+            let mut entry = None;
             let win_id = match prize.and_then(|i| c.prizes().get(i)) {
                 None => None,
                 Some(p) => {
-                    let mut ts = itoa::Buffer::new();
-                    let mut sq = itoa::Buffer::new();
-                    let mut fields: [(&'static [u8], Field); 5] = [
-                        (b"user", Field::Arg(user_arg)),
-                        (b"prize", Field::Bytes(&p.id)),
-                        (b"ts", Field::Bytes(ts.format(now).as_bytes())),
-                        (b"draw", Field::Bytes(sq.format(seq).as_bytes())),
-                        (b"reqid", Field::Bytes(b"")),
-                    ];
-                    let n = match reqid_arg {
-                        Some(r) => {
-                            fields[4].1 = Field::Arg(r);
-                            5
-                        }
-                        None => 4,
-                    };
                     let guard = c.counters().wins > 0
                         && crate::datatype::CLUSTER_MODE.load(std::sync::atomic::Ordering::Relaxed);
-                    let (ms, seq) =
-                        replication::append_win(ctx, &c.rules().stream, &fields[..n], guard)
-                            .map_err(Failure::Msg)?;
-                    Some(StreamId { ms, seq })
+                    let win = replication::Win {
+                        user: user_arg,
+                        prize: &p.id,
+                        draw: seq,
+                        reqid: reqid_arg,
+                        now,
+                        hint: c.host.last_entry,
+                    };
+                    let (id, ts) = replication::append_win(ctx, &c.rules().stream, &win, guard)
+                        .map_err(Failure::Msg)?;
+                    entry = Some(WinEntry {
+                        ms: id.ms,
+                        seq: id.seq,
+                        user: user.to_vec(),
+                        draw: seq,
+                        reqid: reqid_arg.map(|r| r.bytes().to_vec()),
+                        ts,
+                    });
+                    c.host.last_entry = Some(id);
+                    Some(id)
                 }
             };
-            c.commit_draw(ukey, rkey, now, &plan, win_id)
+            let (reply, mut effect) = c.commit_draw(ukey, rkey, now, &plan, win_id);
+            if let Effect::Draw(d) = &mut effect {
+                d.entry = entry;
+            }
+            (reply, effect)
         }
     };
+    let (reply, effect) = effect;
     replication::replicate_str(ctx, key_arg, &effect);
-    crate::metrics::record(reply.outcome, replay);
-    crate::notify::soldout_if_empty(ctx, key_arg, c, won);
-    reply_draw(ctx, c, &reply);
+    stats_sync::renote(ctx, key_arg, c);
+    finish(ctx, key_arg, c, &reply, replay, won);
     Ok(())
+}
+
+/// What every draw does last: metrics, the sold-out event, the reply.
+fn finish(
+    ctx: &Context,
+    key: Str<'_>,
+    c: &Campaign,
+    reply: &DrawReply,
+    replay: bool,
+    won: Option<usize>,
+) {
+    crate::metrics::record(reply.outcome, replay);
+    crate::notify::soldout_if_empty(ctx, key, c, won);
+    reply_draw(ctx, c, reply);
 }
 
 fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {

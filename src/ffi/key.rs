@@ -127,24 +127,51 @@ impl<'ctx> Key<'ctx> {
         }
     }
 
-    /// Appends an entry with an automatic ID to the stream at this key (`argv`: field, value,
-    /// ...). None: the stream cannot take another entry.
-    pub fn stream_add(&mut self, argv: &[Str<'_>]) -> Result<Option<(u64, u64)>, KeyError> {
+    /// Appends an entry to the stream at this key (`argv`: field, value, ...), with the ID
+    /// `id`, or an automatic one when None.
+    pub fn stream_add(
+        &mut self,
+        id: Option<(u64, u64)>,
+        argv: &[Str<'_>],
+    ) -> Result<Appended, KeyError> {
         let add = unsafe { raw::RedisModule_StreamAdd }.ok_or(KeyError::Unavailable)?;
-        let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+        let (flags, (ms, seq)) = match id {
+            Some(id) => (0, id),
+            None => (raw::REDISMODULE_STREAM_ADD_AUTOID as c_int, (0, 0)),
+        };
+        let mut id = raw::RedisModuleStreamID { ms, seq };
         // SAFETY: an open key; `argv` holds valid strings, in pairs (a `Str` is a transparent
         // pointer, and Redis only reads the array).
         let ok = unsafe {
             add(
                 self.raw,
-                raw::REDISMODULE_STREAM_ADD_AUTOID as c_int,
+                flags,
                 &mut id,
                 argv.as_ptr().cast_mut().cast(),
                 (argv.len() / 2) as i64,
             )
         };
-        Ok((ok == raw::REDISMODULE_OK as c_int).then_some((id.ms, id.seq)))
+        if ok == raw::REDISMODULE_OK as c_int {
+            return Ok(Appended::At(id.ms, id.seq));
+        }
+        // The module API reports why in errno: EDOM for an ID not above the stream's last.
+        const EDOM: i32 = 33;
+        Ok(match std::io::Error::last_os_error().raw_os_error() {
+            Some(EDOM) if flags == 0 => Appended::IdTooSmall,
+            _ => Appended::Refused,
+        })
     }
+}
+
+/// How `Key::stream_add` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended with this ID.
+    At(u64, u64),
+    /// The explicit ID was not above the stream's last ID: nothing appended.
+    IdTooSmall,
+    /// Nothing appended (the stream's IDs are exhausted, or the entry is too large).
+    Refused,
 }
 
 impl Drop for Key<'_> {

@@ -9,13 +9,15 @@
 //! - `io`: what the data type callbacks get from Redis (RDB key names, AOF, digests).
 //! - `datatype`: the data type's callbacks themselves, and the RDB handles they wrap.
 //! - `info`: the INFO callback's fields.
+//! - `events`: server events (the event loop's "before sleep" point).
 
 pub mod datatype;
+pub mod events;
 pub mod info;
 pub mod io;
 pub mod key;
 pub mod server;
 pub mod string;
 
-pub use key::{Key, KeyError};
-pub use string::{OwnedString, Str};
+pub use key::{Appended, Key, KeyError};
+pub use string::{KeptString, OwnedString, Str};

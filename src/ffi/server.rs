@@ -46,6 +46,19 @@ pub fn notify(ctx: &Context, class: c_int, event: &CStr, key: Str<'_>) {
     }
 }
 
+/// The database the context has selected (0 if the server cannot say).
+pub fn selected_db(ctx: &Context) -> i32 {
+    // SAFETY: a context Redis gave us.
+    unsafe { raw::RedisModule_GetSelectedDb }.map_or(0, |f| unsafe { f(ctx.ctx) })
+}
+
+/// Selects database `db` in the context. False: no such database.
+pub fn select_db(ctx: &Context, db: i32) -> bool {
+    // SAFETY: a context Redis gave us; Redis checks the number.
+    unsafe { raw::RedisModule_SelectDb }
+        .is_some_and(|f| unsafe { f(ctx.ctx, db) } == raw::REDISMODULE_OK as c_int)
+}
+
 /// Replicates `<command> <key> <blob>` to replicas and the AOF. False: Redis refused.
 pub fn replicate_key_blob(ctx: &Context, command: &CStr, key: Str<'_>, blob: &[u8]) -> bool {
     match unsafe { raw::RedisModule_Replicate } {
@@ -58,35 +71,6 @@ pub fn replicate_key_blob(ctx: &Context, command: &CStr, key: Str<'_>, blob: &[u
                 key.raw(),
                 blob.as_ptr(),
                 blob.len(),
-            )
-        }),
-        None => false,
-    }
-}
-
-/// Replicates `<command> <key> <blob> <argv...>`. False: Redis refused.
-pub fn replicate_key_blob_argv(
-    ctx: &Context,
-    command: &CStr,
-    key: Str<'_>,
-    blob: &[u8],
-    argv: &[Str<'_>],
-) -> bool {
-    match unsafe { raw::RedisModule_Replicate } {
-        // SAFETY: "sbv" = a RedisModuleString, a buffer and its length, an argv and its
-        // length (a `Str` is a transparent pointer; Redis only reads the array).
-        Some(f) => ok(unsafe {
-            f(
-                ctx.ctx,
-                command.as_ptr(),
-                c"sbv".as_ptr(),
-                key.raw(),
-                blob.as_ptr(),
-                blob.len(),
-                argv.as_ptr()
-                    .cast_mut()
-                    .cast::<*mut raw::RedisModuleString>(),
-                argv.len(),
             )
         }),
         None => false,

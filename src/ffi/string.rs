@@ -93,6 +93,25 @@ impl OwnedString {
     }
 }
 
+/// A Redis string made once and kept for the module's lifetime (never freed): names the hot
+/// path hands Redis again and again.
+#[derive(Clone, Copy)]
+pub struct KeptString(*mut raw::RedisModuleString);
+
+impl KeptString {
+    pub fn new(b: &[u8]) -> Option<KeptString> {
+        let create = unsafe { raw::RedisModule_CreateString }?;
+        // SAFETY: no context: the string is not auto-managed, and Redis copies the buffer.
+        let p = unsafe { create(std::ptr::null_mut(), b.as_ptr().cast(), b.len()) };
+        (!p.is_null()).then_some(KeptString(p))
+    }
+
+    pub fn as_str(&self) -> Str<'static> {
+        // SAFETY: never freed, so valid for the rest of the module's life.
+        unsafe { Str::from_raw(self.0) }
+    }
+}
+
 impl Drop for OwnedString {
     fn drop(&mut self) {
         if let Some(free) = unsafe { raw::RedisModule_FreeString } {

@@ -115,6 +115,7 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
         },
     };
     let (mut user, mut prize, mut ts, mut draw, mut reqid) = (None, None, None, None, None);
+    let mut ts_seen = false;
     for kv in fields.chunks(2) {
         if kv.len() != 2 {
             break;
@@ -126,6 +127,7 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
             b"user" => user = Some(val.to_vec()),
             b"prize" => prize = Some(val.to_vec()),
             b"ts" => {
+                ts_seen = true;
                 ts = std::str::from_utf8(val)
                     .ok()
                     .and_then(|s| s.parse::<i64>().ok())
@@ -139,6 +141,9 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
             _ => {}
         }
     }
+    // The draw's time: the `ts` field when the entry has one (entries written before the
+    // time moved into the ID, and entries whose ID could not carry it), else the ID's ms.
+    let ts = if ts_seen { ts } else { id_ms(&id) };
     match (user, prize, ts, draw) {
         (Some(user), Some(prize), Some(ts_ms), Some(draw_seq)) => {
             let (prize, prize_raw) = prize_text(&prize);
@@ -157,6 +162,11 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
             .push((id, "missing or invalid user/prize/ts/draw".into())),
     }
     Ok(())
+}
+
+/// The milliseconds part of a stream entry ID (`<ms>-<seq>`).
+fn id_ms(id: &str) -> Option<i64> {
+    id.split_once('-')?.0.parse().ok()
 }
 
 fn parse_entries(list: &Value, out: &mut Batch) -> Result<(), String> {
@@ -314,6 +324,36 @@ mod tests {
         );
         assert_eq!(out.last_id.as_deref(), Some("3-0"));
         assert!(parse_xreadgroup(&Value::Nil).unwrap().is_empty());
+    }
+
+    #[test]
+    fn time_from_the_entry_id_unless_a_ts_field_is_there() {
+        let entry = |id: &str, fields: &[&str]| {
+            Value::Array(vec![b(id), Value::Array(fields.iter().map(|f| b(f)).collect())])
+        };
+        let v = Value::Array(vec![Value::Array(vec![
+            b("s"),
+            Value::Array(vec![
+                // no ts: the ID's milliseconds (a user named "ts" changes nothing)
+                entry("1700000000123-4", &["user", "ts", "prize", "p", "draw", "9"]),
+                // a ts field wins over the ID
+                entry("1700000000200-0", &["user", "u", "prize", "p", "draw", "10", "ts", "5"]),
+                // a ts field that is not a number is malformed, not replaced by the ID
+                entry("1700000000300-0", &["user", "u", "prize", "p", "draw", "11", "ts", "x"]),
+            ]),
+        ])]);
+        let out = parse_xreadgroup(&v).unwrap();
+        let got: Vec<(Vec<u8>, i64, i64)> = out
+            .wins
+            .iter()
+            .map(|w| (w.user.clone(), w.ts_ms, w.draw_seq))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(b"ts".to_vec(), 1_700_000_000_123, 9), (b"u".to_vec(), 5, 10)]
+        );
+        assert_eq!(out.malformed.len(), 1);
+        assert_eq!(out.malformed[0].0, "1700000000300-0");
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! Statistics sent in batches. A refused draw or a REQID replay that changes nothing but a
+//! statistics counter (`Campaign::count_statistic`: `replays` and the `rejected_*` counts)
+//! is not replicated by itself: the campaign is noted here, and when the event loop is about
+//! to sleep (after the iteration's commands, before the AOF is written and before replies
+//! and the replication stream go out) each noted campaign sends its counters once, as one
+//! `Stats` effect of absolute values. Replicas and the AOF so hold the same counters as the
+//! master after every iteration, at the cost of one replicated command per campaign and
+//! iteration instead of one per refusal.
+//!
+//! Where the server has no event loop event, every refusal is replicated as it happens.
+//!
+//! A campaign renamed, moved or copied after a refusal and before the iteration ends keeps
+//! its unsent counters; they are sent with its next draw.
+
+use crate::engine::campaign::Campaign;
+use crate::ffi::{events, server, Key, OwnedString, Str};
+use crate::replication;
+use redis_module::Context;
+use std::cell::{Cell, RefCell};
+
+thread_local! {
+    /// Whether batching is on (the server has the event loop event).
+    static ON: Cell<bool> = const { Cell::new(false) };
+    /// The current flush round (never 0: 0 means "nothing unsent" in a campaign).
+    static ROUND: Cell<u64> = const { Cell::new(1) };
+    /// The campaigns noted in this round: database and key name.
+    static NOTED: RefCell<Vec<(i32, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Turns batching on where the server can tell the module that its event loop is about to
+/// sleep. Called once at load.
+pub fn init(ctx: &Context) {
+    ON.with(|on| on.set(events::on_before_sleep(ctx, flush)));
+}
+
+/// Whether a refusal's counters may wait for the end of the iteration.
+pub fn batching() -> bool {
+    ON.with(Cell::get)
+}
+
+/// Notes that campaign `c` at `key` (in the context's database) has unsent counters.
+pub fn note(ctx: &Context, key: Str<'_>, c: &mut Campaign) {
+    let round = ROUND.with(Cell::get);
+    if c.host.stats_round == round {
+        return;
+    }
+    c.host.stats_round = round;
+    let db = server::selected_db(ctx);
+    NOTED.with(|n| {
+        if let Ok(mut n) = n.try_borrow_mut() {
+            n.push((db, key.bytes().to_vec()));
+        }
+    });
+}
+
+/// Notes `c` again if it has unsent counters from an earlier round (it was renamed, moved or
+/// copied before they went out).
+pub fn renote(ctx: &Context, key: Str<'_>, c: &mut Campaign) {
+    if c.host.stats_round != 0 {
+        note(ctx, key, c);
+    }
+}
+
+/// Sends the counters of every noted campaign (the event loop is about to sleep).
+fn flush(ctx: &Context) {
+    let noted = NOTED.with(|n| n.try_borrow_mut().map(|mut n| std::mem::take(&mut *n)));
+    let Ok(noted) = noted else { return };
+    if noted.is_empty() {
+        return;
+    }
+    ROUND.with(|r| r.set(r.get().wrapping_add(1).max(1)));
+    let db0 = server::selected_db(ctx);
+    for (db, name) in noted {
+        if !server::select_db(ctx, db) {
+            continue;
+        }
+        let Some(name) = OwnedString::new(ctx, &name) else {
+            continue;
+        };
+        let mut key = Key::write(ctx, name.as_str());
+        if let Ok(Some(c)) = key.campaign_mut() {
+            if c.host.stats_round != 0 {
+                c.host.stats_round = 0;
+                replication::send(ctx, name.as_str(), &c.stats_effect());
+            }
+        }
+    }
+    server::select_db(ctx, db0);
+}
