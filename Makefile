@@ -57,8 +57,15 @@ bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench
 bench-configure: build deps ## time LOTTERY.CONFIGURE on 65,536 prizes (create, no-op, same table, all-new) vs HSET/SET, into bench/results-configure.md
 	$(PY) bench/configure.py
 
-bench-profile: build deps ## callgrind: instructions per command for a win, a COOLDOWN rejection, a lose, INCR and the peer seckill script, into bench/results-profile.md
-	$(PY) bench/profile.py
+BEFORE ?=
+bench-profile: build deps ## callgrind: instructions per command for a win, a COOLDOWN rejection, a lose, INCR and the peer seckill script, into bench/results-profile.md (BEFORE=<git ref>: that commit's build side by side)
+	@if [ -n "$(BEFORE)" ]; then \
+	  dir=$(CURDIR)/target/before-src; rm -rf $$dir; git worktree prune; \
+	  git worktree add -q --detach $$dir $(BEFORE) && \
+	  (cd $$dir && CARGO_TARGET_DIR=$(CURDIR)/target/before cargo build --release -q -p redis-lottery) && \
+	  git worktree remove --force $$dir && \
+	  $(PY) bench/profile.py --before target/before/release/liblottery.so --before-label "$(BEFORE)"; \
+	else $(PY) bench/profile.py; fi
 
 bench-cluster: build deps ## one campaign on 1 vs 3 shards of a local Redis Cluster, INCR alongside, into bench/cluster-results.md
 	$(PY) bench/cluster.py $(BENCH_ARGS)

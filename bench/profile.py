@@ -116,7 +116,7 @@ def order_id_base() -> int:
 class Profiled:
     """redis-server under callgrind; dumps on request."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, module: str):
         self.dir = workdir
         self.port = free_port()
         self.out = os.path.join(workdir, "callgrind.out")
@@ -125,7 +125,7 @@ class Profiled:
             "--log-file=" + os.path.join(workdir, "valgrind.log"),
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log"),
-            "--loadmodule", MODULE,
+            "--loadmodule", module,
         ]  # fmt: skip
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.r = redis.Redis(port=self.port, socket_timeout=600)
@@ -222,24 +222,12 @@ def send(r, cmds) -> float:
     return time.time() - t0
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-n", type=int, default=20_000, help="commands per path (default 20000)")
-    ap.add_argument("--top", type=int, default=12, help="functions listed per path (default 12)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results-profile.md"), help="markdown output")
-    ap.add_argument("--keep", action="store_true", help="keep the callgrind files (their directory is printed)")
-    a = ap.parse_args()
-    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server"):
-        if shutil.which(tool) is None:
-            sys.exit(f"profile.py: {tool} not found")
-    if not os.path.exists(MODULE):
-        sys.exit(f"profile.py: {MODULE} not found: build it first (make build)")
-    N = a.n
+def profile(module: str, N: int, top: int, keep: bool):
+    """Every path against `module`: (results, idle instructions/s, what the paths did)."""
     workdir = tempfile.mkdtemp(prefix="lottery-profile-")
-    log(f"redis-server under callgrind in {workdir}")
-    srv = Profiled(workdir)
+    log(f"redis-server under callgrind with {os.path.relpath(module, ROOT)} in {workdir}")
+    srv = Profiled(workdir, module)
     r = srv.r
-    t_start = time.time()
     results = []
     try:
         # Idle cost: what the server does per second with nothing to do (serverCron, epoll).
@@ -299,10 +287,10 @@ def main() -> None:
             results.append({
                 "name": name, "desc": desc, "per": per, "in_call": in_call, "tot": tot, "el": el,
                 # below call(): what the command itself spends (frames above it are the loop)
-                "incl": [(v / N, fn) for v, fn in incl if v < call_ir and fn not in GENERIC][: a.top],
+                "incl": [(v / N, fn) for v, fn in incl if v < call_ir and fn not in GENERIC][:top],
                 # the frames still on the stack at --zero show up with the whole window as
                 # "self": left out
-                "self": [(v / N, fn) for v, fn in self_rows if v < 0.5 * tot][: a.top],
+                "self": [(v / N, fn) for v, fn in self_rows if v < 0.5 * tot][:top],
                 "probes": [(label, probe(fn) / N) for fn, label in PROBES if probe(fn)],
             })  # fmt: skip
         # The replies, checked after the windows: the stats say what each path did.
@@ -315,11 +303,34 @@ def main() -> None:
         log(checks)
     finally:
         srv.stop()
-        if a.keep:
+        if keep:
             log(f"callgrind files kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    return results, idle, checks
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-n", type=int, default=20_000, help="commands per path (default 20000)")
+    ap.add_argument("--top", type=int, default=12, help="functions listed per path (default 12)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results-profile.md"), help="markdown output")
+    ap.add_argument("--keep", action="store_true", help="keep the callgrind files (their directory is printed)")
+    ap.add_argument("--before", metavar="SO", help="also profile this build of the module (an earlier commit's "
+                    "liblottery.so) in the same run, and show both side by side")
+    ap.add_argument("--before-label", default="before", help="what to call the --before build in the output")
+    a = ap.parse_args()
+    for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"profile.py: {tool} not found")
+    for so in [MODULE] + ([a.before] if a.before else []):
+        if not os.path.exists(so):
+            sys.exit(f"profile.py: {so} not found: build it first (make build)")
+    N = a.n
+    t_start = time.time()
+    before = profile(a.before, N, a.top, a.keep) if a.before else None
+    results, idle, checks = profile(MODULE, N, a.top, a.keep)
     ver = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip()
     vg = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -328,7 +339,8 @@ def main() -> None:
         "# redis-lottery: instructions per command, per path (callgrind)",
         "",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- {ver}; {vg}; module {os.path.relpath(MODULE, ROOT)} at git commit {head}",
+        f"- {ver}; {vg}; module {os.path.relpath(MODULE, ROOT)} at git commit {head}"
+        + (f"; '{a.before_label}': {os.path.relpath(a.before, ROOT)}" if a.before else ""),
         f"- run: bench/profile.py {' '.join(sys.argv[1:]) or '(defaults)'}: {N:,} commands per path, "
         f"pipelines of {BATCH} from redis-py; idle server {idle:,.0f} instructions/s subtracted; "
         f"total time {time.time() - t_start:.0f} s",
@@ -342,6 +354,27 @@ def main() -> None:
             f"| {x['name']} | {x['desc']} | {x['per']:,.0f} | {x['in_call']:,.0f} | "
             f"{x['per'] / base_incr['per']:.2f}x |"
         )
+    if before:
+        old = {x["name"]: x for x in before[0]}
+        old_incr = old["INCR"]["per"]
+        lb = a.before_label
+        out += [
+            "",
+            f"Before and after, same run ('{lb}' = {os.path.relpath(a.before, ROOT)}; instructions per command, "
+            "and in call(); each next to INCR's of its own server):",
+            "",
+            f"| path | {lb} | now | change | {lb} in call() | now in call() | {lb} vs INCR | now vs INCR |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for x in results:
+            o = old.get(x["name"])
+            if not o:
+                continue
+            out.append(
+                f"| {x['name']} | {o['per']:,.0f} | {x['per']:,.0f} | {(x['per'] / o['per'] - 1) * 100:+.0f}% | "
+                f"{o['in_call']:,.0f} | {x['in_call']:,.0f} | {o['per'] / old_incr:.2f}x | "
+                f"{x['per'] / base_incr['per']:.2f}x |"
+            )
     out += [
         "",
         "'instructions / command': everything the server ran in the window (event loop, request "
@@ -351,7 +384,15 @@ def main() -> None:
     ]
     for x in results:
         out += [f"## {x['name']}: {x['desc']}", ""]
-        if x["probes"]:
+        if x["probes"] and before:
+            o = {label: v for label, v in next((y["probes"] for y in before[0] if y["name"] == x["name"]), [])}
+            labels = [label for label, _ in x["probes"]] + [label for label in o if label not in dict(x["probes"])]
+            now = dict(x["probes"])
+            out += [f"Named costs (inclusive, instructions per command), {a.before_label} and now:", ""]
+            out += [f"| function | {a.before_label} | now |", "|---|---|---|"]
+            out += [f"| {label} | {o.get(label, 0):,.0f} | {now.get(label, 0):,.0f} |" for label in labels]
+            out.append("")
+        elif x["probes"]:
             out += ["Named costs (inclusive, instructions per command):", ""]
             out += ["| function | instructions / command |", "|---|---|"]
             out += [f"| {label} | {v:,.0f} |" for label, v in x["probes"]]

@@ -540,7 +540,7 @@ EXPECTED_ARGS = {
     "lottery.stats": ["key"],
     "lottery.transfer": ["key", "step"],
     "lottery.debug": ["subcommand"],
-    "lottery.apply": ["key", "blob"],
+    "lottery.apply": ["key", "blob", "user", "request-id"],
 }
 
 READONLY = {"lottery.user", "lottery.stats"}

@@ -7,7 +7,7 @@ use crate::engine::campaign::StreamId;
 use crate::engine::effect::{entry_layout, Effect, EntryField, WinEntry};
 use crate::entry::{log, Level};
 use crate::ffi::key::KeyKind;
-use crate::ffi::{server, Appended, Key, KeptString, OwnedString, Str};
+use crate::ffi::{server, string, Appended, KeptString, Key, OwnedString, Str};
 use redis_module::{Context, RedisString};
 
 /// Sends an effect to replicas and the AOF, and signals the key as modified (WATCH,
@@ -27,6 +27,23 @@ pub fn replicate_str(ctx: &Context, key: Str<'_>, effect: &Effect) {
 /// Sends an effect to replicas and the AOF without signalling the key (statistics the
 /// command that counted them signalled already).
 pub fn send(ctx: &Context, key: Str<'_>, effect: &Effect) {
+    send_with(ctx, key, effect, None);
+}
+
+/// `replicate_str` of a win's draw effect: `LOTTERY.APPLY <key> <effect> <user> [<reqid>]`,
+/// the stream entry's user and REQID passed on as the client sent them.
+pub fn replicate_win(
+    ctx: &Context,
+    key: Str<'_>,
+    effect: &Effect,
+    user: Str<'_>,
+    reqid: Option<Str<'_>>,
+) {
+    signal_modified(ctx, key);
+    send_with(ctx, key, effect, Some((user, reqid)));
+}
+
+fn send_with(ctx: &Context, key: Str<'_>, effect: &Effect, entry: Option<(Str, Option<Str>)>) {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -35,7 +52,12 @@ pub fn send(ctx: &Context, key: Str<'_>, effect: &Effect) {
             return false;
         };
         effect.encode_into(&mut blob);
-        server::replicate_key_blob(ctx, c"LOTTERY.APPLY", key, &blob)
+        match entry {
+            None => server::replicate_key_blob(ctx, c"LOTTERY.APPLY", key, &blob),
+            Some((user, reqid)) => {
+                server::replicate_key_blob_args(ctx, c"LOTTERY.APPLY", key, &blob, user, reqid)
+            }
+        }
     });
     if !status {
         log(
@@ -52,15 +74,15 @@ pub fn signal_modified(ctx: &Context, key: Str<'_>) {
     server::signal_modified(ctx, key);
 }
 
-/// A stream entry ID as Redis writes it: `<ms>-<seq>` (no formatting machinery).
-pub fn stream_id_text(ms: u64, seq: u64) -> Vec<u8> {
+/// A stream entry ID as Redis writes it, `<ms>-<seq>`, in `buf`: the text's length.
+pub fn stream_id_text(ms: u64, seq: u64, buf: &mut [u8; 41]) -> usize {
     let mut a = itoa::Buffer::new();
     let mut b = itoa::Buffer::new();
-    let mut t = Vec::with_capacity(41);
-    t.extend_from_slice(a.format(ms).as_bytes());
-    t.push(b'-');
-    t.extend_from_slice(b.format(seq).as_bytes());
-    t
+    let (a, b) = (a.format(ms).as_bytes(), b.format(seq).as_bytes());
+    buf[..a.len()].copy_from_slice(a);
+    buf[a.len()] = b'-';
+    buf[a.len() + 1..a.len() + 1 + b.len()].copy_from_slice(b);
+    a.len() + 1 + b.len()
 }
 
 /// What a win appends to the wins stream: its field values (the layout is the engine's
@@ -156,7 +178,7 @@ pub fn append_win(
     guard_migration: bool,
 ) -> Result<(StreamId, Option<i64>), String> {
     let api = || "ERR module API unavailable".to_string();
-    let name = OwnedString::new(ctx, stream).ok_or_else(api)?;
+    let name = string::cached(stream).ok_or_else(api)?;
     let mut key = Key::write(ctx, name.as_str());
     let kind = key.kind().map_err(|_| api())?;
     if kind != KeyKind::Empty && kind != KeyKind::Stream {
@@ -168,19 +190,25 @@ pub fn append_win(
             crate::parse::shown(stream)
         ));
     }
-    let prize = OwnedString::new(ctx, win.prize).ok_or_else(api)?;
-    let draw = OwnedString::new(ctx, itoa::Buffer::new().format(win.draw).as_bytes())
-        .ok_or_else(api)?;
+    let prize = string::cached(win.prize).ok_or_else(api)?;
+    let draw =
+        OwnedString::new(ctx, itoa::Buffer::new().format(win.draw).as_bytes()).ok_or_else(api)?;
     let mut ts_text: Option<OwnedString> = None;
     let mut added = Appended::IdTooSmall;
     if let Some(id) = exact_id(win.now, win.hint) {
-        added = add_entry(&mut key, Some(id), win.reqid.is_some(), false, |f| match f {
-            EntryField::User => Some(win.user),
-            EntryField::Prize => Some(prize.as_str()),
-            EntryField::Draw => Some(draw.as_str()),
-            EntryField::Reqid => win.reqid,
-            EntryField::Ts => None,
-        })?;
+        added = add_entry(
+            &mut key,
+            Some(id),
+            win.reqid.is_some(),
+            false,
+            |f| match f {
+                EntryField::User => Some(win.user),
+                EntryField::Prize => Some(prize.as_str()),
+                EntryField::Draw => Some(draw.as_str()),
+                EntryField::Reqid => win.reqid,
+                EntryField::Ts => None,
+            },
+        )?;
     }
     if added == Appended::IdTooSmall {
         let t = OwnedString::new(ctx, itoa::Buffer::new().format(win.now).as_bytes())
@@ -209,16 +237,19 @@ pub fn append_win(
 }
 
 /// Appends a replicated win's entry (`WinEntry`, with the ID the master's got) to the wins
-/// stream, on a replica or from the AOF; `prize` is the prize's id. `notify`: raise `xadd`
-/// (not while loading). False: the stream refused it (logged by the caller).
+/// stream, on a replica or from the AOF; `prize` is the prize's id, `user` and `reqid` the
+/// values the master's entry got. `notify`: raise `xadd` (not while loading). False: the
+/// stream refused it (logged by the caller).
 pub fn append_entry(
     ctx: &Context,
     stream: &[u8],
     prize: &[u8],
     e: &WinEntry,
+    user: Str<'_>,
+    reqid: Option<Str<'_>>,
     notify: bool,
 ) -> bool {
-    let Some(name) = OwnedString::new(ctx, stream) else {
+    let Some(name) = string::cached(stream) else {
         return false;
     };
     let mut key = Key::write(ctx, name.as_str());
@@ -226,19 +257,11 @@ pub fn append_entry(
         return false;
     }
     let s = |b: &[u8]| OwnedString::new(ctx, b);
-    let (Some(user), Some(prize), Some(draw)) = (
-        s(&e.user),
-        s(prize),
+    let (Some(prize), Some(draw)) = (
+        string::cached(prize),
         s(itoa::Buffer::new().format(e.draw).as_bytes()),
     ) else {
         return false;
-    };
-    let reqid = match &e.reqid {
-        Some(r) => match s(r) {
-            Some(r) => Some(r),
-            None => return false,
-        },
-        None => None,
     };
     let ts = match e.ts {
         Some(t) => match s(itoa::Buffer::new().format(t).as_bytes()) {
@@ -253,10 +276,10 @@ pub fn append_entry(
         reqid.is_some(),
         ts.is_some(),
         |f| match f {
-            EntryField::User => Some(user.as_str()),
+            EntryField::User => Some(user),
             EntryField::Prize => Some(prize.as_str()),
             EntryField::Draw => Some(draw.as_str()),
-            EntryField::Reqid => reqid.as_ref().map(OwnedString::as_str),
+            EntryField::Reqid => reqid,
             EntryField::Ts => ts.as_ref().map(OwnedString::as_str),
         },
     );

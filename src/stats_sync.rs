@@ -9,13 +9,14 @@
 //!
 //! Where the server has no event loop event, every refusal is replicated as it happens.
 //!
-//! A campaign renamed, moved or copied after a refusal and before the iteration ends keeps
-//! its unsent counters; they are sent with its next draw.
+//! While writes are paused (a failover under way) the counters wait; a master demoted before
+//! it could send them takes them back. A campaign renamed, moved or copied after a refusal and
+//! before the iteration ends keeps its unsent counters; they are sent with its next draw.
 
 use crate::engine::campaign::Campaign;
 use crate::ffi::{events, server, Key, OwnedString, Str};
 use crate::replication;
-use redis_module::Context;
+use redis_module::{Context, ContextFlags};
 use std::cell::{Cell, RefCell};
 
 thread_local! {
@@ -61,13 +62,21 @@ pub fn renote(ctx: &Context, key: Str<'_>, c: &mut Campaign) {
     }
 }
 
-/// Sends the counters of every noted campaign (the event loop is about to sleep).
+/// Sends the counters of every noted campaign (the event loop is about to sleep). While
+/// writes are paused (`CLIENT PAUSE`, `FAILOVER`, a cluster's manual failover) nothing may
+/// enter the replication stream: the campaigns stay noted for a later iteration. A master
+/// demoted meanwhile cannot send them any more: it takes the unsent counts back, so it holds
+/// what its new master holds.
 fn flush(ctx: &Context) {
-    let noted = NOTED.with(|n| n.try_borrow_mut().map(|mut n| std::mem::take(&mut *n)));
-    let Ok(noted) = noted else { return };
-    if noted.is_empty() {
+    if NOTED.with(|n| n.try_borrow().map_or(true, |n| n.is_empty())) {
         return;
     }
+    let master = ctx.get_flags().contains(ContextFlags::MASTER);
+    if master && server::writes_paused() {
+        return;
+    }
+    let noted = NOTED.with(|n| n.try_borrow_mut().map(|mut n| std::mem::take(&mut *n)));
+    let Ok(noted) = noted else { return };
     ROUND.with(|r| r.set(r.get().wrapping_add(1).max(1)));
     let db0 = server::selected_db(ctx);
     for (db, name) in noted {
@@ -81,7 +90,11 @@ fn flush(ctx: &Context) {
         if let Ok(Some(c)) = key.campaign_mut() {
             if c.host.stats_round != 0 {
                 c.host.stats_round = 0;
-                replication::send(ctx, name.as_str(), &c.stats_effect());
+                if master {
+                    replication::send(ctx, name.as_str(), &c.stats_effect());
+                } else {
+                    c.forget_unsent_statistics();
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Applying a replicated effect (`Campaign::apply`) on a replica or while loading the AOF:
 //! absolute values in, no clock read and nothing drawn, so the copy ends equal to the master.
 
-use super::campaign::{Campaign, ConfigChange, Outcome};
+use super::campaign::{Campaign, ConfigChange, Outcome, REJECTION_COUNT};
 use super::codec::{DResult, DecodeError};
 use super::effect::{Effect, COUNT_REPLAYS};
 use super::flow::ClientState;
@@ -34,6 +34,19 @@ impl Campaign {
     /// Applies a replicated effect. Errors (a corrupt or mismatched effect) leave the campaign
     /// unchanged. `Config` on a missing campaign is handled by the caller (`persist`).
     pub fn apply(&mut self, e: &Effect) -> DResult<()> {
+        // Counters set from outside are no longer this copy's own unsent counts.
+        match e {
+            Effect::Stats { .. } | Effect::Config(_) => self.host.unsent = Default::default(),
+            Effect::Count { which, .. } => {
+                let i = Outcome::from_u8(*which)
+                    .and_then(Outcome::rejection_index)
+                    .unwrap_or(REJECTION_COUNT);
+                if let Some(u) = self.host.unsent.get_mut(i) {
+                    *u = 0;
+                }
+            }
+            _ => {}
+        }
         match e {
             Effect::Config(b) => persist::apply_meta(self, b)?,
             Effect::Configure {

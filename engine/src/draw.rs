@@ -7,7 +7,7 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::campaign::{
-    day_of, ms_to_next_day, Campaign, DrawReply, Outcome, Plan, SoldOut, StreamId,
+    day_of, ms_to_next_day, Campaign, DrawReply, Outcome, Plan, SoldOut, StreamId, REJECTION_COUNT,
 };
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
@@ -387,12 +387,12 @@ impl Campaign {
     /// send later, with others, as `stats_effect`. Returns false, counting nothing, for any
     /// other plan (the caller then uses `count`).
     pub fn count_statistic(&mut self, plan: &Plan) -> bool {
-        let c = match plan {
-            Plan::Replay(_) => &mut self.counters.replays,
+        let (c, i) = match plan {
+            Plan::Replay(_) => (&mut self.counters.replays, REJECTION_COUNT),
             Plan::Reject(r, gate) if gate.is_empty() => match r
                 .outcome
                 .rejection_index()
-                .and_then(|i| self.counters.rejected.get_mut(i))
+                .and_then(|i| Some((self.counters.rejected.get_mut(i)?, i)))
             {
                 Some(c) => c,
                 None => return false,
@@ -400,14 +400,33 @@ impl Campaign {
             _ => return false,
         };
         *c = c.saturating_add(1);
+        if let Some(u) = self.host.unsent.get_mut(i) {
+            *u = u.saturating_add(1);
+        }
         true
     }
 
-    /// The statistics counters `count_statistic` changes, as one effect of absolute values.
-    pub fn stats_effect(&self) -> Effect {
+    /// The statistics counters `count_statistic` changes, as one effect of absolute values
+    /// (from here on they count as sent).
+    pub fn stats_effect(&mut self) -> Effect {
+        self.host.unsent = Default::default();
         Effect::Stats {
             replays: self.counters.replays,
             rejected: self.counters.rejected,
+        }
+    }
+
+    /// Takes back what `count_statistic` counted and was never sent, so the counters are
+    /// again what replicas and the AOF hold (for a master demoted before it could send them).
+    pub fn forget_unsent_statistics(&mut self) {
+        let unsent = std::mem::take(&mut self.host.unsent);
+        let counters = self
+            .counters
+            .rejected
+            .iter_mut()
+            .chain(std::iter::once(&mut self.counters.replays));
+        for (c, u) in counters.zip(unsent) {
+            *c = c.saturating_sub(u);
         }
     }
 
@@ -416,15 +435,17 @@ impl Campaign {
         let (which, value) = match plan {
             Plan::Replay(_) => {
                 self.counters.replays = self.counters.replays.saturating_add(1);
+                self.host.unsent[REJECTION_COUNT] = 0;
                 (COUNT_REPLAYS, self.counters.replays)
             }
             Plan::Reject(r, gate) => {
                 self.apply_gate(gate, now);
-                let v = match r
-                    .outcome
-                    .rejection_index()
-                    .and_then(|i| self.counters.rejected.get_mut(i))
-                {
+                let i = r.outcome.rejection_index();
+                if let Some(u) = i.and_then(|i| self.host.unsent.get_mut(i)) {
+                    // The effect carries the counter's absolute value.
+                    *u = 0;
+                }
+                let v = match i.and_then(|i| self.counters.rejected.get_mut(i)) {
                     Some(c) => {
                         *c = c.saturating_add(1);
                         *c

@@ -8,7 +8,7 @@ use super::campaign::{Outcome, REJECTION_COUNT};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::flow::{read_client, write_client, ClientState, Gate, Swept};
 use super::ledger::{read_transfer, write_transfer, Transfer};
-use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_REQID_LEN, MAX_STREAM_KEY_LEN};
+use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN};
 use super::reqcache::{read_remembered, write_remembered, Remembered};
 use super::users::{read_day, write_day, UserDay, UserWins};
 
@@ -44,23 +44,24 @@ pub struct DrawEffect {
     /// Idle client records and expired ADMIT memory the draw's sweep removed.
     pub swept: Swept,
     /// The wins stream entry a win appended, which a replica or the AOF appends with the
-    /// draw (effects of version 3 and older came with their own XADD).
+    /// draw (effects of version 3 and older came with their own XADD). Its user and REQID
+    /// travel next to the effect (see `WinEntry`).
     pub entry: Option<WinEntry>,
 }
 
-/// A win's entry in the wins stream: its concrete ID and the values of its fields (the
-/// prize's id is the campaign's, by `PrizeDelta::index`). Fields, in this order: `user`,
-/// `prize`, `draw`, then `reqid` when the draw had one, then `ts` only when the entry's ID
-/// does not carry the draw's time (`entry_fields`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A win's entry in the wins stream: its concrete ID and what its fields hold besides the
+/// user's id and the REQID, which travel as they came from the client, next to the effect
+/// (arguments of `LOTTERY.APPLY`); the prize's id is the campaign's, by `PrizeDelta::index`.
+/// Fields, in this order: `user`, `prize`, `draw`, then `reqid` when the draw had one, then
+/// `ts` only when the entry's ID does not carry the draw's time (`entry_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WinEntry {
     pub ms: u64,
     pub seq: u64,
-    /// The user's id as the client sent it.
-    pub user: Vec<u8>,
     /// The draw number (the campaign's draw counter after the draw).
     pub draw: u64,
-    pub reqid: Option<Vec<u8>>,
+    /// Whether the entry has a `reqid` field.
+    pub reqid: bool,
     /// The draw's time, when the ID's milliseconds are not it (the clock stepped back
     /// behind the stream's last entry, or the stream held a later ID).
     pub ts: Option<i64>,
@@ -233,15 +234,8 @@ impl Effect {
                         w.u8(1);
                         w.u64(e.ms);
                         w.u64(e.seq);
-                        w.bytes(&e.user);
                         w.u64(e.draw);
-                        match &e.reqid {
-                            None => w.u8(0),
-                            Some(r) => {
-                                w.u8(1);
-                                w.bytes(r);
-                            }
-                        }
+                        w.bool(e.reqid);
                         match e.ts {
                             None => w.u8(0),
                             Some(t) => {
@@ -500,13 +494,7 @@ fn read_entry(r: &mut Reader) -> DResult<Option<WinEntry>> {
     if !r.bool()? {
         return Ok(None);
     }
-    let (ms, seq) = (r.u64()?, r.u64()?);
-    let user = r.bytes(usize::MAX)?.to_vec();
-    let draw = r.u64()?;
-    let reqid = match r.bool()? {
-        false => None,
-        true => Some(r.bytes(MAX_REQID_LEN)?.to_vec()),
-    };
+    let (ms, seq, draw, reqid) = (r.u64()?, r.u64()?, r.u64()?, r.bool()?);
     let ts = match r.bool()? {
         false => None,
         true => Some(r.i64()?),
@@ -514,7 +502,6 @@ fn read_entry(r: &mut Reader) -> DResult<Option<WinEntry>> {
     Ok(Some(WinEntry {
         ms,
         seq,
-        user,
         draw,
         reqid,
         ts,

@@ -22,11 +22,16 @@ pub static APPLY: Command = Command {
     entry: crate::generic_entry!(APPLY, apply),
     flags: c"write",
     key: Some(RW | UPDATE),
-    arity: 3,
+    arity: -3,
     summary:
         c"Internal: applies a write's effects on a replica or from the AOF; refused from clients",
     complexity: c"O(N) where N is the size of the effect",
-    args: &[Arg::key(), Arg::string(c"blob")],
+    args: &[
+        Arg::key(),
+        Arg::string(c"blob"),
+        Arg::string(c"user").opt(),
+        Arg::string(c"request-id").opt(),
+    ],
 };
 
 /// The prize whose stock an effect sets, if any.
@@ -63,14 +68,23 @@ fn raise(ctx: &Context, key: &RedisString, c: &Campaign, effect: &Effect, before
 /// Appends the wins stream entry a draw effect carries, as the master appended it (same ID,
 /// same fields). A stream that refuses it (a key of another type, an ID not above its last)
 /// is logged: the campaign's state is applied all the same, so it stays equal to the master's.
-fn append_entry(ctx: &Context, c: &mut Campaign, d: &DrawEffect, notify: bool) {
-    let Some(e) = &d.entry else { return };
+fn append_entry(
+    ctx: &Context,
+    c: &mut Campaign,
+    d: &DrawEffect,
+    user: Option<Str<'_>>,
+    reqid: Option<Str<'_>>,
+    notify: bool,
+) {
+    let (Some(e), Some(user)) = (&d.entry, user) else {
+        return;
+    };
     let prize = d
         .prize
         .and_then(|p| c.prizes().get(p.index as usize))
         .map(|p| p.id.as_slice());
     let ok = prize.is_some_and(|prize| {
-        crate::replication::append_entry(ctx, &c.rules().stream, prize, e, notify)
+        crate::replication::append_entry(ctx, &c.rules().stream, prize, e, user, reqid, notify)
     });
     if ok {
         c.host.last_entry = Some(StreamId {
@@ -96,18 +110,29 @@ pub fn apply(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !flags.intersects(ContextFlags::REPLICATED | ContextFlags::LOADING) {
         return Err(err("LOTTERY.APPLY is internal (replication and AOF only)"));
     }
-    if args.len() != 3 {
+    if !(3..=5).contains(&args.len()) {
         return Err(RedisError::WrongArity);
     }
     let notify = !flags.contains(ContextFlags::LOADING);
     let effect = Effect::decode(arg(&args, 2)).map_err(|e| err(e.to_string()))?;
+    // A win's stream entry comes with its user, and its REQID if it had one; nothing else
+    // takes more arguments.
+    let entry_args = match &effect {
+        Effect::Draw(d) => d.entry.map_or(0, |e| 1 + usize::from(e.reqid)),
+        _ => 0,
+    };
+    if args.len() != 3 + entry_args {
+        return Err(err("effect and arguments do not match"));
+    }
     let mut k = write_key(ctx, &args[1]);
     match k.campaign_mut().map_err(key_error)? {
         Some(c) => {
             let before = stock_index(&effect).and_then(|i| notify::stock_of(c, i));
             c.apply(&effect).map_err(|e| err(e.to_string()))?;
             if let Effect::Draw(d) = &effect {
-                append_entry(ctx, c, d, notify);
+                let user = args.get(3).map(Str::of);
+                let reqid = args.get(4).map(Str::of);
+                append_entry(ctx, c, d, user, reqid, notify);
             }
             if notify {
                 raise(ctx, &args[1], c, &effect, before);

@@ -116,9 +116,8 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
                     entry = Some(WinEntry {
                         ms: id.ms,
                         seq: id.seq,
-                        user: user.to_vec(),
                         draw: seq,
-                        reqid: reqid_arg.map(|r| r.bytes().to_vec()),
+                        reqid: reqid_arg.is_some(),
                         ts,
                     });
                     c.host.last_entry = Some(id);
@@ -127,7 +126,13 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
             };
             let (reply, mut effect) = c.commit_draw(ukey, rkey, now, &plan, win_id);
             if let Effect::Draw(d) = &mut effect {
-                d.entry = entry;
+                if entry.is_some() {
+                    d.entry = entry;
+                    replication::replicate_win(ctx, key_arg, &effect, user_arg, reqid_arg);
+                    stats_sync::renote(ctx, key_arg, c);
+                    finish(ctx, key_arg, c, &reply, replay, won);
+                    return Ok(());
+                }
             }
             (reply, effect)
         }
@@ -161,7 +166,11 @@ fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {
         None => entry::reply_null(ctx),
     };
     match r.win_id {
-        Some(w) => entry::reply_bulk(ctx, &replication::stream_id_text(w.ms, w.seq)),
+        Some(w) => {
+            let mut buf = [0; 41];
+            let n = replication::stream_id_text(w.ms, w.seq, &mut buf);
+            entry::reply_bulk(ctx, &buf[..n]);
+        }
         None => entry::reply_null(ctx),
     };
     entry::reply_int(ctx, r.chances_left);

@@ -46,6 +46,13 @@ pub fn notify(ctx: &Context, class: c_int, event: &CStr, key: Str<'_>) {
     }
 }
 
+/// Whether the server asks modules not to add to the replication stream: writes are paused
+/// (`CLIENT PAUSE`, `FAILOVER`, a cluster's manual failover) so replicas can catch up.
+pub fn writes_paused() -> bool {
+    // SAFETY: a plain query of the server's state.
+    unsafe { raw::RedisModule_AvoidReplicaTraffic }.is_some_and(|f| unsafe { f() } != 0)
+}
+
 /// The database the context has selected (0 if the server cannot say).
 pub fn selected_db(ctx: &Context) -> i32 {
     // SAFETY: a context Redis gave us.
@@ -75,6 +82,45 @@ pub fn replicate_key_blob(ctx: &Context, command: &CStr, key: Str<'_>, blob: &[u
         }),
         None => false,
     }
+}
+
+/// Replicates `<command> <key> <blob> <a> [<b>]` (the strings passed as they are, not
+/// copied). False: Redis refused.
+pub fn replicate_key_blob_args(
+    ctx: &Context,
+    command: &CStr,
+    key: Str<'_>,
+    blob: &[u8],
+    a: Str<'_>,
+    b: Option<Str<'_>>,
+) -> bool {
+    let Some(f) = (unsafe { raw::RedisModule_Replicate }) else {
+        return false;
+    };
+    // SAFETY: "sbs" / "sbss": RedisModuleStrings and a buffer with its length, as given.
+    ok(unsafe {
+        match b {
+            None => f(
+                ctx.ctx,
+                command.as_ptr(),
+                c"sbs".as_ptr(),
+                key.raw(),
+                blob.as_ptr(),
+                blob.len(),
+                a.raw(),
+            ),
+            Some(b) => f(
+                ctx.ctx,
+                command.as_ptr(),
+                c"sbss".as_ptr(),
+                key.raw(),
+                blob.as_ptr(),
+                blob.len(),
+                a.raw(),
+                b.raw(),
+            ),
+        }
+    })
 }
 
 /// Why an ACL check could not answer.

@@ -88,9 +88,59 @@ impl OwnedString {
         (!p.is_null()).then_some(OwnedString(p))
     }
 
+    /// A string outside any context's automatic memory.
+    pub fn detached(b: &[u8]) -> Option<OwnedString> {
+        let create = unsafe { raw::RedisModule_CreateString }?;
+        // SAFETY: no context: nothing frees it but our drop; Redis copies the buffer.
+        let p = unsafe { create(std::ptr::null_mut(), b.as_ptr().cast(), b.len()) };
+        (!p.is_null()).then_some(OwnedString(p))
+    }
+
     pub fn as_str(&self) -> Str<'_> {
         Str::owned(self)
     }
+}
+
+/// A Redis string for `b`, from a small cache of the strings the hot path hands Redis again
+/// and again (wins stream names, prize ids): the caller gets its own reference (freed on
+/// drop), and a name seen before costs no allocation. None: the module API failed.
+pub fn cached(b: &[u8]) -> Option<OwnedString> {
+    /// Entries kept; the oldest is replaced when full.
+    const SLOTS: usize = 16;
+    /// Longer strings are not kept (a fresh string each time).
+    const MAX_LEN: usize = 512;
+    /// The entries (bytes, string), and the slot the next new entry replaces when full.
+    type Cache = (Vec<(Vec<u8>, OwnedString)>, usize);
+    thread_local! {
+        static CACHE: std::cell::RefCell<Cache> = const { std::cell::RefCell::new((Vec::new(), 0)) };
+    }
+    let retain = unsafe { raw::RedisModule_RetainString }?;
+    let share = |s: &OwnedString| {
+        // SAFETY: a string we own; no context: a plain reference count increment.
+        unsafe { retain(std::ptr::null_mut(), s.0) };
+        OwnedString(s.0)
+    };
+    if b.len() > MAX_LEN {
+        return OwnedString::detached(b);
+    }
+    CACHE.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else {
+            return OwnedString::detached(b);
+        };
+        let (entries, next) = &mut *c;
+        if let Some((_, s)) = entries.iter().find(|(k, _)| k.as_slice() == b) {
+            return Some(share(s));
+        }
+        let s = OwnedString::detached(b)?;
+        let out = share(&s);
+        if entries.len() < SLOTS {
+            entries.push((b.to_vec(), s));
+        } else {
+            entries[*next] = (b.to_vec(), s);
+            *next = (*next + 1) % SLOTS;
+        }
+        Some(out)
+    })
 }
 
 /// A Redis string made once and kept for the module's lifetime (never freed): names the hot

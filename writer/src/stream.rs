@@ -329,17 +329,29 @@ mod tests {
     #[test]
     fn time_from_the_entry_id_unless_a_ts_field_is_there() {
         let entry = |id: &str, fields: &[&str]| {
-            Value::Array(vec![b(id), Value::Array(fields.iter().map(|f| b(f)).collect())])
+            Value::Array(vec![
+                b(id),
+                Value::Array(fields.iter().map(|f| b(f)).collect()),
+            ])
         };
         let v = Value::Array(vec![Value::Array(vec![
             b("s"),
             Value::Array(vec![
                 // no ts: the ID's milliseconds (a user named "ts" changes nothing)
-                entry("1700000000123-4", &["user", "ts", "prize", "p", "draw", "9"]),
+                entry(
+                    "1700000000123-4",
+                    &["user", "ts", "prize", "p", "draw", "9"],
+                ),
                 // a ts field wins over the ID
-                entry("1700000000200-0", &["user", "u", "prize", "p", "draw", "10", "ts", "5"]),
+                entry(
+                    "1700000000200-0",
+                    &["user", "u", "prize", "p", "draw", "10", "ts", "5"],
+                ),
                 // a ts field that is not a number is malformed, not replaced by the ID
-                entry("1700000000300-0", &["user", "u", "prize", "p", "draw", "11", "ts", "x"]),
+                entry(
+                    "1700000000300-0",
+                    &["user", "u", "prize", "p", "draw", "11", "ts", "x"],
+                ),
             ]),
         ])]);
         let out = parse_xreadgroup(&v).unwrap();
@@ -350,7 +362,10 @@ mod tests {
             .collect();
         assert_eq!(
             got,
-            vec![(b"ts".to_vec(), 1_700_000_000_123, 9), (b"u".to_vec(), 5, 10)]
+            vec![
+                (b"ts".to_vec(), 1_700_000_000_123, 9),
+                (b"u".to_vec(), 5, 10)
+            ]
         );
         assert_eq!(out.malformed.len(), 1);
         assert_eq!(out.malformed[0].0, "1700000000300-0");
