@@ -221,6 +221,52 @@ impl<V: Copy + Default> SegMap<V> {
         }
     }
 
+    /// Insert or overwrite with one probe: `f` gets the value stored for `key` (None when
+    /// there is none) and returns the value to store. `f` is called exactly once. Key 0 is
+    /// stored as key 1. Bounded as `insert` is.
+    pub fn upsert(&mut self, key: u128, f: impl FnOnce(Option<V>) -> V) {
+        let (h, l) = encode(key);
+        if self.dir.is_empty() {
+            self.dir.push(0);
+            self.segs.push(Segment {
+                slots: Vec::new(),
+                len: 0,
+                depth: 0,
+            });
+            self.depth = 0;
+        }
+        #[cfg(test)]
+        {
+            self.work.cur = 0;
+        }
+        // As in `insert`; `f` runs once the key's slot is known (making room never stores
+        // the key, so the value is computed after it).
+        loop {
+            let si = self.dir[dir_index(h, self.depth)] as usize;
+            let seg = &mut self.segs[si];
+            match find(&seg.slots, seg.depth, h, l) {
+                Probe::Found(i) => {
+                    let s = &mut seg.slots[i];
+                    s.v = f(Some(s.v));
+                    break;
+                }
+                Probe::Vacant(i) => {
+                    if seg.len < max_len(seg.slots.len()) {
+                        shift_insert(&mut seg.slots, i, Slot { h, l, v: f(None) });
+                        seg.len += 1;
+                        self.len += 1;
+                        break;
+                    }
+                    self.make_room(h, si);
+                }
+            }
+        }
+        #[cfg(test)]
+        {
+            self.work.max_insert = self.work.max_insert.max(self.work.cur);
+        }
+    }
+
     /// Remove `key` (key 0 means key 1) and return its old value. Work is bounded by one
     /// segment (a backward shift, and at most one shrinking rehash of that segment).
     pub fn remove(&mut self, key: u128) -> Option<V> {
@@ -991,6 +1037,42 @@ mod tests {
         }
         assert_eq!(max_cap(4096), 128);
         assert_eq!(max_cap(1 << 20), 64);
+    }
+
+    #[test]
+    fn upsert_matches_get_then_insert() {
+        let mut r = Rng(11);
+        let mut m: SegMap<u64> = SegMap::new();
+        let mut model: HashMap<u128, u64> = HashMap::new();
+        let mut keys = Vec::new();
+        for i in 0..200_000u64 {
+            let k = if !keys.is_empty() && r.next() % 3 == 0 {
+                keys[(r.next() % keys.len() as u64) as usize]
+            } else {
+                let k = r.u128() | 2;
+                keys.push(k);
+                k
+            };
+            let mut calls = 0;
+            m.upsert(k, |old| {
+                calls += 1;
+                assert_eq!(old, model.get(&k).copied());
+                old.unwrap_or(0).wrapping_add(i)
+            });
+            assert_eq!(calls, 1);
+            let v = model.get(&k).copied().unwrap_or(0).wrapping_add(i);
+            model.insert(k, v);
+        }
+        assert_eq!(m.len(), model.len());
+        for (&k, &v) in &model {
+            assert_eq!(m.get(k), Some(v));
+        }
+        m.check();
+        m.upsert(0, |old| {
+            assert_eq!(old, None);
+            7
+        });
+        assert_eq!(m.get(1), Some(7));
     }
 
     #[test]
