@@ -1046,7 +1046,7 @@ mod tests {
         let mut model: HashMap<u128, u64> = HashMap::new();
         let mut keys = Vec::new();
         for i in 0..200_000u64 {
-            let k = if !keys.is_empty() && r.next() % 3 == 0 {
+            let k = if !keys.is_empty() && r.next().is_multiple_of(3) {
                 keys[(r.next() % keys.len() as u64) as usize]
             } else {
                 let k = r.u128() | 2;
