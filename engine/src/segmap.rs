@@ -315,19 +315,18 @@ impl<V: Copy + Default> SegMap<V> {
     /// table and every insert walks a long run (a 1M-user campaign took 4 s to load instead
     /// of 0.5 s).
     pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, V)> + '_ {
-        let rounds = self.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0);
-        (0..rounds).flat_map(move |i| {
-            self.segs.iter().filter_map(move |seg| {
-                let cap = seg.slots.len();
-                if i >= cap {
-                    return None;
-                }
-                let step = scatter_step(cap);
-                let j = ((i as u128 * step as u128) % cap as u128) as usize;
-                let s = seg.slots.get(j)?;
-                (!s.is_empty()).then(|| (decode(s.h, s.l), s.v))
-            })
-        })
+        Scattered {
+            rounds: self.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0),
+            // Each segment's step, worked out once rather than at every slot.
+            steps: self
+                .segs
+                .iter()
+                .map(|s| scatter_step(s.slots.len()))
+                .collect(),
+            segs: &self.segs,
+            round: 0,
+            seg: 0,
+        }
     }
 
     /// Visits up to `budget` slots from `cur` onward (wrapping past the last segment to the
@@ -642,6 +641,42 @@ fn ladder_next(cap: usize, slot: usize) -> usize {
         .map(|j| ladder(j, slot))
         .find(|&c| c > cap)
         .unwrap_or(usize::MAX)
+}
+
+/// `SegMap::iter_scattered`: round by round, slot `round * step mod cap` of each segment.
+struct Scattered<'a, V: Copy> {
+    segs: &'a [Segment<V>],
+    steps: Vec<usize>,
+    rounds: usize,
+    round: usize,
+    seg: usize,
+}
+
+impl<V: Copy + Default> Iterator for Scattered<'_, V> {
+    type Item = (u128, V);
+
+    fn next(&mut self) -> Option<(u128, V)> {
+        while self.round < self.rounds {
+            while let Some(seg) = self.segs.get(self.seg) {
+                let step = self.steps.get(self.seg).copied().unwrap_or(1);
+                self.seg += 1;
+                let (i, cap) = (self.round, seg.slots.len());
+                if i >= cap {
+                    continue;
+                }
+                let j = match i.checked_mul(step) {
+                    Some(x) => x % cap,
+                    None => ((i as u128 * step as u128) % cap as u128) as usize,
+                };
+                if let Some(s) = seg.slots.get(j).filter(|s| !s.is_empty()) {
+                    return Some((decode(s.h, s.l), s.v));
+                }
+            }
+            self.seg = 0;
+            self.round += 1;
+        }
+        None
+    }
 }
 
 /// A step near `cap / phi` that is coprime to `cap`, so `i * step mod cap` visits every slot
@@ -1037,6 +1072,34 @@ mod tests {
         }
         assert_eq!(max_cap(4096), 128);
         assert_eq!(max_cap(1 << 20), 64);
+    }
+
+    /// The scattered order, slot by slot as its definition reads.
+    #[test]
+    fn scattered_order_is_round_by_round() {
+        let mut r = Rng(5);
+        let mut m: SegMap<u64> = SegMap::new();
+        for n in [0usize, 1, 3, 100, 5_000, 60_000] {
+            while m.len() < n {
+                m.insert(r.u128() | 2, r.next());
+            }
+            let rounds = m.segs.iter().map(|s| s.slots.len()).max().unwrap_or(0);
+            let mut want = Vec::new();
+            for i in 0..rounds {
+                for seg in &m.segs {
+                    let cap = seg.slots.len();
+                    if i < cap {
+                        let j = ((i as u128 * scatter_step(cap) as u128) % cap as u128) as usize;
+                        let s = &seg.slots[j];
+                        if !s.is_empty() {
+                            want.push((decode(s.h, s.l), s.v));
+                        }
+                    }
+                }
+            }
+            assert_eq!(want.len(), n);
+            assert_eq!(m.iter_scattered().collect::<Vec<_>>(), want);
+        }
     }
 
     #[test]
