@@ -4,7 +4,6 @@
 use super::campaign::Campaign;
 use super::effect::Effect;
 use super::keyslot;
-use super::users::UserDay;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpError {
@@ -89,9 +88,7 @@ impl Campaign {
 
     pub(crate) fn set_ban(&mut self, user: u128, until: i64) {
         self.bans.insert(user, until);
-        if self.users.get(user).is_none() {
-            self.users.insert(user, UserDay::default());
-        }
+        self.users.ensure_day(user);
     }
 
     /// Lifts a ban; true if one was active at `now`. The effect is None when the user had no

@@ -75,10 +75,7 @@ impl Campaign {
                         self.invalidate_table();
                     }
                 }
-                self.users.insert(d.user, d.day);
-                if let Some(w) = d.wins {
-                    self.winners.insert(d.user, w);
-                }
+                self.users.insert_both(d.user, d.day, d.wins);
                 self.counters.draws = d.total_draws;
                 self.counters.wins = d.total_wins;
                 self.counters.losses = d.total_losses;

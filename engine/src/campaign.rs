@@ -12,7 +12,7 @@ use super::flow::{self, ClientState, Gate, Rate};
 use super::ledger::Transfers;
 use super::reqcache::ReqCache;
 use super::segmap::{Cursor, SegMap};
-use super::users::{UserDay, UserWins, Users};
+use super::users::{UserDay, Users, Winners};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -316,8 +316,8 @@ pub struct Campaign {
     pub(crate) counters: Counters,
     pub(crate) drain_seq: u64,
     pub(crate) last_batch: Vec<(Vec<u8>, u64)>,
+    /// Every user's day state and wins record.
     pub(crate) users: Users,
-    pub(crate) winners: SegMap<UserWins>,
     /// Ban end (Unix ms) by user.
     pub(crate) bans: SegMap<i64>,
     pub(crate) reqs: ReqCache,
@@ -405,7 +405,6 @@ impl Campaign {
             drain_seq: 0,
             last_batch: Vec::new(),
             users: Users::new(),
-            winners: SegMap::new(),
             bans: SegMap::new(),
             reqs: ReqCache::default(),
             transfers: Transfers::default(),
@@ -480,8 +479,9 @@ impl Campaign {
         &self.users
     }
 
-    pub fn winners(&self) -> &SegMap<UserWins> {
-        &self.winners
+    /// The users with a wins record (kept in `users`, in each user's record).
+    pub fn winners(&self) -> Winners<'_> {
+        self.users.winners()
     }
 
     /// Ban end (Unix ms) by user.

@@ -12,7 +12,7 @@ use super::campaign::{
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
-use super::users::UserDay;
+use super::users::{UserDay, UserWins};
 
 impl Campaign {
     /// Builds the alias table if the prizes changed. Under SOLDOUT REDRAW, prizes that cannot
@@ -75,9 +75,18 @@ impl Campaign {
         }
     }
 
-    /// The user's day state as of `now` (draws_today reset on a new day).
-    pub(crate) fn day_state(&self, key: u128, now: i64) -> UserDay {
-        let mut d = self.users.get(key).unwrap_or_default();
+    /// The user's day state as of `now` (draws_today reset on a new day) and wins record,
+    /// with one lookup.
+    pub(crate) fn user_state(&self, key: u128, now: i64) -> (UserDay, UserWins) {
+        let (d, w) = self.users.get_both(key);
+        (
+            self.day_as_of(d.unwrap_or_default(), now),
+            w.unwrap_or_default(),
+        )
+    }
+
+    /// A day state as of `now` (draws_today reset on a new day).
+    fn day_as_of(&self, mut d: UserDay, now: i64) -> UserDay {
         if d.last_draw_ms != 0
             && day_of(d.last_draw_ms, self.rules.dayoffset_min)
                 != day_of(now, self.rules.dayoffset_min)
@@ -148,7 +157,7 @@ impl Campaign {
             }
         }
         let today = day_of(now, self.rules.dayoffset_min);
-        let day = self.day_state(user, now);
+        let (day, wins) = self.user_state(user, now);
         let mut gate = Gate {
             user,
             ..Gate::default()
@@ -190,8 +199,7 @@ impl Campaign {
             }
         }
         if let Some(max) = self.rules.maxwins {
-            let wins = self.winners.get(user).map_or(0, |w| w.wins);
-            if wins >= max {
+            if wins.wins >= max {
                 return self.reject(Outcome::AlreadyWon, &day, today, 0, gate);
             }
         }
@@ -302,7 +310,18 @@ impl Campaign {
         }
         day.draws_today = day.draws_today.saturating_add(1);
         day.last_draw_ms = now;
-        self.users.insert(user, day);
+        let won = prize.and_then(|i| {
+            let p = self.prizes.get_mut(i)?;
+            if let Some(s) = p.stock.as_mut() {
+                *s = s.checked_sub(1)?;
+            }
+            p.sold = p.sold.saturating_add(1);
+            p.pending = p.pending.saturating_add(1);
+            Some((i, p.name, p.stock, p.sold, p.pending))
+        });
+        let wins = self
+            .users
+            .commit_draw(user, day, won.map(|(_, name, ..)| name));
         self.counters.draws = self.counters.draws.saturating_add(1);
 
         let mut eff = DrawEffect {
@@ -326,28 +345,15 @@ impl Campaign {
             chances_left: self.chances_left(&day, today),
             wait_ms: i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX),
         };
-        let won = prize.and_then(|i| {
-            let p = self.prizes.get_mut(i)?;
-            if let Some(s) = p.stock.as_mut() {
-                *s = s.checked_sub(1)?;
-            }
-            p.sold = p.sold.saturating_add(1);
-            p.pending = p.pending.saturating_add(1);
-            Some((i, p.name, p.stock, p.sold, p.pending))
-        });
         if let Some((i, name, stock, sold, pending)) = won {
             if stock == Some(0) && self.rules.soldout == SoldOut::Redraw {
                 self.table_dirty = true;
             }
-            let mut w = self.winners.get(user).unwrap_or_default();
-            w.wins = w.wins.saturating_add(1);
-            w.last_prize = name;
-            self.winners.insert(user, w);
             self.counters.wins = self.counters.wins.saturating_add(1);
             reply.outcome = Outcome::Win;
             reply.prize = name;
             reply.win_id = win_id;
-            eff.wins = Some(w);
+            eff.wins = wins;
             eff.prize = Some(PrizeDelta {
                 index: i as u32,
                 stock,

@@ -136,9 +136,10 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     for p in &c.retired {
         write_prize(&mut w, p);
     }
-    // Sizes of the per-user maps: a loader prepares them so chunks load at full speed.
+    // How many users, winners and bans: a loader prepares its maps so chunks load at full
+    // speed.
     w.u64(c.users.len() as u64);
-    w.u64(c.winners.len() as u64);
+    w.u64(c.winners().len() as u64);
     w.u64(c.bans.len() as u64);
     c.transfers.encode(&mut w);
     // Version 3: flow control.
@@ -259,8 +260,9 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
         c.retired.push(read_prize(&mut r, v)?);
     }
     let hint = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
-    c.users.reserve_for_load(hint(r.u64()?));
-    c.winners.reserve_for_load(hint(r.u64()?));
+    // Winners are kept in the users' records: normally a subset of the users.
+    let (users, winners) = (hint(r.u64()?), hint(r.u64()?));
+    c.users.reserve_for_load(users.max(winners));
     c.bans.reserve_for_load(hint(r.u64()?));
     if v >= 2 {
         c.transfers = Transfers::decode(&mut r)?;
@@ -340,7 +342,6 @@ fn validate(c: &mut Campaign) -> DResult<()> {
 pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
     let mut m = decode_meta(buf)?;
     std::mem::swap(&mut m.users, &mut c.users);
-    std::mem::swap(&mut m.winners, &mut c.winners);
     std::mem::swap(&mut m.bans, &mut c.bans);
     std::mem::swap(&mut m.reqs, &mut c.reqs);
     std::mem::swap(&mut m.clients, &mut c.clients);
@@ -374,7 +375,7 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_USERS, &mut f);
-    for (k, x) in c.winners.iter_scattered() {
+    for (k, x) in c.winners().iter_scattered() {
         w.u128(k);
         w.u32(x.wins);
         w.u32(x.last_prize);
@@ -464,7 +465,7 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
             }
             r.finish()?;
             for (k, w) in v.iter().copied() {
-                c.winners.insert(k, w);
+                c.users.insert_wins(k, w);
             }
         }
         K_BANS => {
@@ -556,7 +557,7 @@ pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
             (u64::from(d.draws_today) << 32) | u64::from(d.bonus),
         ));
     }
-    for (k, w) in c.winners.iter() {
+    for (k, w) in c.winners().iter() {
         acc = acc.wrapping_add(mix(2, k, u64::from(w.wins), u64::from(w.last_prize)));
     }
     for (k, u) in c.bans.iter() {

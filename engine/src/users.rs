@@ -1,9 +1,32 @@
-//! Per-user records (`UserDay`, `UserWins`) and every participant's day state (`UserDay`: last draw time, chances used today, bonus
-//! chances), stored in 12 bytes a user so that a map slot is 28 bytes with its 128-bit key.
+//! Per-user records (`UserDay`, `UserWins`) and the map that keeps both for every participant
+//! (`Users`), in 12 bytes a user so that a map slot is 28 bytes with its 128-bit key, winner
+//! or not.
 //!
-//! The two counts are kept as u16 in the common case. A user whose count reaches 65,535 (a
-//! bonus of 100,000 chances, say) is marked and keeps the exact u32 values in a side map, so
-//! nothing is ever truncated: the side map holds only such rare users.
+//! # Layout
+//!
+//! A user's record is one `Packed` value: a u64 holding the last draw time in its low 48
+//! bits (two's complement), the wins count in the next 4 and the last prize (interned name
+//! + 1) in the top 12, then the two day counts as u16:
+//!
+//! ```text
+//! bits 0..48   last_draw_ms   -2^47 <= t < 2^47 (0 = never)
+//! bits 48..52  wins           0 = no wins record; 1..=14 = wins; 15 = SPILLED
+//! bits 52..64  last_prize     0..=4095
+//! u16          draws_today    0..=65535
+//! u16          bonus          0..=65535
+//! ```
+//!
+//! A record whose values do not all fit (a time before -2^47 or from 2^47 on, a count past
+//! 65,535, more than 14 wins, a last prize past 4095), and the two shapes the layout has no
+//! room for (a wins record without day state, a wins record of 0 wins; only a loaded chunk
+//! or an applied effect makes them), is marked `SPILLED` and kept exactly, whole, in a side
+//! map. Nothing is ever truncated. The side map holds a key only while the main map's record
+//! for it is marked, so it is bounded by the main map; a record that fits again is stored in
+//! place and its side entry goes.
+//!
+//! `Users` answers for two sets: the users with day state (`len`, `get`, `iter`: the users
+//! section of the encoding) and the users with a wins record (`Winners`: the winners
+//! section). Both counts are kept as records change, so neither is ever counted by a walk.
 
 use super::codec::{DResult, Reader, Writer};
 use super::segmap::SegMap;
@@ -41,22 +64,100 @@ pub(crate) fn read_day(r: &mut Reader) -> DResult<UserDay> {
     })
 }
 
-/// A u16 count at this value means: the exact counts are in the side map.
-const SPILLED: u16 = u16::MAX;
+const TIME_MASK: u64 = (1 << 48) - 1;
+const WINS_SHIFT: u32 = 48;
+const WINS_MASK: u64 = 0xF;
+const PRIZE_SHIFT: u32 = 52;
+/// The wins field at this value: the exact record is in the side map.
+const SPILLED: u64 = WINS_MASK;
+/// The most wins kept in place (the field's values below `SPILLED`, less 0 = none).
+pub const PACKED_MAX_WINS: u32 = SPILLED as u32 - 1;
+/// The largest last prize kept in place.
+pub const PACKED_MAX_PRIZE: u32 = 0xFFF;
+/// The last draw times kept in place: 48-bit two's complement.
+pub const PACKED_MIN_TIME: i64 = -(1 << 47);
+pub const PACKED_MAX_TIME: i64 = (1 << 47) - 1;
 
 #[derive(Clone, Copy, Default)]
 #[repr(C, packed(4))]
 struct Packed {
-    last_draw_ms: i64,
+    /// Time, wins and last prize (see the module docs).
+    tw: u64,
     draws_today: u16,
     bonus: u16,
+}
+
+impl Packed {
+    const MARK: Packed = Packed {
+        tw: SPILLED << WINS_SHIFT,
+        draws_today: 0,
+        bonus: 0,
+    };
+
+    fn spilled(self) -> bool {
+        (self.tw >> WINS_SHIFT) & WINS_MASK == SPILLED
+    }
+
+    /// The record of a value that is not marked.
+    fn unpack(self) -> Record {
+        let tw = self.tw;
+        let wins = ((tw >> WINS_SHIFT) & WINS_MASK) as u32;
+        Record {
+            day: Some(UserDay {
+                last_draw_ms: ((tw << 16) as i64) >> 16,
+                draws_today: u32::from(self.draws_today),
+                bonus: u32::from(self.bonus),
+            }),
+            wins: (wins != 0).then_some(UserWins {
+                wins,
+                last_prize: (tw >> PRIZE_SHIFT) as u32,
+            }),
+        }
+    }
+
+    /// The record in place, or None when it does not fit.
+    fn pack(r: &Record) -> Option<Packed> {
+        let d = r.day?;
+        let t = d.last_draw_ms;
+        if !(PACKED_MIN_TIME..=PACKED_MAX_TIME).contains(&t) {
+            return None;
+        }
+        let t = t as u64 & TIME_MASK;
+        let draws_today = u16::try_from(d.draws_today).ok()?;
+        let bonus = u16::try_from(d.bonus).ok()?;
+        let (wins, prize) = match r.wins {
+            None => (0, 0),
+            Some(w)
+                if (1..=PACKED_MAX_WINS).contains(&w.wins) && w.last_prize <= PACKED_MAX_PRIZE =>
+            {
+                (u64::from(w.wins), u64::from(w.last_prize))
+            }
+            Some(_) => return None,
+        };
+        Some(Packed {
+            tw: t | (wins << WINS_SHIFT) | (prize << PRIZE_SHIFT),
+            draws_today,
+            bonus,
+        })
+    }
+}
+
+/// A user's whole record: day state, wins record, either or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Record {
+    day: Option<UserDay>,
+    wins: Option<UserWins>,
 }
 
 #[derive(Clone, Default)]
 pub struct Users {
     map: SegMap<Packed>,
-    /// Exact `[draws_today, bonus]` of the users whose counts do not fit in u16.
-    spill: SegMap<[u32; 2]>,
+    /// The exact records of the users marked `SPILLED` in `map`.
+    spill: SegMap<Record>,
+    /// Users with day state.
+    days: usize,
+    /// Users with a wins record.
+    wins: usize,
 }
 
 impl Users {
@@ -64,72 +165,156 @@ impl Users {
         Users::default()
     }
 
+    /// Users with day state.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.days
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.days == 0
     }
 
-    fn expand(&self, key: u128, p: Packed) -> UserDay {
-        let (draws, bonus) = (p.draws_today, p.bonus);
-        let (draws_today, bonus) = if draws == SPILLED || bonus == SPILLED {
-            match self.spill.get(key) {
-                Some([d, b]) => (d, b),
-                None => (u32::from(draws), u32::from(bonus)),
-            }
+    /// Records kept whole in the side map (their values do not fit in place).
+    pub fn spilled(&self) -> usize {
+        self.spill.len()
+    }
+
+    fn expand(&self, key: u128, p: Packed) -> Record {
+        if p.spilled() {
+            self.spill.get(key).unwrap_or_default()
         } else {
-            (u32::from(draws), u32::from(bonus))
-        };
-        UserDay {
-            last_draw_ms: p.last_draw_ms,
-            draws_today,
-            bonus,
+            p.unpack()
         }
+    }
+
+    fn record(&self, key: u128) -> Record {
+        self.map
+            .get(key)
+            .map_or_else(Record::default, |p| self.expand(key, p))
     }
 
     pub fn get(&self, key: u128) -> Option<UserDay> {
-        let p = self.map.get(key)?;
-        Some(self.expand(key, p))
+        self.record(key).day
     }
 
-    pub fn insert(&mut self, key: u128, d: UserDay) {
-        let limit = u32::from(SPILLED);
-        if d.draws_today < limit && d.bonus < limit {
-            if !self.spill.is_empty() {
-                self.spill.remove(key);
+    /// The user's wins record, if any.
+    pub fn get_wins(&self, key: u128) -> Option<UserWins> {
+        self.record(key).wins
+    }
+
+    /// Day state and wins record with one lookup.
+    pub fn get_both(&self, key: u128) -> (Option<UserDay>, Option<UserWins>) {
+        let r = self.record(key);
+        (r.day, r.wins)
+    }
+
+    /// Changes a user's record with one probe of the map: `f` gets the record (empty for a
+    /// new user) and must leave day state or a wins record in it.
+    fn update<T: Default>(&mut self, key: u128, f: impl FnOnce(&mut Record) -> T) -> T {
+        let Users {
+            map,
+            spill,
+            days,
+            wins,
+        } = self;
+        let mut out = None;
+        map.upsert(key, |old| {
+            let (mut r, was_spilled) = match old {
+                None => (Record::default(), false),
+                Some(p) if p.spilled() => (spill.get(key).unwrap_or_default(), true),
+                Some(p) => (p.unpack(), false),
+            };
+            let before = r;
+            out = Some(f(&mut r));
+            debug_assert!(r.day.is_some() || r.wins.is_some());
+            match (before.day.is_some(), r.day.is_some()) {
+                (false, true) => *days += 1,
+                (true, false) => *days -= 1,
+                _ => {}
             }
-            self.map.insert(
-                key,
-                Packed {
-                    last_draw_ms: d.last_draw_ms,
-                    draws_today: d.draws_today as u16,
-                    bonus: d.bonus as u16,
-                },
-            );
-        } else {
-            self.spill.insert(key, [d.draws_today, d.bonus]);
-            self.map.insert(
-                key,
-                Packed {
-                    last_draw_ms: d.last_draw_ms,
-                    draws_today: SPILLED,
-                    bonus: SPILLED,
-                },
-            );
-        }
+            match (before.wins.is_some(), r.wins.is_some()) {
+                (false, true) => *wins += 1,
+                (true, false) => *wins -= 1,
+                _ => {}
+            }
+            match Packed::pack(&r) {
+                Some(p) => {
+                    if was_spilled {
+                        spill.remove(key);
+                    }
+                    p
+                }
+                None => {
+                    spill.insert(key, r);
+                    Packed::MARK
+                }
+            }
+        });
+        // `upsert` calls the closure exactly once.
+        out.unwrap_or_default()
     }
 
+    /// Sets a user's day state (a wins record is kept).
+    pub fn insert(&mut self, key: u128, d: UserDay) {
+        self.update(key, |r| r.day = Some(d));
+    }
+
+    /// Sets a user's wins record (day state is kept).
+    pub fn insert_wins(&mut self, key: u128, w: UserWins) {
+        self.update(key, |r| r.wins = Some(w));
+    }
+
+    /// Sets the day state and, when given, the wins record, with one lookup.
+    pub fn insert_both(&mut self, key: u128, d: UserDay, w: Option<UserWins>) {
+        self.update(key, |r| {
+            r.day = Some(d);
+            if w.is_some() {
+                r.wins = w;
+            }
+        });
+    }
+
+    /// A draw's write, with one lookup: the day state, and when the draw won `prize`
+    /// (interned name + 1), one more win with `prize` as the last prize. Returns the wins
+    /// record after a win.
+    pub fn commit_draw(&mut self, key: u128, d: UserDay, prize: Option<u32>) -> Option<UserWins> {
+        self.update(key, |r| {
+            r.day = Some(d);
+            let name = prize?;
+            let mut w = r.wins.unwrap_or_default();
+            w.wins = w.wins.saturating_add(1);
+            w.last_prize = name;
+            r.wins = Some(w);
+            Some(w)
+        })
+    }
+
+    /// Gives a user day state (all zero) if it has none.
+    pub fn ensure_day(&mut self, key: u128) {
+        self.update(key, |r| {
+            if r.day.is_none() {
+                r.day = Some(UserDay::default());
+            }
+        });
+    }
+
+    /// Users with day state, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, UserDay)> + '_ {
-        self.map.iter().map(move |(k, p)| (k, self.expand(k, p)))
+        self.map
+            .iter()
+            .filter_map(move |(k, p)| Some((k, self.expand(k, p).day?)))
     }
 
     /// See `SegMap::iter_scattered`: the order to save in.
     pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, UserDay)> + '_ {
         self.map
             .iter_scattered()
-            .map(move |(k, p)| (k, self.expand(k, p)))
+            .filter_map(move |(k, p)| Some((k, self.expand(k, p).day?)))
+    }
+
+    /// The users with a wins record.
+    pub fn winners(&self) -> Winners<'_> {
+        Winners(self)
     }
 
     pub fn mem_bytes(&self) -> usize {
@@ -142,9 +327,51 @@ impl Users {
     }
 }
 
+/// The users with a wins record: a view of `Users`, which keeps the wins in each user's
+/// record.
+#[derive(Clone, Copy)]
+pub struct Winners<'a>(&'a Users);
+
+impl<'a> Winners<'a> {
+    /// Users with a wins record.
+    pub fn len(&self) -> usize {
+        self.0.wins
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.wins == 0
+    }
+
+    pub fn get(&self, key: u128) -> Option<UserWins> {
+        self.0.get_wins(key)
+    }
+
+    /// In no particular order. Walks the users map (not at all when there are no winners).
+    pub fn iter(&self) -> impl Iterator<Item = (u128, UserWins)> + 'a {
+        let u = self.0;
+        let any = u.wins > 0;
+        u.map
+            .iter()
+            .take_while(move |_| any)
+            .filter_map(move |(k, p)| Some((k, u.expand(k, p).wins?)))
+    }
+
+    /// In the users map's scattered order (see `SegMap::iter_scattered`): the order to save
+    /// in. Walks the users map (not at all when there are no winners).
+    pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, UserWins)> + 'a {
+        let u = self.0;
+        let any = u.wins > 0;
+        u.map
+            .iter_scattered()
+            .take_while(move |_| any)
+            .filter_map(move |(k, p)| Some((k, u.expand(k, p).wins?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_NAMES;
 
     #[test]
     fn counts_never_truncate() {
@@ -192,5 +419,414 @@ mod tests {
         }
         let per = u.mem_bytes() as f64 / n as f64;
         assert!(per < 38.0, "{per} bytes per user");
+    }
+
+    /// The invariants every operation keeps: the counts match the records, a key is in the
+    /// side map exactly when its record is marked, and only records that do not fit are.
+    fn check(u: &Users) {
+        let (mut days, mut wins) = (0, 0);
+        for (k, p) in u.map.iter() {
+            let r = u.expand(k, p);
+            assert!(r.day.is_some() || r.wins.is_some());
+            days += usize::from(r.day.is_some());
+            wins += usize::from(r.wins.is_some());
+            if p.spilled() {
+                assert_eq!(u.spill.get(k), Some(r));
+                assert!(Packed::pack(&r).is_none(), "{r:?} fits but is spilled");
+            } else {
+                assert_eq!(u.spill.get(k), None);
+                assert_eq!(Packed::pack(&r).map(Packed::unpack), Some(r));
+            }
+        }
+        assert_eq!(days, u.len());
+        assert_eq!(wins, u.winners().len());
+        assert_eq!(u.iter().count(), u.len());
+        assert_eq!(u.iter_scattered().count(), u.len());
+        assert_eq!(u.winners().iter().count(), u.winners().len());
+        assert_eq!(u.winners().iter_scattered().count(), u.winners().len());
+        for (k, _) in u.spill.iter() {
+            assert!(u.map.get(k).is_some_and(Packed::spilled));
+        }
+    }
+
+    const TIMES: [i64; 13] = [
+        i64::MIN,
+        PACKED_MIN_TIME - 1,
+        PACKED_MIN_TIME,
+        -1,
+        0,
+        1,
+        1_700_000_000_000,
+        PACKED_MAX_TIME,
+        PACKED_MAX_TIME + 1,
+        (1 << 48) - 1,
+        1 << 48,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    const COUNTS: [u32; 7] = [0, 1, 65_534, 65_535, 65_536, 1 << 20, u32::MAX];
+    const PRIZES: [u32; 10] = [
+        0,
+        1,
+        4094,
+        4095,
+        4096,
+        4097,
+        MAX_NAMES as u32 - 1,
+        MAX_NAMES as u32,
+        MAX_NAMES as u32 + 1,
+        u32::MAX,
+    ];
+
+    fn wins_values() -> Vec<u32> {
+        (0..=16)
+            .chain([17, 255, 65_535, u32::MAX - 1, u32::MAX])
+            .collect()
+    }
+
+    /// Whether a record is expected to fit in place.
+    fn fits(day: Option<UserDay>, w: Option<UserWins>) -> bool {
+        let Some(d) = day else { return false };
+        (-(1i64 << 47)..(1i64 << 47)).contains(&d.last_draw_ms)
+            && d.draws_today <= 65_535
+            && d.bonus <= 65_535
+            && w.is_none_or(|w| (1..=14).contains(&w.wins) && w.last_prize < 4096)
+    }
+
+    fn every_record() -> Vec<(Option<UserDay>, Option<UserWins>)> {
+        let mut days = vec![None];
+        for t in TIMES {
+            for d in COUNTS {
+                for b in COUNTS {
+                    days.push(Some(UserDay {
+                        last_draw_ms: t,
+                        draws_today: d,
+                        bonus: b,
+                    }));
+                }
+            }
+        }
+        let mut wins = vec![None];
+        for w in wins_values() {
+            for p in PRIZES {
+                wins.push(Some(UserWins {
+                    wins: w,
+                    last_prize: p,
+                }));
+            }
+        }
+        let mut out = Vec::new();
+        for d in &days {
+            for w in &wins {
+                if d.is_some() || w.is_some() {
+                    out.push((*d, *w));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_layout() {
+        assert_eq!(std::mem::size_of::<Packed>(), 12);
+        assert_eq!(PACKED_MAX_WINS, 14);
+        assert_eq!(PACKED_MAX_PRIZE, 4095);
+        assert_eq!(PACKED_MIN_TIME, -(1 << 47));
+        assert_eq!(PACKED_MAX_TIME, (1 << 47) - 1);
+        // A typical winner: the time, one win, a low prize: in place.
+        let r = Record {
+            day: Some(UserDay {
+                last_draw_ms: 1_700_000_000_123,
+                draws_today: 1,
+                bonus: 0,
+            }),
+            wins: Some(UserWins {
+                wins: 1,
+                last_prize: 3,
+            }),
+        };
+        let p = Packed::pack(&r).unwrap();
+        assert!(!p.spilled());
+        let tw = p.tw;
+        assert_eq!(tw & TIME_MASK, 1_700_000_000_123);
+        assert_eq!((tw >> WINS_SHIFT) & WINS_MASK, 1);
+        assert_eq!(tw >> PRIZE_SHIFT, 3);
+        assert_eq!(p.unpack(), r);
+        assert!(Packed::MARK.spilled());
+    }
+
+    /// Every combination of the boundary values, each on its own key then written over
+    /// another key's record: exact, spilled exactly when it does not fit.
+    #[test]
+    fn every_boundary_record_is_exact() {
+        let all = every_record();
+        let mut u = Users::new();
+        for (i, &(d, w)) in all.iter().enumerate() {
+            let k = i as u128 + 2;
+            match (d, w) {
+                (Some(d), None) => u.insert(k, d),
+                (None, Some(w)) => u.insert_wins(k, w),
+                (Some(d), Some(w)) => u.insert_both(k, d, Some(w)),
+                (None, None) => unreachable!(),
+            }
+            assert_eq!(u.get_both(k), (d, w), "{d:?} {w:?}");
+            assert_eq!(u.get(k), d);
+            assert_eq!(u.get_wins(k), w);
+            assert_eq!(u.winners().get(k), w);
+            let spilled = u.map.get(k).unwrap().spilled();
+            assert_eq!(spilled, !fits(d, w), "{d:?} {w:?}");
+        }
+        check(&u);
+        let fit = all.iter().filter(|(d, w)| fits(*d, *w)).count();
+        assert_eq!(u.spilled(), all.len() - fit);
+        // Every record written over one of every other kind, on a single key.
+        let mut v = Users::new();
+        let mut want = (None, None);
+        for (i, &(d, w)) in all.iter().enumerate().step_by(7) {
+            let &(d2, w2) = &all[(i * 31 + 5) % all.len()];
+            for (d, w) in [(d, w), (d2, w2)] {
+                if let Some(d) = d {
+                    v.insert(9, d);
+                    want.0 = Some(d);
+                }
+                if let Some(w) = w {
+                    v.insert_wins(9, w);
+                    want.1 = Some(w);
+                }
+                assert_eq!(v.get_both(9), want);
+                assert_eq!(v.spilled(), usize::from(!fits(want.0, want.1)));
+            }
+        }
+        check(&v);
+    }
+
+    #[test]
+    fn spill_and_unspill() {
+        let mut u = Users::new();
+        let day = |t: i64, d: u32, b: u32| UserDay {
+            last_draw_ms: t,
+            draws_today: d,
+            bonus: b,
+        };
+        // Wins one at a time: in place up to 14, spilled from 15.
+        for n in 1..=20u32 {
+            let w = u.commit_draw(5, day(n.into(), n, 0), Some(7)).unwrap();
+            assert_eq!(
+                w,
+                UserWins {
+                    wins: n,
+                    last_prize: 7
+                }
+            );
+            assert_eq!(u.spilled(), usize::from(n > 14), "{n} wins");
+            check(&u);
+        }
+        // A loss keeps the wins.
+        assert_eq!(u.commit_draw(5, day(30, 21, 0), None), None);
+        assert_eq!(
+            u.get_wins(5),
+            Some(UserWins {
+                wins: 20,
+                last_prize: 7
+            })
+        );
+        assert_eq!(u.winners().len(), 1);
+        // Back to a record that fits (the wins record is set back by a load): in place.
+        u.insert_wins(
+            5,
+            UserWins {
+                wins: 14,
+                last_prize: 4095,
+            },
+        );
+        assert_eq!(u.spilled(), 0);
+        u.insert_wins(
+            5,
+            UserWins {
+                wins: 14,
+                last_prize: 4096,
+            },
+        );
+        assert_eq!(u.spilled(), 1);
+        u.insert_wins(
+            5,
+            UserWins {
+                wins: 1,
+                last_prize: 0,
+            },
+        );
+        assert_eq!(u.spilled(), 0);
+        // Time out of range and back.
+        for (t, spilled) in [
+            (PACKED_MAX_TIME + 1, true),
+            (PACKED_MAX_TIME, false),
+            (PACKED_MIN_TIME - 1, true),
+            (PACKED_MIN_TIME, false),
+            (i64::MIN, true),
+            (-1, false),
+            (i64::MAX, true),
+            (0, false),
+        ] {
+            u.insert(5, day(t, 3, 4));
+            assert_eq!(u.get(5), Some(day(t, 3, 4)));
+            assert_eq!(u.spilled(), usize::from(spilled), "time {t}");
+            assert_eq!(
+                u.get_wins(5),
+                Some(UserWins {
+                    wins: 1,
+                    last_prize: 0
+                })
+            );
+        }
+        // Counts: 65,535 fits, 65,536 spills.
+        for (d, b, spilled) in [
+            (65_535, 65_535, false),
+            (65_536, 0, true),
+            (65_534, 65_535, false),
+            (0, 65_536, true),
+            (0, 0, false),
+        ] {
+            u.insert(5, day(1, d, b));
+            assert_eq!(u.get(5), Some(day(1, d, b)));
+            assert_eq!(u.spilled(), usize::from(spilled), "{d} {b}");
+        }
+        // A wins record alone (a winners chunk before the users chunk) is kept whole; day
+        // state for it brings it in place. A ban gives it all-zero day state.
+        u.insert_wins(
+            6,
+            UserWins {
+                wins: 2,
+                last_prize: 1,
+            },
+        );
+        assert_eq!(
+            u.get_both(6),
+            (
+                None,
+                Some(UserWins {
+                    wins: 2,
+                    last_prize: 1
+                })
+            )
+        );
+        assert_eq!((u.len(), u.winners().len(), u.spilled()), (1, 2, 1));
+        u.insert(6, day(10, 1, 0));
+        assert_eq!((u.len(), u.winners().len(), u.spilled()), (2, 2, 0));
+        u.insert_wins(
+            7,
+            UserWins {
+                wins: 1,
+                last_prize: 1,
+            },
+        );
+        u.ensure_day(7);
+        assert_eq!(u.get(7), Some(UserDay::default()));
+        u.ensure_day(7);
+        u.ensure_day(8);
+        assert_eq!(u.get_both(8), (Some(UserDay::default()), None));
+        // A wins record of 0 wins is kept as it is, whole.
+        u.insert_wins(
+            8,
+            UserWins {
+                wins: 0,
+                last_prize: 0,
+            },
+        );
+        assert_eq!(u.get_wins(8), Some(UserWins::default()));
+        assert_eq!(u.spilled(), 1);
+        check(&u);
+    }
+
+    /// Random writes of boundary values over a few thousand keys against a model.
+    #[test]
+    fn random_writes_match_a_model() {
+        use std::collections::HashMap;
+        let all = every_record();
+        let mut u = Users::new();
+        let mut model: HashMap<u128, (Option<UserDay>, Option<UserWins>)> = HashMap::new();
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for step in 0..200_000 {
+            let k = u128::from(next() % 3000) + 2;
+            let (d, w) = all[(next() % all.len() as u64) as usize];
+            let e = model.entry(k).or_default();
+            match next() % 5 {
+                0 => {
+                    if let Some(d) = d {
+                        u.insert(k, d);
+                        e.0 = Some(d);
+                    }
+                }
+                1 => {
+                    if let Some(w) = w {
+                        u.insert_wins(k, w);
+                        e.1 = Some(w);
+                    }
+                }
+                2 => {
+                    let d = d.unwrap_or_default();
+                    u.insert_both(k, d, w);
+                    e.0 = Some(d);
+                    e.1 = w.or(e.1);
+                }
+                3 => {
+                    let d = d.unwrap_or_default();
+                    let prize = w.map(|w| w.last_prize);
+                    let got = u.commit_draw(k, d, prize);
+                    e.0 = Some(d);
+                    if let Some(p) = prize {
+                        let mut nw = e.1.unwrap_or_default();
+                        nw.wins = nw.wins.saturating_add(1);
+                        nw.last_prize = p;
+                        e.1 = Some(nw);
+                    }
+                    assert_eq!(got, prize.and(e.1));
+                }
+                _ => {
+                    u.ensure_day(k);
+                    e.0 = e.0.or(Some(UserDay::default()));
+                }
+            }
+            if e.0.is_none() && e.1.is_none() {
+                model.remove(&k);
+            }
+            assert_eq!(u.get_both(k), model.get(&k).copied().unwrap_or_default());
+            if step % 50_000 == 0 {
+                check(&u);
+            }
+        }
+        check(&u);
+        for (k, v) in &model {
+            assert_eq!(u.get_both(*k), *v);
+        }
+        assert_eq!(u.map.len(), model.len());
+    }
+
+    /// A flash sale's buyer (one win, small values) costs what a user who lost costs.
+    #[test]
+    fn a_winner_costs_what_a_loser_costs() {
+        let n = 100_000u128;
+        let (mut winners, mut losers) = (Users::new(), Users::new());
+        for k in 1..=n {
+            let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            let d = UserDay {
+                last_draw_ms: 1_700_000_000_000 + k as i64,
+                draws_today: 1,
+                bonus: 0,
+            };
+            winners.commit_draw(key, d, Some(1));
+            losers.commit_draw(key, d, None);
+        }
+        assert_eq!(winners.mem_bytes(), losers.mem_bytes());
+        assert_eq!(winners.spilled(), 0);
+        assert_eq!(winners.spill.mem_bytes(), 0);
+        assert_eq!(winners.winners().len(), 100_000);
+        assert_eq!(losers.winners().len(), 0);
+        assert_eq!(winners.len(), 100_000);
     }
 }

@@ -24,8 +24,7 @@ impl Campaign {
     /// last_draw_ms, cooldown_left_ms, banned_until_ms.
     pub fn user_view(&self, user: u128, now: i64) -> UserView {
         let today = day_of(now, self.rules.dayoffset_min);
-        let day = self.day_state(user, now);
-        let w = self.winners.get(user).unwrap_or_default();
+        let (day, w) = self.user_state(user, now);
         let cooldown_left = if day.last_draw_ms != 0 {
             let cd = i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX);
             day.last_draw_ms
@@ -68,7 +67,6 @@ impl Campaign {
             + prizes
             + names
             + self.users.mem_bytes()
-            + self.winners.mem_bytes()
             + self.bans.mem_bytes()
             + self.reqs.mem_bytes()
             + self.table.mem_bytes()
