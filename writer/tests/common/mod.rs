@@ -414,7 +414,12 @@ pub fn check_rows_match_stream(
                 (
                     m[&b"user"[..]].clone(),
                     String::from_utf8(m[&b"prize"[..]].clone()).unwrap(),
-                    num(b"ts"),
+                    // the draw's time: `ts` if the entry has one, else the ID's ms
+                    if m.contains_key(&b"ts"[..]) {
+                        num(b"ts")
+                    } else {
+                        id.split('-').next().unwrap().parse::<i64>().unwrap()
+                    },
                     num(b"draw"),
                     m.get(&b"reqid"[..]).cloned(),
                 ),
