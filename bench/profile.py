@@ -103,6 +103,12 @@ PROBES = [
 ]
 
 
+def shown(path: str) -> str:
+    """A path as the output shows it: relative to the repository, or its name if outside."""
+    rel = os.path.relpath(path, ROOT)
+    return os.path.basename(path) if rel.startswith("..") else rel
+
+
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -229,7 +235,7 @@ def send(r, cmds) -> float:
 def profile(module: str, N: int, top: int, keep: bool):
     """Every path against `module`: (results, idle instructions/s, what the paths did)."""
     workdir = tempfile.mkdtemp(prefix="lottery-profile-")
-    log(f"redis-server under callgrind with {os.path.relpath(module, ROOT)} in {workdir}")
+    log(f"redis-server under callgrind with {shown(module)} in {workdir}")
     srv = Profiled(workdir, module)
     r = srv.r
     results = []
@@ -344,7 +350,7 @@ def main() -> None:
         "",
         f"- date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- {ver}; {vg}; module {os.path.relpath(MODULE, ROOT)} at git commit {head}"
-        + (f"; '{a.before_label}': {os.path.relpath(a.before, ROOT)}" if a.before else ""),
+        + (f"; '{a.before_label}': {shown(a.before)}" if a.before else ""),
         f"- run: bench/profile.py {' '.join(sys.argv[1:]) or '(defaults)'}: {N:,} commands per path, "
         f"pipelines of {BATCH} from redis-py; idle server {idle:,.0f} instructions/s subtracted; "
         f"total time {time.time() - t_start:.0f} s",
@@ -364,7 +370,7 @@ def main() -> None:
         lb = a.before_label
         out += [
             "",
-            f"Before and after, same run ('{lb}' = {os.path.relpath(a.before, ROOT)}; instructions per command, "
+            f"Before and after, same run ('{lb}' = {shown(a.before)}; instructions per command, "
             "and in call(); each next to INCR's of its own server):",
             "",
             f"| path | {lb} | now | change | {lb} in call() | now in call() | {lb} vs INCR | now vs INCR |",
