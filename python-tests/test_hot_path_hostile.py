@@ -1,0 +1,260 @@
+"""Hostile clients and careless operators against the wins stream's explicit IDs, the
+one-command win replication (LOTTERY.APPLY with the entry) and the statistics batches.
+
+Every win checked here: the DRAW reply's win id is the entry's ID, the entry's fields are
+`user prize draw [reqid] [ts]`, and the entry's time (its `ts`, else its ID's ms) is the
+pinned clock. Replicas (after WAIT and equal offsets) and AOF restarts (with and without the
+RDB preamble) hold byte-identical streams, the same stream metadata and the same digests.
+"""
+import time
+
+import pytest
+
+import durability_helpers as D
+import lottery_helpers as H
+from lottery_helpers import Err, configure, pin, stats
+
+TB = 4_000_000_000_000  # a pinned clock well ahead of the real one (year 2096)
+COUNTERS = ["draws", "wins", "losses", "replays", "rejected_cooldown", "rejected_quota",
+            "rejected_already_won", "rejected_paused", "rejected_banned"]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _s(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def entry(raw, stream, eid):
+    rep = raw.call("XRANGE", stream, eid, eid)
+    assert isinstance(rep, list) and len(rep) == 1, (stream, eid, rep)
+    got_id, flat = rep[0]
+    assert _s(got_id) == eid
+    return list(zip(flat[0::2], flat[1::2]))
+
+
+def win(raw, key, user, at, stream, reqid=None, draw_no=None, exact=None):
+    """One DRAW that must win, at pinned time `at`; checks its entry. exact: True (the ID
+    carries the time, no ts), False (automatic ID with ts), None (either). Returns the id."""
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", at) == "OK"
+    args = ["LOTTERY.DRAW", key, user] + (["REQID", reqid] if reqid is not None else [])
+    rep = raw.call(*args)
+    assert isinstance(rep, list) and rep[0] == b"WIN", (args, rep)
+    eid = _s(rep[2])
+    fields = entry(raw, stream, eid)
+    names = [f for f, _ in fields]
+    want = [b"user", b"prize", b"draw"] + ([b"reqid"] if reqid is not None else [])
+    has_ts = names == want + [b"ts"]
+    assert names == want or has_ts, (eid, fields)
+    d = dict(fields)
+    assert d[b"user"] == H._enc(user)
+    assert d[b"prize"] == rep[1]
+    if reqid is not None:
+        assert d[b"reqid"] == H._enc(reqid)
+    if draw_no is not None:
+        assert d[b"draw"] == str(draw_no).encode()
+    ms = int(eid.split("-")[0])
+    if has_ts:
+        assert int(d[b"ts"]) == at, (eid, fields, at)
+    else:
+        assert ms == at, (eid, fields, at)
+    if exact is not None:
+        assert has_ts == (not exact), (eid, fields, at, exact)
+    # the stream's last entry is this one
+    last = raw.call("XREVRANGE", stream, "+", "-", "COUNT", 1)
+    assert _s(last[0][0]) == eid
+    return eid
+
+
+def xinfo(raw, stream):
+    rep = raw.call("XINFO", "STREAM", stream)
+    if isinstance(rep, Err):
+        return str(rep)
+    d = dict(zip([_s(k) for k in rep[0::2]], rep[1::2]))
+    return {k: d.get(k) for k in ("length", "last-generated-id", "max-deleted-entry-id",
+                                   "entries-added", "recorded-first-entry-id")}
+
+
+def world(server, dbs=(0, 1)):
+    """Every key of the given databases: type, digest, and for streams XRANGE and metadata."""
+    raw = server.raw()
+    out = {}
+    try:
+        for db in dbs:
+            assert raw.call("SELECT", db) == "OK"
+            for k in sorted(raw.call("KEYS", "*")):
+                t = _s(raw.call("TYPE", k))
+                v = {"type": t, "digest": _s(raw.call("DEBUG", "DIGEST-VALUE", k)[0])}
+                if t == "stream":
+                    v["xrange"] = raw.call("XRANGE", k, "-", "+")
+                    v["xinfo"] = xinfo(raw, k)
+                if t == "lottery01":
+                    st = raw.call("LOTTERY.STATS", k)
+                    v["counters"] = {_s(a): b for a, b in zip(st[0::2], st[1::2])
+                                     if _s(a) in COUNTERS}
+                out[(db, k)] = v
+        out["digest"] = _s(raw.call("DEBUG", "DIGEST"))
+    finally:
+        raw.close()
+    return out
+
+
+def assert_same_world(a, b, what):
+    assert a.keys() == b.keys(), (what, sorted(map(str, a.keys() ^ b.keys())))
+    for k in a:
+        assert a[k] == b[k], (what, k, a[k], b[k])
+
+
+def synced(master, replica):
+    rm = master.client()
+    D.wait_acked(rm)
+    D.wait_same_offset([rm, replica.client()])
+
+
+# --------------------------------------------------------------------------------------------
+# the wins stream under a hostile clock, hostile clients and careless operators
+
+
+def _stream_torture(master, check):
+    """Wins across everything that can stand between a win and its exact ID. `check()` is
+    called at a few points (replica comparison, an AOF rewrite, ...)."""
+    raw = master.raw()
+    r = master.client()
+    S = "{c}:wins"
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    configure(r, "c", "PRIZE", "p", 1, "INF", "NOTHING", 0, "MAXWINS", "INF")
+    configure(r, "{c}d", "PRIZE", "q", 1, "INF", "NOTHING", 0, "MAXWINS", "INF", "STREAM", S)
+    n = 0
+
+    def w(key, at, exact=None, reqid=None, stream=S):
+        nonlocal n
+        n += 1
+        return win(raw, key, f"u{n}", at, stream, reqid=reqid, exact=exact)
+
+    # many wins in one millisecond: consecutive sequence numbers
+    ids = [w("c", TB, True) for _ in range(12)]
+    assert ids == [f"{TB}-{i}" for i in range(12)]
+    # the clock steps back: automatic IDs, each with the time in ts
+    assert w("c", TB - 5000, False) == f"{TB}-12"
+    assert w("c", TB - 5000, False) == f"{TB}-13"
+    assert w("c", 1, False) == f"{TB}-14"
+    # and forward again: exact
+    assert w("c", TB + 1, True) == f"{TB + 1}-0"
+    check("clock")
+    # a client writes a far-future ID into the wins stream
+    far = TB + 10**9
+    assert raw.call("XADD", S, f"{far}-5", "x", "y") == f"{far}-5".encode()
+    assert w("c", TB + 2, False, reqid="r1") == f"{far}-6"
+    # XDEL of the last entry: the stream's last ID stays
+    assert raw.call("XDEL", S, f"{far}-6") == 1
+    assert w("c", far, True) == f"{far}-7"
+    assert raw.call("XADD", S, f"{far}-100", "x", "y") == f"{far}-100".encode()
+    assert raw.call("XDEL", S, f"{far}-100") == 1
+    assert w("c", far, False) == f"{far}-101"
+    # the clock passes it: exact again, then XTRIM MAXLEN 0 keeps the last ID too
+    assert w("c", far + 1, True) == f"{far + 1}-0"
+    assert raw.call("XTRIM", S, "MAXLEN", 0) >= 1
+    assert w("c", far + 1, True) == f"{far + 1}-1"
+    assert w("c", far + 1, True, reqid="r2") == f"{far + 1}-2"
+    check("xadd-xdel-xtrim")
+    # two campaigns on one stream, same millisecond: each one's hint is stale in turn
+    t = far + 10
+    seen = [w("c", t), w("{c}d", t), w("{c}d", t), w("c", t), w("c", t + 1), w("{c}d", t + 1)]
+    assert seen == sorted(seen, key=lambda i: tuple(map(int, i.split("-"))))
+    assert len(set(seen)) == len(seen)
+    # the stream deleted between wins: a fresh stream takes the next exact ID
+    assert raw.call("DEL", S) == 1
+    w("c", t + 1, True)
+    w("{c}d", t + 1, True)
+    # the stream replaced by another type: the win is refused, nothing changes
+    assert raw.call("DEL", S) == 1
+    assert raw.call("SET", S, "not a stream") == "OK"
+    before = (raw.call("DEBUG", "DIGEST-VALUE", "c"), raw.call("LOTTERY.STATS", "c"))
+    rep = raw.call("LOTTERY.DRAW", "c", "wrongtype")
+    assert isinstance(rep, Err) and rep.startswith("WRONGTYPE"), rep
+    assert (raw.call("DEBUG", "DIGEST-VALUE", "c"), raw.call("LOTTERY.STATS", "c")) == before
+    assert raw.call("DEL", S) == 1
+    w("c", t + 2, True)
+    check("shared-deleted-wrongtype")
+    # RENAME keeps the stream; COPY gets its own default stream; MOVE to another database
+    assert raw.call("RENAME", "c", "c2") == "OK"
+    w("c2", t + 2, True)
+    assert raw.call("COPY", "c2", "c3") == 1
+    w("c3", t + 2, True, stream="{c3}:wins")
+    w("c2", t + 2, True)
+    assert raw.call("MOVE", "c3", 1) == 1
+    assert raw.call("SELECT", 1) == "OK"
+    w("c3", t + 3, True, stream="{c3}:wins")
+    assert raw.call("SELECT", 0) == "OK"
+    # the stream renamed away and back under the campaign
+    assert raw.call("RENAME", S, "{c}:old") == "OK"
+    w("c2", t + 3, True)
+    assert raw.call("DEL", S) == 1
+    assert raw.call("RENAME", "{c}:old", S) == "OK"
+    w("c2", t + 3, True)
+    check("rename-copy-move")
+    # DEBUG RELOAD loses the hints: the same millisecond again falls back, the next is exact
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    w("c2", t + 3, False)
+    w("{c}d", t + 3, False)
+    w("c2", t + 4, True)
+    # the largest time the clock takes, then behind it
+    big = H.I64_MAX
+    assert w("c2", big, True) == f"{big}-0"
+    assert w("c2", big, True) == f"{big}-1"
+    assert w("{c}d", TB, False) == f"{big}-2"
+    # a stream at its last possible ID: the win is refused, nothing changes
+    assert raw.call("XADD", S, "18446744073709551615-18446744073709551615", "x", "y")
+    before = (raw.call("DEBUG", "DIGEST-VALUE", "c2"), raw.call("LOTTERY.STATS", "c2"))
+    for at in (TB, big):
+        assert raw.call("LOTTERY.DEBUG", "CLOCK", at) == "OK"
+        rep = raw.call("LOTTERY.DRAW", "c2", "exhausted", "REQID", "rx")
+        assert isinstance(rep, Err) and "exhausted" in rep, rep
+    assert (raw.call("DEBUG", "DIGEST-VALUE", "c2"), raw.call("LOTTERY.STATS", "c2")) == before
+    assert raw.call("DEL", S) == 1
+    # the campaign's last entry is far ahead of the clock: a fresh stream, an automatic ID
+    rx = w("c2", TB, False, reqid="rx")
+    # a REQID replay returns the same id, and appends nothing
+    xlen = raw.call("XLEN", S)
+    rep = raw.call("LOTTERY.DRAW", "c2", f"u{n}", "REQID", "rx")
+    assert _s(rep[2]) == rx and raw.call("XLEN", S) == xlen
+    w("c2", big, True)
+    check("reload-limits")
+    raw.close()
+
+
+def test_wins_stream_torture_replica_identical(master_replica):
+    master, replica = master_replica
+
+    def check(what):
+        synced(master, replica)
+        assert_same_world(world(master), world(replica), what)
+
+    _stream_torture(master, check)
+    assert not master.critical_log_lines() and not replica.critical_log_lines()
+    with open(replica.logfile) as f:
+        assert "could not append" not in f.read()
+
+
+@pytest.mark.parametrize("preamble", ["yes", "no"])
+def test_wins_stream_torture_aof_restart_identical(server_factory, preamble):
+    s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", preamble])
+    rewrites = []
+
+    def check(what):
+        if what == "xadd-xdel-xtrim":
+            # a rewrite in the middle: the rest goes to the incremental file
+            s.client().execute_command("BGREWRITEAOF")
+            D.wait_aof_rewrite(s.client())
+            rewrites.append(what)
+
+    _stream_torture(s, check)
+    assert rewrites
+    want = world(s)
+    s.restart()
+    got = world(s)
+    assert_same_world(want, got, f"AOF restart, preamble {preamble}")
+    with open(s.logfile) as f:
+        assert "could not append" not in f.read()
