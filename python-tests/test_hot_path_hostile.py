@@ -258,3 +258,64 @@ def test_wins_stream_torture_aof_restart_identical(server_factory, preamble):
     assert_same_world(want, got, f"AOF restart, preamble {preamble}")
     with open(s.logfile) as f:
         assert "could not append" not in f.read()
+
+
+# --------------------------------------------------------------------------------------------
+# statistics batches against hostile interleavings
+
+
+def _refusal_campaign(r, key, stream=None):
+    extra = ["STREAM", stream] if stream else []
+    configure(r, key, "PRIZE", "p", 1, "INF", "NOTHING", 1, "COOLDOWN", 60_000, "MAXWINS", "INF",
+              *extra)
+
+
+def _counters(r, key):
+    st = stats(r, key)
+    return {k: st[k] for k in COUNTERS}
+
+
+def test_wait_waits_for_batched_counters(master_replica):
+    """A client whose last command was a refusal (its counters still to be batched) gets from
+    WAIT only what the replica acknowledged, counters included."""
+    import os
+    import signal
+    master, replica = master_replica
+    rm, rs = master.client(), replica.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    synced(master, replica)
+    raw = master.raw()
+    os.kill(replica.proc.pid, signal.SIGSTOP)
+    try:
+        assert raw.call("LOTTERY.DRAW", "k", "a")[0] == b"COOLDOWN"
+        t = time.time()
+        assert raw.call("WAIT", 1, 300) == 0
+        assert time.time() - t >= 0.25
+    finally:
+        os.kill(replica.proc.pid, signal.SIGCONT)
+    assert raw.call("WAIT", 1, 10_000) == 1
+    assert _counters(rs, "k") == _counters(rm, "k")
+    assert _counters(rm, "k")["rejected_cooldown"] == 1
+
+
+def test_counters_sent_after_debug_reload_in_the_same_iteration(master_replica):
+    """Refusals, then DEBUG RELOAD before the event loop sleeps: the reloaded campaign still
+    has the counts the replica never got; they reach it."""
+    master, replica = master_replica
+    rm, rs = master.client(), replica.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    raw = master.raw()
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 3 + [("DEBUG", "RELOAD")])
+    assert [x[0] for x in reps[:3]] == [b"COOLDOWN"] * 3 and reps[3] == "OK"
+    synced(master, replica)
+    assert _counters(rm, "k")["rejected_cooldown"] == 3
+    assert _counters(rs, "k") == _counters(rm, "k")
+    assert D.digest(rs, "k") == D.digest(rm, "k")
+    # and a draw afterwards changes nothing in that
+    H.draw(rm, "k", "b")
+    synced(master, replica)
+    assert D.digest(rs, "k") == D.digest(rm, "k")

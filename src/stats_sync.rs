@@ -88,13 +88,16 @@ fn flush(ctx: &Context) {
         };
         let mut key = Key::write(ctx, name.as_str());
         if let Ok(Some(c)) = key.campaign_mut() {
-            if c.host.stats_round != 0 {
-                c.host.stats_round = 0;
-                if master {
-                    replication::send(ctx, name.as_str(), &c.stats_effect());
-                } else {
-                    c.forget_unsent_statistics();
-                }
+            let noted = c.host.stats_round != 0;
+            c.host.stats_round = 0;
+            if master {
+                // A campaign at a noted name is sent even when it has no note: a value put
+                // there in the same iteration (DEBUG RELOAD loads every campaign afresh) may
+                // hold unsent counts without knowing it. The values are absolute, so sending
+                // a campaign whose counters went out already changes nothing.
+                replication::send(ctx, name.as_str(), &c.stats_effect());
+            } else if noted {
+                c.forget_unsent_statistics();
             }
         }
     }
