@@ -319,3 +319,126 @@ def test_counters_sent_after_debug_reload_in_the_same_iteration(master_replica):
     H.draw(rm, "k", "b")
     synced(master, replica)
     assert D.digest(rs, "k") == D.digest(rm, "k")
+
+
+def _touch_all(raw, keys_by_db, user):
+    """A passing draw (a new user) on every campaign: what sends a moved campaign's counts."""
+    for db, keys in keys_by_db.items():
+        assert raw.call("SELECT", db) == "OK"
+        for k in keys:
+            rep = raw.call("LOTTERY.DRAW", k, user)
+            assert rep[0] in (b"WIN", b"LOSE"), (db, k, rep)
+    assert raw.call("SELECT", 0) == "OK"
+
+
+def test_counters_same_names_in_many_databases(master_replica):
+    """Campaigns with the same name in three databases; refusals interleaved with SELECT,
+    SWAPDB, MOVE, COPY ... DB, RENAME, DEL + CONFIGURE and FLUSHDB in single iterations
+    (pipelines, MULTI, Lua). After each campaign's next draw the replica equals the master."""
+    master, replica = master_replica
+    rm = master.client()
+    pin(rm, TB)
+    raw = master.raw()
+    for db in (0, 1, 2):
+        assert raw.call("SELECT", db) == "OK"
+        for k in ("k", "{k}x"):
+            assert raw.call("LOTTERY.CONFIGURE", k, "PRIZE", "p", 1, "INF", "NOTHING", 1,
+                            "COOLDOWN", 60_000, "MAXWINS", "INF") == "OK"
+            assert raw.call("LOTTERY.DRAW", k, "a")[0] in (b"WIN", b"LOSE")
+    assert raw.call("SELECT", 0) == "OK"
+    ref = ("LOTTERY.DRAW", "k", "a")
+    refx = ("LOTTERY.DRAW", "{k}x", "a")
+    reps = raw.pipeline([ref, ref, ("SELECT", 1), ref, refx, ("SELECT", 2), ref,
+                         ("SWAPDB", 0, 1), ("SELECT", 0), ref, ref, ("SWAPDB", 1, 2),
+                         ("SELECT", 1), ref, ("SELECT", 0)])
+    assert not any(isinstance(x, Err) for x in reps), reps
+    _touch_all(raw, {0: ["k", "{k}x"], 1: ["k", "{k}x"], 2: ["k", "{k}x"]}, "t1")
+    synced(master, replica)
+    assert_same_world(world(master, (0, 1, 2)), world(replica, (0, 1, 2)), "swapdb")
+    # MOVE and COPY ... DB after refusals, within MULTI
+    reps = raw.pipeline([("MULTI",), ref, refx, ("MOVE", "{k}x", 3), ref,
+                         ("COPY", "k", "k", "DB", 3), ref, ("RENAME", "k", "{k}y"),
+                         ("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, "INF", "NOTHING", 1,
+                          "COOLDOWN", 60_000, "MAXWINS", "INF"), ("LOTTERY.DRAW", "k", "a"),
+                         ref, ref,
+                         ("EXEC",)])
+    assert isinstance(reps[-1], list) and not any(isinstance(x, Err) for x in reps[-1]), reps
+    _touch_all(raw, {0: ["k", "{k}y"], 3: ["k", "{k}x"]}, "t2")
+    synced(master, replica)
+    assert_same_world(world(master, (0, 1, 2, 3)), world(replica, (0, 1, 2, 3)), "multi")
+    # Lua: refusals, DEL, a new campaign under the name, more refusals
+    script = """
+        for i = 1, 5 do redis.call('LOTTERY.DRAW', KEYS[1], 'a') end
+        redis.call('DEL', KEYS[1])
+        redis.call('LOTTERY.CONFIGURE', KEYS[1], 'PRIZE', 'p', 1, 'INF', 'NOTHING', 1,
+                   'COOLDOWN', 60000, 'MAXWINS', 'INF')
+        for i = 1, 3 do redis.call('LOTTERY.DRAW', KEYS[1], 'b') end
+        return redis.call('LOTTERY.STATS', KEYS[1])"""
+    rep = raw.call("EVAL", script, 1, "{k}y")
+    assert isinstance(rep, list), rep
+    ev = dict(zip(rep[0::2], rep[1::2]))
+    assert ev[b"rejected_cooldown"] == 2, rep
+    assert _counters(rm, "{k}y")["rejected_cooldown"] == 2, (rep, stats(rm, "{k}y"))
+    # refusals, then FLUSHDB, then the name configured again, in one pipeline
+    reps = raw.pipeline([("SELECT", 3), ("LOTTERY.DRAW", "k", "a"), ("FLUSHDB",),
+                         ("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, "INF", "NOTHING", 1,
+                          "COOLDOWN", 60_000, "MAXWINS", "INF"), ("LOTTERY.DRAW", "k", "z"),
+                         ("LOTTERY.DRAW", "k", "z"), ("SELECT", 0)])
+    assert not any(isinstance(x, Err) for x in reps), reps
+    synced(master, replica)
+    assert_same_world(world(master, (0, 1, 2, 3)), world(replica, (0, 1, 2, 3)), "lua-flush")
+    # no further draw needed for campaigns refused where they stayed: every counter arrived
+    reps = raw.pipeline([("SELECT", db) if i % 2 == 0 else ("LOTTERY.DRAW", "k", "a")
+                         for db in (0, 1, 2) for i in (0, 1)] + [("SELECT", 0)])
+    synced(master, replica)
+    assert_same_world(world(master, (0, 1, 2, 3)), world(replica, (0, 1, 2, 3)), "plain")
+
+
+def test_failover_command_after_refusals(server_factory):
+    """Refusals, then FAILOVER in the same pipeline: the old master never sends the counts
+    the write pause held back; demoted, it takes them back and equals its new master."""
+    a = server_factory()
+    b = server_factory(replicaof=("127.0.0.1", a.port))
+    ra, rb = a.client(), b.client()
+    H.wait_link_up(rb)
+    pin(ra, TB)
+    _refusal_campaign(ra, "k")
+    raw = a.raw()
+    raw.pipeline([("LOTTERY.DRAW", "k", f"u{i}") for i in range(10)])
+    synced(a, b)
+    sent = _counters(ra, "k")
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", f"u{i % 10}") for i in range(40)]
+                        + [("FAILOVER",)])
+    assert reps[-1] == "OK" and reps[0][0] == b"COOLDOWN"
+    D.wait_role(rb, "master")
+    D.wait_role(ra, "slave")
+    H.wait_link_up(ra)
+    deadline = time.time() + 10
+    while time.time() < deadline and _counters(ra, "k") != _counters(rb, "k"):
+        time.sleep(0.05)
+    assert _counters(rb, "k") == sent
+    assert _counters(ra, "k") == sent
+    pin(rb, TB)
+    assert H.draw(rb, "k", "u1")[0] == "COOLDOWN"
+    synced(b, a)
+    assert _counters(ra, "k") == _counters(rb, "k")
+    assert D.digest(ra, "k") == D.digest(rb, "k")
+    assert a.alive() and b.alive()
+
+
+def test_client_pause_all_then_refusals_queue(master_replica):
+    """CLIENT PAUSE ALL holds the refusals themselves; once it ends they are counted and
+    reach the replica; the master stays up."""
+    master, replica = master_replica
+    rm = master.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    raw = master.raw()
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 5 + [("CLIENT", "PAUSE", 200, "ALL")]
+                        + [("LOTTERY.DRAW", "k", "a")] * 5)
+    assert [x[0] for x in reps[:5]] == [b"COOLDOWN"] * 5 and reps[5] == "OK"
+    assert [x[0] for x in reps[6:]] == [b"COOLDOWN"] * 5
+    synced(master, replica)
+    assert _counters(rm, "k")["rejected_cooldown"] == 10
+    assert_same_world(world(master), world(replica), "pause all")
