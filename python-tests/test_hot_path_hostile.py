@@ -442,3 +442,151 @@ def test_client_pause_all_then_refusals_queue(master_replica):
     synced(master, replica)
     assert _counters(rm, "k")["rejected_cooldown"] == 10
     assert_same_world(world(master), world(replica), "pause all")
+
+
+# --------------------------------------------------------------------------------------------
+# LOTTERY.APPLY: hostile arguments
+
+
+def _win_applies(server_factory):
+    """Real AOF commands of a campaign with wins with and without REQID: (all commands, the
+    APPLY of a win without REQID, the APPLY of a win with one), and the state they make."""
+    s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", "no"])
+    raw = s.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    configure(s.client(), "c", "PRIZE", "p", 1, "INF", "NOTHING", 0, "MAXWINS", "INF")
+    for i in range(3):
+        win(raw, "c", f"u{i}", TB, "{c}:wins")
+    win(raw, "c", "r", TB + 1, "{c}:wins", reqid="rq")
+    win(raw, "c", "u9", TB + 2, "{c}:wins")
+    want = world(s)
+    raw.close()
+    s.stop()
+    cmds = D.aof_commands(s.dir)
+    applies = [c for c in cmds if c[0].upper() == b"LOTTERY.APPLY"]
+    plain = next(c for c in applies if len(c) == 4)
+    with_reqid = next(c for c in applies if len(c) == 5)
+    assert with_reqid[3:] == [b"r", b"rq"]
+    return cmds, plain, with_reqid, want
+
+
+def test_apply_with_mismatched_arguments_from_an_aof(server_factory, tmp_path):
+    """An AOF whose win effects come with a missing user, a missing or extra REQID, too many
+    arguments, or twice: each bad one is refused whole (nothing applied, nothing appended), a
+    repeated one appends nothing, and the server loads and equals the clean one."""
+    cmds, plain, with_reqid, want = _win_applies(server_factory)
+    hostile = [
+        plain[:3],                                  # a win without its user
+        plain + [b"extra-reqid"],                   # a REQID the effect does not have
+        with_reqid[:4],                             # the REQID missing
+        with_reqid + [b"more"],                     # too many arguments
+        plain[:2],                                  # no effect at all
+        [b"LOTTERY.APPLY", b"c", plain[2][:-3], plain[3]],   # a truncated effect
+    ]
+    out = []
+    first_win = True
+    for c in cmds:
+        if c[0].upper() == b"LOTTERY.APPLY" and len(c) >= 4 and first_win:
+            out += hostile
+            out.append(c)
+            out.append(c)                           # the same win again
+            out += [[b"MULTI"]] + hostile + [[b"EXEC"]]
+            first_win = False
+        else:
+            out.append(c)
+    body = D.encode_many(out)
+    d = tmp_path / "appendonlydir"
+    d.mkdir()
+    (d / "appendonly.aof.1.base.aof").write_bytes(body)
+    (d / "appendonly.aof.manifest").write_text("file appendonly.aof.1.base.aof seq 1 type b\n")
+    s = server_factory(appendonly=True, dir=str(tmp_path),
+                       extra_args=["--aof-use-rdb-preamble", "no"])
+    assert_same_world(want, world(s), "hostile AOF")
+    with open(s.logfile) as f:
+        log = f.read()
+    assert log.count("could not append win") == 1, log[-2000:]
+    # each bad command was answered with an error, which the loader logs; nothing else was
+    refused = [l for l in log.splitlines() if "error to its AOF-loading-client" in l]
+    assert len(refused) == 2 * len(hostile), refused
+    assert s.critical_log_lines() == refused
+    open(s.logfile, "w").close()     # expected: not a failure of the server
+    # a client cannot run any of them, plainly, in MULTI or from Lua
+    raw = s.raw()
+    for c in hostile + [plain, with_reqid]:
+        rep = raw.call(*c)
+        assert isinstance(rep, Err) and ("internal" in rep or "wrong number" in rep), (c, rep)
+        reps = raw.pipeline([("MULTI",), tuple(c), ("EXEC",)])
+        assert isinstance(reps[1], Err) or isinstance(reps[2], Err) or \
+            all(isinstance(x, Err) for x in reps[2]), reps
+        rep = raw.call("EVAL", "return redis.pcall('LOTTERY.APPLY', unpack(ARGV))", 0, *c[1:])
+        assert isinstance(rep, Err), rep
+    raw.close()
+    assert_same_world(want, world(s), "after client attempts")
+
+
+def test_many_streams_and_prizes_through_the_name_cache(master_replica):
+    """More stream names and prize ids than the module keeps made (40 campaigns, 3 prizes
+    each, binary and long names), wins interleaved across them: every entry names its own
+    prize and user, and the replica is identical."""
+    master, replica = master_replica
+    raw = master.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    keys = [f"{{k{i}}}" for i in range(40)]
+    prize_ids = {}
+    for i, k in enumerate(keys):
+        ids = [b"p\x00%d-%d" % (i, j) + b"x" * (j * 50) for j in range(3)]
+        prize_ids[k] = ids
+        args = ["LOTTERY.CONFIGURE", k]
+        for p in ids:
+            args += ["PRIZE", p, 1, "INF"]
+        assert raw.call(*args + ["NOTHING", 0, "MAXWINS", "INF"]) == "OK"
+    cmds = []
+    for rnd in range(5):
+        for i, k in enumerate(keys):
+            cmds.append(("LOTTERY.DRAW", k, b"user\xff%d-%d" % (i, rnd)))
+    reps = raw.pipeline(cmds)
+    for (_, k, u), rep in zip(cmds, reps):
+        assert rep[0] == b"WIN", rep
+        (eid, flat), = raw.call("XRANGE", f"{k}:wins", rep[2], rep[2])
+        d = dict(zip(flat[0::2], flat[1::2]))
+        assert d[b"user"] == u and d[b"prize"] == rep[1] and rep[1] in prize_ids[k]
+        assert eid.split(b"-")[0] == str(TB).encode()
+    synced(master, replica)
+    assert_same_world(world(master, (0,)), world(replica, (0,)), "name cache")
+
+
+def test_wins_in_scripts_and_transactions_across_databases(master_replica):
+    """Wins and refusals in Lua and MULTI that switch databases, with same-named campaigns
+    and streams in each: the replica has every entry in the right database."""
+    master, replica = master_replica
+    raw = master.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    for db in (0, 1):
+        assert raw.call("SELECT", db) == "OK"
+        assert raw.call("LOTTERY.CONFIGURE", "c", "PRIZE", f"p{db}", 1, "INF", "NOTHING", 0,
+                        "MAXWINS", 1) == "OK"
+    assert raw.call("SELECT", 0) == "OK"
+    script = """
+        local out = {}
+        for i = 1, 4 do
+            redis.call('SELECT', i % 2)
+            out[#out + 1] = redis.call('LOTTERY.DRAW', KEYS[1], ARGV[1])
+            out[#out + 1] = redis.call('LOTTERY.DRAW', KEYS[1], ARGV[1], 'REQID', 'x')
+        end
+        return out"""
+    rep = raw.call("EVAL", script, 1, "c", "lua-user")
+    assert isinstance(rep, list) and len(rep) == 8, rep
+    assert [x[0] for x in rep[:2]] == [b"WIN", b"ALREADY_WON"]
+    reps = raw.pipeline([("MULTI",), ("SELECT", 1), ("LOTTERY.DRAW", "c", "m"),
+                         ("SELECT", 0), ("LOTTERY.DRAW", "c", "m", "REQID", "y"),
+                         ("LOTTERY.DRAW", "c", "m", "REQID", "y"), ("EXEC",)])
+    assert [x[0] for x in reps[-1][1::2]] == [b"WIN", b"WIN"], reps
+    assert reps[-1][4] == reps[-1][3], reps
+    for db, prize in ((0, b"p0"), (1, b"p1")):
+        assert raw.call("SELECT", db) == "OK"
+        ents = raw.call("XRANGE", "{c}:wins", "-", "+")
+        assert {dict(zip(f[0::2], f[1::2]))[b"prize"] for _, f in ents} == {prize}
+        assert len(ents) == 2
+    assert raw.call("SELECT", 0) == "OK"
+    synced(master, replica)
+    assert_same_world(world(master), world(replica), "lua/multi databases")
