@@ -590,3 +590,58 @@ def test_wins_in_scripts_and_transactions_across_databases(master_replica):
     assert raw.call("SELECT", 0) == "OK"
     synced(master, replica)
     assert_same_world(world(master), world(replica), "lua/multi databases")
+
+
+def test_sequence_number_at_its_limit(master_replica):
+    """A client's entry with the last sequence number of a millisecond: the campaign's next
+    ID in that millisecond does not exist, so the entry goes to the next one with its ts."""
+    master, replica = master_replica
+    raw = master.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    configure(master.client(), "c", "PRIZE", "p", 1, "INF", "NOTHING", 0, "MAXWINS", "INF")
+    S = "{c}:wins"
+    top = 2**64 - 1
+    assert win(raw, "c", "a", TB, S, exact=True) == f"{TB}-0"
+    assert raw.call("XADD", S, f"{TB}-{top - 1}", "x", "y")
+    assert win(raw, "c", "b", TB, S, exact=False) == f"{TB}-{top}"
+    assert win(raw, "c", "c", TB, S, exact=False) == f"{TB + 1}-0"
+    assert win(raw, "c", "d", TB + 1, S, exact=True) == f"{TB + 1}-1"
+    synced(master, replica)
+    assert_same_world(world(master), world(replica), "sequence limit")
+
+
+def test_noted_name_taken_by_another_type(master_replica):
+    """Refusals, then the campaign deleted and its name given to a string, in one iteration:
+    the batch skips it, the server stays up, the replica equals the master."""
+    master, replica = master_replica
+    rm = master.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    raw = master.raw()
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 3
+                        + [("DEL", "k"), ("SET", "k", "v"), ("LOTTERY.DRAW", "k", "a")])
+    assert [x[0] for x in reps[:3]] == [b"COOLDOWN"] * 3
+    assert isinstance(reps[-1], Err) and reps[-1].startswith("WRONGTYPE")
+    synced(master, replica)
+    assert replica.client().get("k") == "v"
+    assert_same_world(world(master), world(replica), "name taken")
+
+
+def test_wins_stream_with_a_ttl(master_replica):
+    """The wins stream given a TTL that runs out between wins: the win finds it expired, the
+    expiry reaches the replica before the new entry, and both hold the same stream."""
+    master, replica = master_replica
+    raw = master.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    configure(master.client(), "c", "PRIZE", "p", 1, "INF", "NOTHING", 0, "MAXWINS", "INF")
+    S = "{c}:wins"
+    for u in "abc":
+        win(raw, "c", u, TB, S, exact=True)
+    assert raw.call("PEXPIRE", S, 20) == 1
+    synced(master, replica)
+    time.sleep(0.05)
+    assert win(raw, "c", "d", TB, S, exact=True) == f"{TB}-3"
+    assert raw.call("XLEN", S) == 1
+    synced(master, replica)
+    assert_same_world(world(master), world(replica), "stream ttl")
