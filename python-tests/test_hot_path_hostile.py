@@ -645,3 +645,58 @@ def test_wins_stream_with_a_ttl(master_replica):
     assert raw.call("XLEN", S) == 1
     synced(master, replica)
     assert_same_world(world(master), world(replica), "stream ttl")
+
+
+# --------------------------------------------------------------------------------------------
+# winners in the users' packed records: every way out of the packed form and back
+
+
+def test_winner_records_beyond_the_packed_form(server_factory):
+    """A winner past 14 wins, with a prize whose name index passes 4095, drawing at times past
+    2^47 ms and back: USER shows the exact values at every step, and a replica, DEBUG RELOAD
+    and an AOF restart hold the same."""
+    m = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", "no"])
+    rep_ = server_factory(replicaof=("127.0.0.1", m.port))
+    H.wait_link_up(rep_.client())
+    rb = m.bclient()
+    raw = m.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+
+    def conf(hi_weight, lo_weight):
+        args = ["LOTTERY.CONFIGURE", "c", "PRIZE", "lo", lo_weight, "INF"]
+        for i in range(4100):
+            args += ["PRIZE", f"z{i}", 0, 0]
+        args += ["PRIZE", "hi", hi_weight, "INF", "NOTHING", 0, "MAXWINS", "INF"]
+        assert raw.call(*args) == "OK"
+
+    conf(1, 0)
+    others = []
+    steps = [(TB, "hi"), (2**47 - 1, "hi"), (2**47, "hi"), (H.I64_MAX, "lo"), (TB, "lo"),
+             (TB, "hi")] + [(TB + i, "hi" if i % 3 else "lo") for i in range(1, 12)]
+    current = "hi"
+    for n, (t, prize) in enumerate(steps, 1):
+        if prize != current:
+            conf(*((1, 0) if prize == "hi" else (0, 1)))
+            current = prize
+        win(raw, "c", "w", t, "{c}:wins")
+        others.append(win(raw, "c", f"o{n}", t, "{c}:wins"))
+        u = H.user(rb, "c", "w")
+        assert (u["wins"], u["last_prize"], u["last_draw_ms"]) == (n, prize.encode(), t), (n, u)
+    st = stats(rb, "c")
+    assert (st["users"], st["wins"]) == (1 + len(steps), 2 * len(steps))
+    users = ["w"] + [f"o{n}" for n in range(1, len(steps) + 1)]
+
+    def view(s):
+        c = s.bclient()
+        pin(c, TB)
+        return {"users": {u: H.user(c, "c", u) for u in users}, "stats": stats(c, "c"),
+                "digest": D.digest(c, "c"), "world": world(s, (0,))}
+
+    want = view(m)
+    synced(m, rep_)
+    assert view(rep_) == want
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    assert view(m) == want
+    raw.close()
+    m.restart()
+    assert view(m) == want
