@@ -700,3 +700,31 @@ def test_winner_records_beyond_the_packed_form(server_factory):
     raw.close()
     m.restart()
     assert view(m) == want
+
+
+def test_wins_stream_torture_chained_replica_and_its_aof(server_factory):
+    """master -> replica -> sub-replica (with its own AOF): all three equal at every check, and
+    the sub-replica's AOF, loaded by a standalone server, equals the master."""
+    master = server_factory()
+    mid = server_factory(replicaof=("127.0.0.1", master.port))
+    H.wait_link_up(mid.client())
+    sub = server_factory(replicaof=("127.0.0.1", mid.port), appendonly=True,
+                         extra_args=["--aof-use-rdb-preamble", "no"])
+    H.wait_link_up(sub.client())
+    clients = [master.client(), mid.client(), sub.client()]
+
+    def check(what):
+        D.wait_acked(clients[0])
+        D.wait_same_offset(clients)
+        w = world(master)
+        assert_same_world(w, world(mid), what + " (replica)")
+        assert_same_world(w, world(sub), what + " (sub-replica)")
+
+    _stream_torture(master, check)
+    want = world(master)
+    # the sub-replica's own AOF, read back by a standalone server
+    D.wait_aof_rewrite(clients[2])
+    sub.stop()
+    alone = server_factory(appendonly=True, dir=sub.dir,
+                           extra_args=["--aof-use-rdb-preamble", "no"])
+    assert_same_world(want, world(alone), "sub-replica AOF")
