@@ -300,24 +300,27 @@ def test_wait_waits_for_batched_counters(master_replica):
     assert _counters(rm, "k")["rejected_cooldown"] == 1
 
 
-def test_counters_sent_after_debug_reload_in_the_same_iteration(master_replica):
-    """Refusals, then DEBUG RELOAD before the event loop sleeps: the reloaded campaign still
-    has the counts the replica never got; they reach it."""
+def test_debug_reload_in_the_same_iteration_as_refusals(master_replica):
+    """Refusals, then DEBUG RELOAD before the event loop sleeps: the RDB it writes and loads
+    holds the counters as replicas hold them (those refusals' counts are not in it), and
+    master and replica agree afterwards, also after the next refusals."""
     master, replica = master_replica
     rm, rs = master.client(), replica.client()
     pin(rm, TB)
     _refusal_campaign(rm, "k")
     H.draw(rm, "k", "a")
     raw = master.raw()
+    raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 2)
     reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 3 + [("DEBUG", "RELOAD")])
     assert [x[0] for x in reps[:3]] == [b"COOLDOWN"] * 3 and reps[3] == "OK"
     synced(master, replica)
-    assert _counters(rm, "k")["rejected_cooldown"] == 3
+    assert _counters(rm, "k")["rejected_cooldown"] == 2
     assert _counters(rs, "k") == _counters(rm, "k")
     assert D.digest(rs, "k") == D.digest(rm, "k")
-    # and a draw afterwards changes nothing in that
+    raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 4)
     H.draw(rm, "k", "b")
     synced(master, replica)
+    assert _counters(rm, "k")["rejected_cooldown"] == 6
     assert D.digest(rs, "k") == D.digest(rm, "k")
 
 
@@ -728,3 +731,54 @@ def test_wins_stream_torture_chained_replica_and_its_aof(server_factory):
     alone = server_factory(appendonly=True, dir=sub.dir,
                            extra_args=["--aof-use-rdb-preamble", "no"])
     assert_same_world(want, world(alone), "sub-replica AOF")
+
+
+def test_shutdown_save_right_after_refusals(master_replica):
+    """Refusals, then SHUTDOWN SAVE in the same pipeline (the server exits before its event
+    loop sleeps again, so their counts were never sent): the RDB holds what the replica holds,
+    and after the restart master and replica agree."""
+    master, replica = master_replica
+    rm, rs = master.client(), replica.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    synced(master, replica)
+    raw = master.raw()
+    raw.sock.sendall(D.encode_many([("LOTTERY.DRAW", "k", "a")] * 3 + [("SHUTDOWN", "SAVE")]))
+    master.proc.wait(20)
+    raw.close()
+    master.start()
+    rm = master.client()
+    H.wait_link_up(rs, timeout=20)
+    pin(rm, TB)
+    synced(master, replica)
+    assert _counters(rs, "k") == _counters(rm, "k")
+    assert D.digest(rs, "k") == D.digest(rm, "k")
+    # the campaign goes on as usual
+    assert H.draw(rm, "k", "a")[0] == "COOLDOWN"
+    synced(master, replica)
+    assert D.digest(rs, "k") == D.digest(rm, "k")
+
+
+def test_save_right_after_refusals_keeps_them(master_replica):
+    """Refusals, then SAVE in the same pipeline: the counts stay on the master and reach the
+    replica; a restart from that RDB agrees with the replica again."""
+    master, replica = master_replica
+    rm, rs = master.client(), replica.client()
+    pin(rm, TB)
+    _refusal_campaign(rm, "k")
+    H.draw(rm, "k", "a")
+    raw = master.raw()
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 3 + [("SAVE",)])
+    assert reps[-1] == "OK"
+    synced(master, replica)
+    assert _counters(rm, "k")["rejected_cooldown"] == 3
+    assert _counters(rs, "k") == _counters(rm, "k")
+    raw.close()
+    master.stop()
+    master.start()
+    rm = master.client()
+    H.wait_link_up(rs, timeout=20)
+    synced(master, replica)
+    assert _counters(rs, "k") == _counters(rm, "k")
+    assert D.digest(rs, "k") == D.digest(rm, "k")
