@@ -828,3 +828,132 @@ def test_sigterm_during_a_flood_of_refusals(master_replica):
         assert "Successful partial resynchronization" in f.read()
     assert _counters(rs, "k") == _counters(rm, "k")
     assert D.digest(rs, "k") == D.digest(rm, "k")
+
+
+# --------------------------------------------------------------------------------------------
+# a seeded random mix of all of the above
+
+
+def _random_ops(rnd, n):
+    """Commands mixing wins and refusals with clock jumps, hostile stream writes and operator
+    actions, in pipelines, MULTI and Lua."""
+    keys = ["{f}a", "{f}b", "{f}c"]           # {f}a and {f}b share {f}:wins
+    clock = TB
+    ops = []
+    for i in range(n):
+        x = rnd.random()
+        if x < 0.08:
+            clock = max(1, clock + rnd.choice([-5000, -1, 0, 1, 1, 2, 1000]))
+            ops.append(("LOTTERY.DEBUG", "CLOCK", clock))
+        elif x < 0.60:
+            k = rnd.choice(keys)
+            u = f"u{rnd.randrange(40)}"
+            if rnd.random() < 0.3:
+                ops.append(("LOTTERY.DRAW", k, u, "REQID", f"r{rnd.randrange(20)}"))
+            else:
+                ops.append(("LOTTERY.DRAW", k, u))
+        elif x < 0.65:
+            s = rnd.choice(["{f}:wins", "{f}c:wins"])
+            ops.append(("XADD", s, f"{clock + rnd.choice([-10, 0, 10, 10**6])}-{rnd.randrange(5)}",
+                        "x", "y"))
+        elif x < 0.68:
+            ops.append(("XTRIM", rnd.choice(["{f}:wins", "{f}c:wins"]), "MAXLEN",
+                        rnd.randrange(3)))
+        elif x < 0.70:
+            ops.append(("DEL", rnd.choice(["{f}:wins", "{f}c:wins"])))
+        elif x < 0.73:
+            ops.append(("RENAME", "{f}c", "{f}tmp"))
+            ops.append(("RENAME", "{f}tmp", "{f}c"))
+        elif x < 0.76:
+            ops.append(("LOTTERY.USER", rnd.choice(keys), f"u{rnd.randrange(40)}"))
+        elif x < 0.78:
+            ops.append(("LOTTERY.BAN", rnd.choice(keys), f"u{rnd.randrange(40)}", 3000))
+        elif x < 0.80:
+            ops.append(("LOTTERY.PAUSE", rnd.choice(keys)))
+        elif x < 0.83:
+            ops.append(("LOTTERY.RESUME", rnd.choice(keys)))
+        elif x < 0.86:
+            ops.append(("MULTI",))
+            for _ in range(rnd.randrange(1, 6)):
+                ops.append(("LOTTERY.DRAW", rnd.choice(keys), f"u{rnd.randrange(40)}"))
+            ops.append(("EXEC",))
+        elif x < 0.88:
+            ops.append(("EVAL", "for i = 1, #ARGV do redis.call('LOTTERY.DRAW', KEYS[1], ARGV[i])"
+                        " end return 1", 1, rnd.choice(keys),
+                        *[f"u{rnd.randrange(40)}" for _ in range(rnd.randrange(1, 5))]))
+        elif x < 0.885:
+            ops.append(("DEBUG", "RELOAD"))
+        elif x < 0.89:
+            ops.append(("BGREWRITEAOF",))
+        else:
+            k = rnd.choice(keys)
+            ops.append(("LOTTERY.DRAW", k, f"new{i}"))
+    return ops
+
+
+def _setup_random(raw):
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", TB) == "OK"
+    common = ["NOTHING", 1, "COOLDOWN", 1500, "MAXWINS", 3, "DAILY", 6, "IDEMPOTENCY", 60_000]
+    assert raw.call("LOTTERY.CONFIGURE", "{f}a", "PRIZE", "p", 3, "INF", *common,
+                    "STREAM", "{f}:wins") == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "{f}b", "PRIZE", "q", 1, 50, *common,
+                    "STREAM", "{f}:wins") == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "{f}c", "PRIZE", "r", 2, "INF", "PRIZE", "s", 1, 5,
+                    *common) == "OK"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_mix_replica_and_aof_identical(server_factory, seed):
+    import random
+    rnd = random.Random(seed)
+    master = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble",
+                                                         "yes" if seed % 2 else "no"])
+    replica = server_factory(replicaof=("127.0.0.1", master.port))
+    H.wait_link_up(replica.client())
+    raw = master.raw()
+    _setup_random(raw)
+    clock = TB
+    wins = 0
+    for chunk in range(6):
+        ops = _random_ops(rnd, 250)
+        reps = raw.pipeline(ops)
+        queued = False
+        for op, rep in zip(ops, reps):
+            if op[0] in ("MULTI", "EXEC"):
+                queued = op[0] == "MULTI"
+                assert not isinstance(rep, Err), (op, rep)
+                continue
+            if queued:
+                assert rep == "QUEUED", (op, rep)
+                continue
+            if op[0] == "LOTTERY.DEBUG":
+                clock = op[2]
+            if op[0] == "DEBUG" or op[0] == "BGREWRITEAOF":
+                assert not isinstance(rep, Err) or "in progress" in rep, (op, rep)
+                continue
+            if op[0] != "LOTTERY.DRAW":
+                continue
+            assert isinstance(rep, list), (op, rep)
+            if rep[0] != b"WIN":
+                continue
+            wins += 1
+            stream = "{f}c:wins" if op[1] == "{f}c" else "{f}:wins"
+            got = raw.call("XRANGE", stream, rep[2], rep[2])
+            if not got:
+                continue                      # deleted or trimmed later in the pipeline
+            d = dict(zip(got[0][1][0::2], got[0][1][1::2]))
+            if d.get(b"user") != op[2].encode() or d.get(b"prize") != rep[1]:
+                continue                      # the stream was recreated; an older entry
+            when = int(d[b"ts"]) if b"ts" in d else int(rep[2].split(b"-")[0])
+            assert when == clock, (op, rep, d, clock)
+        synced(master, replica)
+        assert_same_world(world(master), world(replica), f"seed {seed} chunk {chunk}")
+    assert wins > 50
+    D.wait_aof_rewrite(master.client())
+    want = world(master)
+    raw.close()
+    master.restart()
+    assert_same_world(want, world(master), f"seed {seed} AOF restart")
+    for s in (master, replica):
+        with open(s.logfile) as f:
+            assert "could not append" not in f.read()
