@@ -53,13 +53,24 @@ pub fn batching() -> bool {
 /// Notes that campaign `c` at `key` (in the context's database) has unsent counters.
 pub fn note(ctx: &Context, key: Str<'_>, c: &mut Campaign) {
     let round = ROUND.with(Cell::get);
+    let db = server::selected_db(ctx);
     if c.host.stats_round == round {
-        return;
+        // Noted in this round already, unless it was noted under another name or database
+        // (renamed, moved or swapped since, or a copy).
+        let listed = NOTED.with(|n| {
+            n.try_borrow().map_or(true, |n| {
+                n.get(c.host.stats_slot)
+                    .is_some_and(|(d, k)| *d == db && k.as_slice() == key.bytes())
+            })
+        });
+        if listed {
+            return;
+        }
     }
     c.host.stats_round = round;
-    let db = server::selected_db(ctx);
     NOTED.with(|n| {
         if let Ok(mut n) = n.try_borrow_mut() {
+            c.host.stats_slot = n.len();
             n.push((db, key.bytes().to_vec()));
         }
     });
