@@ -354,6 +354,8 @@ pub struct HostNotes {
     /// Nonzero while statistics counted by `count_statistic` have not been replicated yet:
     /// the command layer's flush round in which it last scheduled them.
     pub stats_round: u64,
+    /// Where the command layer listed the campaign in that round (an index of its own).
+    pub stats_slot: usize,
     /// What `count_statistic` added to each statistics counter (`replays` last) since the
     /// counter was last sent (by `stats_effect`, or by `count` for that counter).
     pub unsent: [u64; REJECTION_COUNT + 1],

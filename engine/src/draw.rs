@@ -436,6 +436,22 @@ impl Campaign {
         }
     }
 
+    /// Puts back counts `forget_unsent_statistics` took (`unsent`: the campaign's unsent
+    /// counts before it took them), unsent again.
+    pub fn restore_unsent_statistics(&mut self, unsent: [u64; REJECTION_COUNT + 1]) {
+        let counters = self
+            .counters
+            .rejected
+            .iter_mut()
+            .chain(std::iter::once(&mut self.counters.replays));
+        for (c, u) in counters.zip(unsent) {
+            *c = c.saturating_add(u);
+        }
+        for (mine, u) in self.host.unsent.iter_mut().zip(unsent) {
+            *mine = mine.saturating_add(u);
+        }
+    }
+
     /// Counts a rejection or a replay (both consume nothing else).
     pub fn count(&mut self, plan: &Plan, now: i64) -> Effect {
         let (which, value) = match plan {

@@ -83,6 +83,30 @@ fn a_refusal_that_changes_flow_state_is_never_only_counted() {
 }
 
 #[test]
+fn unsent_counts_taken_for_a_save_come_back_exactly() {
+    let mut m = campaign("PRIZE p 1 INF NOTHING 1 COOLDOWN 60000 MAXWINS INF");
+    for i in 0..5 {
+        draw(&mut m, &format!("u{i}"), Some("x"), T0);
+    }
+    for i in 0..5 {
+        assert!(draw(&mut m, &format!("u{i}"), None, T0 + 5).is_none());
+        assert!(draw(&mut m, &format!("u{i}"), Some("x"), T0 + 5).is_none());
+    }
+    let (counters, unsent) = (*m.counters(), m.host.unsent);
+    let print = persist::fingerprint(&m);
+    let taken = m.host.unsent;
+    m.forget_unsent_statistics();
+    assert_ne!(m.counters(), &counters);
+    m.restore_unsent_statistics(taken);
+    assert_eq!(m.counters(), &counters);
+    assert_eq!(m.host.unsent, unsent);
+    assert_eq!(persist::fingerprint(&m), print);
+    // taken back again after the restore: the same counts come off
+    m.forget_unsent_statistics();
+    assert_eq!(m.counters().replays, counters.replays - 5);
+}
+
+#[test]
 fn unsent_counts_are_taken_back_exactly() {
     let mut m = campaign("PRIZE p 1 INF NOTHING 1 COOLDOWN 60000 MAXWINS INF");
     let mut r = m.clone();
