@@ -10,11 +10,12 @@
 //! Where the server has no event loop event, every refusal is replicated as it happens.
 //!
 //! While writes are paused (a failover under way) the counters wait; a master demoted before
-//! it could send them takes them back. An RDB written in the server's own process (SAVE,
-//! SHUTDOWN, DEBUG RELOAD) is written without the counts not sent yet, as replicas and the
-//! AOF hold it; they are put back once the file is written, and go out as usual. A campaign
-//! renamed, moved or copied after a refusal and before the iteration ends keeps its unsent
-//! counters; they are sent with its next draw.
+//! it could send them takes them back. What is saved (RDB, AOF rewrite, DUMP), copied (COPY)
+//! and digested is the campaign as replicas hold it (`Campaign::sent_counters`): a file
+//! written between a refusal and its batch (SHUTDOWN, SAVE, a fork's BGSAVE, DEBUG RELOAD)
+//! never holds a count the replication stream has not carried at that point. A campaign
+//! renamed or moved after a refusal and before the iteration ends keeps its unsent counters;
+//! they are sent with its next draw.
 
 use crate::engine::campaign::Campaign;
 use crate::ffi::{events, server, Key, OwnedString, Str};
@@ -29,20 +30,12 @@ thread_local! {
     static ROUND: Cell<u64> = const { Cell::new(1) };
     /// The campaigns noted in this round: database and key name.
     static NOTED: RefCell<Vec<(i32, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
-    /// The counts taken out of campaigns for a save in progress: database, key name, counts.
-    static TAKEN: RefCell<Vec<(i32, Vec<u8>, Unsent)>> = const { RefCell::new(Vec::new()) };
 }
-
-/// A campaign's unsent counts (`HostNotes::unsent`).
-type Unsent = [u64; crate::engine::campaign::REJECTION_COUNT + 1];
 
 /// Turns batching on where the server can tell the module that its event loop is about to
 /// sleep. Called once at load.
 pub fn init(ctx: &Context) {
     ON.with(|on| on.set(events::on_before_sleep(ctx, flush)));
-    if batching() {
-        events::on_sync_save(ctx, take_for_save, put_back_after_save);
-    }
 }
 
 /// Whether a refusal's counters may wait for the end of the iteration.
@@ -124,65 +117,4 @@ fn flush(ctx: &Context) {
         }
     }
     server::select_db(ctx, db0);
-}
-
-/// Runs `f` on the campaign at each (database, name), the context's database restored after.
-fn each_campaign(ctx: &Context, names: &[(i32, Vec<u8>)], mut f: impl FnMut(usize, &mut Campaign)) {
-    let db0 = server::selected_db(ctx);
-    for (i, (db, name)) in names.iter().enumerate() {
-        if !server::select_db(ctx, *db) {
-            continue;
-        }
-        let Some(name) = OwnedString::new(ctx, name) else {
-            continue;
-        };
-        let mut key = Key::write(ctx, name.as_str());
-        if let Ok(Some(c)) = key.campaign_mut() {
-            f(i, c);
-        }
-    }
-    server::select_db(ctx, db0);
-}
-
-/// An RDB save begins in the server's own process: the noted campaigns' unsent counts leave
-/// them for the time of the save, so the file holds what replicas and the AOF hold. (A
-/// SHUTDOWN exits after it: those counts were never sent, nor their replies.)
-fn take_for_save(ctx: &Context) {
-    if !ctx.get_flags().contains(ContextFlags::MASTER) {
-        return;
-    }
-    let noted = NOTED.with(|n| n.try_borrow().map(|n| n.clone()).unwrap_or_default());
-    if noted.is_empty() {
-        return;
-    }
-    let mut taken = Vec::new();
-    each_campaign(ctx, &noted, |i, c| {
-        let unsent = c.host.unsent;
-        if c.host.stats_round != 0 && unsent.iter().any(|&u| u != 0) {
-            c.forget_unsent_statistics();
-            taken.push((noted[i].0, noted[i].1.clone(), unsent));
-        }
-    });
-    TAKEN.with(|t| {
-        if let Ok(mut t) = t.try_borrow_mut() {
-            t.extend(taken);
-        }
-    });
-}
-
-/// A save ended: the counts `take_for_save` took go back to their campaigns (still noted, so
-/// they are sent when the event loop sleeps). DEBUG RELOAD then replaces the campaigns with
-/// what the file holds.
-fn put_back_after_save(ctx: &Context) {
-    let taken = TAKEN.with(|t| t.try_borrow_mut().map(|mut t| std::mem::take(&mut *t)));
-    let Ok(taken) = taken else { return };
-    if taken.is_empty() {
-        return;
-    }
-    let names: Vec<(i32, Vec<u8>)> = taken.iter().map(|(db, n, _)| (*db, n.clone())).collect();
-    each_campaign(ctx, &names, |i, c| {
-        if c.host.stats_round != 0 {
-            c.restore_unsent_statistics(taken[i].2);
-        }
-    });
 }

@@ -7,7 +7,8 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::campaign::{
-    day_of, ms_to_next_day, Campaign, DrawReply, Outcome, Plan, SoldOut, StreamId, REJECTION_COUNT,
+    day_of, ms_to_next_day, Campaign, Counters, DrawReply, Outcome, Plan, SoldOut, StreamId,
+    REJECTION_COUNT,
 };
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
@@ -436,20 +437,26 @@ impl Campaign {
         }
     }
 
-    /// Puts back counts `forget_unsent_statistics` took (`unsent`: the campaign's unsent
-    /// counts before it took them), unsent again.
-    pub fn restore_unsent_statistics(&mut self, unsent: [u64; REJECTION_COUNT + 1]) {
-        let counters = self
-            .counters
-            .rejected
-            .iter_mut()
-            .chain(std::iter::once(&mut self.counters.replays));
-        for (c, u) in counters.zip(unsent) {
-            *c = c.saturating_add(u);
+    /// A copy of the campaign as replicas hold it (`sent_counters`), with no notes of the
+    /// command layer's.
+    pub fn clone_as_sent(&self) -> Campaign {
+        let mut n = self.clone();
+        n.counters = self.sent_counters();
+        n.host = Default::default();
+        n
+    }
+
+    /// The counters as replicas and the AOF hold them: without what `count_statistic`
+    /// counted and was not sent yet. What a save, a DUMP, a COPY and a digest see, so a file
+    /// written between a refusal and the batch that sends it never holds a count the
+    /// replication stream has not carried at that point.
+    pub fn sent_counters(&self) -> Counters {
+        let mut c = self.counters;
+        let counters = c.rejected.iter_mut().chain(std::iter::once(&mut c.replays));
+        for (v, u) in counters.zip(self.host.unsent) {
+            *v = v.saturating_sub(u);
         }
-        for (mine, u) in self.host.unsent.iter_mut().zip(unsent) {
-            *mine = mine.saturating_add(u);
-        }
+        c
     }
 
     /// Counts a rejection or a replay (both consume nothing else).

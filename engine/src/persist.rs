@@ -117,7 +117,8 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     w.bool(r.stream_default);
     w.u64(r.idempotency_ms);
     w.bool(c.paused);
-    write_counters(&mut w, &c.counters);
+    // What replicas hold (`sent_counters`): a count waiting for its batch is not saved.
+    write_counters(&mut w, &c.sent_counters());
     w.u64(c.drain_seq);
     w.u32(c.last_batch.len() as u32);
     for (id, n) in &c.last_batch {
