@@ -331,6 +331,7 @@ def main() -> None:
                     "liblottery.so) in the same run, and show both side by side")
     ap.add_argument("--before-label", default="before", help="what to call the --before build in the output")
     a = ap.parse_args()
+    a.before = a.before and os.path.abspath(a.before)
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate", "redis-server"):
         if shutil.which(tool) is None:
             sys.exit(f"profile.py: {tool} not found")
