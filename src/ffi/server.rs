@@ -177,20 +177,21 @@ pub fn module_options_all() -> Option<u32> {
 }
 
 /// The module API functions whose presence differs by server, as (name, present).
-pub fn optional_apis() -> [(&'static str, bool); 4] {
+pub fn optional_apis() -> [(&'static str, bool); 5] {
     // SAFETY: copies the function pointers (plain `Option<fn>` values) set by RedisModule_Init.
     let (acl_categories, defrag, command_info, key_permissions) = unsafe {
         (
             raw::RedisModule_SetCommandACLCategories,
-            raw::RedisModule_RegisterDefragFunc,
+            raw::RedisModule_RegisterDefragCallbacks,
             raw::RedisModule_SetCommandInfo,
             raw::RedisModule_ACLCheckKeyPermissions,
         )
     };
     [
         ("SetCommandACLCategories", acl_categories.is_some()),
-        ("RegisterDefragFunc", defrag.is_some()),
+        ("RegisterDefragCallbacks", defrag.is_some()),
         ("SetCommandInfo", command_info.is_some()),
         ("ACLCheckKeyPermissions", key_permissions.is_some()),
+        ("GetModuleOptionsAll", module_options_all().is_some()),
     ]
 }
