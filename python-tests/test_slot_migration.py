@@ -10,7 +10,8 @@
   every draw got one outcome (the server's normal redirection, retried with its REQID), every
   WIN a client saw is in the target's stream once, nothing else is, the counters add up, and
   the writer stored every entry once;
-- a sharded campaign's shard (lottery-shards) likewise.
+- a sharded campaign's shard (lottery-shards) likewise;
+- a migration cancelled before the hand-over leaves everything on the source.
 
 The migration tests run where the server has CLUSTER MIGRATESLOTS (Valkey 9) and are skipped
 elsewhere; docs/compatibility.md says what the other servers do.
@@ -374,3 +375,51 @@ def test_sharded_campaign_shard_migrates_under_draws(asm_cluster):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     print(f"\nshard migration: {load.count} draws ({during} while migrating), {total} wins, {len(load.errors)} retried errors")
+
+
+def test_cancelled_migration_leaves_the_campaign_whole_on_the_source(asm_cluster):
+    """A migration cancelled on the source before the target took the slot (the target is
+    in DEBUG SLEEP, so the hand-over cannot have happened): the source keeps the slot and
+    every draw made meanwhile, the target ends with no key of the slot, the stream is whole
+    and the writer stored it once."""
+    import threading
+    c = asm_cluster
+    a, b = c.masters()[0], c.masters()[1]
+    key = c.key_on(a, fmt="cancel:{%s}")
+    slot = C.key_slot(key)
+    stock = {key: {"a": 20000}}
+    rc = c.client()
+    H.configure(rc, key, "PRIZE", "a", 1, 20000, "NOTHING", 1)
+    rc.close()
+    users = [f"u{i}" for i in range(4000)]
+    writer = Writer(c, tempfile.mkdtemp(prefix="lottery-asm-cancel-"), campaign=key)
+    load = C.DrawLoad(c, lambda rng: (key, rng.choice(users)), threads=3, name="x").start()
+    try:
+        load.wait_count(300)
+        sleeper = threading.Thread(target=lambda: b.raw().call("DEBUG", "SLEEP", 1.5))
+        sleeper.start()
+        time.sleep(0.2)
+        rep = a.raw().call("CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", slot, slot,
+                           "NODE", c.node_id(b))
+        assert rep == "OK", rep
+        time.sleep(0.3)
+        assert a.raw().call("CLUSTER", "CANCELSLOTMIGRATIONS") == "OK"
+        sleeper.join(10)
+        at = load.count
+        load.wait_count(at + 500)
+    finally:
+        load.stop()
+    # the target holds nothing of a slot it never took
+    deadline = time.time() + 20
+    while time.time() < deadline and b.raw().call("CLUSTER", "COUNTKEYSINSLOT", slot) != 0:
+        time.sleep(0.1)
+    assert b.raw().call("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+    assert c.master_of_slot(slot).port == a.port
+    assert a.raw().call("CLUSTER", "COUNTKEYSINSLOT", slot) == 2
+    states = [m.get("state") for m in _migrations(a)]
+    assert states and "success" not in states, _migrations(a)
+    _check_live_move(c, [key], load, {key: a}, writer, stock)
+    ra = a.client()
+    D.wait_acked(ra)
+    assert D.digest(c.replicas_of(a)[0].client(), key) == D.digest(ra, key)
+    print(f"\ncancelled migration: states {states}, {load.count} draws")
