@@ -126,12 +126,21 @@ def _snapshot(server, key, users):
                        for g in r.xinfo_groups(H.default_stream(key))]}
 
 
+@pytest.fixture(scope="module")
+def migrateslots_supported():
+    """Whether this server has CLUSTER MIGRATESLOTS (asked of one standalone server, once)."""
+    s = H.RedisServer()
+    try:
+        return has_migrateslots(s)
+    finally:
+        s.cleanup()
+
+
 @pytest.fixture
-def asm_cluster(cluster_factory):
-    c = cluster_factory(masters=3, replicas=1)
-    if not has_migrateslots(c.masters()[0]):
+def asm_cluster(migrateslots_supported, cluster_factory):
+    if not migrateslots_supported:
         pytest.skip("this server has no CLUSTER MIGRATESLOTS (atomic slot migration)")
-    return c
+    return cluster_factory(masters=3, replicas=1)
 
 
 def test_migrateslots_is_accepted_with_the_module_loaded(asm_cluster):
