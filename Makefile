@@ -6,7 +6,10 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 MODULE    := target/release/liblottery.so
 PORT      ?= 6390
-APT_PKGS  := redis-server libclang-dev postgresql
+APT_PKGS  := redis-server redis-tools libclang-dev postgresql
+# The servers the python-tests run on (scripts/servers.sh list; docs/testing.md): e.g.
+# `make test SERVERS=valkey-9.1.2` or `make pytest SERVERS="redis-7.0.15 redis-8.2.3"`.
+SERVERS   ?= redis-7.0.15 valkey-9.1.2 valkey-8.0.1 redis-8.2.3
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +27,7 @@ deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Py
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq python3-venv && \
 	  python3 -m venv $(VENV); }
 	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
+	@PY=$(CURDIR)/$(PY) bash scripts/servers.sh install $(SERVERS)
 
 build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer tools
 	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer
@@ -35,8 +39,9 @@ lint: ## cargo fmt --check and clippy -D warnings
 unit: build ## Rust tests: the engine (no Redis), and lottery-writer against real servers
 	LOTTERY_MODULE=$(CURDIR)/$(MODULE) cargo test --workspace
 
-pytest: build ## black-box tests against real redis-servers
-	LOTTERY_MODULE=$(CURDIR)/$(MODULE) $(PY) -m pytest python-tests -q
+pytest: build ## black-box tests against real servers, once per server of SERVERS (scripts/test-servers.sh)
+	@PY=$(CURDIR)/$(PY) bash scripts/servers.sh install $(SERVERS) >/dev/null
+	LOTTERY_MODULE=$(CURDIR)/$(MODULE) PY=$(CURDIR)/$(PY) bash scripts/test-servers.sh $(SERVERS)
 
 test: deps lint build unit pytest ## everything CI runs: deps, lint, unit tests, python-tests
 

@@ -8,6 +8,11 @@
 //! has sold before, on a node where the slot is MIGRATING or IMPORTING, is refused with
 //! `TRYAGAIN` (the error Redis itself gives multi-key commands during a migration), and the
 //! client retries once the slot has moved. Only that rare path pays for the CLUSTER NODES call.
+//!
+//! Valkey 9's atomic slot migration (`CLUSTER MIGRATESLOTS`, declared in `crate::compat`) needs
+//! no guard: the slot's keys travel in one snapshot plus the stream of later writes, invisible
+//! on the target until it takes the whole slot at once, so the two keys are never split and no
+//! `[slot->-` marker appears.
 
 use crate::engine::keyslot;
 use redis_module::{Context, RedisValue};

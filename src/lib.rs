@@ -14,6 +14,7 @@ mod clock;
 mod cluster;
 mod command_docs;
 mod commands;
+mod compat;
 mod datatype;
 mod entry;
 mod ffi;
@@ -90,11 +91,14 @@ fn load(ctx: &Context, args: &[RedisString]) -> Status {
     );
     // Refuse (rather than crash on) short reads from RDB/RESTORE payloads; signal a key as
     // modified (WATCH, client-side caching) only when a command really changed it, never
-    // because it was opened for writing and then refused.
+    // because it was opened for writing and then refused. Plus what this server has
+    // (`compat`: atomic slot migration on Valkey 9).
+    let server = compat::detect(ctx);
     ffi::server::set_module_options(
         ctx,
         raw::REDISMODULE_OPTIONS_HANDLE_IO_ERRORS
-            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED,
+            | raw::REDISMODULE_OPTION_NO_IMPLICIT_SIGNAL_MODIFIED
+            | server.extra_options,
     );
     // Every command as its description (`commands::ALL`) says.
     for &command in commands::ALL.iter() {
@@ -116,7 +120,11 @@ fn load(ctx: &Context, args: &[RedisString]) -> Status {
     entry::log(
         ctx.ctx,
         Level::Notice,
-        &format!("lottery: loaded (generator {})", rng::kind_name()),
+        &format!(
+            "lottery: loaded (generator {}; {})",
+            rng::kind_name(),
+            server.summary
+        ),
     );
     Status::Ok
 }

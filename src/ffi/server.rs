@@ -198,3 +198,30 @@ pub fn set_command_info(
         Err(InfoError::Refused)
     }
 }
+
+/// Every module option this server knows (`RedisModule_GetModuleOptionsAll`, Redis 7.2+ and
+/// every Valkey); None where the API is missing (then only the options of Redis 7.0 are safe).
+pub fn module_options_all() -> Option<u32> {
+    // SAFETY: no arguments.
+    unsafe { raw::RedisModule_GetModuleOptionsAll }.map(|f| unsafe { f() } as u32)
+}
+
+/// The module API functions whose presence differs by server, as (name, present).
+pub fn optional_apis() -> [(&'static str, bool); 5] {
+    // SAFETY: copies the function pointers (plain `Option<fn>` values) set by RedisModule_Init.
+    let (acl_categories, defrag, command_info, key_permissions) = unsafe {
+        (
+            raw::RedisModule_SetCommandACLCategories,
+            raw::RedisModule_RegisterDefragCallbacks,
+            raw::RedisModule_SetCommandInfo,
+            raw::RedisModule_ACLCheckKeyPermissions,
+        )
+    };
+    [
+        ("SetCommandACLCategories", acl_categories.is_some()),
+        ("RegisterDefragCallbacks", defrag.is_some()),
+        ("SetCommandInfo", command_info.is_some()),
+        ("ACLCheckKeyPermissions", key_permissions.is_some()),
+        ("GetModuleOptionsAll", module_options_all().is_some()),
+    ]
+}
