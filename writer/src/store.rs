@@ -167,7 +167,25 @@ impl Sqlite {
         })
     }
 
+    /// `connect_once`, again while another writer holds the file's lock for longer than the
+    /// busy handler waits: switching a new file to WAL and creating the schema can report
+    /// "database is locked" at once when two writers start together.
     fn connect(path: &str, timeout: std::time::Duration) -> Result<rusqlite::Connection> {
+        let start = std::time::Instant::now();
+        loop {
+            match Self::connect_once(path, timeout) {
+                Err(m)
+                    if (m.contains("database is locked") || m.contains("database is busy"))
+                        && start.elapsed() < timeout =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn connect_once(path: &str, timeout: std::time::Duration) -> Result<rusqlite::Connection> {
         let e = |e: rusqlite::Error| format!("SQLite {}: {}", path, e);
         let conn = rusqlite::Connection::open(path).map_err(e)?;
         conn.busy_timeout(timeout).map_err(e)?;
