@@ -275,9 +275,10 @@ def _counters(r, key):
     return {k: st[k] for k in COUNTERS}
 
 
-def test_wait_waits_for_batched_counters(master_replica):
-    """A client whose last command was a refusal (its counters still to be batched) gets from
-    WAIT only what the replica acknowledged, counters included."""
+def test_a_stopped_replica_gets_the_batch_when_it_resumes(master_replica):
+    """With the replica stopped: WAIT after a win counts no replica (the win is replicated
+    with its command); a refusal's batch waits in the replication stream and the replica holds
+    it once it caught up with the master's offset."""
     import os
     import signal
     master, replica = master_replica
@@ -290,14 +291,16 @@ def test_wait_waits_for_batched_counters(master_replica):
     os.kill(replica.proc.pid, signal.SIGSTOP)
     try:
         assert raw.call("LOTTERY.DRAW", "k", "a")[0] == b"COOLDOWN"
+        assert raw.call("LOTTERY.DRAW", "k", "b")[0] in (b"WIN", b"LOSE")
         t = time.time()
         assert raw.call("WAIT", 1, 300) == 0
         assert time.time() - t >= 0.25
     finally:
         os.kill(replica.proc.pid, signal.SIGCONT)
-    assert raw.call("WAIT", 1, 10_000) == 1
+    synced(master, replica)
     assert _counters(rs, "k") == _counters(rm, "k")
     assert _counters(rm, "k")["rejected_cooldown"] == 1
+    assert D.digest(rs, "k") == D.digest(rm, "k")
 
 
 def test_debug_reload_in_the_same_iteration_as_refusals(master_replica):
