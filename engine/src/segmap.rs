@@ -179,46 +179,7 @@ impl<V: Copy + Default> SegMap<V> {
     /// double the directory. Key sets built to defeat the encoding can force more (see the
     /// module docs).
     pub fn insert(&mut self, key: u128, value: V) {
-        let (h, l) = encode(key);
-        if self.dir.is_empty() {
-            self.dir.push(0);
-            self.segs.push(Segment {
-                slots: Vec::new(),
-                len: 0,
-                depth: 0,
-            });
-            self.depth = 0;
-        }
-        #[cfg(test)]
-        {
-            self.work.cur = 0;
-        }
-        // Each pass either stores the key or makes room. Making room either raises the
-        // segment's capacity by one ladder step or raises its depth, which is capped at
-        // MAX_DEPTH, so the loop ends.
-        loop {
-            let si = self.dir[dir_index(h, self.depth)] as usize;
-            let seg = &mut self.segs[si];
-            match find(&seg.slots, seg.depth, h, l) {
-                Probe::Found(i) => {
-                    seg.slots[i].v = value;
-                    break;
-                }
-                Probe::Vacant(i) => {
-                    if seg.len < max_len(seg.slots.len()) {
-                        shift_insert(&mut seg.slots, i, Slot { h, l, v: value });
-                        seg.len += 1;
-                        self.len += 1;
-                        break;
-                    }
-                    self.make_room(h, si);
-                }
-            }
-        }
-        #[cfg(test)]
-        {
-            self.work.max_insert = self.work.max_insert.max(self.work.cur);
-        }
+        self.upsert(key, |_| value);
     }
 
     /// Insert or overwrite with one probe: `f` gets the value stored for `key` (None when
