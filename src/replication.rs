@@ -7,7 +7,7 @@ use crate::engine::campaign::StreamId;
 use crate::engine::effect::{entry_layout, Effect, EntryField, WinEntry};
 use crate::entry::{log, Level};
 use crate::ffi::key::KeyKind;
-use crate::ffi::{server, string, Appended, KeptString, Key, OwnedString, Str};
+use crate::ffi::{server, string, Appended, KeptSet, KeptString, Key, OwnedString, Str};
 use redis_module::{Context, RedisString};
 
 /// Sends an effect to replicas and the AOF, and signals the key as modified (WATCH,
@@ -110,28 +110,12 @@ fn exact_id(now: i64, hint: Option<StreamId>) -> Option<(u64, u64)> {
 
 /// The field names, made once (see `entry_layout`).
 fn names() -> Option<&'static [KeptString; 5]> {
-    static NAMES: std::sync::OnceLock<Option<SendNames>> = std::sync::OnceLock::new();
+    static NAMES: std::sync::OnceLock<Option<KeptSet<5>>> = std::sync::OnceLock::new();
     NAMES
-        .get_or_init(|| {
-            let n = |b: &[u8]| KeptString::new(b);
-            Some(SendNames([
-                n(b"user")?,
-                n(b"prize")?,
-                n(b"draw")?,
-                n(b"reqid")?,
-                n(b"ts")?,
-            ]))
-        })
+        .get_or_init(|| KeptSet::new([b"user", b"prize", b"draw", b"reqid", b"ts"]))
         .as_ref()
-        .map(|s| &s.0)
+        .map(KeptSet::strings)
 }
-
-/// The kept names, shared by the main thread only (commands and replication run there).
-struct SendNames([KeptString; 5]);
-// SAFETY: the strings are created once, never freed or changed, and only handed to the
-// module API from Redis's main thread.
-unsafe impl Send for SendNames {}
-unsafe impl Sync for SendNames {}
 
 fn name_of(f: EntryField) -> usize {
     match f {

@@ -20,4 +20,4 @@ pub mod server;
 pub mod string;
 
 pub use key::{Appended, Key, KeyError};
-pub use string::{KeptString, OwnedString, Str};
+pub use string::{KeptSet, KeptString, OwnedString, Str};

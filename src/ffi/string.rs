@@ -169,3 +169,26 @@ impl Drop for OwnedString {
         }
     }
 }
+
+/// A fixed set of kept strings that a `static` may hold.
+pub struct KeptSet<const N: usize>([KeptString; N]);
+
+// SAFETY: the strings are created once, never freed or changed, and only handed to the module
+// API from Redis's main thread (commands, events and replication run there).
+unsafe impl<const N: usize> Send for KeptSet<N> {}
+unsafe impl<const N: usize> Sync for KeptSet<N> {}
+
+impl<const N: usize> KeptSet<N> {
+    /// The strings of `names`, or None if the module API failed for one of them.
+    pub fn new(names: [&[u8]; N]) -> Option<KeptSet<N>> {
+        let mut out = Vec::with_capacity(N);
+        for n in names {
+            out.push(KeptString::new(n)?);
+        }
+        out.try_into().ok().map(KeptSet)
+    }
+
+    pub fn strings(&self) -> &[KeptString; N] {
+        &self.0
+    }
+}
