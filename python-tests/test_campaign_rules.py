@@ -1,0 +1,1067 @@
+"""Campaign rules (docs/rules.md), black-box: TIER, GUARANTEE, AFTER, TOTAL, PERIOD, code
+pools (CODES), and hostile inputs to every new option.
+
+Written from the spec, as an adversary: exact replies where the spec fixes them, chi-square
+(p = 1e-6, as in test_distribution.py) where it fixes odds, and "an error changes nothing"
+checked with DEBUG DIGEST-VALUE. Replies are read with the raw RESP client (bytes), and
+STATS / USER are read as field maps, so the tests do not depend on the order of new fields.
+"""
+import datetime as dt
+import random
+
+import pytest
+
+import lottery_helpers as H
+from lottery_helpers import Err, Status
+from test_distribution import chi2_critical, chi_square
+
+T0 = H.T0
+DAY = H.DAY_MS
+BIG = 1_000_000_000          # a NOTHING weight that makes an ordinary win ~1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# helpers (raw client: bulk strings are bytes, +OK is Status, errors are Err)
+
+
+def _s(x):
+    return x.decode("utf-8", "surrogateescape") if isinstance(x, bytes) else x
+
+
+def _short(args):
+    return [a[:40] if isinstance(a, (bytes, str)) else a for a in args[:10]]
+
+
+def cfg(raw, key, *args):
+    rep = raw.call("LOTTERY.CONFIGURE", key, *args)
+    assert isinstance(rep, Status) and rep == "OK", f"CONFIGURE {_short(args)} -> {rep!r}"
+
+
+def err(raw, *args, contains=None):
+    """The command must be an ERR reply (containing `contains`, case-insensitive) and the
+    server must still answer PING."""
+    rep = raw.call(*args)
+    assert isinstance(rep, Err) and rep.startswith("ERR "), f"{_short(args)} -> {rep!r}"
+    if contains is not None:
+        assert contains.lower() in rep.lower(), f"{_short(args)} -> {rep!r}"
+    assert raw.call("PING") == "PONG"
+    return str(rep)
+
+
+def digest(raw, key):
+    return raw.call("DEBUG", "DIGEST-VALUE", key)
+
+
+def stats_d(raw, key):
+    flat = raw.call("LOTTERY.STATS", key)
+    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
+    return {_s(k): v for k, v in zip(flat[0::2], flat[1::2])}
+
+
+def user_d(raw, key, u):
+    flat = raw.call("LOTTERY.USER", key, u)
+    assert isinstance(flat, list) and len(flat) % 2 == 0, flat
+    d = {_s(k): v for k, v in zip(flat[0::2], flat[1::2])}
+    assert "draws_total" in d and "draws_since_win" in d, f"USER lacks the lifetime counts: {d}"
+    return d
+
+
+def prize_rows(st):
+    """{prize id: [weight, stock, sold]} from a STATS map."""
+    return {p[0]: list(p[1:4]) for p in st["prizes"]}
+
+
+def shape(rep, code_prizes=()):
+    """A DRAW reply: 5 elements, 6 only for a WIN of a code prize (the code, bytes)."""
+    assert isinstance(rep, list), rep
+    if len(rep) == 6:
+        assert rep[0] == b"WIN" and rep[1] in code_prizes and isinstance(rep[5], bytes), rep
+    else:
+        assert len(rep) == 5, rep
+        assert not (rep[0] == b"WIN" and rep[1] in code_prizes), \
+            f"a WIN of a code prize without its code: {rep}"
+    return rep
+
+
+def draw(raw, key, u, *extra, code_prizes=()):
+    return shape(raw.call("LOTTERY.DRAW", key, u, *extra), code_prizes)
+
+
+def pipeline(raw, cmds, batch=2000):
+    out = []
+    for i in range(0, len(cmds), batch):
+        out += raw.pipeline(cmds[i:i + batch])
+    return out
+
+
+def count_draws(raw, cmds, code_prizes=()):
+    """Pipelined draws that must all pass (WIN/LOSE): {prize or None: count}."""
+    counts = {}
+    for c, rep in zip(cmds, pipeline(raw, cmds)):
+        shape(rep, code_prizes)
+        assert rep[0] in (b"WIN", b"LOSE"), (c, rep)
+        counts[rep[1]] = counts.get(rep[1], 0) + 1
+    return counts
+
+
+def assert_fits(counts, probs, n, what=""):
+    extra = set(counts) - set(probs)
+    assert not extra, f"{what}: outcomes outside the table {extra}: {counts}"
+    chi = chi_square(counts, probs, n)
+    crit = chi2_critical(len(probs) - 1)
+    assert chi < crit, f"{what}: chi-square {chi:.1f} >= {crit:.1f} for {counts} (n {n}, " \
+                       f"expected { {k: round(p * n) for k, p in probs.items()} })"
+
+
+def flat_contains(v, needle):
+    if isinstance(v, list):
+        return any(flat_contains(x, needle) for x in v)
+    return v == needle
+
+
+def parse_resp(blob):
+    """Parse one reply from its exact bytes (as RawClient.call_raw returns them)."""
+    c = H.RawClient.__new__(H.RawClient)
+    c.buf, c.pos = bytearray(blob), 0
+    return c._parse()
+
+
+def pin(raw, ms):
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", ms) == "OK"
+
+
+def local_ms(y, m, d, hh=0, mi=0, offset_min=0):
+    """Unix ms of local time y-m-d hh:mi in the zone UTC + offset_min minutes."""
+    t = dt.datetime(y, m, d, hh, mi, tzinfo=dt.timezone.utc)
+    return int(t.timestamp()) * 1000 - offset_min * 60_000
+
+
+# --------------------------------------------------------------------------------------------
+# TIER
+
+
+def test_tier_draws_use_the_tier_weights(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 1, "INF", "PRIZE", "c", 1, "INF",
+        "NOTHING", 1, "MAXWINS", "INF",
+        "TIER", "vip", "PRIZE-WEIGHT", "a", 5, "PRIZE-WEIGHT", "b", 0, "NOTHING", 2)
+    n = 24_000
+    tier = count_draws(raw, [("LOTTERY.DRAW", "c", "u", "TIER", "vip")] * n)
+    assert b"b" not in tier, f"prize b has weight 0 in tier vip but was won: {tier}"
+    assert_fits(tier, {b"a": 5 / 8, b"c": 1 / 8, None: 2 / 8}, n, "TIER vip")
+    m = 8_000
+    base = count_draws(raw, [("LOTTERY.DRAW", "c", "u")] * m)
+    assert_fits(base, {b"a": 1 / 4, b"b": 1 / 4, b"c": 1 / 4, None: 1 / 4}, m, "base table")
+    st = stats_d(raw, "c")
+    assert st["draws"] == n + m
+    sold = {k: v[2] for k, v in prize_rows(st).items()}
+    for p in (b"a", b"b", b"c"):
+        assert sold[p] == tier.get(p, 0) + base.get(p, 0), (p, sold)
+    assert flat_contains(st["tiers"], b"vip"), st["tiers"]
+
+
+@pytest.mark.parametrize("with_tiers", [False, True], ids=["no-tiers", "other-tiers"])
+def test_unknown_tier_is_an_error_and_consumes_nothing(server, raw, with_tiers):
+    pin(raw, T0)
+    args = ["PRIZE", "a", 1, 5, "NOTHING", 1, "DAILY", 3, "COOLDOWN", 1000, "TOTAL", 10,
+            "GUARANTEE", 3]
+    if with_tiers:
+        args += ["TIER", "vip", "NOTHING", 3, "TIER", "t2", "PRIZE-WEIGHT", "a", 2]
+    cfg(raw, "c", *args)
+    draw(raw, "c", "u")
+    pin(raw, T0 + 5000)
+    before_user, before_stats = user_d(raw, "c", "u"), stats_d(raw, "c")
+    before = digest(raw, "c")
+    xlen = raw.call("XLEN", "{c}:wins")
+    for name in [b"nope", b"VIP ", "奖品".encode(), "\U0001F381".encode(), b"\x00\xff",
+                 b"vip\x00"]:
+        err(raw, "LOTTERY.DRAW", "c", "u", "TIER", name, contains="no such tier")
+        err(raw, "LOTTERY.DRAW", "c", "u", "REQID", "r1", "TIER", name, contains="no such tier")
+        err(raw, "LOTTERY.DRAW", "c", "newcomer", "TIER", name, "CLIENT", "1.2.3.4",
+            contains="no such tier")
+    assert user_d(raw, "c", "u") == before_user
+    assert stats_d(raw, "c") == before_stats
+    assert digest(raw, "c") == before
+    assert raw.call("XLEN", "{c}:wins") == xlen
+    # the REQID of a refused draw was not remembered: the same REQID is a fresh draw now
+    rep = draw(raw, "c", "u", "REQID", "r1")
+    assert rep[0] in (b"WIN", b"LOSE"), rep
+    st = stats_d(raw, "c")
+    assert (st["draws"], st["replays"]) == (before_stats["draws"] + 1, before_stats["replays"])
+
+
+def test_tier_overrides_follow_later_base_changes(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 1, "INF", "NOTHING", 0,
+        "MAXWINS", "INF", "TIER", "t", "PRIZE-WEIGHT", "a", 0)
+    # tier t: a 0 (override), b 1 (base), NOTHING 0 (base): always b
+    for _ in range(30):
+        assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"WIN", b"b"]
+    # the base changes: b 0, NOTHING 3; the tier follows for what it does not list
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 0, "INF", "NOTHING", 3)
+    for _ in range(30):
+        assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"LOSE", None]
+    # base NOTHING 0, b 7: the tier gives b again, a stays at its override 0
+    cfg(raw, "c", "PRIZE", "a", 9, "INF", "PRIZE", "b", 7, "INF", "NOTHING", 0)
+    for _ in range(30):
+        assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"WIN", b"b"]
+    # a base-only draw sees a again
+    got = {draw(raw, "c", "u")[1] for _ in range(200)}
+    assert got == {b"a", b"b"}, got
+    # redefining the tier replaces it: no override left, NOTHING override only
+    cfg(raw, "c", "TIER", "t", "NOTHING", 10 ** 9)
+    got = count_draws(raw, [("LOTTERY.DRAW", "c", "u", "TIER", "t")] * 200)
+    assert got.get(None, 0) >= 198, got
+
+
+def test_tier_that_base_changes_bring_to_zero(raw):
+    """The spec refuses a tier whose weights all come to 0. If a later base change brings a
+    tier to 0, either that CONFIGURE is refused, or the tier never gives a prize."""
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 1, "INF", "MAXWINS", "INF",
+        "TIER", "z", "PRIZE-WEIGHT", "a", 0)
+    before = digest(raw, "c")
+    rep = raw.call("LOTTERY.CONFIGURE", "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 0, "INF")
+    if isinstance(rep, Err):
+        assert digest(raw, "c") == before
+        return
+    assert rep == "OK"
+    for _ in range(50):
+        rep = raw.call("LOTTERY.DRAW", "c", "u", "TIER", "z")
+        assert isinstance(rep, Err) or rep[0] != b"WIN", rep
+    assert raw.call("PING") == "PONG"
+
+
+def test_tier_over_a_dropped_prize_never_gives_it(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 1, "INF", "MAXWINS", "INF",
+        "TIER", "t", "PRIZE-WEIGHT", "a", 100)
+    before = digest(raw, "c")
+    rep = raw.call("LOTTERY.CONFIGURE", "c", "PRIZE", "b", 1, "INF")
+    if isinstance(rep, Err):        # refused: the tier names a prize that would leave
+        assert digest(raw, "c") == before
+        return
+    got = count_draws(raw, [("LOTTERY.DRAW", "c", "u", "TIER", "t")] * 300)
+    assert b"a" not in got, f"tier t gave prize a, no longer in the table: {got}"
+
+
+def test_tier_off_removes_it(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", 1, "MAXWINS", "INF",
+        "TIER", "t", "NOTHING", 0, "TIER", "keep", "PRIZE-WEIGHT", "a", 0)
+    assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"WIN", b"a"]
+    cfg(raw, "c", "TIER", "t", "OFF")
+    err(raw, "LOTTERY.DRAW", "c", "u", "TIER", "t", contains="no such tier")
+    st = stats_d(raw, "c")
+    assert not flat_contains(st["tiers"], b"t") and flat_contains(st["tiers"], b"keep")
+    assert draw(raw, "c", "u", "TIER", "keep")[:2] == [b"LOSE", None]
+    # defined again: a new tier
+    cfg(raw, "c", "TIER", "t", "PRIZE-WEIGHT", "a", 3, "NOTHING", 0)
+    assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"WIN", b"a"]
+
+
+def test_32_tiers_and_the_33rd_refused(raw):
+    args = []
+    for i in range(32):
+        args += ["TIER", f"t{i}", "NOTHING", i + 1]
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "MAXWINS", "INF", *args)
+    reps = raw.pipeline([("LOTTERY.DRAW", "c", "u", "TIER", f"t{i}") for i in range(32)])
+    assert all(isinstance(r, list) and r[0] in (b"WIN", b"LOSE") for r in reps), reps
+    before = digest(raw, "c")
+    err(raw, "LOTTERY.CONFIGURE", "c", "TIER", "t32", "NOTHING", 1)
+    assert digest(raw, "c") == before
+    err(raw, "LOTTERY.DRAW", "c", "u", "TIER", "t32", contains="no such tier")
+    cfg(raw, "c", "TIER", "t5", "NOTHING", 0)           # replacing one is fine at 32
+    assert draw(raw, "c", "u", "TIER", "t5")[:2] == [b"WIN", b"a"]
+    cfg(raw, "c", "TIER", "t0", "OFF")
+    cfg(raw, "c", "TIER", "t32", "NOTHING", 0)
+    assert draw(raw, "c", "u", "TIER", "t32")[:2] == [b"WIN", b"a"]
+    # creating with 33 tiers: refused, no key
+    args33 = args + ["TIER", "t32", "NOTHING", 1]
+    err(raw, "LOTTERY.CONFIGURE", "d", "PRIZE", "a", 1, "INF", *args33)
+    assert raw.call("EXISTS", "d", "{d}:wins") == 0
+
+
+TIER_NAMES = [b"\x00\xff", b"PRIZE", b"NOTHING", b"TIER", b"PRIZE-WEIGHT", b"REQID", b"CLIENT",
+              b"INF", b"OFF", b"x" * 64, "奖品".encode(), "\U0001F381\U0001F600".encode(),
+              "\U0010FFFF".encode(), b"a\r\nb", b" ", b"\xc0\xaf", b"-1"]
+
+
+def test_tier_names_binary_keywords_and_utf8(raw):
+    args = ["PRIZE", "base", 0, "INF", "NOTHING", 1, "MAXWINS", "INF"]
+    for i in range(len(TIER_NAMES)):
+        args += ["PRIZE", f"q{i}", 0, "INF"]
+    for i, name in enumerate(TIER_NAMES):
+        args += ["TIER", name, "PRIZE-WEIGHT", f"q{i}", 1, "NOTHING", 0]
+    cfg(raw, "c", *args)
+    for i, name in enumerate(TIER_NAMES):
+        want = [b"WIN", f"q{i}".encode()]
+        assert draw(raw, "c", "u", "TIER", name)[:2] == want, name
+        assert draw(raw, "c", "u", "REQID", f"r{i}", "TIER", name)[:2] == want, name
+        assert draw(raw, "c", "u", "TIER", name, "CLIENT", "ip")[:2] == want, name
+    st = stats_d(raw, "c")
+    for name in TIER_NAMES:
+        assert flat_contains(st["tiers"], name), (name, st["tiers"])
+    cfg(raw, "c", "TIER", b"OFF", "OFF")                 # the tier called OFF, removed
+    err(raw, "LOTTERY.DRAW", "c", "u", "TIER", b"OFF", contains="no such tier")
+    before = digest(raw, "c")
+    err(raw, "LOTTERY.CONFIGURE", "c", "TIER", b"y" * 65, "NOTHING", 1)
+    err(raw, "LOTTERY.CONFIGURE", "c", "TIER", b"", "NOTHING", 1)
+    assert digest(raw, "c") == before
+    err(raw, "LOTTERY.DRAW", "c", "u", "TIER", b"y" * 65)
+    err(raw, "LOTTERY.DRAW", "c", "u", "TIER", b"")
+
+
+def test_tier_weights_all_zero_refused(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 0, "INF", "NOTHING", 0)
+    before = digest(raw, "c")
+    err(raw, "LOTTERY.CONFIGURE", "c", "TIER", "z", "PRIZE-WEIGHT", "a", 0)
+    err(raw, "LOTTERY.CONFIGURE", "c", "TIER", "z", "PRIZE-WEIGHT", "a", 0,
+        "PRIZE-WEIGHT", "b", 0, "NOTHING", 0)
+    cfg(raw, "d", "PRIZE", "a", 1, "INF", "NOTHING", 5)
+    before_d = digest(raw, "d")
+    err(raw, "LOTTERY.CONFIGURE", "d", "TIER", "z", "PRIZE-WEIGHT", "a", 0, "NOTHING", 0)
+    assert digest(raw, "c") == before and digest(raw, "d") == before_d
+    err(raw, "LOTTERY.CONFIGURE", "e", "PRIZE", "a", 1, "INF",
+        "TIER", "z", "PRIZE-WEIGHT", "a", 0)
+    assert raw.call("EXISTS", "e") == 0
+    # a tier over an all-zero base is fine when the tier itself has weight
+    cfg(raw, "f", "PRIZE", "a", 0, "INF", "NOTHING", 1, "TIER", "g", "PRIZE-WEIGHT", "a", 1,
+        "NOTHING", 0)
+    assert draw(raw, "f", "u", "TIER", "g")[:2] == [b"WIN", b"a"]
+
+
+def test_tiers_share_the_stock(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, 10, "NOTHING", 0, "TIER", "t", "PRIZE-WEIGHT", "a", 7,
+        "TIER", "s", "NOTHING", 0)
+    cmds = []
+    for i in range(8):
+        cmds += [("LOTTERY.DRAW", "c", f"b{i}"), ("LOTTERY.DRAW", "c", f"t{i}", "TIER", "t"),
+                 ("LOTTERY.DRAW", "c", f"s{i}", "TIER", "s")]
+    reps = pipeline(raw, cmds)
+    outs = [r[0] for r in reps]
+    assert outs == [b"WIN"] * 10 + [b"LOSE"] * 14, outs
+    assert prize_rows(stats_d(raw, "c"))[b"a"] == [1, 0, 10]
+    assert raw.call("LOTTERY.RESTOCK", "c", "a", 1) == 1
+    assert draw(raw, "c", "late", "TIER", "s")[:2] == [b"WIN", b"a"]
+    assert draw(raw, "c", "late2")[0] == b"LOSE"
+
+
+def test_tier_redraw_rebuilt_when_a_prize_sells_out(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, 1, "PRIZE", "b", 1, "INF", "NOTHING", 1,
+        "SOLDOUT", "REDRAW", "MAXWINS", "INF",
+        "TIER", "t", "PRIZE-WEIGHT", "a", 1000, "NOTHING", 0)
+    got = count_draws(raw, [("LOTTERY.DRAW", "c", "u", "TIER", "t")] * 300)
+    assert got == {b"a": 1, b"b": 299}, got
+
+
+# --------------------------------------------------------------------------------------------
+# GUARANTEE
+
+
+def p_first_win(p, n):
+    probs = {k: (1 - p) ** (k - 1) * p for k in range(1, n)}
+    probs[n] = (1 - p) ** (n - 1)
+    return probs
+
+
+def test_guarantee_first_win_distribution(raw):
+    n, users = 5, 5000
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", 9, "GUARANTEE", n, "MAXWINS", 1,
+        "DAILY", "INF")
+    cmds = [("LOTTERY.DRAW", "c", f"u{i}") for i in range(users) for _ in range(n + 1)]
+    reps = pipeline(raw, cmds, batch=3000)
+    first = {}
+    for i in range(users):
+        outs = [r[0] for r in reps[i * (n + 1):(i + 1) * (n + 1)]]
+        k = outs.index(b"WIN") + 1 if b"WIN" in outs else None
+        assert k is not None, f"user u{i} never won in {n} draws with GUARANTEE {n}: {outs}"
+        assert outs == [b"LOSE"] * (k - 1) + [b"WIN"] + [b"ALREADY_WON"] * (n + 1 - k), outs
+        first[k] = first.get(k, 0) + 1
+    assert_fits(first, p_first_win(0.1, n), users, "index of the first win")
+    st = stats_d(raw, "c")
+    assert st["wins"] == users and st["draws"] == sum(k * c for k, c in first.items())
+    for i in range(0, users, 997):
+        u = user_d(raw, "c", f"u{i}")
+        assert u["draws_since_win"] == 0 and u["wins"] == 1
+        assert u["draws_total"] == [r[0] for r in reps[i * (n + 1):(i + 1) * (n + 1)]].index(
+            b"WIN") + 1
+
+
+@pytest.mark.parametrize("listed", [True, False], ids=["PRIZES-a-b", "every-prize"])
+def test_guaranteed_draws_pick_by_relative_weight(raw, listed):
+    args = ["PRIZE", "a", 1, "INF", "PRIZE", "b", 3, "INF", "PRIZE", "c", 5, "INF",
+            "PRIZE", "z", 0, "INF", "NOTHING", 4_000_000_000, "MAXWINS", "INF", "GUARANTEE", 2]
+    if listed:
+        args += ["PRIZES", 3, "a", "b", "z"]
+        probs = {b"a": 1 / 4, b"b": 3 / 4}
+    else:
+        probs = {b"a": 1 / 9, b"b": 3 / 9, b"c": 5 / 9}
+    cfg(raw, "c", *args)
+    n = 16_000 if listed else 12_000
+    reps = pipeline(raw, [("LOTTERY.DRAW", "c", "u")] * n)
+    outs = [r[1] for r in reps]
+    wins = {}
+    for i, o in enumerate(outs):
+        if i % 2 == 0:
+            assert o is None, f"draw {i + 1} won {o} (an ordinary win at odds ~1e-9?)"
+        else:
+            assert o is not None, f"draw {i + 1} is guaranteed but lost"
+            wins[o] = wins.get(o, 0) + 1
+    assert b"z" not in wins, "a weight-0 prize was given by a guaranteed draw"
+    assert_fits(wins, probs, n // 2, "guaranteed draws")
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"], u["wins"]) == (n, 0, n // 2)
+
+
+def test_guarantee_uses_the_tier_table_in_force(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "PRIZE", "b", 1, "INF", "NOTHING", BIG,
+        "GUARANTEE", 2, "PRIZES", 2, "a", "b", "MAXWINS", "INF",
+        "TIER", "t", "PRIZE-WEIGHT", "a", 0)
+    reps = pipeline(raw, [("LOTTERY.DRAW", "c", "u", "TIER", "t")] * 200)
+    assert [r[1] for r in reps] == [None, b"b"] * 100
+
+
+def test_guarantee_listed_prizes_sold_out_is_an_ordinary_draw(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, 1, "PRIZE", "b", 1, "INF", "NOTHING", BIG,
+        "GUARANTEE", 2, "PRIZES", 1, "a", "MAXWINS", "INF")
+    assert [draw(raw, "c", "u1")[1] for _ in range(2)] == [None, b"a"]
+    # a is sold out: u2's guaranteed draws are ordinary (b is not listed): losses
+    outs = [draw(raw, "c", "u2")[:2] for _ in range(6)]
+    assert outs == [[b"LOSE", None]] * 6, outs
+    u = user_d(raw, "c", "u2")
+    assert (u["draws_total"], u["draws_since_win"]) == (6, 6)
+    # restocked: the next draw of u2 is guaranteed again (since_win >= n - 1)
+    assert raw.call("LOTTERY.RESTOCK", "c", "a", 2) == 2
+    assert draw(raw, "c", "u2")[:2] == [b"WIN", b"a"]
+    assert user_d(raw, "c", "u2")["draws_since_win"] == 0
+    # one listed prize sold out, another in stock: the other one
+    cfg(raw, "c", "PRIZE", "a", 1, 0, "PRIZE", "b", 1, "INF", "NOTHING", BIG,
+        "GUARANTEE", 2, "PRIZES", 2, "a", "b")
+    assert [draw(raw, "c", "u3")[1] for _ in range(4)] == [None, b"b", None, b"b"]
+
+
+def test_guarantee_skips_locked_and_zero_weight_listed_prizes(raw):
+    cfg(raw, "c", "PRIZE", "late", 1, "INF", "AFTER", 5, "PRIZE", "zero", 0, "INF",
+        "PRIZE", "ok", 1, "INF", "NOTHING", BIG,
+        "GUARANTEE", 2, "PRIZES", 2, "late", "zero", "MAXWINS", "INF")
+    # draws 2 and 4: guaranteed, but late is locked and zero has no weight: ordinary
+    outs = [draw(raw, "c", "u")[1] for _ in range(4)]
+    assert outs == [None] * 4, outs
+    # draw 5: late unlocked; since_win is 4 >= 1: guaranteed, gives late
+    assert draw(raw, "c", "u")[:2] == [b"WIN", b"late"]
+    assert user_d(raw, "c", "u")["draws_since_win"] == 0
+
+
+def test_fallback_win_resets_draws_since_win(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, 0, "PRIZE", "f", 0, "INF", "NOTHING", 1,
+        "SOLDOUT", "FALLBACK", "f", "GUARANTEE", 1000, "MAXWINS", "INF")
+    since, total = 0, 0
+    for _ in range(150):
+        rep = draw(raw, "c", "u")
+        total += 1
+        if rep[0] == b"WIN":
+            assert rep[1] == b"f"
+            since = 0
+        else:
+            since += 1
+        u = user_d(raw, "c", "u")
+        assert (u["draws_total"], u["draws_since_win"]) == (total, since), (rep, u)
+
+
+def test_guarantee_counts_only_chance_consuming_draws(raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", BIG, "GUARANTEE", 3,
+        "COOLDOWN", 1000, "MAXWINS", "INF")
+    assert draw(raw, "c", "u")[0] == b"LOSE"
+    for _ in range(5):
+        assert draw(raw, "c", "u")[0] == b"COOLDOWN"
+    raw.call("LOTTERY.BAN", "c", "u", 10)
+    assert draw(raw, "c", "u")[0] == b"BANNED"
+    pin(raw, T0 + 1000)
+    assert draw(raw, "c", "u")[0] == b"LOSE"
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (2, 2)
+    pin(raw, T0 + 2000)
+    assert draw(raw, "c", "u")[:2] == [b"WIN", b"a"]
+
+
+def test_lifetime_counts_kept_only_with_a_rule(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", BIG, "MAXWINS", "INF")
+    for _ in range(3):
+        assert draw(raw, "c", "u")[0] == b"LOSE"
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (0, 0)      # not kept
+    cfg(raw, "c", "GUARANTEE", 3)          # counts start now, at 0
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (0, 0)
+    assert [draw(raw, "c", "u")[1] for _ in range(3)] == [None, None, b"a"]
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"], u["wins"]) == (3, 0, 1)
+    assert draw(raw, "c", "u")[0] == b"LOSE"
+    cfg(raw, "c", "TOTAL", 1000)           # another rule: the counts stay
+    cfg(raw, "c", "GUARANTEE", "OFF")
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (4, 1)
+    cfg(raw, "c", "TOTAL", "INF")          # the last rule gone: dropped
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (0, 0)
+    cfg(raw, "c", "GUARANTEE", 2)          # again from 0
+    assert [draw(raw, "c", "u")[1] for _ in range(2)] == [None, b"a"]
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["draws_since_win"]) == (2, 0)
+    assert u["wins"] == 2
+    st = stats_d(raw, "c")
+    assert st["guarantee"] == 2 and st["total"] == -1
+    # a user never seen: both fields present and 0
+    u = user_d(raw, "c", "ghost")
+    assert (u["draws_total"], u["draws_since_win"]) == (0, 0)
+
+
+def test_guarantee_prize_ids_that_look_like_keywords(raw):
+    ids = [b"NOTHING", b"TIER", b"PRIZES", b"GUARANTEE", b"3", b"OFF"]
+    args = []
+    for pid in ids:
+        args += ["PRIZE", pid, 1, "INF"]
+    cfg(raw, "c", *args, "NOTHING", BIG, "MAXWINS", "INF",
+        "GUARANTEE", 2, "PRIZES", 2, b"NOTHING", b"TIER", "TOTAL", 100)
+    wins = {draw(raw, "c", "u")[1] for _ in range(200)} - {None}
+    assert wins == {b"NOTHING", b"TIER"}, wins
+    st = stats_d(raw, "c")
+    assert st["total"] == 100 and st["guarantee"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# AFTER
+
+
+def test_after_lose_policy(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "AFTER", 3, "NOTHING", 0, "MAXWINS", "INF")
+    reps = pipeline(raw, [("LOTTERY.DRAW", "c", f"u{i}") for i in range(40) for _ in range(5)])
+    for i in range(40):
+        outs = [r[:2] for r in reps[i * 5:(i + 1) * 5]]
+        assert outs == [[b"LOSE", None]] * 2 + [[b"WIN", b"a"]] * 3, (i, outs)
+    u = user_d(raw, "c", "u0")
+    assert (u["draws_total"], u["draws_since_win"], u["wins"]) == (5, 0, 3)
+    rows = stats_d(raw, "c")["prizes"]
+    assert any(flat_contains(row, 3) for row in rows), rows        # per-prize `after`
+
+
+def test_after_redraw_others_share_exact_odds(raw):
+    cfg(raw, "c", "PRIZE", "a", 3, "INF", "AFTER", 3, "PRIZE", "b", 1, "INF",
+        "PRIZE", "c", 2, "INF", "NOTHING", 2, "SOLDOUT", "REDRAW", "MAXWINS", "INF")
+    users = 8000
+    cmds = [("LOTTERY.DRAW", "c", f"u{i}") for i in range(users) for _ in range(2)]
+    early = count_draws(raw, cmds)
+    assert b"a" not in early, f"a locked until draw 3 was won on draw 1 or 2: {early}"
+    assert_fits(early, {b"b": 1 / 5, b"c": 2 / 5, None: 2 / 5}, 2 * users, "draws 1-2")
+    m = 6000
+    third = count_draws(raw, [("LOTTERY.DRAW", "c", f"u{i}") for i in range(m)])
+    assert_fits(third, {b"a": 3 / 8, b"b": 1 / 8, b"c": 2 / 8, None: 2 / 8}, m, "draw 3")
+
+
+def test_after_redraw_exact_when_the_locked_prize_dominates(raw):
+    """A locked prize of overwhelming weight: the 16 redraws fail nearly always, and the
+    exact pick among the winnable entries must keep b : NOTHING at 1 : 1."""
+    cfg(raw, "c", "PRIZE", "a", 4_000_000_000, "INF", "AFTER", 1_000_000, "PRIZE", "b", 1,
+        "INF", "NOTHING", 1, "SOLDOUT", "REDRAW", "MAXWINS", "INF")
+    n = 10_000
+    got = count_draws(raw, [("LOTTERY.DRAW", "c", "u")] * n)
+    assert_fits(got, {b"b": 0.5, None: 0.5}, n, "REDRAW past a dominant locked prize")
+
+
+def test_after_fallback_policy(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "AFTER", 3, "PRIZE", "f", 0, "INF", "NOTHING", 0,
+        "SOLDOUT", "FALLBACK", "f", "MAXWINS", "INF")
+    outs = [draw(raw, "c", "u")[:2] for _ in range(4)]
+    assert outs == [[b"WIN", b"f"], [b"WIN", b"f"], [b"WIN", b"a"], [b"WIN", b"a"]], outs
+    # the fallback locked itself: a loss until it unlocks
+    cfg(raw, "d", "PRIZE", "a", 1, "INF", "AFTER", 4, "PRIZE", "f", 0, "INF", "AFTER", 2,
+        "NOTHING", 0, "SOLDOUT", "FALLBACK", "f", "MAXWINS", "INF")
+    outs = [draw(raw, "d", "u")[:2] for _ in range(5)]
+    assert outs == [[b"LOSE", None], [b"WIN", b"f"], [b"WIN", b"f"], [b"WIN", b"a"],
+                    [b"WIN", b"a"]], outs
+
+
+def test_after_1_is_no_lock_and_bounds(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "AFTER", 1, "NOTHING", 0)
+    assert draw(raw, "c", "u")[:2] == [b"WIN", b"a"]
+    cfg(raw, "d", "PRIZE", "a", 1, "INF", "AFTER", 4294967295, "NOTHING", 0, "MAXWINS", "INF")
+    assert [draw(raw, "d", "u")[0] for _ in range(3)] == [b"LOSE"] * 3
+    for bad in (0, -1, 4294967296, 2 ** 64, "", "INF", "1.0", "+3"):
+        err(raw, "LOTTERY.CONFIGURE", "e", "PRIZE", "a", 1, "INF", "AFTER", bad)
+    err(raw, "LOTTERY.CONFIGURE", "e", "PRIZE", "a", 1, "INF", "AFTER")
+    assert raw.call("EXISTS", "e") == 0
+
+
+def test_after_counts_granted_chances_and_starts_with_the_rule(raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", 0, "DAILY", 1, "MAXWINS", "INF")
+    assert draw(raw, "c", "u")[:2] == [b"WIN", b"a"]        # before any rule
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "AFTER", 2)
+    assert raw.call("LOTTERY.GRANT", "c", "u", 5) == 5
+    # draws_total counts from the rule on: draw 1 (bonus) locked, draw 2 unlocked
+    assert draw(raw, "c", "u")[:2] == [b"LOSE", None]
+    assert draw(raw, "c", "u")[:2] == [b"WIN", b"a"]
+    assert user_d(raw, "c", "u")["draws_total"] == 2
+
+
+# --------------------------------------------------------------------------------------------
+# TOTAL
+
+
+def test_total_refuses_past_n_with_wait_minus_one(raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "TOTAL", 3, "DAILY", "INF")
+    assert [draw(raw, "c", "u")[3] for _ in range(3)] == [2, 1, 0]
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+    st = stats_d(raw, "c")
+    assert (st["rejected_total"], st["rejected_quota"], st["draws"]) == (1, 0, 3)
+    assert st["total"] == 3
+    assert raw.call("LOTTERY.GRANT", "c", "u", 5) == 5
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+    pin(raw, T0 + 40 * DAY)
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+    u = user_d(raw, "c", "u")
+    assert (u["draws_total"], u["chances_left"], u["bonus"]) == (3, 0, 5)
+    st = stats_d(raw, "c")
+    assert (st["rejected_total"], st["rejected_quota"], st["draws"]) == (3, 0, 3)
+    # raising TOTAL lets the user go on, with the bonus still there
+    cfg(raw, "c", "TOTAL", 4)
+    assert draw(raw, "c", "u")[:4] == [b"LOSE", None, None, 0]
+
+
+def test_total_checked_before_the_period_quota(raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "TOTAL", 2, "DAILY", 1)
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 0, 0]
+    rep = draw(raw, "c", "u")
+    assert rep[0] == b"QUOTA" and rep[4] != -1          # the day's quota, not TOTAL yet
+    pin(raw, T0 + DAY)
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 0, 0]
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]     # both: TOTAL first
+    st = stats_d(raw, "c")
+    assert (st["rejected_total"], st["rejected_quota"]) == (1, 1)
+
+
+def test_total_zero_and_cooldown_first(raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "TOTAL", 0)
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+    cfg(raw, "d", "PRIZE", "a", 0, "INF", "NOTHING", 1, "TOTAL", 1, "COOLDOWN", 500)
+    assert draw(raw, "d", "u")[0] == b"LOSE"
+    assert draw(raw, "d", "u")[0] == b"COOLDOWN"       # cooldown is checked before TOTAL
+    pin(raw, T0 + 500)
+    assert draw(raw, "d", "u") == [b"QUOTA", None, None, 0, -1]
+    assert stats_d(raw, "d")["rejected_cooldown"] == 1
+
+
+@pytest.mark.parametrize("daily,total,bonus,left", [
+    ("INF", "INF", 0, [-1, -1, -1]),
+    ("INF", 3, 0, [2, 1, 0]),
+    (5, 3, 0, [2, 1, 0]),
+    (2, 10, 0, [1, 0]),
+    (1, 3, 5, [2, 1, 0]),       # period 0 + bonus 5 vs TOTAL: 2, 1, 0
+    (1, 10, 2, [2, 1, 0]),      # period + bonus is the smaller
+    ("INF", 4, 7, [3, 2, 1, 0]),
+])
+def test_chances_left_is_the_smaller(raw, daily, total, bonus, left):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "TOTAL", total, "DAILY", daily)
+    if bonus:
+        raw.call("LOTTERY.GRANT", "c", "u", bonus)
+    got = []
+    for want in left:
+        rep = draw(raw, "c", "u")
+        assert rep[0] == b"LOSE", rep
+        got.append(rep[3])
+        assert user_d(raw, "c", "u")["chances_left"] == rep[3]
+    assert got == left
+    if left[-1] == 0:
+        assert draw(raw, "c", "u")[0] == b"QUOTA"
+
+
+# --------------------------------------------------------------------------------------------
+# PERIOD
+
+
+PERIOD_CASES = [
+    # period, DAYOFFSET, first draw (local y,m,d,h,min), boundary (local), next boundary (local)
+    ("WEEK", 0, (2024, 1, 3, 10, 0), (2024, 1, 8), (2024, 1, 15)),        # Wed -> Mon
+    ("WEEK", 480, (2024, 1, 7, 23, 30), (2024, 1, 8), (2024, 1, 15)),     # Sun 23:30 UTC+8
+    ("WEEK", -300, (2024, 1, 2, 0, 1), (2024, 1, 8), (2024, 1, 15)),
+    ("WEEK", 0, (2024, 12, 28, 12, 0), (2024, 12, 30), (2025, 1, 6)),     # across a new year
+    ("MONTH", 0, (2025, 1, 15, 9, 0), (2025, 2, 1), (2025, 3, 1)),        # Jan 31 -> Feb 1
+    ("MONTH", 0, (2023, 2, 10, 0, 0), (2023, 3, 1), (2023, 4, 1)),        # Feb 28 -> Mar 1
+    ("MONTH", 480, (2024, 2, 1, 0, 30), (2024, 3, 1), (2024, 4, 1)),      # Feb 29 (leap)
+    ("MONTH", -300, (2024, 2, 28, 23, 0), (2024, 3, 1), (2024, 4, 1)),
+    ("MONTH", 480, (2024, 12, 31, 23, 58), (2025, 1, 1), (2025, 2, 1)),   # Dec 31 -> Jan 1
+    ("MONTH", -300, (2024, 12, 1, 0, 0), (2025, 1, 1), (2025, 2, 1)),
+    ("MONTH", -1440, (2024, 2, 29, 12, 0), (2024, 3, 1), (2024, 4, 1)),
+    ("MONTH", 1440, (2024, 4, 30, 1, 0), (2024, 5, 1), (2024, 6, 1)),
+]
+
+
+@pytest.mark.parametrize("period,offset,first,boundary,nxt", PERIOD_CASES,
+                         ids=[f"{c[0]}{c[1]:+d}-{c[3][0]}-{c[3][1]:02d}-{c[3][2]:02d}"
+                              for c in PERIOD_CASES])
+def test_period_boundaries(raw, period, offset, first, boundary, nxt):
+    t1 = local_ms(*first, offset_min=offset)
+    b = local_ms(*boundary, offset_min=offset)
+    b2 = local_ms(*nxt, offset_min=offset)
+    assert t1 < b < b2
+    pin(raw, t1)
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "DAILY", 2, "PERIOD", period,
+        "DAYOFFSET", offset)
+    assert _s(stats_d(raw, "c")["period"]).upper() == period
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 1, 0]
+    pin(raw, t1 + 1)
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 0, 0]
+    # a later local day of the same period: still refused, wait = ms to the boundary
+    mid = max(t1 + 2, b - DAY + 3_600_000)
+    for t in sorted({mid, (mid + b) // 2, b - 1}):
+        pin(raw, t)
+        assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, b - t], \
+            f"at {t} (boundary {b})"
+        u = user_d(raw, "c", "u")
+        assert (u["draws_today"], u["chances_left"]) == (2, 0)
+    pin(raw, b)
+    u = user_d(raw, "c", "u")
+    assert (u["draws_today"], u["chances_left"]) == (0, 2)
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 1, 0]
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 0, 0]
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, b2 - b]
+    pin(raw, b2 - 1)
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, 1]
+    pin(raw, b2)
+    assert draw(raw, "c", "u") == [b"LOSE", None, None, 1, 0]
+    st = stats_d(raw, "c")
+    assert st["draws"] == 5 and st["rejected_total"] == 0
+
+
+def test_period_change_takes_effect_at_once(raw):
+    tue = local_ms(2024, 1, 9, 10)          # a Tuesday (UTC)
+    pin(raw, tue)
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "DAILY", 2)
+    draw(raw, "c", "u")
+    draw(raw, "c", "u")
+    assert draw(raw, "c", "u")[0] == b"QUOTA"
+    wed = tue + DAY
+    pin(raw, wed)
+    assert user_d(raw, "c", "u")["draws_today"] == 0
+    cfg(raw, "c", "PERIOD", "WEEK")         # the last draw is in this week: the count stands
+    u = user_d(raw, "c", "u")
+    assert (u["draws_today"], u["chances_left"]) == (2, 0)
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, local_ms(2024, 1, 15) - wed]
+    cfg(raw, "c", "PERIOD", "DAY")          # back to days: Tuesday is not today
+    assert user_d(raw, "c", "u")["draws_today"] == 0
+    assert draw(raw, "c", "u")[0] == b"LOSE"
+    cfg(raw, "c", "PERIOD", "MONTH")        # same month: today's draw counts
+    u = user_d(raw, "c", "u")
+    assert u["draws_today"] == 1
+    pin(raw, local_ms(2024, 2, 1))
+    assert user_d(raw, "c", "u")["draws_today"] == 0
+
+
+def test_period_with_daily_zero_and_bonus(raw):
+    pin(raw, local_ms(2024, 1, 10))
+    cfg(raw, "c", "PRIZE", "a", 0, "INF", "NOTHING", 1, "DAILY", 0, "PERIOD", "MONTH")
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+    raw.call("LOTTERY.GRANT", "c", "u", 1)
+    assert draw(raw, "c", "u")[0] == b"LOSE"
+    assert draw(raw, "c", "u") == [b"QUOTA", None, None, 0, -1]
+
+
+# --------------------------------------------------------------------------------------------
+# CODES
+
+
+def codes_count(raw, key, prize):
+    return raw.call("LOTTERY.CODES", key, prize, "COUNT")
+
+
+def test_codes_add_count_remove_and_stock(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
+    assert codes_count(raw, "c", "card") == 0
+    assert prize_rows(stats_d(raw, "c"))[b"card"][1] == 0
+    assert draw(raw, "c", "u", code_prizes=(b"card",))[:2] == [b"LOSE", None]
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "k1", "k2", "k3") == 3
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "k3", "k4") == 1
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "k5", "k5") == 1
+    assert codes_count(raw, "c", "card") == 5
+    assert prize_rows(stats_d(raw, "c"))[b"card"][1] == 5
+    assert raw.call("LOTTERY.CODES", "c", "card", "REMOVE", "k1", "nope", "k1") == 1
+    assert codes_count(raw, "c", "card") == 4
+    assert prize_rows(stats_d(raw, "c"))[b"card"][1] == 4
+    got = [draw(raw, "c", "u", code_prizes=(b"card",)) for _ in range(5)]
+    assert [g[5] for g in got[:4]] == [b"k2", b"k3", b"k4", b"k5"], got   # oldest first
+    assert got[4][:2] == [b"LOSE", None] and len(got[4]) == 5
+    # handed out: never again, not even by ADD; a removed (never handed out) one may return
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "k2", "k5", "k1") == 1
+    assert raw.call("LOTTERY.CODES", "c", "card", "REMOVE", "k3") == 0
+    assert codes_count(raw, "c", "card") == 1
+    assert prize_rows(stats_d(raw, "c"))[b"card"] == [1, 1, 4]
+    assert draw(raw, "c", "u", code_prizes=(b"card",))[5] == b"k1"
+    assert codes_count(raw, "c", "card") == 0
+    rows = stats_d(raw, "c")["prizes"]
+    assert rows[0][:4] == [b"card", 1, 0, 5]
+
+
+def test_code_in_reply_stream_and_reqid_replay(server, raw):
+    pin(raw, T0)
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "pts", 1, "INF", "NOTHING", 0,
+        "MAXWINS", "INF", "SOLDOUT", "REDRAW")
+    added = [b"code-%04d" % i for i in range(300)]
+    N = 900             # the pool (300) runs dry well before: REDRAW gives pts then
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *added) == 300
+    first = {}
+    for i in range(N):
+        first[i] = raw.call_raw("LOTTERY.DRAW", "c", f"u{i % 7}", "REQID", f"r{i}")
+    st = stats_d(raw, "c")
+    reps = {i: shape(parse_resp(blob), (b"card",)) for i, blob in first.items()}
+    codes = [r[5] for r in reps.values() if r[1] == b"card"]
+    assert codes == added, "codes are handed out once each, oldest added first"
+    assert st["draws"] == N and prize_rows(st)[b"card"] == [1, 0, 300]
+    assert all(r[0] == b"WIN" and r[1] == b"pts" for r in list(reps.values())[-50:])
+    # the stream: fields user, prize, draw, code (only for a code prize), reqid
+    entries = {eid: fields for eid, fields in H.xrange_raw(raw, "{c}:wins")}
+    assert len(entries) == N
+    for i, rep in reps.items():
+        fields = entries[rep[2]]
+        names = [f for f, _ in fields]
+        vals = dict(fields)
+        if rep[1] == b"card":
+            assert names == [b"user", b"prize", b"draw", b"code", b"reqid"], names
+            assert vals[b"code"] == rep[5]
+        else:
+            assert names == [b"user", b"prize", b"draw", b"reqid"], names
+        assert vals[b"reqid"] == f"r{i}".encode()
+    # REQID replays: byte for byte, the code included, nothing consumed
+    for i, blob in first.items():
+        assert raw.call_raw("LOTTERY.DRAW", "c", f"u{i % 7}", "REQID", f"r{i}") == blob, i
+    st2 = stats_d(raw, "c")
+    assert st2["draws"] == N and st2["replays"] == N
+    assert raw.call("XLEN", "{c}:wins") == N
+    assert codes_count(raw, "c", "card") == 0
+
+
+def test_every_code_handed_out_exactly_once_then_sold_out(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "NOTHING", 0)
+    rng = random.Random(7)
+    added = list(dict.fromkeys(rng.randbytes(rng.randint(1, 40)) for _ in range(1000)))
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *added) == len(added)
+    reps = pipeline(raw, [("LOTTERY.DRAW", "c", f"u{i}") for i in range(len(added) + 500)])
+    for r in reps:
+        shape(r, (b"card",))
+    won = [r[5] for r in reps if r[0] == b"WIN"]
+    assert won == added
+    assert all(r[:2] == [b"LOSE", None] for r in reps[len(added):])
+    assert codes_count(raw, "c", "card") == 0
+    assert prize_rows(stats_d(raw, "c"))[b"card"] == [1, 0, len(added)]
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *added[:50]) == 0
+    assert raw.call("LOTTERY.CODES", "c", "card", "REMOVE", *added[:50]) == 0
+    st = stats_d(raw, "c")
+    assert (st["wins"], st["losses"]) == (len(added), 500)
+
+
+def test_code_bytes_and_sizes(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
+    good = [b"\x00", b"a\x00b", b"\xff", b"\xff\xfe\x00", b"\r\n", b"x" * 512, "奖品".encode(),
+            "\U0001F381".encode(), "\U0010FFFF".encode(), b" ", b"ADD", b"REMOVE", b"COUNT"]
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *good) == len(good)
+    before = digest(raw, "c")
+    for bad in ([b"x" * 513], [b""], [b"ok1", b""], [b"ok2", b"y" * 513], [b"y" * 100000]):
+        err(raw, "LOTTERY.CODES", "c", "card", "ADD", *bad)
+    assert digest(raw, "c") == before, "a refused ADD changed the campaign"
+    assert codes_count(raw, "c", "card") == len(good)
+    got = [draw(raw, "c", "u", code_prizes=(b"card",))[5] for _ in range(len(good))]
+    assert got == good
+
+
+def test_configure_keeps_refuses_and_restock(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "b", 1, 10, "NOTHING", 1)
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "a1", "a2", "a3") == 3
+    # re-listed as a code prize: the pool stays (CONFIGURE never carries codes)
+    cfg(raw, "c", "PRIZE", "card", 5, "CODES", "PRIZE", "b", 1, 10, "NOTHING", 1)
+    assert codes_count(raw, "c", "card") == 3
+    assert prize_rows(stats_d(raw, "c"))[b"card"][:2] == [5, 3]
+    before = digest(raw, "c")
+    err(raw, "LOTTERY.CONFIGURE", "c", "PRIZE", "b", 1, 10)                 # dropped
+    err(raw, "LOTTERY.CONFIGURE", "c", "PRIZE", "card", 1, 10, "PRIZE", "b", 1, 10)  # counted
+    err(raw, "LOTTERY.CONFIGURE", "c", "PRIZE", "card", 1, "INF")
+    err(raw, "LOTTERY.RESTOCK", "c", "card", 1)
+    err(raw, "LOTTERY.RESTOCK", "c", "card", -1)
+    err(raw, "LOTTERY.RESTOCK", "c", "card", 0)
+    err(raw, "LOTTERY.CODES", "c", "b", "ADD", "x")                         # a counted prize
+    err(raw, "LOTTERY.CODES", "c", "b", "COUNT")
+    err(raw, "LOTTERY.CODES", "c", "nope", "ADD", "x", contains="nope")
+    err(raw, "LOTTERY.CODES", "c", "\u5956\u54c1".encode(), "COUNT", contains="奖品")
+    assert digest(raw, "c") == before
+    assert raw.call("LOTTERY.CODES", "c", "card", "REMOVE", "a1", "a2", "a3") == 3
+    cfg(raw, "c", "PRIZE", "b", 1, 10)                                       # now allowed
+    err(raw, "LOTTERY.CODES", "nokey", "card", "COUNT")
+    err(raw, "LOTTERY.CODES", "nokey", "card", "ADD", "x")
+    assert raw.call("EXISTS", "nokey") == 0
+
+
+def test_code_prize_as_fallback_and_guaranteed(raw):
+    cfg(raw, "c", "PRIZE", "big", 1, 0, "PRIZE", "card", 0, "CODES", "NOTHING", 0,
+        "SOLDOUT", "FALLBACK", "card", "MAXWINS", "INF")
+    raw.call("LOTTERY.CODES", "c", "card", "ADD", "f1", "f2")
+    outs = [draw(raw, "c", "u", code_prizes=(b"card",)) for _ in range(3)]
+    assert [o[5] for o in outs[:2]] == [b"f1", b"f2"] and outs[2][:2] == [b"LOSE", None]
+    cfg(raw, "d", "PRIZE", "card", 1, "CODES", "PRIZE", "p", 1, "INF", "NOTHING", BIG,
+        "GUARANTEE", 2, "PRIZES", 1, "card", "MAXWINS", "INF")
+    raw.call("LOTTERY.CODES", "d", "card", "ADD", "g1")
+    outs = [draw(raw, "d", "u", code_prizes=(b"card",)) for _ in range(4)]
+    assert outs[1][:2] == [b"WIN", b"card"] and outs[1][5] == b"g1"
+    assert [o[1] for o in (outs[0], outs[2], outs[3])] == [None, None, None]  # pool empty
+
+
+def test_code_pool_memory_per_code(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "NOTHING", 1)
+    rng = random.Random(11)
+    n, per = 200_000, 2000
+
+    def used():
+        info = raw.call("INFO", "memory").decode()
+        return int(next(l.split(":")[1] for l in info.splitlines()
+                        if l.startswith("used_memory:")))
+
+    before = used()
+    total = 0
+    for i in range(0, n, per * 10):
+        cmds = [("LOTTERY.CODES", "c", "card", "ADD",
+                 *[rng.randbytes(16) for _ in range(per)]) for _ in range(10)]
+        total += sum(raw.pipeline(cmds))
+    assert total >= n - 5
+    after = used()
+    per_code = (after - before) / total
+    usage = raw.call("MEMORY", "USAGE", "c")
+    print(f"\ncode pool: {total} codes of 16 bytes: used_memory +{after - before} bytes, "
+          f"{per_code:.1f} B per code; MEMORY USAGE {usage} ({usage / total:.1f} B per code)")
+    assert per_code < 100, f"{per_code:.1f} bytes per 16-byte code"
+    assert codes_count(raw, "c", "card") == total
+    # the pool drains at draw speed
+    reps = pipeline(raw, [("LOTTERY.DRAW", "c", f"u{i}") for i in range(2000)])
+    assert sum(1 for r in reps if len(r) == 6) > 800
+
+
+# --------------------------------------------------------------------------------------------
+# hostile inputs to every new option
+
+
+HOSTILE_NUMS = [-1, "-1", 2 ** 32, 2 ** 64, 2 ** 64 + 1, -(2 ** 63) - 1, "", "+5", "5.0", " 5",
+                "0x10", "1e3", "INF", "-INF", "nan", "5\x00", "\xff", "\u5956"]
+
+BASE = ["PRIZE", "a", 1, "INF", "PRIZE", "b", 2, 10]
+
+
+def _hostile_configures():
+    out = []
+    for v in HOSTILE_NUMS + [0, 1, 1000001, 4294967295]:
+        out.append(["GUARANTEE", v])
+    for v in HOSTILE_NUMS + ["OFF", "1.5"]:
+        if v != "INF":
+            out.append(["TOTAL", v])
+    for v in HOSTILE_NUMS + [0, 4294967296]:
+        out.append(["PRIZE", "a", 1, "INF", "AFTER", v])
+    for v in HOSTILE_NUMS + [4294967296]:
+        out.append(["TIER", "t", "PRIZE-WEIGHT", "a", v])
+        out.append(["TIER", "t", "NOTHING", v])
+    for v in ["", "YEAR", "DAYS", "WEEKS", "\x00DAY", "DAY\x00", "2", "-1", "DAY WEEK", "月"]:
+        out.append(["PERIOD", v])
+    for v in HOSTILE_NUMS + [0, 65537, 2 ** 32]:
+        out.append(["GUARANTEE", 3, "PRIZES", v, "a"])
+    out += [
+        ["GUARANTEE"], ["GUARANTEE", 3, "PRIZES"], ["GUARANTEE", 3, "PRIZES", 2, "a"],
+        ["GUARANTEE", 3, "PRIZES", 3, "a", "b"], ["GUARANTEE", 3, "PRIZES", 1, "nope"],
+        ["GUARANTEE", 3, "PRIZES", 2, "a", "nope"], ["GUARANTEE", 3, "PRIZES", 1, ""],
+        ["GUARANTEE", 3, "PRIZES", 1, "奖品"], ["GUARANTEE", 3, "PRIZES", 1, "\U0010FFFF"],
+        ["GUARANTEE", 3, "GUARANTEE", 4], ["GUARANTEE", "OFF", "PRIZES", 1, "a"],
+        ["TOTAL"], ["TOTAL", 3, "TOTAL", 4], ["PERIOD"], ["PERIOD", "WEEK", "PERIOD", "DAY"],
+        ["TIER"], ["TIER", "t", "PRIZE-WEIGHT"], ["TIER", "t", "PRIZE-WEIGHT", "a"],
+        ["TIER", "t", "PRIZE-WEIGHT", "nope", 1], ["TIER", "t", "PRIZE-WEIGHT", "奖品", 1],
+        ["TIER", "t", "PRIZE-WEIGHT", "\U0001F381", 1], ["TIER", "t", "NOTHING"],
+        ["TIER", "", "NOTHING", 1], ["TIER", "x" * 65, "NOTHING", 1],
+        ["TIER", "t", "PRIZE-WEIGHT", "a", 0, "PRIZE-WEIGHT", "b", 0, "NOTHING", 0],
+        ["PRIZE", "a", 1, "INF", "AFTER"], ["PRIZE", "a", 1, "INF", "AFTER", 3, "AFTER", 4],
+        ["PRIZE", "a", 1, "CODES", "5"], ["PRIZE", "a", 1], ["PRIZE", "a", "CODES"],
+        ["PRIZE", "a", 1, "CODES", "AFTER"],
+    ]
+    return out
+
+
+def _has_tier(args):
+    return "TIER" in args and "t" in args
+
+
+def test_hostile_configure_options(raw, server):
+    cfg(raw, "c", *BASE, "NOTHING", 1, "TIER", "keep", "NOTHING", 2)
+    before = digest(raw, "c")
+    bad = []
+    for args in _hostile_configures():
+        for key, extra in (("c", []), ("new", BASE if args[0] != "PRIZE" else [])):
+            rep = raw.call("LOTTERY.CONFIGURE", key, *extra, *args)
+            if not (isinstance(rep, Err) and rep.startswith("ERR ")):
+                bad.append((key, args, rep))
+            assert "\x00" not in str(rep) and "\r" not in str(rep) and "\n" not in str(rep)
+            assert raw.call("PING") == "PONG", (key, args)
+    assert not bad, f"{len(bad)} hostile CONFIGUREs accepted, e.g. {bad[:4]}"
+    assert digest(raw, "c") == before
+    assert raw.call("EXISTS", "new", "{new}:wins") == 0
+    assert server.alive()
+
+
+def test_hostile_draw_tier_and_codes_commands(raw):
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "b", 1, "INF", "NOTHING", 1,
+        "TIER", "t", "NOTHING", 2)
+    raw.call("LOTTERY.CODES", "c", "card", "ADD", "x1")
+    before = digest(raw, "c")
+    cmds = [
+        ("LOTTERY.DRAW", "c", "u", "TIER"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "t", "TIER", "t"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "t", "REQID"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "t", "EXTRA"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "t", "REQID", "r", "REQID", "r"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "\U0010FFFF"),
+        ("LOTTERY.DRAW", "c", "u", "TIER", "x" * 100000),
+        ("LOTTERY.CODES", "c"),
+        ("LOTTERY.CODES", "c", "card"),
+        ("LOTTERY.CODES", "c", "card", "ADD"),
+        ("LOTTERY.CODES", "c", "card", "REMOVE"),
+        ("LOTTERY.CODES", "c", "card", "COUNT", "extra"),
+        ("LOTTERY.CODES", "c", "card", "FOO", "x"),
+        ("LOTTERY.CODES", "c", "card", "", "x"),
+        ("LOTTERY.CODES", "c", "", "COUNT"),
+        ("LOTTERY.CODES", "c", "x" * 300, "COUNT"),
+        ("LOTTERY.CODES", "c", "\U0001F381", "ADD", "x"),
+        ("LOTTERY.CODES", "c", "card", "ADD", "x" * 513),
+    ]
+    for c in cmds:
+        err(raw, *c)
+    assert digest(raw, "c") == before
+    raw.call("SET", "str", "v")
+    assert raw.call("LOTTERY.CODES", "str", "card", "COUNT").startswith("WRONGTYPE")
+    assert raw.call("PING") == "PONG"
+
+
+def test_utf8_of_every_plane_in_tiers_prizes_and_codes(raw):
+    ids = ["奖品", "\U0001F381", "\U0010FFFF", "\u0100", "\u4e00", "e\u0301", "\U00020000",
+           "\U000E0001", "\uFFFD", "\U0001F468\u200d\U0001F469"]
+    ids = [s.encode() for s in ids]
+    args = []
+    for pid in ids:
+        args += ["PRIZE", pid, 0, "CODES"]
+    args += ["PRIZE", "base", 1, "INF", "MAXWINS", "INF"]
+    for i, pid in enumerate(ids):
+        args += ["TIER", pid, "PRIZE-WEIGHT", pid, 1, "PRIZE-WEIGHT", "base", 0]
+    cfg(raw, "c", *args)
+    for pid in ids:
+        assert raw.call("LOTTERY.CODES", "c", pid, "ADD", pid + b"-code", b"\xff" + pid) == 2
+    for pid in ids:
+        rep = draw(raw, "c", "u", "TIER", pid, code_prizes=tuple(ids))
+        assert rep[:2] == [b"WIN", pid] and rep[5] == pid + b"-code", rep
+    # errors echoing such ids: clean, and the server lives
+    for pid in ids:
+        err(raw, "LOTTERY.CODES", "c", pid + b"?", "COUNT")
+        err(raw, "LOTTERY.DRAW", "c", "u", "TIER", pid + b"?", contains="no such tier")
+        err(raw, "LOTTERY.CONFIGURE", "c", "TIER", "z", "PRIZE-WEIGHT", pid + b"?", 1)
+        err(raw, "LOTTERY.CONFIGURE", "c", "GUARANTEE", 2, "PRIZES", 1, pid + b"?")
+        err(raw, "LOTTERY.RESTOCK", "c", pid, 1)
+    assert raw.call("PING") == "PONG"
