@@ -1,0 +1,517 @@
+"""Every campaign rule of docs/rules.md at once (tiers, GUARANTEE with PRIZES, AFTER, TOTAL,
+PERIOD WEEK, a CODES prize with thousands of codes), built under a mixed load, through every
+way Redis moves a value: a live replica and a full sync (DEBUG DIGEST-VALUE / DIGEST, STATS,
+USER, the wins stream), the AOF with and without the RDB preamble (rewritten during the load)
+and as a plain log, RDB (SAVE + restart, DEBUG RELOAD), DUMP/RESTORE and COPY, and a failover
+under load.
+
+After each, the campaign goes on: it is drawn from until its code pool is empty, and the codes
+handed out over its whole life (replies before, replies after) must be exactly the codes added
+and not removed, each once, and exactly the `code` fields of its wins stream.
+"""
+import collections
+import random
+import threading
+import time
+
+import pytest
+
+import durability_helpers as D
+import lottery_helpers as H
+from lottery_helpers import Err, Status
+
+KEY = b"{r}camp"
+STREAM = b"{r}camp:wins"
+DAY = H.DAY_MS
+N_CODES = 3000
+
+CONFIG = [
+    "PRIZE", "gold", 2, 40, "AFTER", 3,
+    "PRIZE", "silver", 5, 300,
+    "PRIZE", "card", 4, "CODES",
+    "PRIZE", "pts", 0, "INF",
+    "NOTHING", 30,
+    "SOLDOUT", "FALLBACK", "pts",
+    "MAXWINS", 4, "DAILY", 4, "PERIOD", "WEEK", "DAYOFFSET", 480, "TOTAL", 14,
+    "COOLDOWN", 1000, "IDEMPOTENCY", 86_400_000,
+    "GUARANTEE", 5, "PRIZES", 2, "card", "silver",
+    "TIER", "vip", "PRIZE-WEIGHT", "gold", 6, "PRIZE-WEIGHT", "card", 8, "NOTHING", 10,
+    "TIER", "low", "NOTHING", 200,
+]
+
+
+def ok(rep, what=""):
+    assert isinstance(rep, Status) and rep == "OK", f"{what}: {rep!r}"
+
+
+def pin(raw, ms):
+    ok(raw.call("LOTTERY.DEBUG", "CLOCK", ms), "LOTTERY.DEBUG CLOCK")
+
+
+class State:
+    def __init__(self):
+        self.added = []             # every code added (ADD replied it as added)
+        self.removed = set()        # removed before being handed out
+        self.handed = []            # the codes of the WIN replies seen (replays excluded)
+        self.users = []
+        self.clock = H.T0
+        self.replies = {}           # (user, reqid) -> first reply
+
+
+def record(st, rep, what):
+    assert isinstance(rep, list) and len(rep) in (5, 6), f"{what}: {rep!r}"
+    if rep[0] == b"WIN":
+        if rep[1] == b"card":
+            assert len(rep) == 6 and isinstance(rep[5], bytes), f"{what}: {rep!r}"
+            st.handed.append(rep[5])
+        else:
+            assert len(rep) == 5, f"{what}: {rep!r}"
+    else:
+        assert len(rep) == 5, f"{what}: {rep!r}"
+
+
+def add_codes(raw, st, codes):
+    n = 0
+    for i in range(0, len(codes), 500):
+        n += raw.call("LOTTERY.CODES", KEY, "card", "ADD", *codes[i:i + 500])
+    assert n == len(codes), (n, len(codes))
+    st.added += codes
+
+
+def load_rounds(raw, st, rng, rounds, start_round=0):
+    """Rounds of draws from every user (half a day apart), with grants, bans, restocks,
+    CODES REMOVE/ADD, a tier redefined, REQID replays, a pause, drains."""
+    for rnd in range(start_round, start_round + rounds):
+        st.clock += 12 * 3600 * 1000
+        pin(raw, st.clock)
+        cmds = []
+        for i, u in enumerate(st.users):
+            c = ["LOTTERY.DRAW", KEY, u]
+            if (i + rnd) % 3 == 0:
+                c += ["TIER", "vip"]
+            elif (i + rnd) % 3 == 1:
+                c += ["TIER", "low"]
+            if i % 4 == 0:
+                c += ["REQID", f"q{rnd}-{i}"]
+            cmds.append(c)
+        for c, rep in zip(cmds, raw.pipeline(cmds)):
+            record(st, rep, c)
+            if "REQID" in c and rep[0] in (b"WIN", b"LOSE"):
+                st.replies[(c[2], c[-1])] = rep
+        if rnd % 6 == 1:    # REQID replays of the previous round: the same reply, code included
+            for (u, rid), rep in list(st.replies.items())[-40:]:
+                again = raw.call("LOTTERY.DRAW", KEY, u, "REQID", rid)
+                assert again == rep, (u, rid, rep, again)
+        if rnd % 6 == 2:
+            for u in st.users[:25]:
+                raw.call("LOTTERY.GRANT", KEY, u, 3, "CAP", 6)
+            ok(raw.call("LOTTERY.BAN", KEY, st.users[5], 20 * 3600 * 1000))
+            raw.call("LOTTERY.RESTOCK", KEY, "silver", -5)
+            raw.call("LOTTERY.DRAIN", KEY)
+        if rnd % 6 == 3:
+            for code in rng.sample(st.added, 30):
+                n = raw.call("LOTTERY.CODES", KEY, "card", "REMOVE", code)
+                assert n in (0, 1), n
+                if n == 1:
+                    assert code not in st.handed and code not in st.removed
+                    st.removed.add(code)
+                else:
+                    assert code in st.handed or code in st.removed, code
+        if rnd % 6 == 4:
+            add_codes(raw, st, [b"late-%d-%d-" % (rnd, i) + rng.randbytes(6)
+                                for i in range(200)])
+            ok(raw.call("LOTTERY.CONFIGURE", KEY, "TIER", "low", "PRIZE-WEIGHT", "silver", 9,
+                        "NOTHING", 100))
+        if rnd % 6 == 5:
+            ok(raw.call("LOTTERY.PAUSE", KEY))
+            assert raw.call("LOTTERY.DRAW", KEY, st.users[0])[0] == b"PAUSED"
+            ok(raw.call("LOTTERY.RESUME", KEY))
+            ok(raw.call("LOTTERY.CONFIGURE", KEY, "TOTAL", 14 + rnd))
+
+
+def build(server, rounds=18):
+    st = State()
+    rng = random.Random(20261130)
+    raw = server.raw()
+    try:
+        pin(raw, st.clock)
+        ok(raw.call("LOTTERY.CONFIGURE", KEY, *CONFIG), "CONFIGURE")
+        add_codes(raw, st, [b"%05d-" % i + rng.randbytes(11) for i in range(N_CODES)])
+        st.users = [f"u{i}".encode() for i in range(300)] + [b"\x00bin\xff", "奖品".encode(),
+                                                              "\U0001F381".encode()]
+        load_rounds(raw, st, rng, rounds)
+        st.rng = rng
+    finally:
+        raw.close()
+    assert st.handed, "no code was handed out by the load"
+    return st
+
+
+def more_load(server, st, rounds=3):
+    raw = server.raw()
+    try:
+        load_rounds(raw, st, st.rng, rounds, start_round=100)
+    finally:
+        raw.close()
+
+
+def view(server, st, master=True):
+    """Everything comparable, read with the node's clock pinned at st.clock."""
+    raw = server.raw()
+    try:
+        pin(raw, st.clock)
+        names = ["DIGEST-VALUE", "STATS", "XRANGE", "DIGEST"]
+        cmds = [("DEBUG", "DIGEST-VALUE", KEY), ("LOTTERY.STATS", KEY),
+                ("XRANGE", STREAM, "-", "+"), ("DEBUG", "DIGEST")]
+        for u in st.users:
+            names.append(f"USER {u!r}")
+            cmds.append(("LOTTERY.USER", KEY, u))
+        if master:
+            names += ["DRAIN LAST", "CODES COUNT"]
+            cmds += [("LOTTERY.DRAIN", KEY, "LAST"), ("LOTTERY.CODES", KEY, "card", "COUNT")]
+        reps = raw.pipeline(cmds)
+    finally:
+        raw.close()
+    v = dict(zip(names, reps))
+    for name, rep in v.items():
+        assert not isinstance(rep, Err), f"{name}: {rep}"
+    stats = dict(zip(v["STATS"][0::2], v["STATS"][1::2]))
+    for k in (b"guarantee", b"total", b"period", b"tiers", b"rejected_total"):
+        assert k in stats, f"STATS has no {k!r}"
+    if master:
+        card = [p for p in stats[b"prizes"] if p[0] == b"card"][0]
+        assert card[2] == v["CODES COUNT"], f"card stock {card[2]} != COUNT {v['CODES COUNT']}"
+    return v
+
+
+def assert_same(a, b, what):
+    for name in a:
+        if name in b and a[name] != b[name]:
+            if name == "STATS":
+                da = dict(zip(a[name][0::2], a[name][1::2]))
+                db = dict(zip(b[name][0::2], b[name][1::2]))
+                diff = {k: (da[k], db.get(k)) for k in da if da[k] != db.get(k)}
+                pytest.fail(f"{what}: STATS differ: {str(diff)[:600]}", pytrace=False)
+            pytest.fail(f"{what}: {name} differs: {str(a[name])[:300]} vs {str(b[name])[:300]}",
+                        pytrace=False)
+
+
+def stream_codes(server):
+    raw = server.raw()
+    try:
+        entries = H.xrange_raw(raw, STREAM)
+    finally:
+        raw.close()
+    out = []
+    for eid, fields in entries:
+        f = dict(fields)
+        names = [k for k, _ in fields]
+        if f[b"prize"] == b"card":
+            assert names[:4] == [b"user", b"prize", b"draw", b"code"], names
+            out.append(f[b"code"])
+        else:
+            assert b"code" not in f, fields
+    return out
+
+
+def exhaust_and_check(server, st, what):
+    """Draw on `server` until the pool is empty; then every code added and not removed was
+    handed out exactly once over the campaign's life, and the stream agrees."""
+    raw = server.raw()
+    try:
+        st.clock += 30 * DAY
+        pin(raw, st.clock)
+        ok(raw.call("LOTTERY.CONFIGURE", KEY, "PRIZE", "gold", 0, 0, "AFTER", 3,
+                    "PRIZE", "silver", 0, 0, "PRIZE", "card", 1, "CODES", "PRIZE", "pts", 0, "INF",
+                    "NOTHING", 0, "MAXWINS", "INF", "TOTAL", "INF", "DAILY", "INF",
+                    "COOLDOWN", 0, "GUARANTEE", "OFF"), f"{what}: CONFIGURE for the end")
+        left = raw.call("LOTTERY.CODES", KEY, "card", "COUNT")
+        cmds = [("LOTTERY.DRAW", KEY, f"end{i}") for i in range(left + 20)]
+        reps = []
+        for i in range(0, len(cmds), 2000):
+            reps += raw.pipeline(cmds[i:i + 2000])
+        for c, rep in zip(cmds, reps):
+            record(st, rep, c)
+        assert all(r[:2] == [b"WIN", b"card"] for r in reps[:left]), f"{what}: {reps[:3]}"
+        assert all(r[:2] == [b"WIN", b"pts"] for r in reps[left:]), \
+            f"{what}: after the pool ran dry: {reps[left:left + 3]}"
+        assert raw.call("LOTTERY.CODES", KEY, "card", "COUNT") == 0
+    finally:
+        raw.close()
+    c = collections.Counter(st.handed)
+    twice = [k for k, n in c.items() if n > 1]
+    assert not twice, f"{what}: {len(twice)} codes handed out twice, e.g. {twice[:3]}"
+    want = set(st.added) - st.removed
+    assert set(c) == want, f"{what}: handed out {len(c)} codes, {len(set(c) - want)} never " \
+                           f"added (or removed), {len(want - set(c))} added and never handed out"
+    assert collections.Counter(stream_codes(server)) == c, f"{what}: stream codes differ"
+
+
+def restart(server, what):
+    server.stop(save=False)
+    try:
+        server.start(timeout=120)
+    except RuntimeError as e:
+        server.intentionally_stopped = True
+        pytest.fail(f"{what}: the server did not start again from its own files:\n"
+                    f"{str(e)[-2500:]}", pytrace=False)
+    D.wait_loaded(server.port)
+
+
+def wait_rewrite(server):
+    D.wait_aof_rewrite(server.client(), timeout=120)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preamble", ["yes", "no"])
+def test_aof_rewrite_during_load_then_restart(server_factory, preamble):
+    s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", preamble,
+                                                    "--appendfsync", "no"])
+    st = build(s, rounds=12)
+    assert s.client().bgrewriteaof()
+    more_load(s, st, rounds=2)          # draws while (or just after) the rewrite runs
+    wait_rewrite(s)
+    more_load(s, st, rounds=2)          # and after it: in the incremental file
+    before = view(s, st)
+    restart(s, f"AOF, preamble {preamble}")
+    assert_same(before, view(s, st), f"AOF (aof-use-rdb-preamble {preamble}) restart")
+    exhaust_and_check(s, st, f"AOF preamble {preamble}")
+
+
+def test_aof_log_replay(server_factory):
+    s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", "no",
+                                                    "--appendfsync", "no"])
+    st = build(s)
+    before = view(s, st)
+    restart(s, "AOF log")
+    assert_same(before, view(s, st), "AOF log replay")
+    exhaust_and_check(s, st, "AOF log")
+
+
+def test_rdb_save_restart_and_debug_reload(server_factory):
+    s = server_factory()
+    st = build(s)
+    before = view(s, st)
+    r = s.client()
+    assert r.execute_command("DEBUG", "RELOAD") in ("OK", True)
+    assert_same(before, view(s, st), "DEBUG RELOAD")
+    assert r.save()
+    restart(s, "RDB")
+    assert_same(before, view(s, st), "RDB restart")
+    exhaust_and_check(s, st, "RDB")
+
+
+def test_dump_restore_and_copy(server_factory):
+    s = server_factory()
+    st = build(s)
+    before = view(s, st)
+    raw = s.raw()
+    blob = raw.call("DUMP", KEY)
+    assert isinstance(blob, bytes)
+    assert raw.call("DEL", KEY) == 1
+    ok(raw.call("RESTORE", KEY, 0, blob), "RESTORE")
+    assert_same(before, view(s, st), "DEL + RESTORE")
+    # under another name: the same value (standalone: it keeps its stream)
+    ok(raw.call("RESTORE", b"{r}other", 0, blob), "RESTORE as another key")
+    assert raw.call("DEBUG", "DIGEST-VALUE", b"{r}other") == raw.call("DEBUG", "DIGEST-VALUE",
+                                                                     KEY)
+    assert raw.call("DEL", b"{r}other") == 1
+    # COPY: the same pool, rules and users (the default stream follows the new key)
+    copy = b"{r}copy"
+    assert raw.call("COPY", KEY, copy) == 1
+    a, c = raw.call("LOTTERY.STATS", KEY), raw.call("LOTTERY.STATS", copy)
+    da, dc = dict(zip(a[0::2], a[1::2])), dict(zip(c[0::2], c[1::2]))
+    assert dc.pop(b"stream") == copy + b":wins"
+    da.pop(b"stream")
+    assert da == dc
+    assert raw.call("LOTTERY.CODES", copy, "card", "COUNT") == \
+        raw.call("LOTTERY.CODES", KEY, "card", "COUNT")
+    for u in st.users[:50]:
+        assert raw.call("LOTTERY.USER", copy, u) == raw.call("LOTTERY.USER", KEY, u)
+    # the copy hands out exactly the codes the original has left, and none handed out before
+    pin(raw, st.clock + 40 * DAY)
+    ok(raw.call("LOTTERY.CONFIGURE", copy, "PRIZE", "gold", 0, 0, "AFTER", 3, "PRIZE", "silver",
+                0, 0, "PRIZE", "card", 1, "CODES", "PRIZE", "pts", 0, "INF", "NOTHING", 0,
+                "MAXWINS", "INF", "TOTAL", "INF", "DAILY", "INF", "COOLDOWN", 0,
+                "GUARANTEE", "OFF"))
+    left = raw.call("LOTTERY.CODES", copy, "card", "COUNT")
+    reps = raw.pipeline([("LOTTERY.DRAW", copy, f"c{i}") for i in range(left + 5)])
+    copy_codes = [r[5] for r in reps if len(r) == 6]
+    assert len(copy_codes) == left == len(set(copy_codes))
+    assert not set(copy_codes) & set(st.handed), "the copy handed out codes already handed out"
+    assert set(copy_codes) == set(st.added) - st.removed - set(st.handed)
+    raw.close()
+    exhaust_and_check(s, st, "DUMP/RESTORE")
+
+
+@pytest.mark.parametrize("when", ["live", "full-sync"])
+def test_replica_identical(server_factory, when):
+    m = server_factory()
+    rep = None
+    if when == "live":
+        rep = server_factory(replicaof=("127.0.0.1", m.port))
+        H.wait_link_up(rep.client())
+    st = build(m)
+    if rep is None:
+        rep = server_factory(replicaof=("127.0.0.1", m.port))
+        H.wait_link_up(rep.client())
+    rm = m.client()
+    D.wait_acked(rm)
+    D.wait_same_offset([rm, rep.client()])
+    assert_same(view(m, st, master=False), view(rep, st, master=False), f"replica ({when})")
+    assert D.db_digest(rm) == D.db_digest(rep.client())
+    exhaust_and_check(m, st, f"master with a replica ({when})")
+    D.wait_acked(rm)
+    D.wait_same_offset([rm, rep.client()])
+    assert_same(view(m, st, master=False), view(rep, st, master=False),
+                f"replica ({when}) after the pool ran dry")
+    assert collections.Counter(stream_codes(rep)) == collections.Counter(st.handed)
+
+
+# --------------------------------------------------------------------------------------------
+# failover under load
+
+
+FKEY = b"{f}rules"
+FSTREAM = b"{f}rules:wins"
+F_CODES = 6000
+F_CONFIG = [
+    "PRIZE", "card", 5, "CODES", "PRIZE", "gold", 1, 100, "AFTER", 2, "PRIZE", "pts", 1, "INF",
+    "NOTHING", 10, "SOLDOUT", "FALLBACK", "pts", "GUARANTEE", 3, "PRIZES", 1, "card",
+    "TOTAL", 30, "DAILY", 20, "PERIOD", "WEEK", "MAXWINS", 10,
+    "TIER", "vip", "PRIZE-WEIGHT", "card", 20, "NOTHING", 5,
+]
+
+
+class Load:
+    def __init__(self, servers):
+        self.servers = servers
+        self.target = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.seen = []          # (user, reply, acked)
+        self.draws = 0
+        self.unexpected = []
+
+    def worker(self, seed):
+        rng = random.Random(seed)
+        raw, raw_for = None, None
+        n = 0
+        while not self.stop.is_set():
+            idx = self.target
+            try:
+                if raw_for != idx:
+                    if raw:
+                        raw.close()
+                    raw, raw_for = self.servers[idx].raw(), idx
+                cmds = []
+                for _ in range(40):
+                    n += 1
+                    c = ["LOTTERY.DRAW", FKEY, b"u%d" % rng.randrange(2000)]
+                    if n % 2:
+                        c += ["TIER", "vip"]
+                    if n % 3 == 0:
+                        c += ["REQID", f"t{seed}-{n}"]
+                    cmds.append(c)
+                reps = raw.pipeline(cmds + [("WAIT", 1, 1000)])
+            except (ConnectionError, OSError):
+                raw, raw_for = None, None
+                time.sleep(0.01)
+                continue
+            acked = isinstance(reps[-1], int) and reps[-1] >= 1
+            with self.lock:
+                for c, rep in zip(cmds, reps[:-1]):
+                    if isinstance(rep, Err):
+                        if not rep.startswith("READONLY"):
+                            self.unexpected.append((c, rep))
+                        continue
+                    self.draws += 1
+                    if rep[0] == b"WIN":
+                        self.seen.append((c[2], rep, acked))
+            if any(isinstance(x, Err) for x in reps):
+                time.sleep(0.005)
+        if raw:
+            raw.close()
+
+
+def _wait_draws(load, n, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline and load.draws < n:
+        time.sleep(0.01)
+    assert load.draws >= n, f"only {load.draws} draws in {timeout}s"
+
+
+def test_failover_keeps_every_win_and_never_repeats_a_code(server_factory):
+    master = server_factory()
+    replica = server_factory(replicaof=("127.0.0.1", master.port))
+    rm, rs = master.client(), replica.client()
+    H.wait_link_up(rs)
+    raw = master.raw()
+    ok(raw.call("LOTTERY.CONFIGURE", FKEY, *F_CONFIG))
+    added = [b"F%05d-" % i + bytes([i % 256]) * 6 for i in range(F_CODES)]
+    for i in range(0, F_CODES, 1000):
+        assert raw.call("LOTTERY.CODES", FKEY, "card", "ADD", *added[i:i + 1000]) == 1000
+    raw.close()
+    D.wait_acked(rm)
+
+    load = Load({0: master, 1: replica})
+    ts = [threading.Thread(target=load.worker, args=(7 + i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    try:
+        _wait_draws(load, 2000)
+        assert rm.execute_command("FAILOVER", "TIMEOUT", 20000) == "OK"
+        D.wait_role(rs, "master")
+        D.wait_role(rm, "slave")
+        with load.lock:
+            load.target = 1
+            at = load.draws
+        _wait_draws(load, at + 3000)
+    finally:
+        load.stop.set()
+        for t in ts:
+            t.join(60)
+    assert not load.unexpected, load.unexpected[:5]
+
+    new = replica
+    H.wait_link_up(rm)
+    D.wait_acked(rs)
+    nraw = new.raw()
+    entries = {eid: dict(f) for eid, f in H.xrange_raw(nraw, FSTREAM)}
+    for u, rep, acked in load.seen:
+        f = entries.get(rep[2])
+        assert f is not None, f"WIN {rep} (acked {acked}) is not on the new master's stream"
+        assert f[b"user"] == u and f[b"prize"] == rep[1], (u, rep, f)
+        if rep[1] == b"card":
+            assert len(rep) == 6 and f[b"code"] == rep[5], (rep, f)
+        else:
+            assert len(rep) == 5 and b"code" not in f, (rep, f)
+    before = [f[b"code"] for f in entries.values() if b"code" in f]
+    c = collections.Counter(before)
+    assert all(n == 1 for n in c.values()), "a code handed out twice before the pool ran dry"
+    # draw on the new master until the pool is empty
+    ok(nraw.call("LOTTERY.CONFIGURE", FKEY, "PRIZE", "card", 1, "CODES", "PRIZE", "gold", 0, 0,
+                 "AFTER", 2, "PRIZE", "pts", 0, "INF", "NOTHING", 0, "MAXWINS", "INF",
+                 "TOTAL", "INF", "DAILY", "INF", "GUARANTEE", "OFF"))
+    left = nraw.call("LOTTERY.CODES", FKEY, "card", "COUNT")
+    assert left + len(before) == F_CODES, (left, len(before))
+    reps = []
+    cmds = [("LOTTERY.DRAW", FKEY, f"end{i}") for i in range(left + 10)]
+    for i in range(0, len(cmds), 2000):
+        reps += nraw.pipeline(cmds[i:i + 2000])
+    after = [r[5] for r in reps if len(r) == 6]
+    assert len(after) == left
+    allc = collections.Counter(before + after)
+    assert set(allc) == set(added) and all(n == 1 for n in allc.values()), \
+        "the codes handed out over the failover are not the codes added, each once"
+    assert collections.Counter(
+        f[b"code"] for f in (dict(x) for _, x in H.xrange_raw(nraw, FSTREAM)) if b"code" in f
+    ) == allc
+    nraw.close()
+    D.wait_acked(rs)
+    assert D.digest(rs, FKEY) == D.digest(rm, FKEY)
+    print(f"\nfailover: {load.draws} draws, {len(load.seen)} WINs seen "
+          f"({sum(1 for s in load.seen if s[2])} acked), {len(before)} codes before the end, "
+          f"{left} drawn after")
