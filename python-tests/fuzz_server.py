@@ -22,7 +22,15 @@ After each batch it checks:
   same DIGEST-VALUE whenever the stream is the same;
 - ``DEBUG RELOAD`` (RDB save + load) on the master keeps the key set and every digest; every
   few batches the same for the replica, a ``BGREWRITEAOF`` + ``DEBUG LOADAOF`` on the master,
-  and a full resync of the replica (its digests must equal the master's again).
+  and a full resync of the replica (its digests must equal the master's again);
+- the campaign rules (docs/rules.md): ``STATS`` has ``draws = wins + losses``, a code prize's
+  stock equals its ``LOTTERY.CODES ... COUNT``, and no code is ever handed out twice by one
+  campaign: every ``WIN`` reply with a code (directly or inside ``MULTI``) is remembered per
+  campaign and prize, and the same code under another win id is a failure (a ``REQID``
+  replay repeats the win id). The memory follows the keys: ``COPY``, ``RENAME`` and
+  ``RESTORE`` of a ``DUMP`` carry it to the new key (the value remembers its handed-out
+  codes), a ``DEL``, a ``SET``, a ``FLUSHALL`` or a command whose effect is unknown (inside
+  ``EVAL``) forgets it, and so does a ``CONFIGURE`` for a prize it does not declare ``CODES``.
 
 A command slower than ``--slow-ms`` is reported (a soft failure: the run goes on, but exits
 non-zero).
@@ -362,7 +370,10 @@ def hostile(rng):
         return case(rng, rng.choice([b"PRIZE", b"NOTHING", b"REQID", b"CLIENT", b"INF", b"LOSE",
                                      b"OFF", b"BURST", b"WINDOW", b"STREAM", b"PACE", b"LIST",
                                      b"PENDING", b"OUT", b"IN", b"SETTLE", b"LAST", b"CAP",
-                                     b"REAL", b"CLOCK", b"FALLBACK", b"REDRAW", b"LINEAR"]))
+                                     b"REAL", b"CLOCK", b"FALLBACK", b"REDRAW", b"LINEAR",
+                                     b"TIER", b"PRIZE-WEIGHT", b"GUARANTEE", b"PRIZES",
+                                     b"TOTAL", b"PERIOD", b"WEEK", b"MONTH", b"DAY", b"AFTER",
+                                     b"CODES", b"ADD", b"REMOVE", b"COUNT"]))
     if k < 0.97:
         return sized(rng, rng.choice([127, 128, 129, 255, 256, 257, 4095, 4096, 4097]))
     return sized(rng, rng.choice([20000, 40000, 70000]))
@@ -447,6 +458,14 @@ class Gen:
                                          sized(rng, 256), b"INF", b"PRIZE", b"NOTHING"]
         self._same_slot = {}
         self.pending = None
+        # the campaign rules: tiers and code prizes of the last CONFIGURE sent per key
+        self.tiers = {}
+        self.code_prizes = {}
+        self.tier_pool = [b"vip", b"low", b"t1", "奖品".encode(), "\U0001F381".encode(),
+                          b"\x00\xff", b"TIER", b"OFF", b"NOTHING", sized(rng, 64),
+                          sized(rng, 65), b""]
+        self.codes_sent = []       # codes ADDed so far (re-ADD and REMOVE pick from them)
+        self.code_seq = 0
 
     # -- picks
     def key(self):
@@ -516,6 +535,7 @@ class Gen:
             n = 0
         args = [case(rng, b"LOTTERY.CONFIGURE"), key]
         ids = []
+        code_ids = []
         if n <= 40:
             pool = list(self.prize_pool)
             rng.shuffle(pool)
@@ -537,9 +557,16 @@ class Gen:
                 if n <= 40 else b"%d" % rng.randint(0, 3)
             s = rng.choice([b"0", b"1", b"2", b"5", b"100", case(rng, b"INF"),
                             b"9223372036854775807"]) if n <= 40 else b"%d" % rng.randint(0, 9)
-            if s.upper() != b"INF":
-                finite.append(pid)
-            args += [case(rng, b"PRIZE"), pid, w, s]
+            if n <= 40 and rng.random() < 0.15:
+                args += [case(rng, b"PRIZE"), pid, w, case(rng, b"CODES")]
+                code_ids.append(pid)
+            else:
+                if s.upper() != b"INF":
+                    finite.append(pid)
+                args += [case(rng, b"PRIZE"), pid, w, s]
+            if n <= 40 and rng.random() < 0.1:
+                args += [case(rng, b"AFTER"), rng.choice([b"1", b"2", b"3", b"10", b"4294967295",
+                                                          b"0", b"4294967296"])]
         if ids and n <= 40 and rng.random() < 0.9:
             args[4] = rng.choice([b"1", b"5", b"100"])      # weights not all zero
         opts = []
@@ -589,12 +616,81 @@ class Gen:
         if window and finite and rng.random() < 0.5:
             for pid in rng.sample(finite, min(len(finite), rng.randint(1, 3))):
                 opts.append([b"PACE", pid, rng.choice([b"LINEAR", b"NONE"])])
+        known = ids or self.prizes.get(key) or [b"gold"]
+        if rng.random() < 0.15:
+            if rng.random() < 0.15:
+                opts.append([b"GUARANTEE", b"OFF"])
+            else:
+                o = [b"GUARANTEE", rng.choice([b"2", b"3", b"5", b"10", b"1000000", b"1",
+                                               b"1000001", b"0"])]
+                if rng.random() < 0.5:
+                    listed = rng.sample(known, min(len(known), rng.randint(1, 3)))
+                    cnt = len(listed) if rng.random() < 0.85 else len(listed) + rng.choice([-1, 1, 5])
+                    o += [b"PRIZES", b"%d" % cnt] + listed
+                opts.append(o)
+        if rng.random() < 0.12:
+            opts.append([b"TOTAL", rng.choice([b"0", b"1", b"3", b"10", b"100", b"4294967295",
+                                               case(rng, b"INF")])])
+        if rng.random() < 0.12:
+            opts.append([b"PERIOD", case(rng, rng.choice([b"DAY", b"WEEK", b"MONTH"]))])
+        tier_names = []
+        tier_clauses = []
+        if rng.random() < 0.2:
+            for _ in range(rng.choice([1, 1, 2, 3, 33])):
+                name = self.pick(self.tier_pool, fresh=0.02) if rng.random() < 0.8 \
+                    else b"t%d" % rng.randrange(40)
+                if rng.random() < 0.1:
+                    tier_clauses.append([b"TIER", name, b"OFF"])
+                    continue
+                c = [b"TIER", name]
+                for pid in rng.sample(known, min(len(known), rng.randint(0, 3))):
+                    c += [case(rng, b"PRIZE-WEIGHT"), pid,
+                          rng.choice([b"0", b"1", b"5", b"100", b"4294967295"])]
+                if rng.random() < 0.6:
+                    c += [case(rng, b"NOTHING"), rng.choice([b"0", b"1", b"10", b"1000"])]
+                tier_clauses.append(c)
+                tier_names.append(name)
         rng.shuffle(opts)
         for o in opts:
             args += [case(rng, o[0])] + o[1:]
+        for c in tier_clauses:              # last: a tier's clause ends at the next keyword
+            args += [case(rng, c[0])] + c[1:]
         if n and ids and n <= 65536:
-            self.pending = (key, ids)
+            self.pending = (key, ids, code_ids, tier_names)
+        elif tier_names:
+            self.pending = (key, None, None, tier_names)
         return args
+
+    def codes(self):
+        rng = self.rng
+        key = self.campaign_key()
+        cps = self.code_prizes.get(key)
+        prize = rng.choice(cps) if cps and rng.random() < 0.85 else self.prize_of(key)
+        r = rng.random()
+        if r < 0.55:
+            codes = []
+            for _ in range(rng.choice([1, 1, 2, 5, 20, 200])):
+                k = rng.random()
+                if k < 0.8 or not self.codes_sent:
+                    self.code_seq += 1
+                    c = rng.choice([b"code%d" % self.code_seq,
+                                    b"%d\x00\xff" % self.code_seq,
+                                    ("码%d" % self.code_seq).encode(),
+                                    b"%d" % self.code_seq + sized(rng, rng.choice([16, 500]))[:500]])
+                    self.codes_sent.append(c)
+                    if len(self.codes_sent) > 5000:
+                        del self.codes_sent[:1000]
+                elif k < 0.95:
+                    c = rng.choice(self.codes_sent)            # again: skipped
+                else:
+                    c = rng.choice([b"", sized(rng, 512), sized(rng, 513), hostile(rng)])
+                codes.append(c)
+            return [b"LOTTERY.CODES", key, prize, case(rng, b"ADD")] + codes
+        if r < 0.75:
+            codes = [rng.choice(self.codes_sent) if self.codes_sent and rng.random() < 0.9
+                     else hostile(rng) for _ in range(rng.choice([1, 1, 3, 10]))]
+            return [b"LOTTERY.CODES", key, prize, case(rng, b"REMOVE")] + codes
+        return [b"LOTTERY.CODES", key, prize, case(rng, b"COUNT")]
 
     def draw(self):
         rng = self.rng
@@ -604,6 +700,10 @@ class Gen:
             opts.append([case(rng, b"REQID"), self.pick(self.reqids)])
         if rng.random() < 0.3:
             opts.append([case(rng, b"CLIENT"), self.pick(self.clients)])
+        if rng.random() < 0.25:
+            tiers = self.tiers.get(args[1])
+            opts.append([case(rng, b"TIER"), rng.choice(tiers) if tiers and rng.random() < 0.85
+                         else self.pick(self.tier_pool, fresh=0.1)])
         rng.shuffle(opts)
         for o in opts:
             args += o
@@ -616,6 +716,8 @@ class Gen:
         k = self.campaign_key
         if r < 0.08:
             return self.configure()
+        if r < 0.13:
+            return self.codes()
         if r < 0.45:
             return self.draw()
         if r < 0.50:
@@ -683,7 +785,7 @@ class Gen:
                            b"LOTTERY.RESTOCK", b"LOTTERY.PAUSE", b"LOTTERY.RESUME",
                            b"LOTTERY.BAN", b"LOTTERY.UNBAN", b"LOTTERY.USER", b"LOTTERY.STATS",
                            b"LOTTERY.DRAIN", b"LOTTERY.TRANSFER", b"LOTTERY.DEBUG",
-                           b"LOTTERY.APPLY"])
+                           b"LOTTERY.APPLY", b"LOTTERY.CODES"])
         return [name] + [hostile(rng) for _ in range(rng.choice([0, 1, 2, 3, 5, 8]))]
 
     def mutate(self, args):
@@ -715,7 +817,12 @@ class Gen:
         if self.rng.random() < 0.25:
             a = self.mutate(a)
         elif self.pending:                      # a CONFIGURE that should succeed
-            self.prizes[self.pending[0]] = self.pending[1]
+            key, ids, code_ids, tier_names = self.pending
+            if ids is not None:
+                self.prizes[key] = ids
+                self.code_prizes[key] = code_ids
+            if tier_names:
+                self.tiers[key] = list(dict.fromkeys(self.tiers.get(key, []) + tier_names))[-32:]
         elif len(a) == 2 and a[0] in (b"DEL", b"UNLINK"):
             self.prizes.pop(a[1], None)
         elif a[0] == b"SET":
@@ -789,6 +896,109 @@ class Gen:
 
 
 # --------------------------------------------------------------------------------------------
+# the codes model: no campaign ever hands out one code twice
+
+class CodeModel:
+    """Per campaign key and prize, the codes seen in WIN replies, with their win ids.
+
+    A code seen again under another win id is a failure (a REQID replay repeats the win id).
+    Key changes carry or drop the memory (see the module docstring); whenever a command's
+    effect is not known (inside EVAL, or a reply that was not read), the memory of the keys it
+    names is dropped, so the model never expects more than the server promises."""
+
+    def __init__(self):
+        self.handed = {}            # key -> {prize: {code: win id}}
+        self.queue = None           # the commands queued in a MULTI
+        self.restore_src = None     # the key a dump+restore unit dumped
+        self.checked = 0
+
+    def observe(self, args, rep):
+        if not args:
+            return
+        name = args[0].upper()
+        if self.queue is not None:
+            if name == b"EXEC":
+                q, self.queue = self.queue, None
+                if isinstance(rep, list) and len(rep) == len(q):
+                    for a, r in zip(q, rep):
+                        self.one(a, r)
+                else:
+                    for a in q:
+                        self.one(a, None)
+            elif name == b"DISCARD":
+                self.queue = None
+            elif rep == "QUEUED":
+                self.queue.append(args)
+            return
+        if name == b"MULTI" and rep == "OK":
+            self.queue = []
+            return
+        self.one(args, rep)
+
+    def forget(self, key):
+        self.handed.pop(key, None)
+
+    def one(self, args, rep):
+        """rep None: not known."""
+        name = args[0].upper()
+        if name in (b"EVAL", b"EVAL_RO"):
+            for inner in unwrap(args) or []:
+                if inner:
+                    self.one(inner, None)
+            return
+        if name == b"LOTTERY.DRAW":
+            if len(args) >= 2 and isinstance(rep, list) and len(rep) == 6 and rep[0] == b"WIN":
+                key, prize, wid, code = args[1], rep[1], rep[2], rep[5]
+                seen = self.handed.setdefault(key, {}).setdefault(prize, {})
+                prev = seen.get(code)
+                if prev is not None and prev != wid:
+                    raise Failure("code-twice", f"campaign {short([key])} prize "
+                                                f"{short([prize])} handed out code "
+                                                f"{short([code])} twice: win {prev!r} and "
+                                                f"{wid!r}")
+                seen[code] = wid
+                self.checked += 1
+            return
+        if name in (b"DEL", b"UNLINK"):
+            for k in args[1:]:
+                self.forget(k)
+        elif name == b"SET" and len(args) >= 2:
+            self.forget(args[1])
+        elif name in (b"FLUSHALL", b"FLUSHDB"):
+            self.handed.clear()
+        elif name == b"COPY" and len(args) >= 3:
+            if rep == 1 and args[1] != args[2]:
+                src = self.handed.get(args[1], {})
+                self.handed[args[2]] = {p: dict(c) for p, c in src.items()}
+            elif rep is None:
+                self.forget(args[2])
+        elif name in (b"RENAME", b"RENAMENX") and len(args) >= 3:
+            if (rep == "OK" or rep == 1) and args[1] != args[2]:
+                self.handed[args[2]] = self.handed.pop(args[1], {})
+            elif rep is None:
+                self.forget(args[1])
+                self.forget(args[2])
+        elif name == b"RESTORE" and len(args) >= 2:
+            src, self.restore_src = self.restore_src, None
+            if rep == "OK" and src is not None:
+                if src != args[1]:
+                    s = self.handed.get(src, {})
+                    self.handed[args[1]] = {p: dict(c) for p, c in s.items()}
+            elif rep == "OK" or rep is None:
+                self.forget(args[1])
+        elif name == b"LOTTERY.CONFIGURE" and len(args) >= 2:
+            if rep == "OK" or rep is None:
+                words = [a.upper() for a in args]
+                if b"PRIZE" not in words[2:]:
+                    return
+                codes = {args[i + 1] for i in range(2, len(args) - 3)
+                         if words[i] == b"PRIZE" and words[i + 3] == b"CODES"}
+                mine = self.handed.get(args[1], {})
+                for p in [p for p in mine if p not in codes]:
+                    del mine[p]
+
+
+# --------------------------------------------------------------------------------------------
 # running commands and checks
 
 class Runner:
@@ -801,6 +1011,7 @@ class Runner:
         self.clock = [b"LOTTERY.DEBUG", b"CLOCK", b"REAL"]   # the last clock command
         self.replies = {}       # error / other / each DRAW outcome -> count
         self.big = []           # (ms, args, reply) of the very large CONFIGUREs
+        self.codes = CodeModel()
 
     def send(self, args, client=None):
         c = client or self.p.m
@@ -822,6 +1033,8 @@ class Runner:
             self.big.append((ms, len(args), rep))
         if ms > self.slow_ms:
             self.slow.append((ms, args))
+        if client is None:
+            self.codes.observe(args, rep)
         return rep
 
     def died(self, args, exc):
@@ -859,6 +1072,7 @@ class Runner:
             if isinstance(payload, bytes):
                 a = [b"RESTORE", dst, b"0", payload] + opts
                 self.log.add(a)
+                self.codes.restore_src = src
                 self.send(a)
 
     def run_line_args(self, args):
@@ -916,6 +1130,26 @@ def stats_without_stream(flat):
     return d, None
 
 
+def check_rules(p, k):
+    flat = p.m.call(b"LOTTERY.STATS", k)
+    if not isinstance(flat, list):
+        raise Failure("stats", f"LOTTERY.STATS {short([k])}: {flat!r}")
+    st = dict(zip(flat[0::2], flat[1::2]))
+    for f in (b"guarantee", b"total", b"period", b"tiers", b"rejected_total"):
+        if f not in st:
+            raise Failure("stats", f"LOTTERY.STATS {short([k])} has no {f!r}")
+    if st[b"draws"] != st[b"wins"] + st[b"losses"]:
+        raise Failure("stats", f"{short([k])}: draws {st[b'draws']} != wins {st[b'wins']} + "
+                               f"losses {st[b'losses']}")
+    rows = st[b"prizes"][:60]
+    counts = p.m.pipeline([[b"LOTTERY.CODES", k, row[0], b"COUNT"] for row in rows]) \
+        if rows else []
+    for row, n in zip(rows, counts):
+        if isinstance(n, int) and n != row[2]:
+            raise Failure("stats", f"{short([k])}: code prize {short([row[0]])} has stock "
+                                   f"{row[2]} but LOTTERY.CODES COUNT {n}")
+
+
 def check_pair(runner, batch_no, heavy):
     """Every check of the batch; raises Failure."""
     try:
@@ -950,6 +1184,10 @@ def _check_pair(runner, batch_no, heavy):
     a, b = p.m.call(b"DEBUG", b"DIGEST"), p.r.call(b"DEBUG", b"DIGEST")
     if a != b:
         raise Failure("replica-digest", f"DEBUG DIGEST differs: master {a!r}, replica {b!r}")
+
+    # the campaign rules: STATS counters, a code prize's stock is its pool
+    for k in mkeys:
+        check_rules(p, k)
 
     # DUMP / RESTORE and COPY of each campaign
     for k, d in zip(mkeys, md):
@@ -1197,12 +1435,14 @@ def shrink(lines, kind, budget_s, slow_ms):
 # main
 
 LAST_FAILURE = None     # what the last run() found, for the test's message
+LAST_CODE_WINS = 0      # WIN replies with a code the last run() checked against its model
 
 
 def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_every,
         avoid_known=False):
-    global LAST_FAILURE
+    global LAST_FAILURE, LAST_CODE_WINS
     LAST_FAILURE = None
+    LAST_CODE_WINS = 0
     os.makedirs(out_dir, exist_ok=True)
     print(f"fuzz-server: seed {seed} (replay: --seed {seed}"
           f"{' --avoid-known' if avoid_known else ''}), module {H.MODULE_PATH}", flush=True)
@@ -1237,8 +1477,10 @@ def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_
     except Failure as f:
         failure = f
     elapsed = time.time() - start
+    LAST_CODE_WINS = runner.codes.checked
     print("  replies: " + ", ".join(f"{k.decode()} {v}" for k, v in
                                     sorted(runner.replies.items(), key=lambda x: -x[1])))
+    print(f"  code wins checked against the model: {runner.codes.checked}")
     for ms, n, rep in runner.big:
         print(f"  large CONFIGURE ({n} args): {ms:.0f} ms, {str(rep)[:80]}")
     if failure is None:

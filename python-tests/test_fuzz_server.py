@@ -1,5 +1,7 @@
 """A bounded run of the stateful server fuzzer (fuzz_server.py): a fixed seed and two random
-ones, about 25 s in all. `make fuzz-server` runs it for longer (FUZZ_SECONDS)."""
+ones, about 25 s in all. `make fuzz-server` runs it for longer (FUZZ_SECONDS). The fixed
+seed must also reach the campaign rules: at least one WIN with a code, checked against the
+fuzzer's model of the codes handed out."""
 import os
 import random
 
@@ -19,3 +21,6 @@ def test_fuzz_server(which, tmp_path):
     assert rc == 0, (f"fuzz_server, seed {seed}: {F.LAST_FAILURE} (the output has the last "
                      f"commands and the logs; replay: python-tests/fuzz_server.py --seed {seed} "
                      f"--seconds {seconds})")
+    if which == "fixed":
+        # the campaign rules are exercised: code prizes got codes and handed them out
+        assert F.LAST_CODE_WINS > 0, "no WIN with a code in the fixed seed's run"
