@@ -513,6 +513,30 @@ def test_lifetime_counts_kept_only_with_a_rule(raw):
     assert (u["draws_total"], u["draws_since_win"]) == (0, 0)
 
 
+def test_lifetime_counts_cost_bytes_only_while_kept(raw):
+    """rules.md: 16 bytes a user record instead of 12 while GUARANTEE, AFTER or TOTAL is on;
+    a campaign without them pays nothing, and removing the last one drops the counts."""
+    n = 40_000
+    cfg(raw, "plain", "PRIZE", "a", 0, "INF", "NOTHING", 1, "MAXWINS", "INF")
+    cfg(raw, "ruled", "PRIZE", "a", 0, "INF", "NOTHING", 1, "MAXWINS", "INF", "TOTAL", 1000)
+    for key in ("plain", "ruled"):
+        reps = pipeline(raw, [("LOTTERY.DRAW", key, f"user:{i}") for i in range(n)])
+        assert all(r[0] == b"LOSE" for r in reps)
+    plain = raw.call("MEMORY", "USAGE", "plain", "SAMPLES", 0)
+    ruled = raw.call("MEMORY", "USAGE", "ruled", "SAMPLES", 0)
+    per_user = (ruled - plain) / n
+    print(f"\nMEMORY USAGE with {n} users: plain {plain} B ({plain / n:.1f} B/user), with "
+          f"TOTAL {ruled} B ({ruled / n:.1f} B/user): +{per_user:.2f} B/user")
+    assert 2 <= per_user <= 8, per_user
+    assert user_d(raw, "ruled", "user:7")["draws_total"] == 1
+    cfg(raw, "ruled", "TOTAL", "INF")            # the last rule gone: the plain layout again
+    back = raw.call("MEMORY", "USAGE", "ruled", "SAMPLES", 0)
+    assert abs(back - plain) <= n // 4, (back, plain)
+    u = user_d(raw, "ruled", "user:7")
+    assert (u["draws_total"], u["draws_since_win"], u["draws_today"]) == (0, 0, 1)
+    assert stats_d(raw, "ruled")["users"] == n
+
+
 def test_guarantee_prize_ids_that_look_like_keywords(raw):
     ids = [b"NOTHING", b"TIER", b"PRIZES", b"GUARANTEE", b"3", b"OFF"]
     args = []
