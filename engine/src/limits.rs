@@ -19,3 +19,14 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_STREAM_KEY_LEN: usize = MAX_KEY_LEN + keyslot::DEFAULT_STREAM_EXTRA;
 pub const MAX_IDEMPOTENCY_MS: u64 = 86_400_000;
 pub const MAX_DAYOFFSET_MIN: i32 = 1440;
+/// The longest GUARANTEE: a guaranteed draw every million draws at most.
+pub const MAX_GUARANTEE: u32 = 1_000_000;
+/// Tiers a campaign may define (each is an alias table as large as the prize table).
+pub const MAX_TIERS: usize = 32;
+pub const MAX_TIER_NAME_LEN: usize = 64;
+/// The longest code of a code prize.
+pub const MAX_CODE_LEN: usize = 512;
+/// Codes one LOTTERY.CODES ADD or REMOVE may name (the command's effect carries them all).
+pub const MAX_CODES_PER_CALL: usize = 100_000;
+/// Codes one prize's pool may hold over its life, handed out included.
+pub const MAX_CODES: u64 = (1 << 31) - 1;
