@@ -164,14 +164,24 @@ pub fn add(
     );
     // The descriptor counts the codes ever put in, as it counts units: unused + handed out,
     // read from every shard (so a run cut short is made good by the next one).
-    let total = stock_total(c, &d, prize)?;
-    c.eval::<i64>(
-        SET_STOCK,
-        &descriptor_key(name),
-        &[format!("stock:{prize}"), total.to_string()],
-    )?;
-    println!("stock:{prize} = {total}");
-    result.map(|_| 0)
+    let recount = stock_total(c, &d, prize).and_then(|total| {
+        c.eval::<i64>(
+            SET_STOCK,
+            &descriptor_key(name),
+            &[format!("stock:{prize}"), total.to_string()],
+        )?;
+        println!("stock:{prize} = {total}");
+        Ok(())
+    });
+    match (result, recount) {
+        (Err(e), Err(r)) => {
+            // The first failure is the one to report; the recount is left to the next run.
+            eprintln!("lottery-shards: stock:{prize} not recounted: {r}");
+            Err(e)
+        }
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(0),
+    }
 }
 
 /// Unused + handed out over the shards (each shard's two figures from one `LOTTERY.STATS`).
