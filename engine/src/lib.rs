@@ -10,7 +10,8 @@
 //!    keeps to).
 //! 2. Records a campaign is made of, each with its encoding: `users` (per-user records and
 //!    their map), `reqcache` (REQID memory), `flow` (flow-control rules and the state a draw's
-//!    checks change: RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE), `ledger` (transfer records).
+//!    checks change: RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE), `ledger` (transfer records),
+//!    `codes` (a code prize's pool of codes, saved through its iterators).
 //! 3. `campaign`: the `Campaign` struct, the core types (outcomes, rules, prizes, counters, the
 //!    draw's reply and plan), read access to the state, the keys of users and clients.
 //! 4. Over the campaign: `parse` (CONFIGURE and command arguments) and `effect` (what a write
@@ -31,6 +32,7 @@ pub mod limits;
 pub mod route;
 pub mod segmap;
 
+pub mod codes;
 pub mod flow;
 pub mod ledger;
 pub mod reqcache;
