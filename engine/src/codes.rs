@@ -25,8 +25,8 @@
 //!   removed code is marked `DEAD` where it is (a tombstone); when it reaches the head it is
 //!   skipped once, so `take` is amortised O(1) however long a run of tombstones.
 //! * **Compaction.** Tombstones are reclaimed by rebuilding chunks, which moves their live
-//!   records into a new exact-size buffer and points the moved keys at their new positions
-//!   (each moved code is hashed again). After a tombstone lands in a chunk:
+//!   records into a new buffer just big enough and points the moved keys at their new
+//!   positions (each moved code is hashed again). After a tombstone lands in a chunk:
 //!   - a chunk left with no live record is freed (the tail is emptied in place, keeping its
 //!     buffer);
 //!   - otherwise the tail is left as it is (it holds at most one chunk of bytes);
@@ -44,7 +44,8 @@
 //! Memory: apart from the head and the tail, every chunk has at most as many dead bytes as
 //! live ones, and any two adjacent chunks between them hold more than `CHUNK / 2` live bytes.
 //! So a pool with `L` live record bytes has at most `4 L / CHUNK + 3` chunks, and its arena
-//! takes at most `2 L` bytes plus two chunks plus 514 bytes of slack per chunk: removing all
+//! takes at most `2.5 L` bytes (`2 L`, rounded up to the allocator's size classes) plus two
+//! chunks plus 530 bytes of slack per chunk: removing all
 //! but one code per chunk cannot grow it relative to the unused codes. The index keeps one
 //! entry per code, unused or used (about 30 bytes). The chunk slab keeps as many slots as the
 //! pool ever had chunks at once (40 bytes each, 0.25% of that peak's bytes), until the pool
@@ -85,6 +86,20 @@ const MIN_TAIL: usize = 128;
 // What the code relies on: a tail's growth can always reach a record's need, and a code's
 // length fits the header's length bits.
 const _: () = assert!(MIN_TAIL < CHUNK && MAX_CODE_LEN <= LEN_MASK as usize);
+/// The jemalloc size class that serves an `n`-byte buffer (jemalloc serves Redis module
+/// allocations): 8, 16, then multiples of 16 up to 128, then four classes per doubling
+/// (`4, 5, 6, 7 << k`). Buffers are asked for at that size, so the capacity `mem_bytes`
+/// counts is what the allocator hands out. Saturates near `usize::MAX`.
+fn size_class(n: usize) -> usize {
+    if n <= 16 {
+        return n.div_ceil(8) * 8;
+    }
+    // 2^k < n <= 2^(k + 1), with k >= 4.
+    let k = usize::BITS - 1 - (n - 1).leading_zeros();
+    let step = (1usize << (k - 2)).max(16);
+    n.div_ceil(step).saturating_mul(step)
+}
+
 /// Index value of a code handed out.
 const USED: u64 = u64::MAX;
 /// No chunk.
@@ -466,8 +481,8 @@ impl CodePool {
         let need = len + rec;
         let old_cap = c.data.capacity();
         if need > old_cap {
-            // `MIN_TAIL < CHUNK`, so `clamp` cannot panic; `need <= CHUNK` (checked above).
-            let want = need.max(old_cap.saturating_mul(2)).clamp(MIN_TAIL, CHUNK);
+            // `need <= CHUNK` (checked above) and `CHUNK` is a size class, so `want >= need`.
+            let want = size_class(need.max(old_cap.saturating_mul(2)).max(MIN_TAIL)).min(CHUNK);
             c.data.reserve_exact(want.saturating_sub(len));
         }
         let grown = c.data.capacity().saturating_sub(old_cap);
@@ -586,7 +601,7 @@ impl CodePool {
     }
 
     /// Rewrites chunk `a` to hold only its live records, followed by those of `b` (the next
-    /// chunk, which is then freed), in an exact-size buffer, and points every moved key at
+    /// chunk, which is then freed), in a buffer just big enough, and points every moved key at
     /// its new position. O(bytes of the two chunks).
     fn rebuild(&mut self, a: u32, b: Option<u32>) {
         let Some(ca) = self.chunks.get(a as usize) else {
@@ -594,7 +609,7 @@ impl CodePool {
         };
         let cb = b.and_then(|b| self.chunks.get(b as usize));
         let size = ca.live() + cb.map_or(0, Chunk::live);
-        let mut data = Vec::with_capacity(size);
+        let mut data = Vec::with_capacity(size_class(size));
         copy_live(ca, &mut data);
         if let Some(cb) = cb {
             copy_live(cb, &mut data);
@@ -751,7 +766,8 @@ mod tests {
                 let middle = h != self.head && h != self.tail;
                 if middle {
                     assert!(c.dead() <= c.live(), "dead {} live {}", c.dead(), live);
-                    assert!(c.data.capacity() <= c.data.len() + HDR + MAX_CODE_LEN);
+                    let cap = c.data.capacity();
+                    assert!(cap <= size_class(c.data.len()).max(c.data.len() + HDR + MAX_CODE_LEN));
                     if let Some(pl) = prev_live {
                         assert!(pl + live > MERGE_AT, "{pl} + {live}");
                     }
@@ -779,7 +795,8 @@ mod tests {
             // The memory bound of the module docs.
             assert!(chunks <= 4 * live_total / CHUNK + 3, "{chunks} chunks");
             assert!(
-                self.arena_cap <= 2 * live_total + 2 * CHUNK + chunks * (HDR + MAX_CODE_LEN),
+                self.arena_cap
+                    <= 5 * live_total / 2 + 2 * CHUNK + chunks * (16 + HDR + MAX_CODE_LEN),
                 "arena {} for {live_total} live bytes",
                 self.arena_cap
             );
@@ -792,6 +809,28 @@ mod tests {
         fn unused_vec(&self) -> Vec<Vec<u8>> {
             self.iter_unused().map(<[u8]>::to_vec).collect()
         }
+    }
+
+    #[test]
+    fn size_classes() {
+        let classes: Vec<usize> = (0..=1024).map(size_class).collect();
+        let mut distinct = classes.clone();
+        distinct.dedup();
+        assert_eq!(
+            distinct,
+            [
+                0, 8, 16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512,
+                640, 768, 896, 1024
+            ]
+        );
+        for n in 0..70_000 {
+            let c = size_class(n);
+            assert!(c >= n && c <= n + n / 4 + 16, "{n} -> {c}");
+        }
+        assert_eq!(size_class(CHUNK), CHUNK);
+        assert_eq!(size_class(CHUNK - 1), CHUNK);
+        assert_eq!(size_class(MIN_TAIL), MIN_TAIL);
+        assert!(size_class(usize::MAX) >= usize::MAX - 1);
     }
 
     #[test]
