@@ -9,7 +9,10 @@
   lottery-writer --cluster --shards persisting every stream entry and every drain;
 - rebalancing under load with the mover crashing after OUT and after IN (--crash-after) and
   kill -9 of a looping `rebalance --every-ms`, then rerun: `check` conserved at every step, and
-  with demand skewed to one shard the campaign still sells out completely.
+  with demand skewed to one shard the campaign still sells out completely;
+- the campaign rules of docs/rules.md on a sharded campaign: `codes add` / `codes count`, a code
+  per win from the user's shard, the writer's `code` column, the new CONFIGURE options split or
+  passed through. Skipped, saying so, while the servers' module has no code pools or rules.
 
 Needs target/release/lottery-shards and target/release/lottery-writer:
     cargo build --release -p lottery-shards -p lottery-writer
@@ -24,6 +27,7 @@ import tempfile
 import time
 
 import pytest
+import redis
 
 import cluster_helpers as C
 import lottery_helpers as H
@@ -559,5 +563,201 @@ def test_lease_mover_waits_for_configure(cl):
         assert "another configure or restock is running (restock-77, lease " in p.stderr, p.stderr
         assert rc.get(lk) == "restock-77"
         rc.delete(lk)
+    finally:
+        rc.close()
+
+
+# -------------------------------------------------------------------------- campaign rules
+
+
+def _module_supports(cl, *opts):
+    """Whether the servers' module takes these LOTTERY.CONFIGURE options (the campaign rules
+    of docs/rules.md, code pools)."""
+    rc = cl.client()
+    key = "{probe.rules}"
+    try:
+        rc.execute_command("LOTTERY.CONFIGURE", key, *opts)
+        return True
+    except redis.ResponseError:
+        return False
+    finally:
+        rc.delete(key)
+        rc.delete(key + ":wins")
+        rc.close()
+
+
+def _raw_stats(cl, key):
+    """LOTTERY.STATS as a dict, whatever fields the module has."""
+    rc = cl.client()
+    try:
+        flat = rc.execute_command("LOTTERY.STATS", key)
+    finally:
+        rc.close()
+    d = dict(zip([str(k) for k in flat[0::2]], flat[1::2]))
+    d["prizes"] = {p[0]: list(p) for p in d["prizes"]}
+    return d
+
+
+def test_codes_add_refused_before_anything_is_sent(cl, tmp_path):
+    """Works with any module: what `codes add` checks before it adds anything, and the lease
+    it holds (codes-<pid>) keeping a mover waiting and a configure out."""
+    name = "codesrefused"
+    create(cl, name, 2, "PRIZE", "a", 1, 10, "NOTHING", 1)
+    f = tmp_path / "codes.txt"
+    f.write_bytes(b"ok\n" + b"x" * 513 + b"\n")
+    p = shards(cl, "codes", "add", name, "a", str(f), ok=1)
+    assert "line 2: a code of 513 bytes" in p.stderr, p.stderr
+    p = shards(cl, "codes", "add", name, "nope", str(f), ok=3)
+    assert "no such prize 'nope'" in p.stderr, p.stderr
+    p = shards(cl, "codes", "count", name, "nope", ok=3)
+    f.write_bytes(b"c1\n")
+    # "a" is a counted prize (or the module has no code pools): refused by the server, nothing
+    # added, the descriptor untouched
+    p = shards(cl, "codes", "add", name, "a", str(f), ok=3)
+    assert "shard 0" in p.stderr, p.stderr
+    rc = cl.client()
+    lk = lease_key(name)
+    try:
+        assert rc.hget(R.descriptor_key(name), "stock:a") == "10"
+        rc.set(lk, "codes-4242", px=800)
+        t0 = time.time()
+        p = shards(cl, "rebalance", name)
+        assert time.time() - t0 >= 0.6, p.stderr
+        assert "waiting for codes-4242" in p.stderr, p.stderr
+        rc.set(lk, "codes-4243", px=5000)
+        p = shards(cl, "configure", name, "--", "PRIZE", "a", 1, 10, ok=3)
+        assert "a codes add is running (codes-4243, lease " in p.stderr, p.stderr
+        p = shards(cl, "codes", "add", name, "a", str(f), ok=3)
+        assert "a codes add is running (codes-4243, lease " in p.stderr, p.stderr
+        assert rc.get(lk) == "codes-4243"
+        rc.delete(lk)
+    finally:
+        rc.close()
+
+
+def test_codes_on_a_sharded_campaign(cl, tmp_path):
+    """Needs the module's code pools (PRIZE ... CODES, LOTTERY.CODES, the 6th DRAW element, the
+    stream's `code` field): codes add/count, a code per win from the user's own shard, never
+    twice, `check` counting codes as units, and lottery-writer storing each win's code."""
+    if not _module_supports(cl, "PRIZE", "c", 1, "CODES"):
+        pytest.skip("the module has no code pools yet (PRIZE id weight CODES, LOTTERY.CODES)")
+    name = "codes"
+    n = 3
+    desc = create(cl, name, n, "PRIZE", "card", 5, "CODES", "PRIZE", "phone", 1, 10,
+                  "NOTHING", 1, "MAXWINS", "INF")
+    rc = cl.client()
+    try:
+        raw = rc.hgetall(R.descriptor_key(name))
+        assert raw["stock:card"] == "0" and raw["stock:phone"] == "10"
+        for i, key in enumerate(desc["keys"]):
+            st = _raw_stats(cl, key)
+            assert st["prizes"]["phone"][2] == split(10, n)[i]
+            assert st["prizes"]["card"][2] == 0
+        codes = [f"GIFT-{i:05d}" for i in range(300)]
+        f = tmp_path / "codes.txt"
+        # CRLF and LF lines, a blank line, a code twice
+        f.write_bytes(("\r\n".join(codes[:150]) + "\r\n\n" + "\n".join(codes[150:]) + "\n"
+                       + codes[7] + "\n").encode())
+        p = shards(cl, "codes", "add", name, "card", str(f), "--batch", 40)
+        assert "added 300 skipped 1 (codes read 301, blank lines 1)" in p.stdout, p.stdout
+        assert "stock:card = 300" in p.stdout, p.stdout
+        # each code on the shard it routes to
+        per = [sum(1 for c in codes if R.shard_index(c, n) == i) for i in range(n)]
+        out = shards(cl, "codes", "count", name, "card").stdout.splitlines()
+        assert out == [f"shard {i} {k} {per[i]}" for i, k in enumerate(desc["keys"])] \
+            + ["total 300"], out
+        # the same file again: every code skipped; stdin works too
+        p = shards(cl, "codes", "add", name, "card", str(f))
+        assert "added 0 skipped 301" in p.stdout, p.stdout
+        p = subprocess.run([SHARDS_BIN, "--cluster", cl.url(), "codes", "add", name, "card", "-"],
+                           input="NEW-1\nGIFT-00001\n", capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0 and "added 1 skipped 1" in p.stdout, (p.stdout, p.stderr)
+        assert rc.hget(R.descriptor_key(name), "stock:card") == "301"
+        assert check_json(cl, name)["prizes"]["card"] == \
+            {"total": 301, "remaining": 301, "sold": 0, "in_flight": 0}
+
+        with tempfile.TemporaryDirectory() as dbdir:
+            w = Writer(cl, name, dbdir)
+            try:
+                given = {}
+                wins = 0
+                for u in [f"u{i}" for i in range(400)]:
+                    r = rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, u), u)
+                    if r[0] != "WIN":
+                        continue
+                    wins += 1
+                    if r[1] == "card":
+                        assert len(r) == 6, r
+                        code = r[5]
+                        assert code not in given, code
+                        given[code] = u
+                        # from the pool of the user's own shard
+                        assert R.shard_index(code, n) == R.shard_index(u, n), (u, code)
+                    else:
+                        assert len(r) == 5, r
+                assert given
+                w.wait_rows(wins)
+                assert w.stop() == 0, w.tail()
+                con = sqlite3.connect(w.db)
+                try:
+                    rows = con.execute("select user_id, prize, code from wins").fetchall()
+                finally:
+                    con.close()
+                stored = {bytes(c).decode(): bytes(u).decode() for u, p_, c in rows
+                          if p_ == "card"}
+                assert stored == given
+                assert all(c is None for _, p_, c in rows if p_ != "card")
+            finally:
+                w.kill()
+        out = shards(cl, "codes", "count", name, "card").stdout.splitlines()
+        assert out[-1] == f"total {301 - len(given)}", out
+        d = check_json(cl, name)
+        assert d["ok"], d
+        assert d["prizes"]["card"]["total"] == 301
+        assert d["prizes"]["card"]["sold"] == len(given)
+        # configure keeps the pools and recounts the descriptor the same way
+        shards(cl, "configure", name, "--", "PRIZE", "card", 5, "CODES", "PRIZE", "phone", 1,
+               10, "NOTHING", 1)
+        assert rc.hget(R.descriptor_key(name), "stock:card") == "301"
+        assert check_json(cl, name)["ok"]
+    finally:
+        rc.close()
+
+
+def test_new_rule_options_split_or_passed_through(cl):
+    """Needs the module's campaign rules (AFTER, GUARANTEE, TOTAL, PERIOD, TIER): finite stocks
+    split, everything else on every shard as given, prize ids and tier names that are
+    keywords taken by position; DRAW ... TIER on the user's shard."""
+    opts = ["PRIZE", "PRIZE", 1, 30, "AFTER", 2, "PRIZE", "TIER", 3, "INF",
+            "NOTHING", 6, "GUARANTEE", 4, "PRIZES", 1, "PRIZE", "TOTAL", 50, "PERIOD", "WEEK",
+            "TIER", "vip", "PRIZE-WEIGHT", "PRIZE", 9, "NOTHING", 0, "MAXWINS", "INF"]
+    if not _module_supports(cl, *opts):
+        pytest.skip("the module has no campaign rules yet (AFTER, GUARANTEE, TOTAL, PERIOD, TIER)")
+    name = "rules"
+    n = 3
+    desc = create(cl, name, n, *opts)
+    sts = [_raw_stats(cl, k) for k in desc["keys"]]
+    for i, st in enumerate(sts):
+        assert st["prizes"]["PRIZE"][2] == split(30, n)[i]
+        assert st["prizes"]["TIER"][2] == -1
+    # every shard has the same rules (all but the split stocks and the per-shard counters)
+    same = ["guarantee", "total", "period", "tiers", "maxwins", "nothing_weight"]
+    for f in same:
+        assert all(st.get(f) == sts[0].get(f) for st in sts), (f, [st.get(f) for st in sts])
+    assert str(sts[0]["total"]) == "50" and str(sts[0]["guarantee"]) == "4"
+    rc = cl.client()
+    try:
+        assert rc.hget(R.descriptor_key(name), "stock:PRIZE") == "30"
+        # DRAW ... TIER routes by the user as usual; an unknown tier is refused
+        for u in ["t1", "t2", "t3"]:
+            r = rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, u), u, "TIER", "vip")
+            assert r[0] in ("WIN", "LOSE"), r
+        with pytest.raises(redis.ResponseError, match="no such tier"):
+            rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, "t1"), "t1", "TIER", "gold")
+        # configure: a tier removed, AFTER after a split stock kept
+        shards(cl, "configure", name, "--", "PRIZE", "PRIZE", 1, 30, "AFTER", 3, "PRIZE",
+               "TIER", 3, "INF", "TIER", "vip", "OFF")
+        assert check_json(cl, name)["ok"]
     finally:
         rc.close()

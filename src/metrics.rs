@@ -85,7 +85,7 @@ pub fn fields() -> Vec<(String, Field)> {
     ];
     for (o, n) in Outcome::REJECTIONS.iter().zip(REJECTED.iter()) {
         v.push((
-            format!("rejected_{}", o.name().to_ascii_lowercase()),
+            format!("rejected_{}", o.stat_name()),
             Field::Num(n.load(Relaxed)),
         ));
     }

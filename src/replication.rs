@@ -92,6 +92,8 @@ pub struct Win<'a> {
     pub prize: &'a [u8],
     pub draw: u64,
     pub reqid: Option<Str<'a>>,
+    /// The code a code prize hands out.
+    pub code: Option<&'a [u8]>,
     pub now: i64,
     pub hint: Option<StreamId>,
 }
@@ -109,10 +111,10 @@ fn exact_id(now: i64, hint: Option<StreamId>) -> Option<(u64, u64)> {
 }
 
 /// The field names, made once (see `entry_layout`).
-fn names() -> Option<&'static [KeptString; 5]> {
-    static NAMES: std::sync::OnceLock<Option<KeptSet<5>>> = std::sync::OnceLock::new();
+fn names() -> Option<&'static [KeptString; 6]> {
+    static NAMES: std::sync::OnceLock<Option<KeptSet<6>>> = std::sync::OnceLock::new();
     NAMES
-        .get_or_init(|| KeptSet::new([b"user", b"prize", b"draw", b"reqid", b"ts"]))
+        .get_or_init(|| KeptSet::new([b"user", b"prize", b"draw", b"reqid", b"ts", b"code"]))
         .as_ref()
         .map(KeptSet::strings)
 }
@@ -124,6 +126,7 @@ fn name_of(f: EntryField) -> usize {
         EntryField::Draw => 2,
         EntryField::Reqid => 3,
         EntryField::Ts => 4,
+        EntryField::Code => 5,
     }
 }
 
@@ -132,14 +135,13 @@ fn name_of(f: EntryField) -> usize {
 fn add_entry<'a>(
     key: &mut Key<'_>,
     id: Option<(u64, u64)>,
-    reqid: bool,
-    ts: bool,
+    (code, reqid, ts): (bool, bool, bool),
     value: impl Fn(EntryField) -> Option<Str<'a>>,
 ) -> Result<Appended, String> {
     let api = || "ERR module API unavailable".to_string();
     let names = names().ok_or_else(api)?;
-    let (layout, n) = entry_layout(reqid, ts);
-    let mut argv: [Str; 10] = [names[0].as_str(); 10];
+    let (layout, n) = entry_layout(code, reqid, ts);
+    let mut argv: [Str; 12] = [names[0].as_str(); 12];
     for (i, &(_, f)) in layout.iter().take(n).enumerate() {
         argv[2 * i] = names[name_of(f)].as_str();
         argv[2 * i + 1] = value(f).ok_or_else(api)?;
@@ -177,18 +179,24 @@ pub fn append_win(
     let prize = string::cached(win.prize).ok_or_else(api)?;
     let draw =
         OwnedString::new(ctx, itoa::Buffer::new().format(win.draw).as_bytes()).ok_or_else(api)?;
+    let code = match win.code {
+        Some(c) => Some(OwnedString::new(ctx, c).ok_or_else(api)?),
+        None => None,
+    };
+    let code = code.as_ref().map(OwnedString::as_str);
+    let (has_code, has_reqid) = (code.is_some(), win.reqid.is_some());
     let mut ts_text: Option<OwnedString> = None;
     let mut added = Appended::IdTooSmall;
     if let Some(id) = exact_id(win.now, win.hint) {
         added = add_entry(
             &mut key,
             Some(id),
-            win.reqid.is_some(),
-            false,
+            (has_code, has_reqid, false),
             |f| match f {
                 EntryField::User => Some(win.user),
                 EntryField::Prize => Some(prize.as_str()),
                 EntryField::Draw => Some(draw.as_str()),
+                EntryField::Code => code,
                 EntryField::Reqid => win.reqid,
                 EntryField::Ts => None,
             },
@@ -198,10 +206,11 @@ pub fn append_win(
         let t = OwnedString::new(ctx, itoa::Buffer::new().format(win.now).as_bytes())
             .ok_or_else(api)?;
         let ts = ts_text.insert(t).as_str();
-        added = add_entry(&mut key, None, win.reqid.is_some(), true, |f| match f {
+        added = add_entry(&mut key, None, (has_code, has_reqid, true), |f| match f {
             EntryField::User => Some(win.user),
             EntryField::Prize => Some(prize.as_str()),
             EntryField::Draw => Some(draw.as_str()),
+            EntryField::Code => code,
             EntryField::Reqid => win.reqid,
             EntryField::Ts => Some(ts),
         })?;
@@ -224,11 +233,13 @@ pub fn append_win(
 /// stream, on a replica or from the AOF; `prize` is the prize's id, `user` and `reqid` the
 /// values the master's entry got. `notify`: raise `xadd` (not while loading). False: the
 /// stream refused it (logged by the caller).
+#[allow(clippy::too_many_arguments)]
 pub fn append_entry(
     ctx: &Context,
     stream: &[u8],
     prize: &[u8],
     e: &WinEntry,
+    code: Option<&[u8]>,
     user: Str<'_>,
     reqid: Option<Str<'_>>,
     notify: bool,
@@ -254,15 +265,22 @@ pub fn append_entry(
         },
         None => None,
     };
+    let code = match code {
+        Some(c) => match s(c) {
+            Some(c) => Some(c),
+            None => return false,
+        },
+        None => None,
+    };
     let added = add_entry(
         &mut key,
         Some((e.ms, e.seq)),
-        reqid.is_some(),
-        ts.is_some(),
+        (code.is_some(), reqid.is_some(), ts.is_some()),
         |f| match f {
             EntryField::User => Some(user),
             EntryField::Prize => Some(prize.as_str()),
             EntryField::Draw => Some(draw.as_str()),
+            EntryField::Code => code.as_ref().map(OwnedString::as_str),
             EntryField::Reqid => reqid,
             EntryField::Ts => ts.as_ref().map(OwnedString::as_str),
         },

@@ -42,6 +42,8 @@ fn campaign(prizes: usize) -> Campaign {
                     id: format!("p{i}").into_bytes(),
                     weight: 1,
                     stock: Some(1_000_000_000_000),
+                    after: 0,
+                    codes: false,
                 })
                 .collect(),
         ),

@@ -1,7 +1,9 @@
-//! Administration: GRANT, RESTOCK, PAUSE, BAN/UNBAN, DRAIN, and the wins stream following
-//! its key (COPY, a restore in another slot). Each change returns the effect to replicate.
+//! Administration: GRANT, RESTOCK, PAUSE, BAN/UNBAN, DRAIN, CODES, and the wins stream
+//! following its key (COPY, a restore in another slot). Each change returns the effect to
+//! replicate.
 
 use super::campaign::Campaign;
+use super::codes::AddResult;
 use super::effect::Effect;
 use super::keyslot;
 
@@ -11,6 +13,12 @@ pub enum OpError {
     InfStock(Vec<u8>),
     BelowZero,
     Overflow,
+    /// RESTOCK or TRANSFER of a code prize (its stock is its codes).
+    CodePrize(Vec<u8>),
+    /// LOTTERY.CODES on a prize that is not a code prize.
+    NotCodePrize(Vec<u8>),
+    /// The pool would go past `MAX_CODES`.
+    TooManyCodes,
 }
 
 impl std::fmt::Display for OpError {
@@ -24,6 +32,21 @@ impl std::fmt::Display for OpError {
             }
             OpError::BelowZero => write!(f, "stock would go below zero"),
             OpError::Overflow => write!(f, "stock would exceed 9223372036854775807"),
+            OpError::CodePrize(id) => write!(
+                f,
+                "prize '{}' is a code prize: its stock is its codes (LOTTERY.CODES)",
+                crate::parse::shown(id)
+            ),
+            OpError::NotCodePrize(id) => write!(
+                f,
+                "prize '{}' is not a code prize (PRIZE id weight CODES)",
+                crate::parse::shown(id)
+            ),
+            OpError::TooManyCodes => write!(
+                f,
+                "too many codes (at most {} per prize, handed out included)",
+                crate::limits::MAX_CODES
+            ),
         }
     }
 }
@@ -44,6 +67,9 @@ impl Campaign {
         let i = self
             .prize_index(id)
             .ok_or_else(|| OpError::NoSuchPrize(id.to_vec()))?;
+        if self.prizes[i].codes {
+            return Err(OpError::CodePrize(id.to_vec()));
+        }
         let cur = self.prizes[i]
             .stock
             .ok_or_else(|| OpError::InfStock(id.to_vec()))?;
@@ -63,6 +89,93 @@ impl Campaign {
                 stock: new,
             },
         ))
+    }
+
+    /// The index of a code prize in the table.
+    fn code_prize(&self, id: &[u8]) -> Result<usize, OpError> {
+        let i = self
+            .prize_index(id)
+            .ok_or_else(|| OpError::NoSuchPrize(id.to_vec()))?;
+        if !self.prizes[i].codes {
+            return Err(OpError::NotCodePrize(id.to_vec()));
+        }
+        Ok(i)
+    }
+
+    /// LOTTERY.CODES ADD: adds the codes the prize's pool does not have and never handed
+    /// out, in order. Returns how many were added and the effect (None when none were).
+    /// Codes are 1..=MAX_CODE_LEN bytes (the parser checks). Refused whole if the pool would
+    /// go past `MAX_CODES`.
+    pub fn add_codes(
+        &mut self,
+        id: &[u8],
+        codes: &[&[u8]],
+    ) -> Result<(u64, Option<Effect>), OpError> {
+        let i = self.code_prize(id)?;
+        let name = self.prizes[i].name;
+        let seed = self.seed;
+        let pool = self.codes.pool_mut(name, seed);
+        let held = pool.unused().saturating_add(pool.used());
+        if held.saturating_add(codes.len() as u64) > crate::limits::MAX_CODES {
+            return Err(OpError::TooManyCodes);
+        }
+        let mut added = Vec::new();
+        for c in codes {
+            if pool.add(c) == AddResult::Added {
+                added.push(c.to_vec());
+            }
+        }
+        let n = added.len() as u64;
+        let unused = pool.unused();
+        self.set_stock(i, unused);
+        let eff = (!added.is_empty()).then(|| Effect::Codes {
+            prize: id.to_vec(),
+            add: true,
+            codes: added,
+        });
+        Ok((n, eff))
+    }
+
+    /// LOTTERY.CODES REMOVE: removes the codes that are unused in the prize's pool. Returns
+    /// how many were removed and the effect (None when none were).
+    pub fn remove_codes(
+        &mut self,
+        id: &[u8],
+        codes: &[&[u8]],
+    ) -> Result<(u64, Option<Effect>), OpError> {
+        let i = self.code_prize(id)?;
+        let name = self.prizes[i].name;
+        let seed = self.seed;
+        let pool = self.codes.pool_mut(name, seed);
+        let mut removed = Vec::new();
+        for c in codes {
+            if pool.remove(c) {
+                removed.push(c.to_vec());
+            }
+        }
+        let unused = pool.unused();
+        self.set_stock(i, unused);
+        let n = removed.len() as u64;
+        let eff = (!removed.is_empty()).then(|| Effect::Codes {
+            prize: id.to_vec(),
+            add: false,
+            codes: removed,
+        });
+        Ok((n, eff))
+    }
+
+    /// LOTTERY.CODES COUNT: the prize's unused codes.
+    pub fn count_codes(&self, id: &[u8]) -> Result<u64, OpError> {
+        let i = self.code_prize(id)?;
+        Ok(self.codes.unused(self.prizes[i].name))
+    }
+
+    /// The code the next win of prize `i` hands out (the oldest unused), if it is a code
+    /// prize with codes: the command layer writes it in the stream entry before the draw
+    /// commits.
+    pub fn next_code(&self, i: usize) -> Option<&[u8]> {
+        let p = self.prizes.get(i).filter(|p| p.codes)?;
+        self.codes.get(p.name)?.peek()
     }
 
     /// Sets a finite prize's remaining stock; the alias table is rebuilt when the prize goes

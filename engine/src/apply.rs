@@ -75,12 +75,23 @@ impl Campaign {
                         self.invalidate_table();
                     }
                 }
-                self.users.insert_both(d.user, d.day, d.wins);
+                if let (Some(code), Some(p)) = (&d.code, &d.prize) {
+                    // The code the master handed out, wherever it is in this copy's order.
+                    let (name, seed) = (self.prizes[p.index as usize].name, self.seed);
+                    self.codes.pool_mut(name, seed).take_exact(code);
+                }
+                match d.life {
+                    Some(l) => self.users.insert_all(d.user, d.day, d.wins, l),
+                    None => self.users.insert_both(d.user, d.day, d.wins),
+                }
                 self.counters.draws = d.total_draws;
                 self.counters.wins = d.total_wins;
                 self.counters.losses = d.total_losses;
                 if let Some((k, m)) = d.request {
                     self.reqs.insert(k, m);
+                    if let Some(code) = &d.code {
+                        self.reqs.insert_code(k, code.clone());
+                    }
                 }
                 self.apply_gate(&d.gate, d.now);
                 self.reqs.evict(d.now, self.rules.idempotency_ms);
@@ -117,8 +128,8 @@ impl Campaign {
                     .prizes
                     .get_mut(*index as usize)
                     .ok_or(DecodeError("prize index out of range"))?;
-                if p.stock.is_none() {
-                    return Err(DecodeError("stock effect on an INF prize"));
+                if p.stock.is_none() || p.codes {
+                    return Err(DecodeError("stock effect on an INF or code prize"));
                 }
                 p.stock = Some(*stock);
                 self.invalidate_table();
@@ -141,6 +152,15 @@ impl Campaign {
                 } else {
                     self.clients.insert(*key, *state);
                 }
+            }
+            Effect::Codes { prize, add, codes } => {
+                let codes: Vec<&[u8]> = codes.iter().map(Vec::as_slice).collect();
+                let done = if *add {
+                    self.add_codes(prize, &codes)
+                } else {
+                    self.remove_codes(prize, &codes)
+                };
+                done.map_err(|_| DecodeError("codes effect on a wrong prize"))?;
             }
             Effect::Transfer { record, stock } => {
                 if let Some((i, _)) = *stock {

@@ -7,17 +7,18 @@
 //! (reads); `apply` replays effects and `persist` encodes the whole state.
 
 use super::alias::AliasTable;
+use super::code_pools::CodePools;
 use super::codec::{DResult, Reader, Writer};
 use super::flow::{self, ClientState, Gate, Rate};
 use super::ledger::Transfers;
 use super::reqcache::ReqCache;
 use super::segmap::{Cursor, SegMap};
-use super::users::{UserDay, Users, Winners};
+use super::users::{UserDay, UserLife, Users, Winners};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
 use std::hash::Hasher;
 
-pub const DAY_MS: i64 = 86_400_000;
+pub use super::period::{day_of, Period, DAY_MS};
 pub const DEFAULT_IDEMPOTENCY_MS: u64 = 600_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -34,10 +35,12 @@ pub enum Outcome {
     Busy = 9,
     Retry = 10,
     Limited = 11,
+    /// TOTAL spent: replied as `QUOTA` (with wait -1), counted apart (`rejected_total`).
+    QuotaTotal = 12,
 }
 
 /// Rejection outcomes (every outcome but WIN and LOSE).
-pub const REJECTION_COUNT: usize = 10;
+pub const REJECTION_COUNT: usize = 11;
 
 impl Outcome {
     pub const REJECTIONS: [Outcome; REJECTION_COUNT] = [
@@ -51,6 +54,7 @@ impl Outcome {
         Outcome::Busy,
         Outcome::Retry,
         Outcome::Limited,
+        Outcome::QuotaTotal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,26 @@ impl Outcome {
             Outcome::Busy => "BUSY",
             Outcome::Retry => "RETRY",
             Outcome::Limited => "LIMITED",
+            Outcome::QuotaTotal => "QUOTA",
+        }
+    }
+
+    /// The name of the outcome's statistics counter, after `rejected_`.
+    pub fn stat_name(self) -> &'static str {
+        match self {
+            Outcome::QuotaTotal => "total",
+            Outcome::Cooldown => "cooldown",
+            Outcome::Quota => "quota",
+            Outcome::AlreadyWon => "already_won",
+            Outcome::NotStarted => "not_started",
+            Outcome::Ended => "ended",
+            Outcome::Paused => "paused",
+            Outcome::Banned => "banned",
+            Outcome::Busy => "busy",
+            Outcome::Retry => "retry",
+            Outcome::Limited => "limited",
+            Outcome::Win => "win",
+            Outcome::Lose => "lose",
         }
     }
 
@@ -84,6 +108,7 @@ impl Outcome {
             9 => Outcome::Busy,
             10 => Outcome::Retry,
             11 => Outcome::Limited,
+            12 => Outcome::QuotaTotal,
             _ => return None,
         })
     }
@@ -139,6 +164,32 @@ pub struct Rules {
     pub client_limit: Option<(u32, u64)>,
     /// PENALTY ms (0: none).
     pub penalty_ms: u64,
+    /// GUARANTEE n [PRIZES ...].
+    pub guarantee: Option<Guarantee>,
+    /// TOTAL: chances per user over the campaign; None = unlimited.
+    pub total: Option<u32>,
+    /// What DAILY counts.
+    pub period: Period,
+    /// TIER tables, in the order they were first defined.
+    pub tiers: Vec<Tier>,
+}
+
+/// GUARANTEE n [PRIZES count id ...].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guarantee {
+    /// The n-th draw in a row without a win is guaranteed (n >= 2).
+    pub n: u32,
+    /// The prizes a guaranteed draw may give; empty = every prize.
+    pub prizes: Vec<Vec<u8>>,
+}
+
+/// TIER name [PRIZE-WEIGHT id w]... [NOTHING w]: overrides of the base weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    pub name: Vec<u8>,
+    /// (prize id, weight), ids unique.
+    pub weights: Vec<(Vec<u8>, u32)>,
+    pub nothing: Option<u32>,
 }
 
 impl Rules {
@@ -159,7 +210,21 @@ impl Rules {
             admit: None,
             client_limit: None,
             penalty_ms: 0,
+            guarantee: None,
+            total: None,
+            period: Period::Day,
+            tiers: Vec::new(),
         }
+    }
+
+    /// Whether users' lifetime counts are needed by the rules alone (AFTER is a prize's).
+    pub fn needs_lifetime(&self) -> bool {
+        self.guarantee.is_some() || self.total.is_some()
+    }
+
+    /// The tier named `name`, by index.
+    pub fn tier_index(&self, name: &[u8]) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
     }
 }
 
@@ -167,8 +232,12 @@ impl Rules {
 pub struct PrizeSpec {
     pub id: Vec<u8>,
     pub weight: u32,
-    /// None = INF.
+    /// None = INF (or CODES).
     pub stock: Option<u64>,
+    /// AFTER n (0: none).
+    pub after: u32,
+    /// CODES: the stock is the prize's pool of unused codes.
+    pub codes: bool,
 }
 
 /// A parsed CONFIGURE: `None` = option not given (keeps its value).
@@ -191,6 +260,13 @@ pub struct ConfigChange {
     pub penalty_ms: Option<u64>,
     /// PACE prize LINEAR (true) | NONE (false), in order.
     pub pace: Vec<(Vec<u8>, bool)>,
+    /// Some(None): GUARANTEE OFF.
+    pub guarantee: Option<Option<Guarantee>>,
+    /// Some(None): TOTAL INF.
+    pub total: Option<Option<u32>>,
+    pub period: Option<Period>,
+    /// TIER clauses in order: a definition, or None for `TIER name OFF`.
+    pub tiers: Vec<(Vec<u8>, Option<Tier>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,6 +282,10 @@ pub struct Prize {
     pub pending: u64,
     /// PACE LINEAR: units released evenly over the campaign's WINDOW.
     pub paced: bool,
+    /// AFTER n: winnable from the user's n-th chance-consuming draw on (0 or 1: always).
+    pub after: u32,
+    /// CODES: `stock` is the number of unused codes in the prize's pool.
+    pub codes: bool,
 }
 
 impl Prize {
@@ -269,6 +349,8 @@ pub enum Plan {
         prize: Option<usize>,
         seq: u64,
         day: UserDay,
+        /// The user's lifetime counts before the draw (0 unless kept).
+        life: UserLife,
         gate: Gate,
     },
 }
@@ -283,7 +365,8 @@ pub(crate) fn write_counters(w: &mut Writer, c: &Counters) {
     }
 }
 
-/// Reads counters with `rejections` rejection counts (7 before encoding version 3).
+/// Reads counters with `rejections` rejection counts (7 before encoding version 3, 10 before
+/// version 5).
 pub(crate) fn read_counters(r: &mut Reader, rejections: usize) -> DResult<Counters> {
     let mut c = Counters {
         draws: r.u64()?,
@@ -334,10 +417,18 @@ pub struct Campaign {
     pub(crate) client_sweep: Cursor,
     pub(crate) waiting_sweep: Cursor,
     pub(crate) table: AliasTable,
+    /// The weights `table` was built from (prizes then NOTHING; 0 for a prize REDRAW took
+    /// out).
+    pub(crate) table_weights: Vec<u32>,
     pub(crate) table_dirty: bool,
     /// Under SOLDOUT REDRAW with paced prizes: which paced prizes were available when the
     /// table was built (a change rebuilds it).
     pub(crate) table_paced: Vec<bool>,
+    /// Each tier's table and its weights (prizes then NOTHING), as `rules.tiers` orders
+    /// them; None until a draw needs it (dropped with the base table).
+    pub(crate) tier_tables: Vec<Option<(AliasTable, Vec<u32>)>>,
+    /// The code prizes' pools.
+    pub(crate) codes: CodePools,
     /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
     pub(crate) ids: IdIndex,
     /// The command layer's notes on this campaign (see `HostNotes`).
@@ -381,18 +472,6 @@ pub(crate) struct IdIndex {
     pub(crate) paced: Vec<u32>,
 }
 
-/// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
-pub fn day_of(ms: i64, offset_min: i32) -> i64 {
-    ms.saturating_add(i64::from(offset_min) * 60_000)
-        .div_euclid(DAY_MS)
-}
-
-/// Milliseconds from `ms` to the start of the next day.
-pub fn ms_to_next_day(ms: i64, offset_min: i32) -> i64 {
-    let shifted = ms.saturating_add(i64::from(offset_min) * 60_000);
-    DAY_MS - shifted.rem_euclid(DAY_MS)
-}
-
 impl Campaign {
     /// An empty campaign with these rules; prizes come from `configure`.
     pub(crate) fn empty(seed: (u64, u64), rules: Rules) -> Campaign {
@@ -416,8 +495,11 @@ impl Campaign {
             client_sweep: Cursor::default(),
             waiting_sweep: Cursor::default(),
             table: AliasTable::default(),
+            table_weights: Vec::new(),
             table_dirty: true,
             table_paced: Vec::new(),
+            tier_tables: Vec::new(),
+            codes: CodePools::default(),
             ids: IdIndex::default(),
             host: HostNotes::default(),
         }
@@ -426,6 +508,17 @@ impl Campaign {
     /// A blank campaign for decoders to fill.
     pub(crate) fn blank(seed: (u64, u64), rules: Rules) -> Campaign {
         Campaign::empty(seed, rules)
+    }
+
+    /// Whether the users' lifetime counts are kept: a rule needs them (GUARANTEE, TOTAL, a
+    /// prize with AFTER).
+    pub fn needs_lifetime(&self) -> bool {
+        self.rules.needs_lifetime() || self.prizes.iter().any(|p| p.after > 1)
+    }
+
+    /// The code prizes' pools.
+    pub fn codes(&self) -> &CodePools {
+        &self.codes
     }
 
     /// Marks the alias table for a rebuild (after state was replaced wholesale).

@@ -3,7 +3,7 @@
 //! decoder filled the state.
 
 use super::campaign::{Campaign, ConfigChange, IdEntry, Prize, PrizeSpec, Rules, SoldOut, NO_SLOT};
-use super::limits::{MAX_NAMES, MAX_PRIZES};
+use super::limits::{MAX_NAMES, MAX_PRIZES, MAX_TIERS};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +18,13 @@ pub enum ConfigError {
     /// PACE names a prize that is not in the resulting table, or one with INF stock.
     BadPace(Vec<u8>, &'static str),
     PaceNeedsWindow,
+    /// GUARANTEE or a TIER names a prize that is not in the resulting table.
+    NotInTable(&'static str, Vec<u8>),
+    /// A tier's weights, NOTHING included, all come to 0.
+    TierAllZero(Vec<u8>),
+    TooManyTiers,
+    /// A CONFIGURE would drop a code prize that has unused codes, or make it a counted one.
+    CodesLeft(Vec<u8>, u64),
 }
 
 impl std::fmt::Display for ConfigError {
@@ -47,6 +54,22 @@ impl std::fmt::Display for ConfigError {
             ConfigError::BadPace(id, why) => {
                 write!(f, "PACE prize '{}' {why}", crate::parse::shown(id))
             }
+            ConfigError::NotInTable(what, id) => write!(
+                f,
+                "{what} prize '{}' is not in the prize table",
+                crate::parse::shown(id)
+            ),
+            ConfigError::TierAllZero(name) => write!(
+                f,
+                "TIER '{}': all weights are zero (NOTHING included)",
+                crate::parse::shown(name)
+            ),
+            ConfigError::TooManyTiers => write!(f, "too many tiers (at most {MAX_TIERS})"),
+            ConfigError::CodesLeft(id, n) => write!(
+                f,
+                "prize '{}' has {n} unused codes: LOTTERY.CODES REMOVE them first",
+                crate::parse::shown(id)
+            ),
             ConfigError::PaceNeedsWindow => {
                 write!(
                     f,
@@ -117,6 +140,31 @@ impl Campaign {
         if let Some(v) = change.penalty_ms {
             rules.penalty_ms = v;
         }
+        if let Some(v) = &change.guarantee {
+            rules.guarantee = v.clone();
+        }
+        if let Some(v) = change.total {
+            rules.total = v;
+        }
+        if let Some(v) = change.period {
+            rules.period = v;
+        }
+        for (name, t) in &change.tiers {
+            let at = rules.tiers.iter().position(|x| &x.name == name);
+            match (at, t) {
+                (Some(i), Some(t)) => rules.tiers[i] = t.clone(),
+                (None, Some(t)) => {
+                    if rules.tiers.len() >= MAX_TIERS {
+                        return Err(ConfigError::TooManyTiers);
+                    }
+                    rules.tiers.push(t.clone());
+                }
+                (Some(i), None) => {
+                    rules.tiers.remove(i);
+                }
+                (None, None) => {}
+            }
+        }
         // The prize table the change leads to: a new one, or the current one (valid as it
         // is: ids unique and indexed).
         let table = change.prizes.as_deref();
@@ -142,7 +190,7 @@ impl Campaign {
             None => self.prize_index(id),
         };
         let inf = |i: usize| match table {
-            Some(p) => p[i].stock.is_none(),
+            Some(p) => p[i].stock.is_none() && !p[i].codes,
             None => self.prizes[i].stock.is_none(),
         };
         let weights: u64 = match table {
@@ -151,6 +199,55 @@ impl Campaign {
         };
         if weights + u64::from(rules.nothing) == 0 {
             return Err(ConfigError::AllWeightsZero);
+        }
+        // Ids GUARANTEE and the tiers name when they are given must be in the table; ids
+        // they name that a later table drops are passed over (and count again if the prize
+        // comes back).
+        if let Some(Some(g)) = &change.guarantee {
+            if let Some(id) = g.prizes.iter().find(|id| position(id).is_none()) {
+                return Err(ConfigError::NotInTable("GUARANTEE", id.clone()));
+            }
+        }
+        for (_, t) in &change.tiers {
+            if let Some(id) = t
+                .iter()
+                .flat_map(|t| t.weights.iter())
+                .map(|(id, _)| id)
+                .find(|id| position(id).is_none())
+            {
+                return Err(ConfigError::NotInTable("TIER", id.clone()));
+            }
+        }
+        // Every tier's weights, as the resulting table gives them, must not all be 0.
+        let base_weight = |i: usize| match table {
+            Some(p) => p[i].weight,
+            None => self.prizes[i].weight,
+        };
+        for t in &rules.tiers {
+            let mut total = u64::from(t.nothing.unwrap_or(rules.nothing));
+            let mut listed = 0u64;
+            for (id, w) in &t.weights {
+                if let Some(i) = position(id) {
+                    total += u64::from(*w);
+                    listed += u64::from(base_weight(i));
+                }
+            }
+            if total + weights - listed == 0 {
+                return Err(ConfigError::TierAllZero(t.name.clone()));
+            }
+        }
+        // A code prize keeps its unused codes: it may not leave the table or stop being one
+        // while it has some.
+        if let Some(p) = table {
+            for old in self.prizes.iter().filter(|o| o.codes && o.stock != Some(0)) {
+                let stays = seen.get(old.id.as_slice()).is_some_and(|&i| p[i].codes);
+                if !stays {
+                    return Err(ConfigError::CodesLeft(
+                        old.id.clone(),
+                        old.stock.unwrap_or(0),
+                    ));
+                }
+            }
         }
         if rules.soldout == SoldOut::Fallback {
             match &rules.fallback {
@@ -215,6 +312,7 @@ impl Campaign {
 
         self.rules = rules;
         self.table_dirty = true;
+        self.users.set_lifetime(self.needs_lifetime());
         Ok(())
     }
 
@@ -272,14 +370,22 @@ impl Campaign {
                     (name, 0, 0, false)
                 }
             };
+            // A code prize's stock is its unused codes.
+            let stock = if s.codes {
+                Some(self.codes.unused(name))
+            } else {
+                s.stock
+            };
             prizes.push(Prize {
                 id: id.unwrap_or_else(|| s.id.clone()),
                 name,
                 weight: s.weight,
-                stock: s.stock,
+                stock,
                 sold,
                 pending,
-                paced: paced && s.stock.is_some(),
+                paced: paced && stock.is_some(),
+                after: s.after,
+                codes: s.codes,
             });
         }
         for (p, _) in old.iter().zip(&kept).filter(|(_, k)| !**k) {
@@ -296,6 +402,7 @@ impl Campaign {
                 weight: 0,
                 stock: Some(0),
                 paced: false,
+                after: 0,
                 ..p
             })
             .collect();

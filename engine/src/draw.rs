@@ -7,13 +7,24 @@
 
 use super::alias::{AliasTable, Uniform};
 use super::campaign::{
-    day_of, ms_to_next_day, Campaign, Counters, DrawReply, Outcome, Plan, SoldOut, StreamId,
-    REJECTION_COUNT,
+    Campaign, Counters, DrawReply, Outcome, Plan, SoldOut, StreamId, REJECTION_COUNT,
 };
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
-use super::users::{UserDay, UserWins};
+use super::users::{UserDay, UserLife, UserWins};
+
+/// The user's state a draw's checks read.
+struct UserNow {
+    day: UserDay,
+    life: UserLife,
+    /// The period `now` falls in.
+    period: i64,
+}
+
+/// Picks of a locked prize drawn again under SOLDOUT REDRAW before one exact pick among the
+/// winnable entries.
+const REDRAW_TRIES: u32 = 16;
 
 impl Campaign {
     /// Builds the alias table if the prizes changed. Under SOLDOUT REDRAW, prizes that cannot
@@ -50,6 +61,9 @@ impl Campaign {
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        self.table_weights = w;
+        self.tier_tables.clear();
+        self.tier_tables.resize(self.rules.tiers.len(), None);
         let prizes = &self.prizes;
         self.table_paced = self
             .ids
@@ -60,57 +74,59 @@ impl Campaign {
         self.table_dirty = false;
     }
 
-    pub(crate) fn chances_left(&self, day: &UserDay, today: i64) -> i64 {
-        match self.rules.daily {
-            None => -1,
-            Some(d) => {
-                let used = if day.last_draw_ms != 0
-                    && day_of(day.last_draw_ms, self.rules.dayoffset_min) == today
-                {
-                    day.draws_today
-                } else {
-                    0
-                };
-                i64::from(d.saturating_sub(used)) + i64::from(day.bonus)
-            }
+    /// The period number of `ms` (what DAILY counts: a day, a week or a month).
+    pub(crate) fn period_of(&self, ms: i64) -> i64 {
+        self.rules.period.index(ms, self.rules.dayoffset_min)
+    }
+
+    /// Chances left: the period's free chances plus bonus, capped by what TOTAL leaves;
+    /// -1 when both are unlimited.
+    pub(crate) fn chances_left(&self, day: &UserDay, life: &UserLife, period: i64) -> i64 {
+        let daily = self.rules.daily.map(|d| {
+            let used = if day.last_draw_ms != 0 && self.period_of(day.last_draw_ms) == period {
+                day.draws_today
+            } else {
+                0
+            };
+            i64::from(d.saturating_sub(used)) + i64::from(day.bonus)
+        });
+        let total = self
+            .rules
+            .total
+            .map(|t| i64::from(t.saturating_sub(life.draws)));
+        match (daily, total) {
+            (None, None) => -1,
+            (Some(a), None) | (None, Some(a)) => a,
+            (Some(a), Some(b)) => a.min(b),
         }
     }
 
-    /// The user's day state as of `now` (draws_today reset on a new day) and wins record,
-    /// with one lookup.
-    pub(crate) fn user_state(&self, key: u128, now: i64) -> (UserDay, UserWins) {
-        let (d, w) = self.users.get_both(key);
+    /// The user's day state as of `now` (draws_today reset in a new period), wins record and
+    /// lifetime counts, with one lookup.
+    pub(crate) fn user_state(&self, key: u128, now: i64) -> (UserDay, UserWins, UserLife) {
+        let (d, w, l) = self.users.get_all(key);
         (
             self.day_as_of(d.unwrap_or_default(), now),
             w.unwrap_or_default(),
+            l,
         )
     }
 
-    /// A day state as of `now` (draws_today reset on a new day).
+    /// A day state as of `now` (draws_today reset in a new period).
     fn day_as_of(&self, mut d: UserDay, now: i64) -> UserDay {
-        if d.last_draw_ms != 0
-            && day_of(d.last_draw_ms, self.rules.dayoffset_min)
-                != day_of(now, self.rules.dayoffset_min)
-        {
+        if d.last_draw_ms != 0 && self.period_of(d.last_draw_ms) != self.period_of(now) {
             d.draws_today = 0;
         }
         d
     }
 
-    fn reject(
-        &self,
-        outcome: Outcome,
-        day: &UserDay,
-        today: i64,
-        wait_ms: i64,
-        gate: Gate,
-    ) -> Plan {
+    fn reject(&self, outcome: Outcome, user: &UserNow, wait_ms: i64, gate: Gate) -> Plan {
         Plan::Reject(
             DrawReply {
                 outcome,
                 prize: 0,
                 win_id: None,
-                chances_left: self.chances_left(day, today),
+                chances_left: self.chances_left(&user.day, &user.life, user.period),
                 wait_ms,
             },
             gate,
@@ -127,15 +143,41 @@ impl Campaign {
         self.plan_draw_from(user, request, None, now, rng)
     }
 
+    /// `plan_draw_from` on a tier's table (index in `rules().tiers`; None: the base table).
+    /// An index past the tiers draws from the base table (the command layer looks names up).
+    pub fn plan_draw_tier<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
+        now: i64,
+        rng: &mut U,
+    ) -> Plan {
+        self.plan(user, request, client, tier, now, rng)
+    }
+
     /// Decides a draw by `user` (from `client`, a client key, if given) without changing
     /// anything observable. Check order: REQID replay, window, pause, client (penalty,
-    /// CLIENTLIMIT), ban, MAXWINS, cooldown, daily chances, ADMIT, RATE; then the pick, with
-    /// paced prizes held back while they are ahead of their pace.
+    /// CLIENTLIMIT), ban, MAXWINS, cooldown, TOTAL, the period's chances, ADMIT, RATE; then
+    /// the pick (see `pick`).
     pub fn plan_draw_from<U: Uniform + ?Sized>(
         &mut self,
         user: u128,
         request: Option<u128>,
         client: Option<u128>,
+        now: i64,
+        rng: &mut U,
+    ) -> Plan {
+        self.plan(user, request, client, None, now, rng)
+    }
+
+    fn plan<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
         now: i64,
         rng: &mut U,
     ) -> Plan {
@@ -157,8 +199,12 @@ impl Campaign {
                 });
             }
         }
-        let today = day_of(now, self.rules.dayoffset_min);
-        let (day, wins) = self.user_state(user, now);
+        let (day, wins, life) = self.user_state(user, now);
+        let u = UserNow {
+            day,
+            life,
+            period: self.period_of(now),
+        };
         let mut gate = Gate {
             user,
             ..Gate::default()
@@ -166,14 +212,14 @@ impl Campaign {
         if let Some((start, end)) = self.rules.window {
             if now < start {
                 let wait = start.saturating_sub(now);
-                return self.reject(Outcome::NotStarted, &day, today, wait, gate);
+                return self.reject(Outcome::NotStarted, &u, wait, gate);
             }
             if now >= end {
-                return self.reject(Outcome::Ended, &day, today, 0, gate);
+                return self.reject(Outcome::Ended, &u, 0, gate);
             }
         }
         if self.paused {
-            return self.reject(Outcome::Paused, &day, today, 0, gate);
+            return self.reject(Outcome::Paused, &u, 0, gate);
         }
         if let Some(ck) = client {
             let old = self.clients.get(ck).unwrap_or_default();
@@ -190,18 +236,18 @@ impl Campaign {
                         gate.user_ban = Some(until);
                     }
                 }
-                return self.reject(Outcome::Limited, &day, today, wait, gate);
+                return self.reject(Outcome::Limited, &u, wait, gate);
             }
         }
         if let Some(until) = self.bans.get(user) {
             if until > now {
                 let wait = until.saturating_sub(now);
-                return self.reject(Outcome::Banned, &day, today, wait, gate);
+                return self.reject(Outcome::Banned, &u, wait, gate);
             }
         }
         if let Some(max) = self.rules.maxwins {
             if wins.wins >= max {
-                return self.reject(Outcome::AlreadyWon, &day, today, 0, gate);
+                return self.reject(Outcome::AlreadyWon, &u, 0, gate);
             }
         }
         if day.last_draw_ms != 0 && self.rules.cooldown_ms > 0 {
@@ -209,7 +255,12 @@ impl Campaign {
             let ready = day.last_draw_ms.saturating_add(cd);
             if now < ready {
                 let wait = ready.saturating_sub(now);
-                return self.reject(Outcome::Cooldown, &day, today, wait, gate);
+                return self.reject(Outcome::Cooldown, &u, wait, gate);
+            }
+        }
+        if let Some(t) = self.rules.total {
+            if life.draws >= t {
+                return self.reject(Outcome::QuotaTotal, &u, -1, gate);
             }
         }
         if let Some(d) = self.rules.daily {
@@ -217,9 +268,9 @@ impl Campaign {
                 let wait = if d == 0 {
                     -1
                 } else {
-                    ms_to_next_day(now, self.rules.dayoffset_min)
+                    self.rules.period.ms_to_next(now, self.rules.dayoffset_min)
                 };
-                return self.reject(Outcome::Quota, &day, today, wait, gate);
+                return self.reject(Outcome::Quota, &u, wait, gate);
             }
         }
         if let Some((p1, p2)) = self.rules.admit {
@@ -229,7 +280,7 @@ impl Campaign {
                 if !was_waiting {
                     gate.waiting = Some(true);
                 }
-                return self.reject(Outcome::Retry, &day, today, 0, gate);
+                return self.reject(Outcome::Retry, &u, 0, gate);
             }
             if was_waiting {
                 gate.waiting = Some(false);
@@ -245,41 +296,214 @@ impl Campaign {
                     if gate.waiting == Some(false) {
                         gate.waiting = None;
                     }
-                    return self.reject(Outcome::Busy, &day, today, wait, gate);
+                    return self.reject(Outcome::Busy, &u, wait, gate);
                 }
             }
         }
-        self.ensure_table(now);
-        let prize = match self.table.pick(rng) {
-            Some(i) => self.resolve(i as usize, now),
-            None => None,
-        };
+        let prize = self.pick(tier, &life, now, rng);
         Plan::Pass {
             prize,
             seq: self.counters.draws.saturating_add(1),
             day,
+            life,
             gate,
         }
     }
 
-    /// The prize a table entry gives under the sold-out policy (None: a loss).
-    fn resolve(&self, entry: usize, now: i64) -> Option<usize> {
+    /// The pick of a draw that passed the checks: a guaranteed pick if the user's draws in
+    /// a row without a win reached GUARANTEE, else one pick on the table in force (the
+    /// tier's or the base), then `resolve` for a prize that cannot be won now. None: a loss.
+    fn pick<U: Uniform + ?Sized>(
+        &mut self,
+        tier: Option<usize>,
+        life: &UserLife,
+        now: i64,
+        rng: &mut U,
+    ) -> Option<usize> {
+        self.ensure_table(now);
+        let tier = tier.filter(|&t| t < self.rules.tiers.len());
+        if let Some(t) = tier {
+            self.ensure_tier(t, now);
+        }
+        // The user's draw number in the campaign, this draw included.
+        let nth = life.draws.saturating_add(1);
+        if let Some(g) = &self.rules.guarantee {
+            if life.since_win.saturating_add(1) >= g.n {
+                if let Some(i) = self.guaranteed_pick(tier, nth, now, rng) {
+                    return Some(i);
+                }
+            }
+        }
+        let entry = self.table_in_force(tier).0.pick(rng)?;
+        self.resolve(entry as usize, tier, nth, now, rng)
+    }
+
+    /// Builds a tier's table if it is not built (`ensure_table` first, at the same `now`).
+    fn ensure_tier(&mut self, t: usize, now: i64) {
+        if self.tier_tables.get(t).is_some_and(Option::is_some) {
+            return;
+        }
+        let Some(tier) = self.rules.tiers.get(t) else {
+            return;
+        };
+        let mut w: Vec<u32> = self.prizes.iter().map(|p| p.weight).collect();
+        for (id, v) in &tier.weights {
+            if let Some(i) = self.prize_index(id) {
+                w[i] = *v;
+            }
+        }
+        w.push(tier.nothing.unwrap_or(self.rules.nothing));
+        // Under REDRAW, prizes that cannot be won have weight 0, as in the base table.
+        if self.rules.soldout == SoldOut::Redraw {
+            let window = self.rules.window;
+            for (x, p) in w.iter_mut().zip(&self.prizes) {
+                if !p.available(window, now) {
+                    *x = 0;
+                }
+            }
+        }
+        if self.tier_tables.len() < self.rules.tiers.len() {
+            self.tier_tables.resize(self.rules.tiers.len(), None);
+        }
+        if let Some(slot) = self.tier_tables.get_mut(t) {
+            *slot = Some((AliasTable::new(&w), w));
+        }
+    }
+
+    /// The table in force and its weights (prizes then NOTHING; 0 for a prize REDRAW took
+    /// out): the tier's when it is built, else the base table.
+    fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
+        match tier.and_then(|t| self.tier_tables.get(t)?.as_ref()) {
+            Some((t, w)) => (t, w),
+            None => (&self.table, &self.table_weights),
+        }
+    }
+
+    /// Whether prize `i` can be won on the user's `nth` draw at `now`: in stock, not ahead of
+    /// its pace, unlocked.
+    fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
+        self.prizes
+            .get(i)
+            .is_some_and(|p| p.available(self.rules.window, now) && nth >= p.after)
+    }
+
+    /// A guaranteed draw's prize: one of the GUARANTEE prizes (every prize if none are
+    /// listed) that is winnable and weighs something in the table in force, chosen with
+    /// those weights. None when no prize qualifies (the draw is then an ordinary one).
+    fn guaranteed_pick<U: Uniform + ?Sized>(
+        &self,
+        tier: Option<usize>,
+        nth: u32,
+        now: i64,
+        rng: &mut U,
+    ) -> Option<usize> {
+        let g = self.rules.guarantee.as_ref()?;
+        let weights = self.table_in_force(tier).1;
+        let listed: Vec<usize> = if g.prizes.is_empty() {
+            (0..self.prizes.len()).collect()
+        } else {
+            g.prizes
+                .iter()
+                .filter_map(|id| self.prize_index(id))
+                .collect()
+        };
+        let weight = |i: usize| {
+            if self.winnable(i, nth, now) {
+                u64::from(weights.get(i).copied().unwrap_or(0))
+            } else {
+                0
+            }
+        };
+        let total: u64 = listed.iter().map(|&i| weight(i)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rng.below(total);
+        for &i in &listed {
+            let w = weight(i);
+            if x < w {
+                return Some(i);
+            }
+            x -= w;
+        }
+        None
+    }
+
+    /// The prize a table entry gives (None: a loss). A prize that cannot be won now (sold
+    /// out, ahead of its pace, locked by AFTER) follows the sold-out policy: LOSE a loss;
+    /// REDRAW a pick among the winnable entries with their relative weights (picks of a
+    /// locked prize drawn again, then one exact pick over the winnable ones); FALLBACK the
+    /// fallback prize if the user can win it now.
+    fn resolve<U: Uniform + ?Sized>(
+        &self,
+        entry: usize,
+        tier: Option<usize>,
+        nth: u32,
+        now: i64,
+        rng: &mut U,
+    ) -> Option<usize> {
         let p = self.prizes.get(entry)?; // the last entry (NOTHING) is not a prize
-        let w = self.rules.window;
-        if p.available(w, now) {
+        if self.winnable(entry, nth, now) {
             return Some(entry);
         }
         match self.rules.soldout {
-            SoldOut::Lose | SoldOut::Redraw => None,
+            SoldOut::Lose => None,
+            // Sold out or held back (not in the table's odds any more): a loss, as before.
+            SoldOut::Redraw if !p.available(self.rules.window, now) => None,
+            SoldOut::Redraw => self.redraw(tier, nth, now, rng),
             SoldOut::Fallback => {
                 let f = self.rules.fallback.as_deref()?;
                 let i = self.prize_index(f)?;
-                self.prizes
-                    .get(i)
-                    .filter(|p| p.available(w, now))
-                    .map(|_| i)
+                self.winnable(i, nth, now).then_some(i)
             }
         }
+    }
+
+    /// REDRAW after a pick of a locked prize: the same table drawn again while it gives a
+    /// locked prize (at most `REDRAW_TRIES` times), then one exact pick among the winnable
+    /// entries and NOTHING. Either way the outcome has exactly the distribution of the table
+    /// without the locked prizes.
+    fn redraw<U: Uniform + ?Sized>(
+        &self,
+        tier: Option<usize>,
+        nth: u32,
+        now: i64,
+        rng: &mut U,
+    ) -> Option<usize> {
+        let (table, weights) = self.table_in_force(tier);
+        let n = self.prizes.len();
+        for _ in 0..REDRAW_TRIES {
+            let e = table.pick(rng)? as usize;
+            if e >= n {
+                return None;
+            }
+            if self.winnable(e, nth, now) {
+                return Some(e);
+            }
+            if !self.prizes[e].available(self.rules.window, now) {
+                return None;
+            }
+        }
+        let weight = |i: usize| {
+            if i == n || self.winnable(i, nth, now) {
+                u64::from(weights.get(i).copied().unwrap_or(0))
+            } else {
+                0
+            }
+        };
+        let total: u64 = (0..=n).map(weight).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = rng.below(total);
+        for i in 0..=n {
+            let w = weight(i);
+            if x < w {
+                return (i < n).then_some(i);
+            }
+            x -= w;
+        }
+        None
     }
 
     /// Applies a passed draw: consumes a chance, starts the cooldown, sells the prize (if
@@ -294,11 +518,15 @@ impl Campaign {
         plan: &Plan,
         win_id: Option<StreamId>,
     ) -> (DrawReply, Effect) {
-        let today = day_of(now, self.rules.dayoffset_min);
-        let (prize, mut day, gate) = match *plan {
+        let period = self.period_of(now);
+        let (prize, mut day, mut life, gate) = match *plan {
             Plan::Pass {
-                prize, day, gate, ..
-            } => (prize, day, gate),
+                prize,
+                day,
+                life,
+                gate,
+                ..
+            } => (prize, day, life, gate),
             Plan::Replay(r) | Plan::Reject(r, _) => return (r, self.count(plan, now)),
         };
         self.apply_gate(&gate, now);
@@ -318,11 +546,27 @@ impl Campaign {
             }
             p.sold = p.sold.saturating_add(1);
             p.pending = p.pending.saturating_add(1);
-            Some((i, p.name, p.stock, p.sold, p.pending))
+            Some((i, p.name, p.stock, p.sold, p.pending, p.codes))
         });
-        let wins = self
-            .users
-            .commit_draw(user, day, won.map(|(_, name, ..)| name));
+        // A code prize hands out its oldest unused code (its stock counts them).
+        let code = match won {
+            Some((_, name, _, _, _, true)) => self.codes.pool_mut(name, self.seed).take(),
+            _ => None,
+        };
+        let name = won.map(|(_, name, ..)| name);
+        let (wins, life) = if self.users.keeps_lifetime() {
+            life.draws = life.draws.saturating_add(1);
+            life.since_win = match won {
+                Some(_) => 0,
+                None => life.since_win.saturating_add(1),
+            };
+            (
+                self.users.commit_draw_life(user, day, name, life),
+                Some(life),
+            )
+        } else {
+            (self.users.commit_draw(user, day, name), None)
+        };
         self.counters.draws = self.counters.draws.saturating_add(1);
 
         let mut eff = DrawEffect {
@@ -338,15 +582,17 @@ impl Campaign {
             gate: gate.without_user(),
             swept: Swept::default(),
             entry: None,
+            life,
+            code: None,
         };
         let mut reply = DrawReply {
             outcome: Outcome::Lose,
             prize: 0,
             win_id: None,
-            chances_left: self.chances_left(&day, today),
+            chances_left: self.chances_left(&day, &life.unwrap_or_default(), period),
             wait_ms: i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX),
         };
-        if let Some((i, name, stock, sold, pending)) = won {
+        if let Some((i, name, stock, sold, pending, _)) = won {
             if stock == Some(0) && self.rules.soldout == SoldOut::Redraw {
                 self.table_dirty = true;
             }
@@ -380,11 +626,15 @@ impl Campaign {
                     wait_ms: reply.wait_ms,
                 };
                 self.reqs.insert(rk, rem);
+                if let Some(c) = &code {
+                    self.reqs.insert_code(rk, c.clone());
+                }
                 eff.request = Some((rk, rem));
             }
         }
         self.reqs.evict(now, self.rules.idempotency_ms);
         eff.swept = self.sweep(now);
+        eff.code = code;
         (reply, Effect::Draw(Box::new(eff)))
     }
 

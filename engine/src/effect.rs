@@ -8,16 +8,18 @@ use super::campaign::{Outcome, REJECTION_COUNT};
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::flow::{read_client, write_client, ClientState, Gate, Swept};
 use super::ledger::{read_transfer, write_transfer, Transfer};
+use super::limits::{MAX_CODES_PER_CALL, MAX_CODE_LEN, MAX_TIERS};
 use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN};
 use super::reqcache::{read_remembered, write_remembered, Remembered};
-use super::users::{read_day, write_day, UserDay, UserWins};
+use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
 /// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
 /// (`Swept`: idle client records, expired ADMIT memory) and `Configure`; version 4 the wins
-/// stream entry a draw appended (`WinEntry`) and `Stats`.
-pub const EFFECT_VERSION: u8 = 4;
+/// stream entry a draw appended (`WinEntry`) and `Stats`; version 5 the user's lifetime
+/// counts and the code a draw handed out, and `Codes`.
+pub const EFFECT_VERSION: u8 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -47,13 +49,18 @@ pub struct DrawEffect {
     /// draw (effects of version 3 and older came with their own XADD). Its user and REQID
     /// travel next to the effect (see `WinEntry`).
     pub entry: Option<WinEntry>,
+    /// The user's lifetime counts after the draw, when the campaign keeps them.
+    pub life: Option<UserLife>,
+    /// The code a win of a code prize handed out.
+    pub code: Option<Vec<u8>>,
 }
 
 /// A win's entry in the wins stream: its concrete ID and what its fields hold besides the
 /// user's id and the REQID, which travel as they came from the client, next to the effect
 /// (arguments of `LOTTERY.APPLY`); the prize's id is the campaign's, by `PrizeDelta::index`.
-/// Fields, in this order: `user`, `prize`, `draw`, then `reqid` when the draw had one, then
-/// `ts` only when the entry's ID does not carry the draw's time (`entry_layout`).
+/// Fields, in this order: `user`, `prize`, `draw`, then `code` for a code prize, `reqid` when
+/// the draw had one, then `ts` only when the entry's ID does not carry the draw's time
+/// (`entry_layout`). The code is the effect's (`DrawEffect::code`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WinEntry {
     pub ms: u64,
@@ -133,6 +140,13 @@ pub enum Effect {
         key: u128,
         state: ClientState,
     },
+    /// LOTTERY.CODES ADD or REMOVE on the prize with this id, with the codes it added or
+    /// removed (only those), in order, and the prize's stock after.
+    Codes {
+        prize: Vec<u8>,
+        add: bool,
+        codes: Vec<Vec<u8>>,
+    },
 }
 
 const T_CONFIG: u8 = 1;
@@ -149,9 +163,12 @@ const T_TRANSFER: u8 = 11;
 const T_CLIENT: u8 = 12;
 const T_CONFIGURE: u8 = 13;
 const T_STATS: u8 = 14;
+const T_CODES: u8 = 15;
 
-/// The most options a CONFIGURE effect carries: every prize's three values, plus the rules.
-const MAX_CONFIGURE_ARGS: usize = 4 * MAX_PRIZES + 64;
+/// The most options a CONFIGURE the parser accepts can have, so its effect always decodes:
+/// every prize's clause with AFTER (6 each), a PACE clause per prize (3), GUARANTEE's list
+/// (1 each), every tier weighing every prize (3 each, plus the tier's own 5), and the rules.
+const MAX_CONFIGURE_ARGS: usize = (6 + 3 + 1 + 3 * MAX_TIERS) * MAX_PRIZES + 5 * MAX_TIERS + 64;
 
 impl Effect {
     pub fn encode(&self) -> Vec<u8> {
@@ -228,6 +245,7 @@ impl Effect {
                 }
                 d.gate.encode(&mut w);
                 d.swept.encode(&mut w);
+                write_life_and_code(&mut w, d);
                 match &d.entry {
                     None => w.u8(0),
                     Some(e) => {
@@ -304,6 +322,15 @@ impl Effect {
                 w.u8(T_CLIENT);
                 write_client(&mut w, *key, state);
             }
+            Effect::Codes { prize, add, codes } => {
+                w.u8(T_CODES);
+                w.bytes(prize);
+                w.bool(*add);
+                w.u32(codes.len() as u32);
+                for c in codes {
+                    w.bytes(c);
+                }
+            }
             Effect::Transfer { record, stock } => {
                 w.u8(T_TRANSFER);
                 write_transfer(&mut w, record);
@@ -369,6 +396,11 @@ impl Effect {
                 } else {
                     Swept::default()
                 };
+                let (life, code) = if v >= 5 {
+                    read_life_and_code(&mut r)?
+                } else {
+                    (None, None)
+                };
                 let entry = if v >= 4 { read_entry(&mut r)? } else { None };
                 Effect::Draw(Box::new(DrawEffect {
                     now,
@@ -383,6 +415,8 @@ impl Effect {
                     gate,
                     swept,
                     entry,
+                    life,
+                    code,
                 }))
             }
             T_COUNT => {
@@ -466,6 +500,20 @@ impl Effect {
                 }
                 Effect::Stats { replays, rejected }
             }
+            T_CODES if v >= 5 => {
+                let prize = r.bytes(MAX_ID_LEN)?.to_vec();
+                let add = r.bool()?;
+                let n = r.count(5, MAX_CODES_PER_CALL)?;
+                let mut codes = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let c = r.bytes(MAX_CODE_LEN)?;
+                    if c.is_empty() {
+                        return Err(DecodeError("empty code"));
+                    }
+                    codes.push(c.to_vec());
+                }
+                Effect::Codes { prize, add, codes }
+            }
             T_CLIENT if v >= 2 => {
                 let (key, state) = read_client(&mut r)?;
                 Effect::Client { key, state }
@@ -487,6 +535,48 @@ impl Effect {
         r.finish()?;
         Ok(e)
     }
+}
+
+/// A version 5 draw effect's lifetime counts and code (before its `WinEntry`).
+fn write_life_and_code(w: &mut Writer, d: &DrawEffect) {
+    match d.life {
+        None => w.u8(0),
+        Some(l) => {
+            w.u8(1);
+            w.u32(l.draws);
+            w.u32(l.since_win);
+        }
+    }
+    match &d.code {
+        None => w.u8(0),
+        Some(c) => {
+            w.u8(1);
+            w.bytes(c);
+        }
+    }
+}
+
+fn read_life_and_code(r: &mut Reader) -> DResult<(Option<UserLife>, Option<Vec<u8>>)> {
+    let life = match r.u8()? {
+        0 => None,
+        1 => Some(UserLife {
+            draws: r.u32()?,
+            since_win: r.u32()?,
+        }),
+        _ => return Err(DecodeError("bad tag")),
+    };
+    let code = match r.u8()? {
+        0 => None,
+        1 => {
+            let c = r.bytes(MAX_CODE_LEN)?;
+            if c.is_empty() {
+                return Err(DecodeError("empty code"));
+            }
+            Some(c.to_vec())
+        }
+        _ => return Err(DecodeError("bad tag")),
+    };
+    Ok((life, code))
 }
 
 /// The optional `WinEntry` of a version 4 draw effect.
@@ -517,6 +607,8 @@ pub enum EntryField {
     Prize,
     /// The draw number, in decimal.
     Draw,
+    /// The code handed out (a code prize).
+    Code,
     /// The REQID the client sent.
     Reqid,
     /// The draw's time in Unix ms, in decimal.
@@ -525,22 +617,25 @@ pub enum EntryField {
 
 /// The fields of a win's stream entry, in order, with their names (see `WinEntry`): what the
 /// master appends and a replica appends again.
-pub fn entry_layout(reqid: bool, ts: bool) -> ([(&'static [u8], EntryField); 5], usize) {
-    let mut f = [
-        (&b"user"[..], EntryField::User),
-        (b"prize", EntryField::Prize),
-        (b"draw", EntryField::Draw),
-        (b"reqid", EntryField::Reqid),
-        (b"ts", EntryField::Ts),
-    ];
-    let n = match (reqid, ts) {
-        (true, true) => 5,
-        (true, false) => 4,
-        (false, false) => 3,
-        (false, true) => {
-            f[3] = (b"ts", EntryField::Ts);
-            4
+pub fn entry_layout(
+    code: bool,
+    reqid: bool,
+    ts: bool,
+) -> ([(&'static [u8], EntryField); 6], usize) {
+    let mut f = [(&b""[..], EntryField::User); 6];
+    let mut n = 0;
+    for (on, name, field) in [
+        (true, &b"user"[..], EntryField::User),
+        (true, b"prize", EntryField::Prize),
+        (true, b"draw", EntryField::Draw),
+        (code, b"code", EntryField::Code),
+        (reqid, b"reqid", EntryField::Reqid),
+        (ts, b"ts", EntryField::Ts),
+    ] {
+        if on {
+            f[n] = (name, field);
+            n += 1;
         }
-    };
+    }
     (f, n)
 }

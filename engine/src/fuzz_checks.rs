@@ -16,11 +16,15 @@ fn sample() -> Campaign {
                 id: b"a".to_vec(),
                 weight: 1,
                 stock: Some(5),
+                after: 0,
+                codes: false,
             },
             PrizeSpec {
                 id: b"b".to_vec(),
                 weight: 2,
                 stock: None,
+                after: 0,
+                codes: false,
             },
         ]),
         ..Default::default()

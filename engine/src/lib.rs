@@ -7,9 +7,10 @@
 //!
 //! 1. Building blocks, knowing nothing of a campaign: `codec` (byte reader and writer),
 //!    `segmap`, `alias` (the alias table), `keyslot`, `route`, `limits` (every bound a campaign
-//!    keeps to).
+//!    keeps to), `period` (what DAILY counts: days, weeks, months).
 //! 2. Records a campaign is made of, each with its encoding: `users` (per-user records and
-//!    their map), `reqcache` (REQID memory), `flow` (flow-control rules and the state a draw's
+//!    their map), `reqcache` (REQID memory), `codes` (a code prize's pool) and `code_pools`
+//!    (a campaign's pools), `flow` (flow-control rules and the state a draw's
 //!    checks change: RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE), `ledger` (transfer records).
 //! 3. `campaign`: the `Campaign` struct, the core types (outcomes, rules, prizes, counters, the
 //!    draw's reply and plan), read access to the state, the keys of users and clients.
@@ -31,8 +32,11 @@ pub mod limits;
 pub mod route;
 pub mod segmap;
 
+pub mod code_pools;
+pub mod codes;
 pub mod flow;
 pub mod ledger;
+pub mod period;
 pub mod reqcache;
 pub mod users;
 

@@ -19,3 +19,18 @@ pub const MAX_KEY_LEN: usize = 4096;
 pub const MAX_STREAM_KEY_LEN: usize = MAX_KEY_LEN + keyslot::DEFAULT_STREAM_EXTRA;
 pub const MAX_IDEMPOTENCY_MS: u64 = 86_400_000;
 pub const MAX_DAYOFFSET_MIN: i32 = 1440;
+/// The longest GUARANTEE: a guaranteed draw every million draws at most.
+pub const MAX_GUARANTEE: u32 = 1_000_000;
+/// Tiers a campaign may define (each is an alias table as large as the prize table).
+pub const MAX_TIERS: usize = 32;
+pub const MAX_TIER_NAME_LEN: usize = 64;
+/// Codes one LOTTERY.CODES ADD or REMOVE may name (the command's effect carries them all).
+pub const MAX_CODES_PER_CALL: usize = 100_000;
+/// The longest code a code prize's pool holds (`LOTTERY.CODES ... ADD`).
+pub const MAX_CODE_LEN: usize = 512;
+/// The most codes one prize's pool may ever hold, unused plus handed out (a handed-out code is
+/// remembered for good, so adding it again is refused): 2^31 - 1. Every count of a pool then
+/// fits a signed 32-bit integer, whatever a client or an encoding reads it into, and stays far
+/// from overflow in any sum. It never limits a real pool: the pool's index alone takes about
+/// 30 bytes a code, so 2^31 codes would need some 64 GB before their bytes.
+pub const MAX_CODES: u64 = (1 << 31) - 1;

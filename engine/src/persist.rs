@@ -6,23 +6,27 @@
 //! error instead of panicking; a too-new version is refused.
 
 use super::campaign::{
-    read_counters, write_counters, Campaign, Prize, Rules, SoldOut, REJECTION_COUNT,
+    read_counters, write_counters, Campaign, Guarantee, Period, Prize, Rules, SoldOut, Tier,
+    REJECTION_COUNT,
 };
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::flow::{read_client, write_client, Rate, MAX_RATE, PPM};
 use super::ledger::Transfers;
 use super::limits::{
-    MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN,
+    MAX_CODE_LEN, MAX_DAYOFFSET_MIN, MAX_GUARANTEE, MAX_IDEMPOTENCY_MS, MAX_ID_LEN, MAX_NAMES,
+    MAX_PRIZES, MAX_STREAM_KEY_LEN, MAX_TIERS, MAX_TIER_NAME_LEN,
 };
 use super::reqcache::{read_remembered, write_remembered};
-use super::users::{read_day, write_day, UserDay, UserWins};
+use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
 /// 2 added the transfer records at the end of the meta record (none in version 1); 3 the
 /// flow-control rules and state (RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE; three more
 /// rejection counters; client and admission chunks); 4 the time each REQID entry was made
-/// (it ends by the IDEMPOTENCY window in force, not only the one it was made under).
-pub const ENCODING_VERSION: u8 = 4;
+/// (it ends by the IDEMPOTENCY window in force, not only the one it was made under); 5 the
+/// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, and chunks of
+/// lifetime counts, code pools and the codes of remembered wins.
+pub const ENCODING_VERSION: u8 = 5;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
 
@@ -32,6 +36,10 @@ const K_BANS: u8 = 3;
 const K_REQS: u8 = 4;
 const K_CLIENTS: u8 = 5;
 const K_WAITING: u8 = 6;
+const K_LIFE: u8 = 7;
+const K_CODES: u8 = 8;
+const K_USED_CODES: u8 = 9;
+const K_REQ_CODES: u8 = 10;
 
 fn write_prize(w: &mut Writer, p: &Prize) {
     w.bytes(&p.id);
@@ -41,6 +49,8 @@ fn write_prize(w: &mut Writer, p: &Prize) {
     w.u64(p.sold);
     w.u64(p.pending);
     w.bool(p.paced);
+    w.u32(p.after);
+    w.bool(p.codes);
 }
 
 fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
@@ -52,10 +62,18 @@ fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
         sold: r.u64()?,
         pending: r.u64()?,
         paced: if v >= 3 { r.bool()? } else { false },
+        after: 0,
+        codes: false,
     };
+    let mut p = p;
+    if v >= 5 {
+        p.after = r.u32()?;
+        p.codes = r.bool()?;
+    }
     if p.id.is_empty()
         || p.stock.is_some_and(|s| s > i64::MAX as u64)
         || (p.paced && p.stock.is_none())
+        || (p.codes && p.stock.is_none())
     {
         return Err(DecodeError("bad prize"));
     }
@@ -65,7 +83,7 @@ fn read_prize(r: &mut Reader, v: u8) -> DResult<Prize> {
 pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     // The exact size but for the rules and counters (a few hundred bytes): a full table with
     // its names and retired prizes is megabytes, better not grown by doubling.
-    let prize = |p: &Prize| 4 + p.id.len() + 34;
+    let prize = |p: &Prize| 4 + p.id.len() + 39;
     let size = 1024
         + c.last_batch
             .iter()
@@ -82,6 +100,17 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
         + c.transfers
             .iter()
             .map(|t| 21 + t.id.len() + t.prize.len() + t.peer.len())
+            .sum::<usize>()
+        + c.rules
+            .guarantee
+            .as_ref()
+            .map_or(0, |g| g.prizes.iter().map(|p| 4 + p.len()).sum::<usize>())
+        + c.rules
+            .tiers
+            .iter()
+            .map(|t| {
+                16 + t.name.len() + t.weights.iter().map(|(id, _)| 8 + id.len()).sum::<usize>()
+            })
             .sum::<usize>();
     let mut w = Writer::with_capacity(size);
     w.u8(ENCODING_VERSION);
@@ -172,7 +201,81 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
     w.u64(c.tat_ns);
     w.u64(c.clients.len() as u64);
     w.u64(c.waiting.len() as u64);
+    // Version 5: campaign rules.
+    match &r.guarantee {
+        None => w.u8(0),
+        Some(g) => {
+            w.u8(1);
+            w.u32(g.n);
+            w.u32(g.prizes.len() as u32);
+            for p in &g.prizes {
+                w.bytes(p);
+            }
+        }
+    }
+    w.opt_u32(r.total);
+    w.u8(r.period.code());
+    w.u32(r.tiers.len() as u32);
+    for t in &r.tiers {
+        w.bytes(&t.name);
+        w.opt_u32(t.nothing);
+        w.u32(t.weights.len() as u32);
+        for (id, wt) in &t.weights {
+            w.bytes(id);
+            w.u32(*wt);
+        }
+    }
     w.buf
+}
+
+/// The version 5 rules at the end of a meta record.
+fn read_rules_v5(r: &mut Reader, rules: &mut Rules) -> DResult<()> {
+    rules.guarantee = match r.u8()? {
+        0 => None,
+        1 => {
+            let n = r.u32()?;
+            if !(2..=MAX_GUARANTEE).contains(&n) {
+                return Err(DecodeError("bad guarantee"));
+            }
+            let k = r.count(4, MAX_PRIZES)?;
+            let mut prizes = Vec::with_capacity(k);
+            for _ in 0..k {
+                prizes.push(id_bytes(r)?);
+            }
+            Some(Guarantee { n, prizes })
+        }
+        _ => return Err(DecodeError("bad tag")),
+    };
+    rules.total = r.opt_u32()?;
+    rules.period = Period::from_code(r.u8()?).ok_or(DecodeError("bad period"))?;
+    let n = r.count(13, MAX_TIERS)?;
+    for _ in 0..n {
+        let name = r.bytes(MAX_TIER_NAME_LEN)?.to_vec();
+        if name.is_empty() || rules.tier_index(&name).is_some() {
+            return Err(DecodeError("bad tier name"));
+        }
+        let nothing = r.opt_u32()?;
+        let k = r.count(8, MAX_PRIZES)?;
+        let mut weights = Vec::with_capacity(k);
+        for _ in 0..k {
+            weights.push((id_bytes(r)?, r.u32()?));
+        }
+        rules.tiers.push(Tier {
+            name,
+            weights,
+            nothing,
+        });
+    }
+    Ok(())
+}
+
+/// A prize id: 1..=MAX_ID_LEN bytes.
+fn id_bytes(r: &mut Reader) -> DResult<Vec<u8>> {
+    let id = r.bytes(MAX_ID_LEN)?;
+    if id.is_empty() {
+        return Err(DecodeError("empty prize id"));
+    }
+    Ok(id.to_vec())
 }
 
 /// Decodes a meta record into a campaign with empty per-user maps.
@@ -236,10 +339,20 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
         admit: None,
         client_limit: None,
         penalty_ms: 0,
+        guarantee: None,
+        total: None,
+        period: Period::Day,
+        tiers: Vec::new(),
     };
     let mut c = Campaign::blank(seed, rules);
     c.paused = r.bool()?;
-    c.counters = read_counters(&mut r, if v >= 3 { REJECTION_COUNT } else { 7 })?;
+    // Rejection counters: 7 before version 3, 10 before version 5.
+    let rejections = match v {
+        1 | 2 => 7,
+        3 | 4 => 10,
+        _ => REJECTION_COUNT,
+    };
+    c.counters = read_counters(&mut r, rejections)?;
     c.drain_seq = r.u64()?;
     // A DRAIN batch names prizes of the table and retired ones: at most one entry a name.
     let n = r.count(12, MAX_NAMES)?;
@@ -313,8 +426,13 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
         c.clients.reserve_for_load(hint(r.u64()?));
         c.waiting.reserve_for_load(hint(r.u64()?));
     }
+    if v >= 5 {
+        read_rules_v5(&mut r, &mut c.rules)?;
+    }
     r.finish()?;
     validate(&mut c)?;
+    // The layout the chunks load into (nothing to rewrite yet).
+    c.users.set_lifetime(c.needs_lifetime());
     Ok(c)
 }
 
@@ -347,7 +465,10 @@ pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
     std::mem::swap(&mut m.reqs, &mut c.reqs);
     std::mem::swap(&mut m.clients, &mut c.clients);
     std::mem::swap(&mut m.waiting, &mut c.waiting);
+    std::mem::swap(&mut m.codes, &mut c.codes);
     *c = m;
+    let keep = c.needs_lifetime();
+    c.users.set_lifetime(keep);
     Ok(())
 }
 
@@ -422,6 +543,49 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_WAITING, &mut f);
+    for (k, l) in c.users.iter_life() {
+        w.u128(k);
+        w.u32(l.draws);
+        w.u32(l.since_win);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_LIFE, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_LIFE, &mut f);
+    // Unused codes oldest first (a loader adds them back in this order), then the keys of
+    // the codes handed out.
+    for (name, pool) in c.codes.iter() {
+        for code in pool.iter_unused() {
+            w.u32(name);
+            w.bytes(code);
+            n += 1;
+            if n as usize == CHUNK_ENTRIES {
+                flush(&mut w, &mut n, K_CODES, &mut f);
+            }
+        }
+    }
+    flush(&mut w, &mut n, K_CODES, &mut f);
+    for (name, pool) in c.codes.iter() {
+        for k in pool.iter_used_keys() {
+            w.u32(name);
+            w.u128(k);
+            n += 1;
+            if n as usize == CHUNK_ENTRIES {
+                flush(&mut w, &mut n, K_USED_CODES, &mut f);
+            }
+        }
+    }
+    flush(&mut w, &mut n, K_USED_CODES, &mut f);
+    for (k, code) in c.reqs.iter_codes() {
+        w.u128(k);
+        w.bytes(code);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_REQ_CODES, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_REQ_CODES, &mut f);
 }
 
 /// Merges one chunk of per-user records into the campaign. All-or-nothing: the chunk is
@@ -531,6 +695,77 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
                 c.waiting.insert(k, t);
             }
         }
+        K_LIFE if v >= 5 => {
+            let n = r.count(24, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                if k == 0 {
+                    return Err(DecodeError("zero user key"));
+                }
+                out.push((
+                    k,
+                    UserLife {
+                        draws: r.u32()?,
+                        since_win: r.u32()?,
+                    },
+                ));
+            }
+            r.finish()?;
+            for (k, l) in out {
+                c.users.insert_life(k, l);
+            }
+        }
+        K_CODES if v >= 5 => {
+            let n = r.count(9, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = r.u32()?;
+                let code = r.bytes(MAX_CODE_LEN)?;
+                if code.is_empty() || c.name(name).is_none() {
+                    return Err(DecodeError("bad code record"));
+                }
+                out.push((name, code));
+            }
+            r.finish()?;
+            let seed = c.seed;
+            for (name, code) in out {
+                c.codes.pool_mut(name, seed).add(code);
+            }
+        }
+        K_USED_CODES if v >= 5 => {
+            let n = r.count(20, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = r.u32()?;
+                let k = r.u128()?;
+                if k == 0 || c.name(name).is_none() {
+                    return Err(DecodeError("bad code record"));
+                }
+                out.push((name, k));
+            }
+            r.finish()?;
+            let seed = c.seed;
+            for (name, k) in out {
+                c.codes.pool_mut(name, seed).insert_used_key(k);
+            }
+        }
+        K_REQ_CODES if v >= 5 => {
+            let n = r.count(21, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = r.u128()?;
+                let code = r.bytes(MAX_CODE_LEN)?;
+                if k == 0 || code.is_empty() {
+                    return Err(DecodeError("bad code record"));
+                }
+                out.push((k, code.to_vec()));
+            }
+            r.finish()?;
+            for (k, code) in out {
+                c.reqs.insert_code(k, code);
+            }
+        }
         _ => return Err(DecodeError("unknown chunk kind")),
     }
     Ok(())
@@ -582,6 +817,24 @@ pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
             m.expires_ms as u64 ^ (m.made_ms as u64).rotate_left(23),
             (m.win_ms ^ m.win_seq.rotate_left(7)) ^ u64::from(m.prize),
         ));
+    }
+    for (k, l) in c.users.iter_life() {
+        acc = acc.wrapping_add(mix(7, k, u64::from(l.draws), u64::from(l.since_win)));
+    }
+    for (name, pool) in c.codes.iter() {
+        // The order of the unused codes is part of the state (the oldest goes first).
+        for (i, code) in pool.iter_unused().enumerate() {
+            acc = acc.wrapping_add(mix(8, pool.key(code), u64::from(name), i as u64));
+        }
+        for k in pool.iter_used_keys() {
+            acc = acc.wrapping_add(mix(9, k, u64::from(name), 0));
+        }
+    }
+    for (k, code) in c.reqs.iter_codes() {
+        let h = code.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        acc = acc.wrapping_add(mix(10, k, h, code.len() as u64));
     }
     (meta, acc)
 }

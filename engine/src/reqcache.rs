@@ -14,7 +14,7 @@
 
 use super::codec::{DResult, DecodeError, Reader, Writer};
 use super::segmap::SegMap;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 /// Evictions done per call: more than one insert per call, so the cache always drains faster
 /// than it fills, yet each call does a small bounded amount of work.
@@ -41,6 +41,9 @@ pub struct Remembered {
 #[derive(Clone, Default)]
 pub struct ReqCache {
     map: SegMap<Remembered>,
+    /// The code handed out by a remembered win of a code prize, by request key (only while
+    /// the request is remembered).
+    codes: HashMap<u128, Vec<u8>>,
     /// Chunks of (made, expiry, key) records, oldest first; `.0` is the chunk's next unread
     /// record.
     fifo: VecDeque<(usize, Vec<Rec>)>,
@@ -100,6 +103,9 @@ impl ReqCache {
     }
 
     pub fn insert(&mut self, key: u128, r: Remembered) {
+        if !self.codes.is_empty() {
+            self.codes.remove(&key);
+        }
         self.map.insert(key, r);
         let rec = (r.made_ms, r.expires_ms, key);
         match self.fifo.back_mut() {
@@ -139,6 +145,9 @@ impl ReqCache {
                 .is_some_and(|r| r.expires_ms == exp && r.made_ms == made)
             {
                 self.map.remove(key);
+                if !self.codes.is_empty() {
+                    self.codes.remove(&key);
+                }
             }
             *head += 1;
             if *head >= chunk.len() {
@@ -160,7 +169,26 @@ impl ReqCache {
             })
     }
 
+    /// Remembers the code a remembered win handed out (after `insert` for the same key).
+    pub fn insert_code(&mut self, key: u128, code: Vec<u8>) {
+        if self.map.get(key).is_some() {
+            self.codes.insert(key, code);
+        }
+    }
+
+    /// The code of a remembered win of a code prize.
+    pub fn code(&self, key: u128) -> Option<&[u8]> {
+        self.codes.get(&key).map(Vec::as_slice)
+    }
+
+    /// Every remembered code, by request key, in no particular order.
+    pub fn iter_codes(&self) -> impl Iterator<Item = (u128, &[u8])> + '_ {
+        self.codes.iter().map(|(k, c)| (*k, c.as_slice()))
+    }
+
     pub fn mem_bytes(&self) -> usize {
-        self.map.mem_bytes() + self.fifo.len() * (CHUNK * std::mem::size_of::<Rec>() + 24)
+        self.map.mem_bytes()
+            + self.fifo.len() * (CHUNK * std::mem::size_of::<Rec>() + 24)
+            + self.codes.values().map(|c| c.len() + 48).sum::<usize>()
     }
 }

@@ -152,6 +152,9 @@ impl Campaign {
         let i = self
             .prize_index(prize)
             .ok_or_else(|| OpError::NoSuchPrize(prize.to_vec()))?;
+        if self.prizes[i].codes {
+            return Err(OpError::CodePrize(prize.to_vec()));
+        }
         if self.prizes[i].stock.is_none() {
             return Err(OpError::InfStock(prize.to_vec()));
         }

@@ -78,6 +78,28 @@ pub const PACKED_MAX_PRIZE: u32 = 0xFFF;
 pub const PACKED_MIN_TIME: i64 = -(1 << 47);
 pub const PACKED_MAX_TIME: i64 = (1 << 47) - 1;
 
+/// Per-user lifetime counts, kept only by campaigns with a rule that needs them (GUARANTEE,
+/// AFTER, TOTAL): see `Users::set_lifetime`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UserLife {
+    /// Chances the user consumed in the campaign (since the counts are kept).
+    pub draws: u32,
+    /// Chance-consuming draws since the user's last win.
+    pub since_win: u32,
+}
+
+/// How a record is laid out in the users map: `Packed` (12 bytes) for campaigns without
+/// lifetime counts, `Lifetime` (16 bytes) for those with.
+trait Layout: Copy + Default {
+    /// The value of a record kept whole in the side map.
+    const MARK: Self;
+    fn spilled(self) -> bool;
+    /// The record of a value that is not marked.
+    fn unpack(self) -> Record;
+    /// The record in place, or None when it does not fit.
+    fn pack(r: &Record) -> Option<Self>;
+}
+
 #[derive(Clone, Copy, Default)]
 #[repr(C, packed(4))]
 struct Packed {
@@ -87,7 +109,7 @@ struct Packed {
     bonus: u16,
 }
 
-impl Packed {
+impl Layout for Packed {
     const MARK: Packed = Packed {
         tw: SPILLED << WINS_SHIFT,
         draws_today: 0,
@@ -98,7 +120,6 @@ impl Packed {
         (self.tw >> WINS_SHIFT) & WINS_MASK == SPILLED
     }
 
-    /// The record of a value that is not marked.
     fn unpack(self) -> Record {
         let tw = self.tw;
         let wins = ((tw >> WINS_SHIFT) & WINS_MASK) as u32;
@@ -112,11 +133,16 @@ impl Packed {
                 wins,
                 last_prize: (tw >> PRIZE_SHIFT) as u32,
             }),
+            life: UserLife::default(),
         }
     }
 
-    /// The record in place, or None when it does not fit.
+    /// Lifetime counts have no room here: a record with any is kept whole (only a forged
+    /// effect gives one to a campaign that does not keep them).
     fn pack(r: &Record) -> Option<Packed> {
+        if r.life != UserLife::default() {
+            return None;
+        }
         let d = r.day?;
         let t = d.last_draw_ms;
         if !(PACKED_MIN_TIME..=PACKED_MAX_TIME).contains(&t) {
@@ -142,16 +168,136 @@ impl Packed {
     }
 }
 
-/// A user's whole record: day state, wins record, either or both.
+/// `Packed` and the lifetime counts, each in 16 bits (larger counts spill like the rest).
+#[derive(Clone, Copy, Default)]
+#[repr(C, packed(4))]
+struct Lifetime {
+    base: Packed,
+    draws: u16,
+    since_win: u16,
+}
+
+impl Layout for Lifetime {
+    const MARK: Lifetime = Lifetime {
+        base: Packed::MARK,
+        draws: 0,
+        since_win: 0,
+    };
+
+    fn spilled(self) -> bool {
+        self.base.spilled()
+    }
+
+    fn unpack(self) -> Record {
+        let mut r = self.base.unpack();
+        r.life = UserLife {
+            draws: u32::from(self.draws),
+            since_win: u32::from(self.since_win),
+        };
+        r
+    }
+
+    fn pack(r: &Record) -> Option<Lifetime> {
+        let base = Packed::pack(&Record {
+            life: UserLife::default(),
+            ..*r
+        })?;
+        Some(Lifetime {
+            base,
+            draws: u16::try_from(r.life.draws).ok()?,
+            since_win: u16::try_from(r.life.since_win).ok()?,
+        })
+    }
+}
+
+/// A user's whole record: day state, wins record, either or both, and the lifetime counts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Record {
     day: Option<UserDay>,
     wins: Option<UserWins>,
+    life: UserLife,
+}
+
+/// The users map in one of the two layouts.
+#[derive(Clone)]
+enum Map {
+    Plain(SegMap<Packed>),
+    Life(SegMap<Lifetime>),
+}
+
+impl Default for Map {
+    fn default() -> Self {
+        Map::Plain(SegMap::new())
+    }
+}
+
+/// Runs `$body` with `$m` bound to the map whatever its layout.
+macro_rules! with_map {
+    ($map:expr, $m:ident => $body:expr) => {
+        match $map {
+            Map::Plain($m) => $body,
+            Map::Life($m) => $body,
+        }
+    };
+}
+
+fn expand<L: Layout>(spill: &SegMap<Record>, key: u128, p: L) -> Record {
+    if p.spilled() {
+        spill.get(key).unwrap_or_default()
+    } else {
+        p.unpack()
+    }
+}
+
+/// One write of a record, with one probe of the map (see `Users::update`).
+fn update_in<L: Layout, T: Default>(
+    map: &mut SegMap<L>,
+    spill: &mut SegMap<Record>,
+    counts: (&mut usize, &mut usize),
+    key: u128,
+    f: impl FnOnce(&mut Record) -> T,
+) -> T {
+    let (days, wins) = counts;
+    let mut out = None;
+    map.upsert(key, |old| {
+        let (mut r, was_spilled) = match old {
+            None => (Record::default(), false),
+            Some(p) if p.spilled() => (spill.get(key).unwrap_or_default(), true),
+            Some(p) => (p.unpack(), false),
+        };
+        let before = r;
+        out = Some(f(&mut r));
+        debug_assert!(r.day.is_some() || r.wins.is_some());
+        match (before.day.is_some(), r.day.is_some()) {
+            (false, true) => *days += 1,
+            (true, false) => *days -= 1,
+            _ => {}
+        }
+        match (before.wins.is_some(), r.wins.is_some()) {
+            (false, true) => *wins += 1,
+            (true, false) => *wins -= 1,
+            _ => {}
+        }
+        match L::pack(&r) {
+            Some(p) => {
+                if was_spilled {
+                    spill.remove(key);
+                }
+                p
+            }
+            None => {
+                spill.insert(key, r);
+                L::MARK
+            }
+        }
+    });
+    // `upsert` calls the closure exactly once.
+    out.unwrap_or_default()
 }
 
 #[derive(Clone, Default)]
 pub struct Users {
-    map: SegMap<Packed>,
+    map: Map,
     /// The exact records of the users marked `SPILLED` in `map`.
     spill: SegMap<Record>,
     /// Users with day state.
@@ -179,18 +325,39 @@ impl Users {
         self.spill.len()
     }
 
-    fn expand(&self, key: u128, p: Packed) -> Record {
-        if p.spilled() {
-            self.spill.get(key).unwrap_or_default()
-        } else {
-            p.unpack()
+    /// Whether the records keep lifetime counts.
+    pub fn keeps_lifetime(&self) -> bool {
+        matches!(self.map, Map::Life(_))
+    }
+
+    /// Switches the layout: with `on`, every record gets lifetime counts (0 where it had
+    /// none); without, the counts are dropped. Rewrites every record once (linear in the
+    /// users); nothing when the layout is already the one asked for.
+    pub fn set_lifetime(&mut self, on: bool) {
+        if on == self.keeps_lifetime() {
+            return;
         }
+        let old = std::mem::take(self);
+        if on {
+            self.map = Map::Life(SegMap::new());
+        }
+        let n = with_map!(&old.map, m => m.len());
+        self.reserve_for_load(n);
+        with_map!(&old.map, m => {
+            for (k, p) in m.iter() {
+                let mut r = expand(&old.spill, k, p);
+                if !on {
+                    r.life = UserLife::default();
+                }
+                self.update(k, |x| *x = r);
+            }
+        });
     }
 
     fn record(&self, key: u128) -> Record {
-        self.map
+        with_map!(&self.map, m => m
             .get(key)
-            .map_or_else(Record::default, |p| self.expand(key, p))
+            .map_or_else(Record::default, |p| expand(&self.spill, key, p)))
     }
 
     pub fn get(&self, key: u128) -> Option<UserDay> {
@@ -208,6 +375,12 @@ impl Users {
         (r.day, r.wins)
     }
 
+    /// Day state, wins record and lifetime counts (0 when not kept) with one lookup.
+    pub fn get_all(&self, key: u128) -> (Option<UserDay>, Option<UserWins>, UserLife) {
+        let r = self.record(key);
+        (r.day, r.wins, r.life)
+    }
+
     /// Changes a user's record with one probe of the map: `f` gets the record (empty for a
     /// new user) and must leave day state or a wins record in it.
     fn update<T: Default>(&mut self, key: u128, f: impl FnOnce(&mut Record) -> T) -> T {
@@ -217,41 +390,7 @@ impl Users {
             days,
             wins,
         } = self;
-        let mut out = None;
-        map.upsert(key, |old| {
-            let (mut r, was_spilled) = match old {
-                None => (Record::default(), false),
-                Some(p) if p.spilled() => (spill.get(key).unwrap_or_default(), true),
-                Some(p) => (p.unpack(), false),
-            };
-            let before = r;
-            out = Some(f(&mut r));
-            debug_assert!(r.day.is_some() || r.wins.is_some());
-            match (before.day.is_some(), r.day.is_some()) {
-                (false, true) => *days += 1,
-                (true, false) => *days -= 1,
-                _ => {}
-            }
-            match (before.wins.is_some(), r.wins.is_some()) {
-                (false, true) => *wins += 1,
-                (true, false) => *wins -= 1,
-                _ => {}
-            }
-            match Packed::pack(&r) {
-                Some(p) => {
-                    if was_spilled {
-                        spill.remove(key);
-                    }
-                    p
-                }
-                None => {
-                    spill.insert(key, r);
-                    Packed::MARK
-                }
-            }
-        });
-        // `upsert` calls the closure exactly once.
-        out.unwrap_or_default()
+        with_map!(map, m => update_in(m, spill, (days, wins), key, f))
     }
 
     /// Sets a user's day state (a wins record is kept).
@@ -274,12 +413,61 @@ impl Users {
         });
     }
 
+    /// Sets the day state, the wins record when given, and the lifetime counts when the
+    /// records keep them (an applied effect).
+    pub fn insert_all(&mut self, key: u128, d: UserDay, w: Option<UserWins>, life: UserLife) {
+        let keep = self.keeps_lifetime();
+        self.update(key, |r| {
+            r.day = Some(d);
+            if w.is_some() {
+                r.wins = w;
+            }
+            if keep {
+                r.life = life;
+            }
+        });
+    }
+
+    /// Sets a user's lifetime counts (a loaded chunk); ignored unless the records keep them.
+    /// A user without a record gets all-zero day state.
+    pub fn insert_life(&mut self, key: u128, life: UserLife) {
+        if !self.keeps_lifetime() {
+            return;
+        }
+        self.update(key, |r| {
+            if r.day.is_none() && r.wins.is_none() {
+                r.day = Some(UserDay::default());
+            }
+            r.life = life;
+        });
+    }
+
     /// A draw's write, with one lookup: the day state, and when the draw won `prize`
     /// (interned name + 1), one more win with `prize` as the last prize. Returns the wins
     /// record after a win.
     pub fn commit_draw(&mut self, key: u128, d: UserDay, prize: Option<u32>) -> Option<UserWins> {
         self.update(key, |r| {
             r.day = Some(d);
+            let name = prize?;
+            let mut w = r.wins.unwrap_or_default();
+            w.wins = w.wins.saturating_add(1);
+            w.last_prize = name;
+            r.wins = Some(w);
+            Some(w)
+        })
+    }
+
+    /// `commit_draw` that also sets the lifetime counts (campaigns that keep them).
+    pub fn commit_draw_life(
+        &mut self,
+        key: u128,
+        d: UserDay,
+        prize: Option<u32>,
+        life: UserLife,
+    ) -> Option<UserWins> {
+        self.update(key, |r| {
+            r.day = Some(d);
+            r.life = life;
             let name = prize?;
             let mut w = r.wins.unwrap_or_default();
             w.wins = w.wins.saturating_add(1);
@@ -298,18 +486,35 @@ impl Users {
         });
     }
 
+    /// Every record as (key, record), in the map's order or scattered.
+    fn records(&self, scattered: bool) -> Box<dyn Iterator<Item = (u128, Record)> + '_> {
+        let spill = &self.spill;
+        with_map!(&self.map, m => {
+            if scattered {
+                Box::new(m.iter_scattered().map(move |(k, p)| (k, expand(spill, k, p))))
+            } else {
+                Box::new(m.iter().map(move |(k, p)| (k, expand(spill, k, p))))
+            }
+        })
+    }
+
     /// Users with day state, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (u128, UserDay)> + '_ {
-        self.map
-            .iter()
-            .filter_map(move |(k, p)| Some((k, self.expand(k, p).day?)))
+        self.records(false).filter_map(|(k, r)| Some((k, r.day?)))
     }
 
     /// See `SegMap::iter_scattered`: the order to save in.
     pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, UserDay)> + '_ {
-        self.map
-            .iter_scattered()
-            .filter_map(move |(k, p)| Some((k, self.expand(k, p).day?)))
+        self.records(true).filter_map(|(k, r)| Some((k, r.day?)))
+    }
+
+    /// Users with nonzero lifetime counts (none unless the records keep them), scattered.
+    pub fn iter_life(&self) -> impl Iterator<Item = (u128, UserLife)> + '_ {
+        let keep = self.keeps_lifetime();
+        self.records(true)
+            .take_while(move |_| keep)
+            .filter(|(_, r)| r.life != UserLife::default())
+            .map(|(k, r)| (k, r.life))
     }
 
     /// The users with a wins record.
@@ -318,12 +523,12 @@ impl Users {
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.map.mem_bytes() + self.spill.mem_bytes()
+        with_map!(&self.map, m => m.mem_bytes()) + self.spill.mem_bytes()
     }
 
     /// See `SegMap::reserve_for_load`.
     pub fn reserve_for_load(&mut self, n: usize) {
-        self.map.reserve_for_load(n);
+        with_map!(&mut self.map, m => m.reserve_for_load(n));
     }
 }
 
@@ -350,10 +555,9 @@ impl<'a> Winners<'a> {
     pub fn iter(&self) -> impl Iterator<Item = (u128, UserWins)> + 'a {
         let u = self.0;
         let any = u.wins > 0;
-        u.map
-            .iter()
+        u.records(false)
             .take_while(move |_| any)
-            .filter_map(move |(k, p)| Some((k, u.expand(k, p).wins?)))
+            .filter_map(|(k, r)| Some((k, r.wins?)))
     }
 
     /// In the users map's scattered order (see `SegMap::iter_scattered`): the order to save
@@ -361,10 +565,9 @@ impl<'a> Winners<'a> {
     pub fn iter_scattered(&self) -> impl Iterator<Item = (u128, UserWins)> + 'a {
         let u = self.0;
         let any = u.wins > 0;
-        u.map
-            .iter_scattered()
+        u.records(true)
             .take_while(move |_| any)
-            .filter_map(move |(k, p)| Some((k, u.expand(k, p).wins?)))
+            .filter_map(|(k, r)| Some((k, r.wins?)))
     }
 }
 
@@ -372,6 +575,13 @@ impl<'a> Winners<'a> {
 mod tests {
     use super::*;
     use crate::limits::MAX_NAMES;
+
+    fn plain(u: &Users) -> &SegMap<Packed> {
+        match &u.map {
+            Map::Plain(m) => m,
+            Map::Life(_) => panic!("not the plain layout"),
+        }
+    }
 
     #[test]
     fn counts_never_truncate() {
@@ -425,8 +635,8 @@ mod tests {
     /// side map exactly when its record is marked, and only records that do not fit are.
     fn check(u: &Users) {
         let (mut days, mut wins) = (0, 0);
-        for (k, p) in u.map.iter() {
-            let r = u.expand(k, p);
+        for (k, p) in plain(u).iter() {
+            let r = expand(&u.spill, k, p);
             assert!(r.day.is_some() || r.wins.is_some());
             days += usize::from(r.day.is_some());
             wins += usize::from(r.wins.is_some());
@@ -445,7 +655,7 @@ mod tests {
         assert_eq!(u.winners().iter().count(), u.winners().len());
         assert_eq!(u.winners().iter_scattered().count(), u.winners().len());
         for (k, _) in u.spill.iter() {
-            assert!(u.map.get(k).is_some_and(Packed::spilled));
+            assert!(plain(u).get(k).is_some_and(Packed::spilled));
         }
     }
 
@@ -544,6 +754,7 @@ mod tests {
                 wins: 1,
                 last_prize: 3,
             }),
+            life: UserLife::default(),
         };
         let p = Packed::pack(&r).unwrap();
         assert!(!p.spilled());
@@ -573,7 +784,7 @@ mod tests {
             assert_eq!(u.get(k), d);
             assert_eq!(u.get_wins(k), w);
             assert_eq!(u.winners().get(k), w);
-            let spilled = u.map.get(k).unwrap().spilled();
+            let spilled = plain(&u).get(k).unwrap().spilled();
             assert_eq!(spilled, !fits(d, w), "{d:?} {w:?}");
         }
         check(&u);
@@ -804,7 +1015,7 @@ mod tests {
         for (k, v) in &model {
             assert_eq!(u.get_both(*k), *v);
         }
-        assert_eq!(u.map.len(), model.len());
+        assert_eq!(plain(&u).len(), model.len());
     }
 
     /// A flash sale's buyer (one win, small values) costs what a user who lost costs.
@@ -828,5 +1039,131 @@ mod tests {
         assert_eq!(winners.winners().len(), 100_000);
         assert_eq!(losers.winners().len(), 0);
         assert_eq!(winners.len(), 100_000);
+    }
+
+    /// The lifetime layout: 16-byte records, counts exact past 16 bits (spilled), the switch
+    /// both ways keeping every other value, and a dense map at scale.
+    #[test]
+    fn lifetime_layout() {
+        assert_eq!(std::mem::size_of::<Lifetime>(), 16);
+        let mut u = Users::new();
+        let d = UserDay {
+            last_draw_ms: 1_700_000_000_000,
+            draws_today: 2,
+            bonus: 1,
+        };
+        let w = UserWins {
+            wins: 1,
+            last_prize: 2,
+        };
+        u.insert_both(1, d, Some(w));
+        u.insert(2, d);
+        // Not kept: the counts are ignored.
+        u.insert_life(
+            1,
+            UserLife {
+                draws: 5,
+                since_win: 1,
+            },
+        );
+        assert_eq!(u.get_all(1), (Some(d), Some(w), UserLife::default()));
+        u.set_lifetime(true);
+        assert!(u.keeps_lifetime());
+        assert_eq!(u.get_all(1), (Some(d), Some(w), UserLife::default()));
+        let big = UserLife {
+            draws: 70_000,
+            since_win: u32::MAX,
+        };
+        u.insert_life(1, big);
+        u.insert_life(
+            3,
+            UserLife {
+                draws: 1,
+                since_win: 1,
+            },
+        );
+        assert_eq!(u.get_all(1), (Some(d), Some(w), big));
+        assert_eq!(u.spilled(), 1);
+        assert_eq!(
+            u.get_all(3),
+            (
+                Some(UserDay::default()),
+                None,
+                UserLife {
+                    draws: 1,
+                    since_win: 1
+                }
+            )
+        );
+        let got = u.commit_draw_life(
+            2,
+            d,
+            Some(4),
+            UserLife {
+                draws: 9,
+                since_win: 0,
+            },
+        );
+        assert_eq!(
+            got,
+            Some(UserWins {
+                wins: 1,
+                last_prize: 4
+            })
+        );
+        let mut life: Vec<_> = u.iter_life().collect();
+        life.sort_by_key(|e| e.0);
+        assert_eq!(
+            life,
+            vec![
+                (1, big),
+                (
+                    2,
+                    UserLife {
+                        draws: 9,
+                        since_win: 0
+                    }
+                ),
+                (
+                    3,
+                    UserLife {
+                        draws: 1,
+                        since_win: 1
+                    }
+                )
+            ]
+        );
+        assert_eq!((u.len(), u.winners().len()), (3, 2));
+        u.insert_life(
+            1,
+            UserLife {
+                draws: 3,
+                since_win: 3,
+            },
+        );
+        assert_eq!(u.spilled(), 0);
+        u.set_lifetime(false);
+        assert_eq!(u.get_all(1), (Some(d), Some(w), UserLife::default()));
+        assert_eq!(u.iter_life().count(), 0);
+        assert_eq!((u.len(), u.winners().len(), u.spilled()), (3, 2, 0));
+
+        let n = 300_000u128;
+        let mut v = Users::new();
+        v.set_lifetime(true);
+        for k in 1..=n {
+            let key = k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835);
+            v.commit_draw_life(
+                key,
+                d,
+                None,
+                UserLife {
+                    draws: 3,
+                    since_win: 3,
+                },
+            );
+        }
+        let per = v.mem_bytes() as f64 / n as f64;
+        assert!(per < 40.0, "{per} bytes per user");
+        assert_eq!(v.spilled(), 0);
     }
 }

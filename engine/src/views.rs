@@ -1,7 +1,7 @@
 //! Reads: the campaign's state name, LOTTERY.USER's view of a user, the penalty box, and the
 //! heap size for MEMORY USAGE.
 
-use super::campaign::{day_of, Campaign, IdEntry, Prize};
+use super::campaign::{Campaign, IdEntry, Prize};
 
 impl Campaign {
     pub fn state_name(&self, now: i64) -> &'static str {
@@ -23,8 +23,7 @@ impl Campaign {
     /// LOTTERY.USER values: draws_today, chances_left, bonus, wins, last_prize (interned),
     /// last_draw_ms, cooldown_left_ms, banned_until_ms.
     pub fn user_view(&self, user: u128, now: i64) -> UserView {
-        let today = day_of(now, self.rules.dayoffset_min);
-        let (day, w) = self.user_state(user, now);
+        let (day, w, life) = self.user_state(user, now);
         let cooldown_left = if day.last_draw_ms != 0 {
             let cd = i64::try_from(self.rules.cooldown_ms).unwrap_or(i64::MAX);
             day.last_draw_ms
@@ -37,7 +36,7 @@ impl Campaign {
         let banned_until = self.bans.get(user).filter(|&u| u > now).unwrap_or(0);
         UserView {
             draws_today: day.draws_today,
-            chances_left: self.chances_left(&day, today),
+            chances_left: self.chances_left(&day, &life, self.period_of(now)),
             bonus: day.bonus,
             wins: w.wins,
             last_prize: w.last_prize,
@@ -45,6 +44,8 @@ impl Campaign {
             cooldown_left_ms: cooldown_left,
             banned_until_ms: banned_until,
             admit_waiting: self.admit_waiting(user, now),
+            draws_total: life.draws,
+            draws_since_win: life.since_win,
         }
     }
 
@@ -70,6 +71,14 @@ impl Campaign {
             + self.bans.mem_bytes()
             + self.reqs.mem_bytes()
             + self.table.mem_bytes()
+            + self.table_weights.capacity() * 4
+            + self
+                .tier_tables
+                .iter()
+                .flatten()
+                .map(|(t, w)| t.mem_bytes() + w.capacity() * 4)
+                .sum::<usize>()
+            + self.codes.mem_bytes()
             + self.transfers.mem_bytes()
             + self.clients.mem_bytes()
             + self.waiting.mem_bytes()
@@ -109,4 +118,7 @@ pub struct UserView {
     pub banned_until_ms: i64,
     /// Turned away by ADMIT, waiting for the next try (which passes with p2).
     pub admit_waiting: bool,
+    /// Lifetime counts (0 unless the campaign keeps them).
+    pub draws_total: u32,
+    pub draws_since_win: u32,
 }

@@ -17,6 +17,8 @@ fn table(prefix: &str, n: usize, stock: Option<u64>) -> Vec<PrizeSpec> {
             id: format!("{prefix}{i}").into_bytes(),
             weight: 1 + (i % 7) as u32,
             stock,
+            after: 0,
+            codes: false,
         })
         .collect()
 }
@@ -273,6 +275,8 @@ fn random_tables_match_a_model() {
                 id: id.clone(),
                 weight: 1,
                 stock: Some(rng.random_range(0..5)),
+                after: 0,
+                codes: false,
             })
             .collect();
         match c.as_mut() {

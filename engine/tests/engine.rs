@@ -34,6 +34,8 @@ fn prize(id: &str, weight: u32, stock: Option<u64>) -> PrizeSpec {
         id: id.as_bytes().to_vec(),
         weight,
         stock,
+        after: 0,
+        codes: false,
     }
 }
 
@@ -282,7 +284,7 @@ fn daily_quota_days_and_dayoffset() {
     assert_eq!(r.outcome, Outcome::Quota);
     assert_eq!(r.wait_ms, midnight + day - (before + 1000));
     assert_eq!(day_of(-1, 0), -1);
-    assert_eq!(ms_to_next_day(0, 0), day);
+    assert_eq!(Period::Day.ms_to_next(0, 0), day);
 }
 
 #[test]

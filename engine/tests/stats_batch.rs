@@ -189,10 +189,16 @@ fn draw_effect_v4_carries_the_entry_and_older_versions_still_decode() {
             assert!(Effect::decode(&bytes[..cut]).is_err());
         }
     }
-    // a version 3 draw effect (no entry byte) decodes with no entry
+    // a version 4 draw effect (no lifetime counts, no code: two bytes less before the entry)
+    // and a version 3 one (no entry byte either) decode with none of them
     d.entry = None;
-    let mut v3 = Effect::Draw(d.clone()).encode();
-    assert_eq!(v3.pop(), Some(0));
+    let mut v5 = Effect::Draw(d.clone()).encode();
+    assert_eq!(v5.split_off(v5.len() - 3), vec![0, 0, 0]);
+    let mut v4 = v5.clone();
+    v4.push(0);
+    v4[0] = 4;
+    assert_eq!(Effect::decode(&v4).unwrap(), Effect::Draw(d.clone()));
+    let mut v3 = v5;
     v3[0] = 3;
     let back = Effect::decode(&v3).unwrap();
     let Effect::Draw(b) = back else { panic!() };
@@ -214,7 +220,7 @@ fn draw_effect_v4_carries_the_entry_and_older_versions_still_decode() {
 #[test]
 fn entry_layout_orders_the_fields() {
     let names = |r, t| {
-        let (f, n) = entry_layout(r, t);
+        let (f, n) = entry_layout(false, r, t);
         f[..n].iter().map(|(name, _)| *name).collect::<Vec<_>>()
     };
     assert_eq!(
@@ -233,15 +239,21 @@ fn entry_layout_orders_the_fields() {
         names(true, true),
         [&b"user"[..], b"prize", b"draw", b"reqid", b"ts"].to_vec()
     );
-    let (f, n) = entry_layout(true, true);
+    let (f, n) = entry_layout(true, true, true);
     assert_eq!(
         f[..n].iter().map(|(_, k)| *k).collect::<Vec<_>>(),
         vec![
             EntryField::User,
             EntryField::Prize,
             EntryField::Draw,
+            EntryField::Code,
             EntryField::Reqid,
             EntryField::Ts
         ]
+    );
+    let (f, n) = entry_layout(true, false, false);
+    assert_eq!(
+        f[..n].iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        [&b"user"[..], b"prize", b"draw", b"code"].to_vec()
     );
 }

@@ -17,11 +17,15 @@ fn shard(stock: u64) -> Campaign {
                 id: b"gold".to_vec(),
                 weight: 1,
                 stock: Some(stock),
+                after: 0,
+                codes: false,
             },
             PrizeSpec {
                 id: b"pt".to_vec(),
                 weight: 1,
                 stock: None,
+                after: 0,
+                codes: false,
             },
         ]),
         nothing: Some(2),
@@ -311,6 +315,8 @@ fn transfer_effect_on_wrong_prize_is_refused() {
                 id: b"pt".to_vec(),
                 weight: 1,
                 stock: Some(1),
+                after: 0,
+                codes: false,
             }]),
             ..Default::default()
         })

@@ -24,6 +24,8 @@ fn prize(id: &str, weight: u32, stock: Option<u64>) -> PrizeSpec {
         id: id.as_bytes().to_vec(),
         weight,
         stock,
+        after: 0,
+        codes: false,
     }
 }
 

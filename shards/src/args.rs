@@ -2,6 +2,7 @@
 //! need no server.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use lottery_cluster::configure::ConfigureOptions;
@@ -9,6 +10,7 @@ use lottery_cluster::descriptor::MAX_SHARDS;
 use lottery_shards::cluster::normalise_seed;
 use lottery_shards::error::{Error, Result};
 
+use crate::commands::codes::{DEFAULT_BATCH, MAX_BATCH};
 use crate::commands::{name_ok, restock::parse_delta};
 
 #[derive(Parser)]
@@ -101,6 +103,31 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The code pools of CODES prizes: add codes over the shards, count them
+    Codes {
+        #[command(subcommand)]
+        cmd: CodesCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CodesCmd {
+    /// Add the codes of FILE (one per line; `-`: stdin) to PRIZE, each on the shard it routes to
+    Add {
+        name: String,
+        prize: String,
+        #[arg(value_parser = clap::value_parser!(PathBuf))]
+        file: PathBuf,
+        /// Codes per LOTTERY.CODES ADD (1..=100000)
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH,
+              value_parser = clap::value_parser!(u64).range(1..=MAX_BATCH))]
+        batch: u64,
+        /// Run even while a rebalance holds the mover lease
+        #[arg(long)]
+        force: bool,
+    },
+    /// Every shard's unused codes of PRIZE, and their sum
+    Count { name: String, prize: String },
 }
 
 /// `--every-ms` bounds: no busy loop (a round every 10 ms at most), no lease longer than
@@ -151,7 +178,10 @@ pub fn check(cmd: &Cmd) -> Result<()> {
         | Cmd::Pause { name }
         | Cmd::Resume { name }
         | Cmd::Rebalance { name, .. }
-        | Cmd::Check { name, .. } => name_ok(name)?,
+        | Cmd::Check { name, .. }
+        | Cmd::Codes {
+            cmd: CodesCmd::Add { name, .. } | CodesCmd::Count { name, .. },
+        } => name_ok(name)?,
     }
     if let Cmd::Restock { delta, .. } = cmd {
         parse_delta(delta)?;
@@ -221,5 +251,69 @@ mod tests {
                 .is_err()
         );
         assert_eq!(seeds(&["a:1,redis://b:2".into()]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn codes_subcommands() {
+        let cli = Cli::try_parse_from(["x", "codes", "add", "s", "card", "-"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Codes { cmd: CodesCmd::Add { ref name, ref prize, ref file, batch: 1000, force: false } }
+                if name == "s" && prize == "card" && file.as_os_str() == "-"
+        ));
+        let cli = Cli::try_parse_from([
+            "x", "codes", "add", "s", "card", "f.txt", "--batch", "5", "--force",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Codes {
+                cmd: CodesCmd::Add {
+                    batch: 5,
+                    force: true,
+                    ..
+                }
+            }
+        ));
+        for bad in ["0", "100001", "-1", "x"] {
+            assert!(
+                Cli::try_parse_from(["x", "codes", "add", "s", "p", "f", "--batch", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Cli::try_parse_from(["x", "codes", "add", "s", "p"]).is_err());
+        let cli = Cli::try_parse_from(["x", "codes", "count", "s", "card"]).unwrap();
+        assert!(matches!(
+            cli.cmd,
+            Cmd::Codes {
+                cmd: CodesCmd::Count { .. }
+            }
+        ));
+        assert!(check(&cli.cmd).is_ok());
+        let cli = Cli::try_parse_from(["x", "codes", "count", "bad name", "card"]).unwrap();
+        assert!(check(&cli.cmd).is_err());
+    }
+
+    #[test]
+    fn new_configure_options_are_checked() {
+        let ok = |opts: &[&str]| {
+            let mut a = vec!["x", "configure", "s", "--"];
+            a.extend_from_slice(opts);
+            check(&Cli::try_parse_from(a).unwrap().cmd)
+        };
+        assert!(ok(&[
+            "PRIZE",
+            "card",
+            "1",
+            "CODES",
+            "AFTER",
+            "3",
+            "GUARANTEE",
+            "10"
+        ])
+        .is_ok());
+        assert!(ok(&["TIER", "vip", "PRIZE-WEIGHT", "card", "5", "TOTAL", "INF"]).is_ok());
+        assert!(ok(&["GUARANTEE", "10", "PRIZES", "2", "a"]).is_err());
+        assert!(ok(&["PERIOD"]).is_err());
     }
 }

@@ -4,10 +4,10 @@
 //!
 //! - `rebalance` sets it to its run id with `PX <lease>` at start, overwriting a mover's lease
 //!   (a restarted mover takes over from a crashed one at once), but waiting while
-//!   `configure-<pid>` / `restock-<pid>` holds it; it refreshes it before every round and every
+//!   `configure-<pid>` / `restock-<pid>` / `codes-<pid>` holds it; it refreshes it before every round and every
 //!   transfer (only its own: compare-and-PEXPIRE; a lease that expired meanwhile is taken
 //!   again) and deletes it at exit (compare-and-DEL).
-//! - `configure` / `restock` take it only when it is free (or already theirs), refuse otherwise
+//! - `configure` / `restock` / `codes add` take it only when it is free (or already theirs), refuse otherwise
 //!   (unless `--force`), and delete it at the end.
 //!
 //! Every script reads the key with GET first, so a key of another type (a campaign named
@@ -35,22 +35,26 @@ pub fn lease_ms(every_ms: Option<u64>) -> u64 {
     every_ms.map_or(MIN_LEASE_MS, |ms| ms.saturating_mul(3).max(MIN_LEASE_MS))
 }
 
-/// The holder id of `configure` / `restock` (`configure-<pid>`).
+/// The holder id of `configure` / `restock` / `codes add` (`configure-<pid>`, `codes-<pid>`).
 pub fn tool_id(tool: &str) -> String {
     format!("{tool}-{}", std::process::id())
 }
 
-/// Whether a lease holder is a `configure` or `restock` (a starting mover waits for those).
+/// Whether a lease holder is a `configure`, `restock` or `codes add` (a starting mover waits
+/// for those).
 pub fn is_tool(holder: &str) -> bool {
-    holder.starts_with("configure-") || holder.starts_with("restock-")
+    holder.starts_with("configure-")
+        || holder.starts_with("restock-")
+        || holder.starts_with("codes-")
 }
 
-/// ARGV: id, ms. Takes the lease unless `configure`/`restock` holds it; returns
+/// ARGV: id, ms. Takes the lease unless `configure`/`restock`/`codes add` holds it; returns
 /// {'taken', previous holder or '', its PTTL} or {'busy', holder, PTTL}.
 const TAKE_FOR_MOVER: &str = "local h = redis.call('GET', KEYS[1]) \
      local t = redis.call('PTTL', KEYS[1]) \
      if h and h ~= ARGV[1] and (string.sub(h, 1, 10) == 'configure-' \
-        or string.sub(h, 1, 8) == 'restock-') then return {'busy', h, t} end \
+        or string.sub(h, 1, 8) == 'restock-' or string.sub(h, 1, 6) == 'codes-') then \
+        return {'busy', h, t} end \
      redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) \
      return {'taken', h or '', t}";
 
@@ -101,7 +105,9 @@ pub fn left(pttl: i64) -> String {
 /// Who holds the lease, for `configure`/`restock`: "a rebalance is running (run <id>, lease
 /// <n> ms left)".
 pub fn busy_what(holder: &str, pttl: i64) -> String {
-    if is_tool(holder) {
+    if holder.starts_with("codes-") {
+        format!("a codes add is running ({holder}, {})", left(pttl))
+    } else if is_tool(holder) {
         format!(
             "another configure or restock is running ({holder}, {})",
             left(pttl)
@@ -262,7 +268,7 @@ mod tests {
     #[test]
     fn keys_and_holders() {
         assert_eq!(lease_key("spring"), "lottery:shards:spring:mover");
-        assert!(is_tool("configure-12") && is_tool("restock-7"));
+        assert!(is_tool("configure-12") && is_tool("restock-7") && is_tool("codes-3"));
         assert!(!is_tool("1700000000000-12") && !is_tool("configure") && !is_tool(""));
         assert!(tool_id("restock").starts_with("restock-"));
     }
@@ -300,6 +306,10 @@ mod tests {
             "a rebalance is running (run 17-3, lease 4200 ms left): stop it first, or pass --force"
         );
         assert!(busy_message("restock-5", 10).starts_with("another configure or restock"));
+        assert_eq!(
+            busy_message("codes-8", 10),
+            "a codes add is running (codes-8, lease 10 ms left): wait for it, or pass --force"
+        );
         assert!(busy_message("x", -1).contains("lease without expiry"));
     }
 }

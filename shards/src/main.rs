@@ -15,8 +15,8 @@ use clap::Parser;
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result, SIGNAL_EXIT_BASE};
 
-use args::{Cli, Cmd};
-use commands::{configure, create, inspect, pause, rebalance, restock};
+use args::{Cli, Cmd, CodesCmd};
+use commands::{codes, configure, create, inspect, pause, rebalance, restock};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -103,5 +103,20 @@ fn run(cli: Cli) -> Result<u8> {
             stop,
         ),
         Cmd::Check { name, json } => inspect::check(&mut c, &name, json),
+        Cmd::Codes {
+            cmd:
+                CodesCmd::Add {
+                    name,
+                    prize,
+                    file,
+                    batch,
+                    force,
+                },
+        } => configure::with_tool_lease(&mut c, &name, "codes", force, |c, l| {
+            codes::add(c, &name, &prize, &file, batch, l)
+        }),
+        Cmd::Codes {
+            cmd: CodesCmd::Count { name, prize },
+        } => codes::count(&mut c, &name, &prize),
     }
 }

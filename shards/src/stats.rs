@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value as Json};
 
 use lottery_cluster::descriptor::{Descriptor, Stock};
 
-/// One row of STATS' `prizes`: `[id, weight, stock (-1 INF), sold]`.
+/// One row of STATS' `prizes`: `[id, weight, stock (-1 INF), sold, ...]` (later fields, such
+/// as a prize's `AFTER` and whether its stock is a code pool, are not needed here).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrizeRow {
     pub id: String,
@@ -68,7 +69,7 @@ impl ShardStats {
                 };
                 for row in rows {
                     let parsed = match row {
-                        Value::Array(r) if r.len() == 4 => (|| {
+                        Value::Array(r) if r.len() >= 4 => (|| {
                             Some(PrizeRow {
                                 id: text(&r[0])?,
                                 weight: int(&r[1])?,

@@ -84,7 +84,16 @@ fn append_entry(
         .and_then(|p| c.prizes().get(p.index as usize))
         .map(|p| p.id.as_slice());
     let ok = prize.is_some_and(|prize| {
-        crate::replication::append_entry(ctx, &c.rules().stream, prize, e, user, reqid, notify)
+        crate::replication::append_entry(
+            ctx,
+            &c.rules().stream,
+            prize,
+            e,
+            d.code.as_deref(),
+            user,
+            reqid,
+            notify,
+        )
     });
     if ok {
         c.host.last_entry = Some(StreamId {

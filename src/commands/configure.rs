@@ -33,6 +33,7 @@ pub static CONFIGURE: Command = Command {
                 Arg::string(c"id"),
                 Arg::integer(c"weight"),
                 Arg::string(c"stock"),
+                Arg::integer(c"after").tok(c"AFTER").opt(),
             ],
         )
         .tok(c"PRIZE")
@@ -109,6 +110,65 @@ pub static CONFIGURE: Command = Command {
             ],
         )
         .tok(c"PACE")
+        .opt()
+        .multi(),
+        Arg::oneof(
+            c"guarantee",
+            &[
+                Arg::block(
+                    c"rule",
+                    &[
+                        Arg::integer(c"n"),
+                        Arg::block(
+                            c"listed",
+                            &[Arg::integer(c"count"), Arg::string(c"prize").multi()],
+                        )
+                        .tok(c"PRIZES")
+                        .opt(),
+                    ],
+                ),
+                Arg::pure(c"off", c"OFF"),
+            ],
+        )
+        .tok(c"GUARANTEE")
+        .opt(),
+        Arg::string(c"total").tok(c"TOTAL").opt(),
+        Arg::oneof(
+            c"period",
+            &[
+                Arg::pure(c"day", c"DAY"),
+                Arg::pure(c"week", c"WEEK"),
+                Arg::pure(c"month", c"MONTH"),
+            ],
+        )
+        .tok(c"PERIOD")
+        .opt(),
+        Arg::block(
+            c"tier",
+            &[
+                Arg::string(c"name"),
+                Arg::oneof(
+                    c"table",
+                    &[
+                        Arg::block(
+                            c"weights",
+                            &[
+                                Arg::block(
+                                    c"prize-weight",
+                                    &[Arg::string(c"id"), Arg::integer(c"weight")],
+                                )
+                                .tok(c"PRIZE-WEIGHT")
+                                .opt()
+                                .multi(),
+                                Arg::integer(c"nothing").tok(c"NOTHING").opt(),
+                            ],
+                        ),
+                        Arg::pure(c"off", c"OFF"),
+                    ],
+                ),
+            ],
+        )
+        .tok(c"TIER")
         .opt()
         .multi(),
     ],

@@ -6,7 +6,8 @@
 //! replicated command per draw. The effects go as absolute values; a refusal that changed
 //! only a statistics counter goes out with the event loop iteration's batch (`stats_sync`).
 //!
-//! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance].
+//! Reply: [outcome, prize id|nil, win id|nil, chances left today, ms until the next chance],
+//! and a sixth element, the code, for a win of a code prize (a REQID replay of one too).
 //! The arguments are described in `DRAW` below; the options are parsed by
 //! `parse::draw_options`.
 //!
@@ -37,6 +38,7 @@ pub static DRAW: Command = Command {
         Arg::string(c"user"),
         Arg::string(c"request-id").tok(c"REQID").opt(),
         Arg::string(c"client-id").tok(c"CLIENT").opt(),
+        Arg::string(c"tier").tok(c"TIER").opt(),
     ],
 };
 
@@ -46,11 +48,11 @@ fn fail(m: impl Into<String>) -> Failure {
 
 fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let (key_arg, user_arg, opts) = match args {
-        [_, k, u, rest @ ..] if rest.len() <= 4 => (*k, *u, rest),
+        [_, k, u, rest @ ..] if rest.len() <= 6 => (*k, *u, rest),
         _ => return Err(Failure::Arity),
     };
-    // The options as bytes, on the stack (at most 4 of them).
-    let mut bytes: [&[u8]; 4] = [&[]; 4];
+    // The options as bytes, on the stack (at most 6 of them).
+    let mut bytes: [&[u8]; 6] = [&[]; 6];
     for (b, &a) in bytes.iter_mut().zip(opts) {
         *b = a.bytes();
     }
@@ -78,7 +80,15 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let ukey = c.user_key(user);
     let rkey = reqid.map(|r| c.request_key(ukey, r));
     let ckey = client.map(|cl| c.client_key(cl));
-    let plan = rng::with(|g| c.plan_draw_from(ukey, rkey, ckey, now, g))
+    let tier = match o.tier {
+        Some(t) => Some(
+            c.rules()
+                .tier_index(t)
+                .ok_or_else(|| fail(format!("ERR no such tier '{}'", parse::shown(t))))?,
+        ),
+        None => None,
+    };
+    let plan = rng::with(|g| c.plan_draw_tier(ukey, rkey, ckey, tier, now, g))
         .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
     let replay = matches!(plan, Plan::Replay(_));
     let won = match plan {
@@ -91,10 +101,24 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
                 // Only a statistics counter changed: it goes out with the iteration's batch.
                 replication::signal_modified(ctx, key_arg);
                 stats_sync::note(ctx, key_arg, c);
-                finish(ctx, key_arg, c, &r, replay, won);
+                finish(
+                    ctx,
+                    key_arg,
+                    c,
+                    &r,
+                    replay,
+                    won,
+                    replayed_code(c, &plan, rkey),
+                );
                 return Ok(());
             }
-            (r, c.count(&plan, now))
+            // A copy: counting may evict other remembered requests.
+            let code = replayed_code(c, &plan, rkey).map(<[u8]>::to_vec);
+            let effect = c.count(&plan, now);
+            replication::replicate_str(ctx, key_arg, &effect);
+            stats_sync::renote(ctx, key_arg, c);
+            finish(ctx, key_arg, c, &r, replay, won, code.as_deref());
+            return Ok(());
         }
         Plan::Pass { prize, seq, .. } => {
             let mut entry = None;
@@ -108,6 +132,7 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
                         prize: &p.id,
                         draw: seq,
                         reqid: reqid_arg,
+                        code: prize.and_then(|i| c.next_code(i)),
                         now,
                         hint: c.host.last_entry,
                     };
@@ -130,7 +155,11 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
                     d.entry = entry;
                     replication::replicate_win(ctx, key_arg, &effect, user_arg, reqid_arg);
                     stats_sync::renote(ctx, key_arg, c);
-                    finish(ctx, key_arg, c, &reply, replay, won);
+                    let code = match &effect {
+                        Effect::Draw(d) => d.code.as_deref(),
+                        _ => None,
+                    };
+                    finish(ctx, key_arg, c, &reply, replay, won, code);
                     return Ok(());
                 }
             }
@@ -140,8 +169,16 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let (reply, effect) = effect;
     replication::replicate_str(ctx, key_arg, &effect);
     stats_sync::renote(ctx, key_arg, c);
-    finish(ctx, key_arg, c, &reply, replay, won);
+    finish(ctx, key_arg, c, &reply, replay, won, None);
     Ok(())
+}
+
+/// The code of the win a REQID replay answers again (a code prize's win), if any.
+fn replayed_code<'c>(c: &'c Campaign, plan: &Plan, rkey: Option<u128>) -> Option<&'c [u8]> {
+    match plan {
+        Plan::Replay(_) => c.reqs().code(rkey?),
+        _ => None,
+    }
 }
 
 /// What every draw does last: metrics, the sold-out event, the reply.
@@ -152,14 +189,15 @@ fn finish(
     reply: &DrawReply,
     replay: bool,
     won: Option<usize>,
+    code: Option<&[u8]>,
 ) {
     crate::metrics::record(reply.outcome, replay);
     crate::notify::soldout_if_empty(ctx, key, c, won);
-    reply_draw(ctx, c, reply);
+    reply_draw(ctx, c, reply, code);
 }
 
-fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {
-    entry::reply_array(ctx, 5);
+fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply, code: Option<&[u8]>) {
+    entry::reply_array(ctx, if code.is_some() { 6 } else { 5 });
     entry::reply_bulk(ctx, r.outcome.name().as_bytes());
     match c.name(r.prize) {
         Some(id) => entry::reply_bulk(ctx, id),
@@ -175,4 +213,7 @@ fn reply_draw(ctx: &Context, c: &Campaign, r: &DrawReply) {
     };
     entry::reply_int(ctx, r.chances_left);
     entry::reply_int(ctx, r.wait_ms);
+    if let Some(code) = code {
+        entry::reply_bulk(ctx, code);
+    }
 }

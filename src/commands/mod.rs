@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod ban;
+pub mod codes;
 pub mod configure;
 pub mod debug;
 pub mod drain;
@@ -105,7 +106,7 @@ pub fn after_key(args: &[RedisString]) -> Result<Vec<&[u8]>, RedisError> {
 }
 
 /// Every command's description, in registration order (LOTTERY.DRAW first: the hot path).
-pub static ALL: [&Command; 14] = [
+pub static ALL: [&Command; 15] = [
     &draw::DRAW,
     &configure::CONFIGURE,
     &drain::DRAIN,
@@ -118,6 +119,7 @@ pub static ALL: [&Command; 14] = [
     &user::USER,
     &stats::STATS,
     &transfer::TRANSFER,
+    &codes::CODES,
     &debug::DEBUG,
     &apply::APPLY,
 ];

@@ -1,5 +1,6 @@
-//! LOTTERY.STATS replies field/value pairs: state, rules (flow control included), counters (one
-//! per rejection outcome), `pace` (the paced prizes' ids), and `prizes` as [id, weight, stock,
+//! LOTTERY.STATS replies field/value pairs: state, rules (flow control and the campaign rules
+//! included), counters (one per rejection outcome), `pace` (the paced prizes' ids), `after`
+//! and `codes` (the locked and the code prizes), `tiers`, and `prizes` as [id, weight, stock,
 //! sold] entries (stock -1 for INF). Described in `STATS` below.
 
 use super::{bulk, campaign, count_or_inf, int, read_key, text};
@@ -71,6 +72,20 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         int(r.client_limit.map_or(-1, |x| x.1 as i64)),
         text("penalty_ms"),
         int(r.penalty_ms),
+        text("guarantee"),
+        int(r.guarantee.as_ref().map_or(-1, |g| i64::from(g.n))),
+        text("guarantee_prizes"),
+        RedisValue::Array(
+            r.guarantee
+                .iter()
+                .flat_map(|g| g.prizes.iter())
+                .map(|id| bulk(id))
+                .collect(),
+        ),
+        text("total"),
+        count_or_inf(r.total),
+        text("period"),
+        text(r.period.name()),
         text("users"),
         int(c.users().len()),
         text("clients"),
@@ -90,7 +105,7 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     ];
     for o in Outcome::REJECTIONS {
         if let Some(i) = o.rejection_index() {
-            v.push(text(&format!("rejected_{}", o.name().to_ascii_lowercase())));
+            v.push(text(&format!("rejected_{}", o.stat_name())));
             v.push(int(k.rejected.get(i).copied().unwrap_or(0)));
         }
     }
@@ -102,6 +117,50 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             .iter()
             .filter(|p| p.paced)
             .map(|p| bulk(&p.id))
+            .collect(),
+    ));
+    // [id, n] for each prize with AFTER n.
+    v.push(text("after"));
+    v.push(RedisValue::Array(
+        c.prizes()
+            .iter()
+            .filter(|p| p.after > 1)
+            .flat_map(|p| [bulk(&p.id), int(p.after)])
+            .collect(),
+    ));
+    // [id, unused, handed out] for each code prize.
+    v.push(text("codes"));
+    v.push(RedisValue::Array(
+        c.prizes()
+            .iter()
+            .filter(|p| p.codes)
+            .flat_map(|p| {
+                let pool = c.codes().get(p.name);
+                [
+                    bulk(&p.id),
+                    int(pool.map_or(0, |x| x.unused())),
+                    int(pool.map_or(0, |x| x.used())),
+                ]
+            })
+            .collect(),
+    ));
+    // [name, NOTHING weight (-1: the base one), [id, weight, ...]] for each tier.
+    v.push(text("tiers"));
+    v.push(RedisValue::Array(
+        r.tiers
+            .iter()
+            .map(|t| {
+                RedisValue::Array(vec![
+                    bulk(&t.name),
+                    int(t.nothing.map_or(-1, i64::from)),
+                    RedisValue::Array(
+                        t.weights
+                            .iter()
+                            .flat_map(|(id, w)| [bulk(id), int(*w)])
+                            .collect(),
+                    ),
+                ])
+            })
             .collect(),
     ));
     v.push(text("prizes"));

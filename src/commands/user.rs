@@ -1,6 +1,7 @@
 //! LOTTERY.USER replies the user's state as field/value pairs. A user never seen gets the
 //! defaults. `banned_until_ms` includes a PENALTY ban; `admit_waiting` is 1 while ADMIT
-//! remembers the user as turned away. Described in `USER` below.
+//! remembers the user as turned away; `draws_total` and `draws_since_win` are the lifetime
+//! counts (0 unless a rule keeps them: GUARANTEE, AFTER, TOTAL). Described in `USER` below.
 
 use super::{arg, bulk, campaign, int, read_key, text};
 use crate::clock;
@@ -45,5 +46,9 @@ pub fn user(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         int(v.banned_until_ms),
         text("admit_waiting"),
         int(i64::from(v.admit_waiting)),
+        text("draws_total"),
+        int(v.draws_total),
+        text("draws_since_win"),
+        int(v.draws_since_win),
     ]))
 }

@@ -1,11 +1,13 @@
 //! The database side: SQLite (default) and PostgreSQL, behind one trait.
 //!
 //! Schema (created if missing):
-//!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw,
+//!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code,
 //!        primary key (campaign, stream_id))
 //!   stock_drains(campaign, seq, prize, sold, prize_raw, primary key (campaign, seq, prize))
-//! `user_id` and `reqid` are BLOB / bytea: the exact bytes the client gave Redis. `prize_raw`
-//! holds a prize id's bytes when it is not plain text (see `stream::prize_text`).
+//! `user_id`, `reqid` and `code` are BLOB / bytea: the exact bytes the client gave Redis (the
+//! code: the one a win of a code prize handed out, NULL for other wins). `prize_raw` holds a
+//! prize id's bytes when it is not plain text (see `stream::prize_text`). Columns added after
+//! the first version (`ADDED_COLUMNS`) are added at open to tables that lack them.
 //!
 //! Durability: an entry is acknowledged only after the transaction holding its row committed.
 //! SQLite runs in WAL (or a rollback journal) with `synchronous=FULL`, checked at open; an
@@ -16,6 +18,14 @@
 use crate::stream::{Drain, Win};
 
 pub type Result<T> = std::result::Result<T, String>;
+
+/// Columns added by later versions: (table, column, SQLite type, PostgreSQL type). Tables made
+/// by an earlier version get them at open (`ALTER TABLE ... ADD COLUMN`), existing rows NULL.
+const ADDED_COLUMNS: [(&str, &str, &str, &str); 3] = [
+    ("wins", "prize_raw", "BLOB", "BYTEA"),
+    ("stock_drains", "prize_raw", "BLOB", "BYTEA"),
+    ("wins", "code", "BLOB", "BYTEA"),
+];
 
 /// How a drain batch was recorded.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,6 +153,7 @@ CREATE TABLE IF NOT EXISTS wins (
     draw_seq  INTEGER NOT NULL,
     reqid     BLOB,
     prize_raw BLOB,
+    code      BLOB,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -210,19 +221,17 @@ impl Sqlite {
             ));
         }
         conn.execute_batch(SQLITE_SCHEMA).map_err(e)?;
-        // Tables made by an earlier version have no prize_raw column yet.
-        for table in ["wins", "stock_drains"] {
+        // Tables made by an earlier version lack the columns added since.
+        for (table, column, ty, _) in ADDED_COLUMNS {
             let has: bool = conn
                 .query_row(
-                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = 'prize_raw')",
-                    [table],
+                    "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                    [table, column],
                     |r| r.get(0),
                 )
                 .map_err(e)?;
             if !has {
-                match conn
-                    .execute_batch(&format!("ALTER TABLE {} ADD COLUMN prize_raw BLOB", table))
-                {
+                match conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")) {
                     Ok(()) => {}
                     // Another writer added it meanwhile.
                     Err(x) if x.to_string().contains("duplicate column") => {}
@@ -245,8 +254,8 @@ impl Store for Sqlite {
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(e)?;
             for w in wins {
@@ -259,7 +268,8 @@ impl Store for Sqlite {
                         w.ts_ms,
                         w.draw_seq,
                         w.reqid,
-                        w.prize_raw
+                        w.prize_raw,
+                        w.code
                     ])
                     .map_err(e)?;
             }
@@ -338,6 +348,7 @@ CREATE TABLE IF NOT EXISTS wins (
     draw_seq  BIGINT NOT NULL,
     reqid     BYTEA,
     prize_raw BYTEA,
+    code      BYTEA,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -348,8 +359,6 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     prize_raw BYTEA,
     PRIMARY KEY (campaign, seq, prize)
 );
-ALTER TABLE wins ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
-ALTER TABLE stock_drains ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
 ";
 
     pub struct Postgres {
@@ -401,7 +410,10 @@ ALTER TABLE stock_drains ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
             // (a unique violation on the catalog): try again.
             let mut last = None;
             for _ in 0..5 {
-                match client.batch_execute(SCHEMA) {
+                match client
+                    .batch_execute(SCHEMA)
+                    .and_then(|()| add_columns(&mut client))
+                {
                     Ok(()) => return Ok(client),
                     Err(e) => {
                         last = Some(e);
@@ -413,13 +425,36 @@ ALTER TABLE stock_drains ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
         }
     }
 
+    /// Adds the columns of `ADDED_COLUMNS` that the tables (made by an earlier version) lack.
+    /// Looked up first: `ALTER TABLE` takes an exclusive lock on the table even when the column
+    /// is there, which would wait behind (and hold up) every reader of `wins` at each start.
+    fn add_columns(client: &mut Client) -> std::result::Result<(), postgres::Error> {
+        for (table, column, _, ty) in super::ADDED_COLUMNS {
+            // The table as an unqualified name resolves (search_path), like the statements do.
+            let has: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) \
+                     AND attname = $2 AND NOT attisdropped)",
+                    &[&table, &column],
+                )?
+                .get(0);
+            if !has {
+                // IF NOT EXISTS: another writer may add it meanwhile.
+                client.batch_execute(&format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {ty}"
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
     impl Store for Postgres {
         fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
             let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
             let st = tx
                 .prepare(
-                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
                 )
                 .map_err(|e| err("prepare", e))?;
             let mut inserted = 0u64;
@@ -436,6 +471,7 @@ ALTER TABLE stock_drains ADD COLUMN IF NOT EXISTS prize_raw BYTEA;
                             &w.draw_seq,
                             &w.reqid,
                             &w.prize_raw,
+                            &w.code,
                         ],
                     )
                     .map_err(|e| err("insert wins", e))?;

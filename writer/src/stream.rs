@@ -14,6 +14,8 @@ pub struct Win {
     pub ts_ms: i64,
     pub draw_seq: i64,
     pub reqid: Option<Vec<u8>>,
+    /// The code handed out, for a win of a code prize (`PRIZE id weight CODES`): any bytes.
+    pub code: Option<Vec<u8>>,
 }
 
 /// What a read handed us: wins to store, and the IDs of every entry read (stored or
@@ -114,7 +116,8 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
             }
         },
     };
-    let (mut user, mut prize, mut ts, mut draw, mut reqid) = (None, None, None, None, None);
+    let (mut user, mut prize, mut ts, mut draw, mut reqid, mut code) =
+        (None, None, None, None, None, None);
     let mut ts_seen = false;
     for kv in fields.chunks(2) {
         if kv.len() != 2 {
@@ -138,6 +141,7 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
                     .and_then(|s| s.parse::<i64>().ok())
             }
             b"reqid" => reqid = Some(val.to_vec()),
+            b"code" => code = Some(val.to_vec()),
             _ => {}
         }
     }
@@ -155,6 +159,7 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
                 ts_ms,
                 draw_seq,
                 reqid,
+                code,
             });
         }
         _ => out
@@ -319,7 +324,8 @@ mod tests {
                 prize_raw: None,
                 ts_ms: 1,
                 draw_seq: 7,
-                reqid: Some(b"r".to_vec())
+                reqid: Some(b"r".to_vec()),
+                code: None
             }]
         );
         assert_eq!(out.last_id.as_deref(), Some("3-0"));
@@ -369,6 +375,48 @@ mod tests {
         );
         assert_eq!(out.malformed.len(), 1);
         assert_eq!(out.malformed[0].0, "1700000000300-0");
+    }
+
+    #[test]
+    fn code_field_of_a_code_prize_win() {
+        let entry = |id: &str, fields: Vec<Value>| Value::Array(vec![b(id), Value::Array(fields)]);
+        let v = Value::Array(vec![Value::Array(vec![
+            b("s"),
+            Value::Array(vec![
+                // user prize draw code reqid ts, the code any bytes (NUL, not UTF-8)
+                entry(
+                    "1700000000000-0",
+                    vec![
+                        b("user"),
+                        b("u"),
+                        b("prize"),
+                        b("card"),
+                        b("draw"),
+                        b("1"),
+                        b("code"),
+                        Value::BulkString(b"\0A\xff\r\n".to_vec()),
+                        b("reqid"),
+                        b("r1"),
+                        b("ts"),
+                        b("42"),
+                    ],
+                ),
+                // no code: a win of a counted prize
+                entry(
+                    "1700000000001-0",
+                    vec![b("user"), b("code"), b("prize"), b("p"), b("draw"), b("2")],
+                ),
+            ]),
+        ])]);
+        let out = parse_xreadgroup(&v).unwrap();
+        assert!(out.malformed.is_empty());
+        assert_eq!(out.wins.len(), 2);
+        assert_eq!(out.wins[0].code.as_deref(), Some(&b"\0A\xff\r\n"[..]));
+        assert_eq!(out.wins[0].reqid.as_deref(), Some(&b"r1"[..]));
+        assert_eq!(out.wins[0].ts_ms, 42);
+        // a user named "code" is a user, not a code
+        assert_eq!(out.wins[1].user, b"code".to_vec());
+        assert_eq!(out.wins[1].code, None);
     }
 
     #[test]

@@ -99,3 +99,122 @@ fn postgres_end_to_end_with_a_crash() {
         .get(0);
     assert_eq!(sold, stats_int(&mut con, CAMPAIGN, "wins"));
 }
+
+/// A `wins` table made by the previous version (no `code` column) gets it at start, once;
+/// the code of a code prize's win is stored byte for byte (NUL and invalid UTF-8 included),
+/// NULL for other wins and for the rows already there.
+#[test]
+fn postgres_code_column_added_and_binary_safe() {
+    let Some(pg) = Cluster::start() else {
+        eprintln!("SKIPPED postgres_code_column_added_and_binary_safe: initdb/pg_ctl not installed (apt-get install postgresql)");
+        return;
+    };
+    let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
+    db.batch_execute(
+        "CREATE TABLE wins (
+            stream_id TEXT NOT NULL,
+            campaign  TEXT NOT NULL,
+            user_id   BYTEA NOT NULL,
+            prize     TEXT NOT NULL,
+            ts_ms     BIGINT NOT NULL,
+            draw_seq  BIGINT NOT NULL,
+            reqid     BYTEA,
+            prize_raw BYTEA,
+            PRIMARY KEY (campaign, stream_id)
+        );
+        INSERT INTO wins VALUES ('1-0', 'old:{c}', '\\x6f6c64', 'gold', 1, 1, NULL, NULL);",
+    )
+    .unwrap();
+
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 30);
+    let binary: &[u8] = b"\0\xff\xc3\x28-\0";
+    let a = xadd(
+        &mut con,
+        STREAM,
+        &[
+            ("user", b"u1"),
+            ("prize", b"card"),
+            ("draw", b"31"),
+            ("code", binary),
+            ("reqid", b"r-31"),
+        ],
+    );
+    let b = xadd(
+        &mut con,
+        STREAM,
+        &[
+            ("user", b"u2"),
+            ("prize", b"card"),
+            ("draw", b"32"),
+            ("code", b"GIFT-2"),
+        ],
+    );
+    let plain = xadd(
+        &mut con,
+        STREAM,
+        &[("user", b"u3"), ("prize", b"gold"), ("draw", b"33")],
+    );
+    let log = r.dir.path().join("w.log");
+    let args = writer_args(&r, CAMPAIGN, GROUP, "w1", &pg.url(), &[]);
+    let count = |db: &mut postgres::Client| -> i64 {
+        db.query_one("SELECT count(*) FROM wins", &[])
+            .unwrap()
+            .get(0)
+    };
+    for run in 1..=2 {
+        let mut w = WriterProc::spawn(&log, &args);
+        wait_until(Duration::from_secs(60), "rows == XLEN + 1", || {
+            w.log_text().matches("event=recovered").count() == run
+                && count(&mut db) == xlen(&mut con, STREAM) + 1
+        });
+        let st = w.term();
+        assert!(st.success(), "{st:?} {}", w.log_text());
+    }
+    let ty: Vec<String> = db
+        .query(
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'wins' AND column_name = 'code'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ty, ["bytea"]);
+    let code = |db: &mut postgres::Client, id: &str| -> Option<Vec<u8>> {
+        db.query_one("SELECT code FROM wins WHERE stream_id = $1", &[&id])
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(code(&mut db, &a).as_deref(), Some(binary));
+    assert_eq!(code(&mut db, &b).as_deref(), Some(&b"GIFT-2"[..]));
+    assert_eq!(code(&mut db, &plain), None);
+    let row = db
+        .query_one(
+            "SELECT reqid, user_id FROM wins WHERE stream_id = $1",
+            &[&a],
+        )
+        .unwrap();
+    assert_eq!(
+        row.get::<_, Option<Vec<u8>>>(0).as_deref(),
+        Some(&b"r-31"[..])
+    );
+    assert_eq!(row.get::<_, Vec<u8>>(1), b"u1");
+    let (old, with_code): (Option<Vec<u8>>, i64) = {
+        let o = db
+            .query_one("SELECT code FROM wins WHERE campaign = 'old:{c}'", &[])
+            .unwrap()
+            .get(0);
+        let n = db
+            .query_one("SELECT count(code) FROM wins", &[])
+            .unwrap()
+            .get(0);
+        (o, n)
+    };
+    assert_eq!((old, with_code), (None, 2));
+    assert_eq!(count(&mut db), 34);
+    assert_eq!(pending(&mut con, STREAM, GROUP), 0);
+}

@@ -396,3 +396,205 @@ fn redis_connection_lost_mid_run_is_retried() {
     check_rows_match_stream(&mut con, STREAM, &db, CAMPAIGN);
     assert_eq!(drained_sold(&db, CAMPAIGN), 2000);
 }
+
+/// Wins of code prizes (`PRIZE id weight CODES`) carry a `code` field (after `draw`, before
+/// `reqid`); it goes to the `code` column byte for byte, NULL for every other win. The entries
+/// are appended by hand, as the module writes them, next to real draws.
+#[test]
+fn code_of_a_code_prize_win_is_stored_binary_safe() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 50);
+    let binary: &[u8] = b"\0\xff\xfe code\r\n\\x00";
+    let long = vec![0xa5u8; 512];
+    let mut with_code = Vec::new();
+    for (i, code) in [&b"GIFT-0001"[..], binary, &long].iter().enumerate() {
+        let draw_no = (100 + i).to_string();
+        let mut f: Vec<(&str, &[u8])> = vec![
+            ("user", b"carol"),
+            ("prize", b"card"),
+            ("draw", draw_no.as_bytes()),
+            ("code", code),
+        ];
+        if i == 1 {
+            f.push(("reqid", b"req-code"));
+        }
+        with_code.push((xadd(&mut con, STREAM, &f), code.to_vec()));
+    }
+    // An entry without a code in between (a counted prize's win).
+    let plain = xadd(
+        &mut con,
+        STREAM,
+        &[("user", b"dave"), ("prize", b"gold"), ("draw", b"200")],
+    );
+    draw(&mut con, CAMPAIGN, 50, 100);
+
+    let db = r.dir.path().join("wins.db");
+    let log = r.dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &writer_args(
+            &r,
+            CAMPAIGN,
+            GROUP,
+            "w1",
+            &format!("sqlite:{}", db.display()),
+            &["--batch", "7"],
+        ),
+    );
+    wait_until(LONG, "rows == XLEN", || rows(&db) == xlen(&mut con, STREAM));
+    assert!(w.term().success(), "{}", w.log_text());
+    assert_eq!(xlen(&mut con, STREAM), 104);
+    // Every row equals its entry, `code` included (NULL where the entry has none).
+    check_rows_match_stream(&mut con, STREAM, &db, CAMPAIGN);
+    assert_eq!(pending(&mut con, STREAM, GROUP), 0);
+
+    let c = sqlite(&db);
+    for (id, code) in &with_code {
+        let (got, ty): (Vec<u8>, String) = c
+            .query_row(
+                "SELECT code, typeof(code) FROM wins WHERE stream_id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(&got, code, "row {id}");
+        assert_eq!(ty, "blob");
+    }
+    let none: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT code FROM wins WHERE stream_id = ?1",
+            [&plain],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(none, None);
+    let (nulls, codes): (i64, i64) = c
+        .query_row(
+            "SELECT count(*) - count(code), count(code) FROM wins",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((nulls, codes), (101, 3));
+}
+
+/// The `wins` table of the previous version (no `code` column) as it was created then.
+const WINS_BEFORE_CODES: &str = "
+CREATE TABLE wins (
+    stream_id TEXT NOT NULL,
+    campaign  TEXT NOT NULL,
+    user_id   BLOB NOT NULL,
+    prize     TEXT NOT NULL,
+    ts_ms     INTEGER NOT NULL,
+    draw_seq  INTEGER NOT NULL,
+    reqid     BLOB,
+    prize_raw BLOB,
+    PRIMARY KEY (campaign, stream_id)
+);
+INSERT INTO wins VALUES ('1-0', 'old:{c}', X'6f6c64', 'gold', 1, 1, NULL, NULL);
+";
+
+/// A database made by the previous version gets the `code` column at start (and an older one,
+/// without `prize_raw` either, gets both); its rows stay, with a NULL code; a second start
+/// changes nothing.
+#[test]
+fn old_schema_database_gets_the_code_column() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 20);
+    let id = xadd(
+        &mut con,
+        STREAM,
+        &[
+            ("user", b"erin"),
+            ("prize", b"card"),
+            ("draw", b"21"),
+            ("code", b"\x00\x01\x02"),
+        ],
+    );
+
+    // Two databases: the previous version's, and the first version's (no prize_raw either,
+    // and a stock_drains table without it).
+    let before_codes = r.dir.path().join("before-codes.db");
+    sqlite(&before_codes)
+        .execute_batch(WINS_BEFORE_CODES)
+        .unwrap();
+    let first = r.dir.path().join("first.db");
+    sqlite(&first)
+        .execute_batch(
+            &(WINS_BEFORE_CODES
+                .replace("    prize_raw BLOB,\n", "")
+                .replace(", NULL, NULL)", ", NULL)")
+                + "CREATE TABLE stock_drains (campaign TEXT NOT NULL, seq INTEGER NOT NULL, \
+                   prize TEXT NOT NULL, sold INTEGER NOT NULL, \
+                   PRIMARY KEY (campaign, seq, prize));"),
+        )
+        .unwrap();
+
+    let columns = |db: &std::path::Path, table: &str| -> Vec<String> {
+        let c = sqlite(db);
+        let mut st = c
+            .prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+            .unwrap();
+        st.query_map([table], |r| r.get(0))
+            .unwrap()
+            .map(|x| x.unwrap())
+            .collect()
+    };
+    for (n, db) in [&before_codes, &first].into_iter().enumerate() {
+        let group = format!("g{n}");
+        let log = r.dir.path().join(format!("w{n}.log"));
+        let args = writer_args(
+            &r,
+            CAMPAIGN,
+            &group,
+            "w1",
+            &format!("sqlite:{}", db.display()),
+            &["--drain-every-ms", if n == 1 { "100" } else { "0" }],
+        );
+        // Twice: the second start finds the columns there.
+        for run in 1..=2 {
+            let mut w = WriterProc::spawn(&log, &args);
+            wait_until(LONG, "the stream stored", || {
+                w.log_text().matches("event=recovered").count() == run
+                    && rows(db) == xlen(&mut con, STREAM) + 1
+            });
+            let st = w.term();
+            assert!(st.success(), "{st:?} {}", w.log_text());
+        }
+        let wins = columns(db, "wins");
+        assert_eq!(wins.iter().filter(|c| *c == "code").count(), 1, "{wins:?}");
+        assert_eq!(wins.last().map(String::as_str), Some("code"), "{wins:?}");
+        assert!(columns(db, "stock_drains").contains(&"prize_raw".to_string()));
+        let c = sqlite(db);
+        // The old row is still there, without a code.
+        let old: (Vec<u8>, Option<Vec<u8>>) = c
+            .query_row(
+                "SELECT user_id, code FROM wins WHERE campaign = 'old:{c}'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(old, (b"old".to_vec(), None));
+        let code: Vec<u8> = c
+            .query_row("SELECT code FROM wins WHERE stream_id = ?1", [&id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(code, b"\x00\x01\x02");
+        let with_code: i64 = c
+            .query_row("SELECT count(code) FROM wins", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(with_code, 1);
+        // Without the old row, the rows match the stream.
+        c.execute("DELETE FROM wins WHERE campaign = 'old:{c}'", [])
+            .unwrap();
+        drop(c);
+        check_rows_match_stream(&mut con, STREAM, db, CAMPAIGN);
+    }
+    // The first version's database stored drains into its migrated stock_drains.
+    assert_eq!(drained_sold(&first, CAMPAIGN), 20);
+}

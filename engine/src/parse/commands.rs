@@ -36,11 +36,13 @@ pub struct DrawOptions<'a> {
     /// argument on to the wins stream).
     pub reqid: Option<(usize, &'a [u8])>,
     pub client: Option<&'a [u8]>,
+    /// The tier's name (looked up in the campaign).
+    pub tier: Option<&'a [u8]>,
 }
 
-/// `[REQID request-id] [CLIENT client-id]`, in any order, each at most once.
+/// `[REQID request-id] [CLIENT client-id] [TIER name]`, in any order, each at most once.
 pub fn draw_options<'a>(opts: &[&'a [u8]]) -> AResult<DrawOptions<'a>> {
-    if opts.len() > 4 || !opts.len().is_multiple_of(2) {
+    if opts.len() > 6 || !opts.len().is_multiple_of(2) {
         return Err(ArgError::Arity);
     }
     let mut o = DrawOptions::default();
@@ -50,7 +52,18 @@ pub fn draw_options<'a>(opts: &[&'a [u8]]) -> AResult<DrawOptions<'a>> {
             o.reqid = Some((2 * i + 1, reqid_arg(val)?));
         } else if opt.eq_ignore_ascii_case(b"CLIENT") && o.client.is_none() {
             o.client = Some(client_arg(val)?);
-        } else if opt.eq_ignore_ascii_case(b"REQID") || opt.eq_ignore_ascii_case(b"CLIENT") {
+        } else if opt.eq_ignore_ascii_case(b"TIER") && o.tier.is_none() {
+            if val.is_empty() || val.len() > crate::limits::MAX_TIER_NAME_LEN {
+                return Err(ArgError::Invalid(format!(
+                    "invalid tier name: must be 1..{} bytes",
+                    crate::limits::MAX_TIER_NAME_LEN
+                )));
+            }
+            o.tier = Some(val);
+        } else if opt.eq_ignore_ascii_case(b"REQID")
+            || opt.eq_ignore_ascii_case(b"CLIENT")
+            || opt.eq_ignore_ascii_case(b"TIER")
+        {
             return Err(ArgError::Invalid(format!(
                 "{} given twice",
                 shown(&opt.to_ascii_uppercase())
@@ -148,6 +161,63 @@ pub fn restock_args<'a>(args: &[&'a [u8]]) -> AResult<Restock<'a>> {
         }),
         _ => Err(ArgError::Arity),
     }
+}
+
+/// LOTTERY.CODES: what to do with a code prize's pool.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CodesOp<'a> {
+    Add(Vec<&'a [u8]>),
+    Remove(Vec<&'a [u8]>),
+    Count,
+}
+
+/// LOTTERY.CODES's arguments.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Codes<'a> {
+    pub prize: &'a [u8],
+    pub op: CodesOp<'a>,
+}
+
+/// `prize ADD code [code ...]`, `prize REMOVE code [code ...]` or `prize COUNT`. Codes are
+/// 1..=MAX_CODE_LEN bytes, at most MAX_CODES_PER_CALL a call.
+pub fn codes_args<'a>(args: &[&'a [u8]]) -> AResult<Codes<'a>> {
+    use crate::limits::{MAX_CODES_PER_CALL, MAX_CODE_LEN};
+    let [prize, op, rest @ ..] = args else {
+        return Err(ArgError::Arity);
+    };
+    let list = || -> AResult<Vec<&'a [u8]>> {
+        if rest.is_empty() {
+            return Err(ArgError::Arity);
+        }
+        if rest.len() > MAX_CODES_PER_CALL {
+            return Err(ArgError::Invalid(format!(
+                "too many codes in one call (at most {MAX_CODES_PER_CALL})"
+            )));
+        }
+        if let Some(c) = rest.iter().find(|c| c.is_empty() || c.len() > MAX_CODE_LEN) {
+            return Err(ArgError::Invalid(format!(
+                "invalid code of {} bytes: must be 1..{MAX_CODE_LEN} bytes",
+                c.len()
+            )));
+        }
+        Ok(rest.to_vec())
+    };
+    let op = if op.eq_ignore_ascii_case(b"ADD") {
+        CodesOp::Add(list()?)
+    } else if op.eq_ignore_ascii_case(b"REMOVE") {
+        CodesOp::Remove(list()?)
+    } else if op.eq_ignore_ascii_case(b"COUNT") {
+        if !rest.is_empty() {
+            return Err(ArgError::Arity);
+        }
+        CodesOp::Count
+    } else {
+        return Err(ArgError::Invalid(format!(
+            "unknown subcommand '{}': expected ADD, REMOVE or COUNT",
+            shown(op)
+        )));
+    };
+    Ok(Codes { prize, op })
 }
 
 /// LOTTERY.DRAIN: a new batch, or the previous one again.

@@ -1,9 +1,12 @@
 //! LOTTERY.CONFIGURE's options, after the key, into a `ConfigChange`.
 
 use super::*;
-use crate::campaign::{ConfigChange, PrizeSpec, SoldOut};
+use crate::campaign::{ConfigChange, Guarantee, Period, PrizeSpec, SoldOut, Tier};
 use crate::flow::{parse_ppm, Rate, MAX_RATE, PPM};
-use crate::limits::{MAX_DAYOFFSET_MIN, MAX_IDEMPOTENCY_MS, MAX_KEY_LEN, MAX_PRIZES};
+use crate::limits::{
+    MAX_DAYOFFSET_MIN, MAX_GUARANTEE, MAX_IDEMPOTENCY_MS, MAX_KEY_LEN, MAX_PRIZES, MAX_TIERS,
+    MAX_TIER_NAME_LEN,
+};
 use std::collections::HashSet;
 
 /// Parses the options of LOTTERY.CONFIGURE (everything after the key).
@@ -37,12 +40,149 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                 if prizes.len() >= MAX_PRIZES {
                     return Err(format!("too many prizes (at most {MAX_PRIZES})"));
                 }
-                prizes.push(PrizeSpec {
+                let codes = args[i + 3].eq_ignore_ascii_case(b"CODES");
+                let mut p = PrizeSpec {
                     id: id_arg(args[i + 1], "prize id")?,
                     weight: u32_arg(args[i + 2], "weight")?,
-                    stock: stock_arg(args[i + 3])?,
-                });
+                    stock: if codes { None } else { stock_arg(args[i + 3])? },
+                    after: 0,
+                    codes,
+                };
                 i += 4;
+                if args
+                    .get(i)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"AFTER"))
+                {
+                    need(i, 1, "AFTER needs a draw count")?;
+                    p.after = u32_arg(args[i + 1], "AFTER")?;
+                    if p.after == 0 {
+                        return Err("invalid AFTER '0': expected 1..4294967295".into());
+                    }
+                    i += 2;
+                }
+                prizes.push(p);
+            }
+            b"GUARANTEE" => {
+                need(i, 1, "GUARANTEE needs a draw count or OFF")?;
+                once(&c.guarantee, "GUARANTEE")?;
+                if args[i + 1].eq_ignore_ascii_case(b"OFF") {
+                    c.guarantee = Some(None);
+                    i += 2;
+                } else {
+                    let n = u32_arg(args[i + 1], "GUARANTEE")?;
+                    if !(2..=MAX_GUARANTEE).contains(&n) {
+                        return Err(format!(
+                            "invalid GUARANTEE '{n}': expected 2..{MAX_GUARANTEE} or OFF"
+                        ));
+                    }
+                    i += 2;
+                    let mut g = Guarantee {
+                        n,
+                        prizes: Vec::new(),
+                    };
+                    if args
+                        .get(i)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(b"PRIZES"))
+                    {
+                        need(i, 1, "PRIZES needs a count and the prize ids")?;
+                        let k = u32_arg(args[i + 1], "PRIZES count")? as usize;
+                        if k == 0 || k > MAX_PRIZES {
+                            return Err(format!(
+                                "invalid PRIZES count '{k}': expected 1..{MAX_PRIZES}"
+                            ));
+                        }
+                        if args.len() - (i + 2) < k {
+                            return Err(format!("PRIZES {k} needs {k} prize ids"));
+                        }
+                        let mut seen: HashSet<&[u8]> = HashSet::with_capacity(k);
+                        for a in &args[i + 2..i + 2 + k] {
+                            let id = id_arg(a, "GUARANTEE prize id")?;
+                            if !seen.insert(a) {
+                                return Err(format!(
+                                    "GUARANTEE lists prize '{}' twice",
+                                    shown(&id)
+                                ));
+                            }
+                            g.prizes.push(id);
+                        }
+                        i += 2 + k;
+                    }
+                    c.guarantee = Some(Some(g));
+                }
+            }
+            b"TOTAL" => {
+                need(i, 1, "TOTAL needs a count or INF")?;
+                once(&c.total, "TOTAL")?;
+                c.total = Some(u32_or_inf(args[i + 1], "TOTAL")?);
+                i += 2;
+            }
+            b"PERIOD" => {
+                need(i, 1, "PERIOD needs DAY, WEEK or MONTH")?;
+                once(&c.period, "PERIOD")?;
+                c.period = Some(match args[i + 1].to_ascii_uppercase().as_slice() {
+                    b"DAY" => Period::Day,
+                    b"WEEK" => Period::Week,
+                    b"MONTH" => Period::Month,
+                    _ => {
+                        return Err(format!(
+                            "invalid PERIOD '{}': expected DAY, WEEK or MONTH",
+                            shown(args[i + 1])
+                        ))
+                    }
+                });
+                i += 2;
+            }
+            b"TIER" => {
+                need(i, 1, "TIER needs a name")?;
+                let name = args[i + 1];
+                if name.is_empty() || name.len() > MAX_TIER_NAME_LEN {
+                    return Err(format!(
+                        "invalid tier name: must be 1..{MAX_TIER_NAME_LEN} bytes"
+                    ));
+                }
+                if c.tiers.iter().any(|(n, _)| n.as_slice() == name) {
+                    return Err(format!("TIER '{}' given twice", shown(name)));
+                }
+                if c.tiers.len() >= MAX_TIERS {
+                    return Err(format!("too many tiers (at most {MAX_TIERS})"));
+                }
+                i += 2;
+                if args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"OFF")) {
+                    c.tiers.push((name.to_vec(), None));
+                    i += 1;
+                    continue;
+                }
+                let mut t = Tier {
+                    name: name.to_vec(),
+                    weights: Vec::new(),
+                    nothing: None,
+                };
+                let mut ids: HashSet<&[u8]> = HashSet::new();
+                while let Some(a) = args.get(i) {
+                    if a.eq_ignore_ascii_case(b"PRIZE-WEIGHT") {
+                        need(i, 2, "PRIZE-WEIGHT needs a prize id and a weight")?;
+                        if t.weights.len() >= MAX_PRIZES {
+                            return Err(format!("too many prizes (at most {MAX_PRIZES})"));
+                        }
+                        let id = id_arg(args[i + 1], "tier prize id")?;
+                        if !ids.insert(args[i + 1]) {
+                            return Err(format!(
+                                "TIER '{}' weighs prize '{}' twice",
+                                shown(name),
+                                shown(&id)
+                            ));
+                        }
+                        t.weights.push((id, u32_arg(args[i + 2], "tier weight")?));
+                        i += 3;
+                    } else if a.eq_ignore_ascii_case(b"NOTHING") && t.nothing.is_none() {
+                        need(i, 1, "NOTHING needs a weight")?;
+                        t.nothing = Some(u32_arg(args[i + 1], "tier NOTHING weight")?);
+                        i += 2;
+                    } else {
+                        break;
+                    }
+                }
+                c.tiers.push((name.to_vec(), Some(t)));
             }
             b"NOTHING" => {
                 need(i, 1, "NOTHING needs a weight")?;

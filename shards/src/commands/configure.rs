@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lottery_cluster::configure::ConfigureOptions;
+use lottery_cluster::configure::{ConfigureOptions, Given};
 use lottery_cluster::descriptor::{descriptor_key, Stock};
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{shard_error, Error, Result};
@@ -39,7 +39,9 @@ pub fn configure(c: &mut Cluster, name: &str, options: &[String], l: &mut Lease)
     let opts = ConfigureOptions::parse(options).map_err(Error::Usage)?;
     let d = load(c, name)?;
     recover_first(c, &d)?;
+    // Per prize, over the shards, read in the same EVAL as each shard's CONFIGURE.
     let mut sold: BTreeMap<String, i64> = BTreeMap::new();
+    let mut remaining: BTreeMap<String, i64> = BTreeMap::new();
     for (i, key) in d.keys.iter().enumerate() {
         l.keep(c);
         let v: redis::Value = c
@@ -65,11 +67,12 @@ pub fn configure(c: &mut Cluster, name: &str, options: &[String], l: &mut Lease)
         let s = ShardStats::from_value(&v).map_err(Error::Campaign)?;
         for p in &s.prizes {
             *sold.entry(p.id.clone()).or_default() += p.sold;
+            *remaining.entry(p.id.clone()).or_default() += p.stock.max(0);
         }
         println!("configured shard {i} {key}");
     }
     if opts.has_prizes() {
-        let given: BTreeMap<&str, Stock> = opts.prizes().collect();
+        let given: BTreeMap<&str, Given> = opts.prizes().collect();
         let drop: Vec<String> = d
             .stock
             .keys()
@@ -79,11 +82,14 @@ pub fn configure(c: &mut Cluster, name: &str, options: &[String], l: &mut Lease)
         let mut args = vec![drop.len().to_string()];
         args.extend(drop);
         for (p, s) in &given {
+            let sold = i128::from(*sold.get(*p).unwrap_or(&0));
             let total = match s {
-                Stock::Inf => "INF".to_string(),
-                Stock::Finite(v) => {
-                    (i128::from(*v) + i128::from(*sold.get(*p).unwrap_or(&0))).to_string()
-                }
+                Given::Stock(Stock::Inf) => "INF".to_string(),
+                Given::Stock(Stock::Finite(v)) => (i128::from(*v) + sold).to_string(),
+                // A code prize's stock is its unused codes, which CONFIGURE leaves alone: the
+                // units ever put in are the codes left plus the codes handed out (no transfer
+                // is in flight: they were finished first, under the lease).
+                Given::Codes => (i128::from(*remaining.get(*p).unwrap_or(&0)) + sold).to_string(),
             };
             println!("stock:{p} = {total}");
             args.push(format!("stock:{p}"));

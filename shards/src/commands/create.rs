@@ -2,8 +2,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lottery_cluster::configure::ConfigureOptions;
-use lottery_cluster::descriptor::{descriptor_key, place_shards, Descriptor};
+use lottery_cluster::configure::{ConfigureOptions, Given};
+use lottery_cluster::descriptor::{descriptor_key, place_shards, Descriptor, Stock};
 use lottery_cluster::keyslot::default_stream;
 use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result};
@@ -52,7 +52,17 @@ pub fn create(c: &mut Cluster, name: &str, n: u32, options: &[String]) -> Result
         name: name.to_string(),
         shards: n,
         keys: keys.clone(),
-        stock: opts.prizes().map(|(p, s)| (p.to_string(), s)).collect(),
+        // A code prize starts with no codes: `codes add` puts them in (and counts them here).
+        stock: opts
+            .prizes()
+            .map(|(p, g)| {
+                let s = match g {
+                    Given::Stock(s) => s,
+                    Given::Codes => Stock::Finite(0),
+                };
+                (p.to_string(), s)
+            })
+            .collect(),
         created_ms: now_ms(),
     };
     let args: Vec<String> = d.fields().into_iter().flat_map(|(k, v)| [k, v]).collect();

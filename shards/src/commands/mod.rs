@@ -1,6 +1,7 @@
 //! The subcommands, one module per subcommand or group, and what they share: loading the
 //! descriptor, finishing pending transfers first, printing INF.
 
+pub mod codes;
 pub mod configure;
 pub mod create;
 pub mod inspect;

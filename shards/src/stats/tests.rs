@@ -97,6 +97,42 @@ fn parses_stats_and_sums() {
     assert!(ShardStats::from_value(&Value::Array(vec![b("x")])).is_err());
 }
 
+/// Prize rows with fields after `sold` (a server with per-prize `after` and code pools) read
+/// the same; fewer than four fields are refused.
+#[test]
+fn prize_rows_with_more_fields() {
+    let v = Value::Array(vec![
+        b("prizes"),
+        Value::Array(vec![Value::Array(vec![
+            b("card"),
+            Value::Int(2),
+            Value::Int(40),
+            Value::Int(3),
+            Value::Int(5),
+            Value::Int(1),
+        ])]),
+    ]);
+    let s = ShardStats::from_value(&v).unwrap();
+    assert_eq!(
+        s.prizes,
+        [PrizeRow {
+            id: "card".into(),
+            weight: 2,
+            stock: 40,
+            sold: 3
+        }]
+    );
+    let short = Value::Array(vec![
+        b("prizes"),
+        Value::Array(vec![Value::Array(vec![
+            b("card"),
+            Value::Int(2),
+            Value::Int(40),
+        ])]),
+    ]);
+    assert!(ShardStats::from_value(&short).is_err());
+}
+
 fn rec(id: &str, dir: &str, count: i64, peer: &str, state: &str) -> Record {
     Record {
         id: id.into(),

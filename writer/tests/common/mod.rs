@@ -202,6 +202,17 @@ pub fn draw(con: &mut redis::Connection, campaign: &str, from: u64, to: u64) {
     }
 }
 
+/// Appends a wins-stream entry by hand (`XADD stream * field value ...`), as the module
+/// writes them: `user prize draw [code] [reqid] [ts]`. Returns its ID.
+pub fn xadd(con: &mut redis::Connection, stream: &str, fields: &[(&str, &[u8])]) -> String {
+    let mut c = redis::cmd("XADD");
+    c.arg(stream).arg("*");
+    for (k, v) in fields {
+        c.arg(*k).arg(*v);
+    }
+    c.query(con).unwrap()
+}
+
 pub fn xlen(con: &mut redis::Connection, stream: &str) -> i64 {
     redis::cmd("XLEN").arg(stream).query(con).unwrap()
 }
@@ -364,7 +375,8 @@ pub fn drained_sold(path: &Path, campaign: &str) -> i64 {
     .unwrap()
 }
 
-type Fields = (Vec<u8>, String, i64, i64, Option<Vec<u8>>);
+/// user, prize, ts, draw, reqid, code
+type Fields = (Vec<u8>, String, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Every stream entry has exactly one row with the same fields, and no other row exists.
 pub fn check_rows_match_stream(
@@ -422,6 +434,7 @@ pub fn check_rows_match_stream(
                     },
                     num(b"draw"),
                     m.get(&b"reqid"[..]).cloned(),
+                    m.get(&b"code"[..]).cloned(),
                 ),
             );
             last = id;
@@ -440,13 +453,20 @@ pub fn check_rows_match_stream(
     assert_eq!(total, distinct, "duplicate stream ids in wins");
     assert_eq!(total as usize, want.len(), "rows != stream entries");
     let mut st = c
-        .prepare("SELECT stream_id, user_id, prize, ts_ms, draw_seq, reqid FROM wins WHERE campaign = ?1")
+        .prepare("SELECT stream_id, user_id, prize, ts_ms, draw_seq, reqid, code FROM wins WHERE campaign = ?1")
         .unwrap();
     let got = st
         .query_map([campaign], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?),
+                (
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
             ))
         })
         .unwrap();
