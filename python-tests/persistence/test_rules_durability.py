@@ -98,8 +98,9 @@ def load_rounds(raw, st, rng, rounds, start_round=0):
             record(st, rep, c)
             if "REQID" in c and rep[0] in (b"WIN", b"LOSE"):
                 st.replies[(c[2], c[-1])] = rep
-        if rnd % 6 == 1:    # REQID replays of the previous round: the same reply, code included
-            for (u, rid), rep in list(st.replies.items())[-40:]:
+        if rnd % 6 == 1:    # REQID replays of this round: the same reply, code included
+            this = [(k, v) for k, v in st.replies.items() if k[1].startswith(f"q{rnd}-")]
+            for (u, rid), rep in this[-40:]:
                 again = raw.call("LOTTERY.DRAW", KEY, u, "REQID", rid)
                 assert again == rep, (u, rid, rep, again)
         if rnd % 6 == 2:
