@@ -241,6 +241,27 @@ def test_tier_over_a_dropped_prize_never_gives_it(raw):
     assert b"a" not in got, f"tier t gave prize a, no longer in the table: {got}"
 
 
+@pytest.mark.xfail(strict=True, reason="bug: CONFIGURE accepts a TIER with no PRIZE-WEIGHT and "
+                   "no NOTHING (`TIER vip` alone), but the campaign then cannot be loaded: "
+                   "RESTORE of its DUMP is 'ERR Bad data format' and DEBUG RELOAD fails and "
+                   "loses the key (a restart would refuse the RDB)")
+def test_tier_without_clauses_saves_and_loads(server, raw):
+    """`TIER name [PRIZE-WEIGHT id w]... [NOTHING w]`: a tier with no clause is the base
+    table under a name. If CONFIGURE takes it, every save of the campaign must load."""
+    rep = raw.call("LOTTERY.CONFIGURE", "c", "PRIZE", "p", 1, 100, "NOTHING", 1,
+                   "TIER", "same")
+    if isinstance(rep, Err):
+        assert raw.call("EXISTS", "c") == 0
+        return
+    assert rep == "OK"
+    assert draw(raw, "c", "u", "TIER", "same")[0] in (b"WIN", b"LOSE")
+    before = digest(raw, "c")
+    assert raw.call("RESTORE", "c2", 0, raw.call("DUMP", "c")) == "OK"
+    assert digest(raw, "c2") == before
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    assert digest(raw, "c") == before
+
+
 def test_tier_off_removes_it(raw):
     cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", 1, "MAXWINS", "INF",
         "TIER", "t", "NOTHING", 0, "TIER", "keep", "PRIZE-WEIGHT", "a", 0)
