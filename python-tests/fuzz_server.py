@@ -557,7 +557,7 @@ class Gen:
                 if n <= 40 else b"%d" % rng.randint(0, 3)
             s = rng.choice([b"0", b"1", b"2", b"5", b"100", case(rng, b"INF"),
                             b"9223372036854775807"]) if n <= 40 else b"%d" % rng.randint(0, 9)
-            if n <= 40 and rng.random() < 0.15:
+            if n <= 40 and rng.random() < 0.3:
                 args += [case(rng, b"PRIZE"), pid, w, case(rng, b"CODES")]
                 code_ids.append(pid)
             else:
@@ -716,7 +716,7 @@ class Gen:
         k = self.campaign_key
         if r < 0.08:
             return self.configure()
-        if r < 0.13:
+        if r < 0.14:
             return self.codes()
         if r < 0.45:
             return self.draw()

@@ -616,6 +616,30 @@ def test_after_redraw_exact_when_the_locked_prize_dominates(raw):
     assert_fits(got, {b"b": 0.5, None: 0.5}, n, "REDRAW past a dominant locked prize")
 
 
+def test_after_redraw_locked_and_unlocked_users_interleaved_in_a_tier(raw):
+    """AFTER is per user: a REDRAW table built for a user who has a prize locked must not
+    serve a user who has it unlocked (and the other way round), in a tier too."""
+    cfg(raw, "c", "PRIZE", "a", 3, "INF", "AFTER", 3, "PRIZE", "b", 1, "INF",
+        "PRIZE", "c", 2, "INF", "NOTHING", 2, "SOLDOUT", "REDRAW", "MAXWINS", "INF",
+        "TIER", "t", "PRIZE-WEIGHT", "a", 6)
+    n = 5000
+    pipeline(raw, [("LOTTERY.DRAW", "c", f"vet{i}") for i in range(n) for _ in range(2)])
+    cmds = []
+    for i in range(n):
+        cmds += [("LOTTERY.DRAW", "c", f"vet{i}", "TIER", "t"),
+                 ("LOTTERY.DRAW", "c", f"new{i}", "TIER", "t")]
+    reps = pipeline(raw, cmds)
+    vets, news = {}, {}
+    for i, r in enumerate(reps):
+        assert r[0] in (b"WIN", b"LOSE"), r
+        d = vets if i % 2 == 0 else news
+        d[r[1]] = d.get(r[1], 0) + 1
+    assert b"a" not in news, f"a new user won the locked prize: {news}"
+    assert_fits(news, {b"b": 1 / 5, b"c": 2 / 5, None: 2 / 5}, n, "locked users, tier t")
+    assert_fits(vets, {b"a": 6 / 11, b"b": 1 / 11, b"c": 2 / 11, None: 2 / 11}, n,
+                "unlocked users, tier t")
+
+
 def test_after_fallback_policy(raw):
     cfg(raw, "c", "PRIZE", "a", 1, "INF", "AFTER", 3, "PRIZE", "f", 0, "INF", "NOTHING", 0,
         "SOLDOUT", "FALLBACK", "f", "MAXWINS", "INF")
@@ -948,6 +972,51 @@ def test_configure_keeps_refuses_and_restock(raw):
     err(raw, "LOTTERY.CODES", "nokey", "card", "COUNT")
     err(raw, "LOTTERY.CODES", "nokey", "card", "ADD", "x")
     assert raw.call("EXISTS", "nokey") == 0
+
+
+def test_code_memory_survives_dropping_and_converting_the_prize(raw):
+    """The prize remembers every code it handed out: dropped from the table and back, or
+    turned into a counted prize and back, a handed-out code is still refused."""
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "x", 0, "INF", "NOTHING", 0,
+        "MAXWINS", "INF")
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "c1", "c2") == 2
+    assert [draw(raw, "c", "u", code_prizes=(b"card",))[5] for _ in range(2)] == [b"c1", b"c2"]
+    cfg(raw, "c", "PRIZE", "x", 1, "INF")                              # dropped (pool empty)
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "x", 0, "INF")  # back
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "c1", "c3") == 1
+    assert raw.call("LOTTERY.CODES", "c", "card", "REMOVE", "c3") == 1
+    cfg(raw, "c", "PRIZE", "card", 1, 5, "PRIZE", "x", 0, "INF")       # counted
+    assert draw(raw, "c", "u", code_prizes=())[:2] == [b"WIN", b"card"]
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "x", 0, "INF")  # codes again
+    assert codes_count(raw, "c", "card") == 0
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "c1", "c2", "c4") == 1
+    assert draw(raw, "c", "u", code_prizes=(b"card",))[5] == b"c4"
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", "c1", "c2", "c3", "c4") == 1
+
+
+def test_transfer_of_a_code_prize_never_creates_or_loses_codes(raw):
+    """rules.md: a transfer of a code prize moves codes, not counts. Whatever
+    LOTTERY.TRANSFER does with one, the codes of the two shards are conserved: refused
+    cleanly, or taken out of one pool and put into the other."""
+    for k in ("{s}a", "{s}b"):
+        cfg(raw, k, "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
+    assert raw.call("LOTTERY.CODES", "{s}a", "card", "ADD", "c1", "c2", "c3", "c4") == 4
+    before = digest(raw, "{s}a"), digest(raw, "{s}b")
+    out = raw.call("LOTTERY.TRANSFER", "{s}a", "OUT", "t1", "card", 2, "{s}b")
+    if isinstance(out, Err):
+        assert out.startswith("ERR "), out
+        assert (digest(raw, "{s}a"), digest(raw, "{s}b")) == before
+        err(raw, "LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", 2, "{s}a")
+        assert (digest(raw, "{s}a"), digest(raw, "{s}b")) == before
+        return
+    inn = raw.call("LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", out, "{s}a")
+    assert inn == 1, inn
+    na, nb = codes_count(raw, "{s}a", "card"), codes_count(raw, "{s}b", "card")
+    assert na + nb == 4 and nb == out, (na, nb, out)
+    got = [r[5] for r in pipeline(raw, [("LOTTERY.DRAW", "{s}a", "u")] * na +
+                                  [("LOTTERY.DRAW", "{s}b", "u")] * nb)]
+    assert sorted(got) == [b"c1", b"c2", b"c3", b"c4"], got
 
 
 def test_code_prize_as_fallback_and_guaranteed(raw):
