@@ -516,3 +516,112 @@ def test_failover_keeps_every_win_and_never_repeats_a_code(server_factory):
     print(f"\nfailover: {load.draws} draws, {len(load.seen)} WINs seen "
           f"({sum(1 for s in load.seen if s[2])} acked), {len(before)} codes before the end, "
           f"{left} drawn after")
+
+
+# --------------------------------------------------------------------------------------------
+# small random states of the rules, many at once, through every path
+
+
+def _rand_rules_state(rng, key):
+    """The commands of a small random campaign with the new rules (every tier has at least
+    one clause: the clause-less tier is test_campaign_rules.py's own case)."""
+    ids = list(dict.fromkeys(bytes(rng.choice(b"abcxyz\x00\xff") for _ in range(rng.randint(1, 4)))
+                             for _ in range(rng.randint(1, 4))))
+    args, codes = [], []
+    for pid in ids:
+        w = rng.choice([0, 1, 2, 5])
+        if rng.random() < 0.3:
+            args += ["PRIZE", pid, w, "CODES"]
+            codes.append(pid)
+        else:
+            args += ["PRIZE", pid, w, rng.choice(["INF", 0, 1, 3])]
+        if rng.random() < 0.3:
+            args += ["AFTER", rng.choice([1, 2, 3, 4294967295])]
+    args += ["NOTHING", rng.choice([0, 1, 3]), "MAXWINS", "INF"]
+    if rng.random() < 0.5:
+        args += ["GUARANTEE", rng.choice([2, 3, 1000000])]
+        if rng.random() < 0.5:
+            k = rng.randint(1, len(ids))
+            args += ["PRIZES", k] + rng.sample(ids, k)
+    if rng.random() < 0.4:
+        args += ["TOTAL", rng.choice([0, 1, 5, 4294967295, "INF"])]
+    if rng.random() < 0.4:
+        args += ["PERIOD", rng.choice(["DAY", "WEEK", "MONTH"])]
+    if rng.random() < 0.3:
+        args += ["DAILY", rng.choice([0, 1, 3])]
+    if rng.random() < 0.3:
+        args += ["SOLDOUT", rng.choice(["LOSE", "REDRAW"])]
+    tiers = []
+    for _ in range(rng.choice([0, 0, 1, 2, 3])):
+        name = bytes(rng.choice(b"tvip\x00") for _ in range(rng.randint(1, 6)))
+        c = ["TIER", name]
+        for pid in rng.sample(ids, rng.randint(0, len(ids))):
+            c += ["PRIZE-WEIGHT", pid, rng.choice([0, 1, 7])]
+        if len(c) == 2 or rng.random() < 0.5:
+            c += ["NOTHING", rng.choice([0, 1, 9])]
+        args += c
+        tiers.append(name)
+    cmds = [("LOTTERY.CONFIGURE", key, *args)]
+    for pid in codes:
+        n = rng.randint(0, 4)
+        if n:
+            cmds.append(("LOTTERY.CODES", key, pid, "ADD",
+                         *[bytes(rng.choice(b"01\x00") for _ in range(rng.randint(1, 3)))
+                           for _ in range(n)]))
+    for _ in range(rng.randint(0, 12)):
+        c = ["LOTTERY.DRAW", key, rng.choice([b"u", b"v", b"\x00"])]
+        if tiers and rng.random() < 0.5:
+            c += ["TIER", rng.choice(tiers)]
+        if rng.random() < 0.3:
+            c += ["REQID", b"r%d" % rng.randrange(3)]
+        cmds.append(tuple(c))
+    if rng.random() < 0.3:
+        cmds.append(("LOTTERY.GRANT", key, "u", 2))
+    if rng.random() < 0.3:
+        cmds.append(("LOTTERY.CONFIGURE", key, "TOTAL", "INF", "GUARANTEE", "OFF"))
+    return cmds
+
+
+def test_many_small_rule_states_roundtrip(server_factory):
+    """400 small random campaigns with the rules (from fixed seeds): a live replica has the
+    same digests; DUMP + RESTORE under another name, DEBUG RELOAD, and an AOF rewritten
+    without the RDB preamble and replayed at a restart give the same digests."""
+    m = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", "no",
+                                                    "--appendfsync", "no"])
+    rep = server_factory(replicaof=("127.0.0.1", m.port))
+    H.wait_link_up(rep.client())
+    raw = m.raw()
+    keys = []
+    for seed in range(400):
+        rng = random.Random(seed)
+        key = b"{s%d}" % seed
+        pin(raw, H.T0 + seed * 1000)
+        raw.pipeline(_rand_rules_state(rng, key))
+        if raw.call("EXISTS", key):
+            keys.append(key)
+    assert len(keys) > 300, len(keys)
+    digests = raw.pipeline([("DEBUG", "DIGEST-VALUE", k) for k in keys])
+    D.wait_acked(m.client())
+    D.wait_same_offset([m.client(), rep.client()])
+    rraw = rep.raw()
+    assert rraw.pipeline([("DEBUG", "DIGEST-VALUE", k) for k in keys]) == digests, "replica"
+    rraw.close()
+    bad = []
+    for k, d in zip(keys, digests):
+        r = raw.call("RESTORE", k + b":r", 0, raw.call("DUMP", k))
+        if r != "OK" or raw.call("DEBUG", "DIGEST-VALUE", k + b":r") != d:
+            bad.append((k, r))
+        raw.call("DEL", k + b":r")
+    assert not bad, f"DUMP + RESTORE: {bad[:5]}"
+    whole = raw.call("DEBUG", "DIGEST")
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    assert raw.call("DEBUG", "DIGEST") == whole, "DEBUG RELOAD"
+    raw.close()
+    rep.stop()
+    assert m.client().bgrewriteaof()
+    wait_rewrite(m)
+    restart(m, "AOF rewritten without the preamble")
+    raw = m.raw()
+    assert raw.pipeline([("DEBUG", "DIGEST-VALUE", k) for k in keys]) == digests, "AOF"
+    assert raw.call("DEBUG", "DIGEST") == whole
+    raw.close()
