@@ -1019,6 +1019,72 @@ def test_transfer_of_a_code_prize_never_creates_or_loses_codes(raw):
     assert sorted(got) == [b"c1", b"c2", b"c3", b"c4"], got
 
 
+def test_code_order_across_chunks_removals_and_reloads(raw):
+    """Oldest added first, exactly, over a pool of 60k codes: removals spread over it and a
+    contiguous range removed, removed codes added again (they go last), a DEBUG RELOAD and a
+    DUMP/RESTORE in the middle of handing them out."""
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
+    rng = random.Random(3)
+    codes = [b"%06d" % i + rng.randbytes(rng.choice([1, 4, 10, 30])) for i in range(60_000)]
+    for i in range(0, len(codes), 5000):
+        assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *codes[i:i + 5000]) == 5000
+    removed = set(codes[::7]) | set(codes[20_000:26_000])
+    rm = sorted(removed)
+    n = 0
+    for i in range(0, len(rm), 5000):
+        n += raw.call("LOTTERY.CODES", "c", "card", "REMOVE", *rm[i:i + 5000])
+    assert n == len(removed)
+    back = codes[21_000:21_500] + codes[::7][:300]
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *back) == len(back)
+    want = [c for c in codes if c not in removed] + back
+    assert codes_count(raw, "c", "card") == len(want)
+    got = []
+    step = len(want) // 3
+    for part in range(3):
+        k = step if part < 2 else len(want) - 2 * step
+        reps = pipeline(raw, [("LOTTERY.DRAW", "c", "u")] * k)
+        got += [r[5] for r in reps]
+        if part == 0:
+            assert raw.call("DEBUG", "RELOAD") == "OK"
+        if part == 1:
+            blob = raw.call("DUMP", "c")
+            assert raw.call("DEL", "c") == 1
+            assert raw.call("RESTORE", "c", 0, blob) == "OK"
+    assert got == want, "codes not handed out oldest added first"
+    assert draw(raw, "c", "u", code_prizes=(b"card",))[:2] == [b"LOSE", None]
+    assert raw.call("LOTTERY.CODES", "c", "card", "ADD", *codes[:1000]) == \
+        sum(1 for c in codes[:1000] if c in removed and c not in back)
+
+
+def test_tier_redraw_follows_restock_and_pace(raw):
+    cfg(raw, "k", "PRIZE", "a", 1, 1, "PRIZE", "b", 1, "INF", "SOLDOUT", "REDRAW",
+        "MAXWINS", "INF", "TIER", "t", "PRIZE-WEIGHT", "a", 100_000)
+    outs = [draw(raw, "k", "u", "TIER", "t")[1] for _ in range(200)]
+    assert outs.count(b"a") == 1 and outs.count(b"b") == 199, outs
+    assert raw.call("LOTTERY.RESTOCK", "k", "a", 2) == 2
+    outs = [draw(raw, "k", "u", "TIER", "t")[1] for _ in range(200)]
+    assert outs.count(b"a") == 2, outs
+    # PACE: 10 units released evenly over 100 s; the tier draws hold to it
+    pin(raw, T0)
+    cfg(raw, "p", "PRIZE", "a", 1, 10, "PRIZE", "b", 1, "INF", "SOLDOUT", "REDRAW",
+        "MAXWINS", "INF", "WINDOW", T0, T0 + 100_000, "PACE", "a", "LINEAR",
+        "TIER", "t", "PRIZE-WEIGHT", "a", 100_000)
+    sold = 0
+    for t in (0, 9_999, 10_000, 10_001, 20_000, 55_000, 99_999):
+        pin(raw, T0 + t)
+        outs = [draw(raw, "p", "u", "TIER", "t")[1] for _ in range(300)]
+        sold += outs.count(b"a")
+        assert sold == 10 * t // 100_000, (t, sold)
+    # a guarantee listing a held-back prize is an ordinary draw
+    pin(raw, T0)
+    cfg(raw, "g", "PRIZE", "a", 1, 10, "PRIZE", "b", 1, "INF", "NOTHING", BIG,
+        "MAXWINS", "INF", "WINDOW", T0, T0 + 100_000, "PACE", "a", "LINEAR",
+        "GUARANTEE", 2, "PRIZES", 1, "a")
+    assert [draw(raw, "g", "u")[1] for _ in range(6)] == [None] * 6
+    pin(raw, T0 + 10_000)
+    assert [draw(raw, "g", "u")[1] for _ in range(4)] == [b"a", None, None, None]
+
+
 def test_code_prize_as_fallback_and_guaranteed(raw):
     cfg(raw, "c", "PRIZE", "big", 1, 0, "PRIZE", "card", 0, "CODES", "NOTHING", 0,
         "SOLDOUT", "FALLBACK", "card", "MAXWINS", "INF")

@@ -395,6 +395,7 @@ class Load:
         self.seen = []          # (user, reply, acked)
         self.draws = 0
         self.unexpected = []
+        self.reqids = []        # (command, WIN reply) of the draws made with a REQID
 
     def worker(self, seed):
         rng = random.Random(seed)
@@ -431,6 +432,8 @@ class Load:
                     self.draws += 1
                     if rep[0] == b"WIN":
                         self.seen.append((c[2], rep, acked))
+                        if "REQID" in c:
+                            self.reqids.append((c, rep))
             if any(isinstance(x, Err) for x in reps):
                 time.sleep(0.005)
         if raw:
@@ -489,6 +492,12 @@ def test_failover_keeps_every_win_and_never_repeats_a_code(server_factory):
             assert len(rep) == 6 and f[b"code"] == rep[5], (rep, f)
         else:
             assert len(rep) == 5 and b"code" not in f, (rep, f)
+    # REQID retries of WINs on the new master: the very same reply, the code included
+    retries = [x for x in load.reqids if x[1][1] == b"card"][-200:]
+    assert retries
+    again = nraw.pipeline([c for c, _ in retries])
+    for (c, rep), a in zip(retries, again):
+        assert a == rep, (c, rep, a)
     before = [f[b"code"] for f in entries.values() if b"code" in f]
     c = collections.Counter(before)
     assert all(n == 1 for n in c.values()), "a code handed out twice before the pool ran dry"
