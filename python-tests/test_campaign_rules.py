@@ -42,6 +42,7 @@ def err(raw, *args, contains=None):
     server must still answer PING."""
     rep = raw.call(*args)
     assert isinstance(rep, Err) and rep.startswith("ERR "), f"{_short(args)} -> {rep!r}"
+    assert "internal error" not in rep, f"{_short(args)} panicked: {rep}"
     if contains is not None:
         assert contains.lower() in rep.lower(), f"{_short(args)} -> {rep!r}"
     assert raw.call("PING") == "PONG"
@@ -134,6 +135,16 @@ def local_ms(y, m, d, hh=0, mi=0, offset_min=0):
     """Unix ms of local time y-m-d hh:mi in the zone UTC + offset_min minutes."""
     t = dt.datetime(y, m, d, hh, mi, tzinfo=dt.timezone.utc)
     return int(t.timestamp()) * 1000 - offset_min * 60_000
+
+
+@pytest.fixture(autouse=True)
+def _no_internal_errors(server):
+    """A panic inside the module is caught and answered as an ERR: none may happen here."""
+    yield
+    if server.alive():
+        info = server.raw().call("INFO", "lottery").decode()
+        line = [l for l in info.splitlines() if l.startswith("lottery_internal_errors:")]
+        assert line == ["lottery_internal_errors:0"], line
 
 
 # --------------------------------------------------------------------------------------------

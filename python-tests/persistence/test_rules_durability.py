@@ -634,3 +634,96 @@ def test_many_small_rule_states_roundtrip(server_factory):
     assert raw.pipeline([("DEBUG", "DIGEST-VALUE", k) for k in keys]) == digests, "AOF"
     assert raw.call("DEBUG", "DIGEST") == whole
     raw.close()
+
+
+# --------------------------------------------------------------------------------------------
+# corrupt payloads of the new encoding (tiers, lifetime counts, code pools)
+
+
+def _exercise_rules(raw, key):
+    """An accepted payload must give a campaign that works; a list of problems."""
+    problems = []
+    if raw.call("TYPE", key) != "lottery01":
+        return ["TYPE"]
+    for clock in (H.T0 + 5 * DAY, 1, 2 ** 62, H.I64_MAX, "REAL"):
+        raw.call("LOTTERY.DEBUG", "CLOCK", clock)
+        for cmd in (("LOTTERY.STATS", key), ("LOTTERY.USER", key, b"u1"),
+                    ("LOTTERY.USER", key, b"zz"), ("LOTTERY.CODES", key, "card", "COUNT")):
+            rep = raw.call(*cmd)
+            if isinstance(rep, Err) and not (cmd[1:3] == (key, "card") and "prize" in rep):
+                problems.append(f"{cmd[0]} at {clock}: {rep}")
+        for extra in ((), ("TIER", "vip"), ("TIER", "low"), ("REQID", "r1")):
+            for u in (b"u1", b"new"):
+                rep = raw.call("LOTTERY.DRAW", key, u, *extra)
+                if isinstance(rep, Err):
+                    if not (rep.startswith("WRONGTYPE") or "no such tier" in rep):
+                        problems.append(f"DRAW {extra} at {clock}: {rep}")
+                elif not (isinstance(rep, list) and (len(rep) == 5 or
+                                                     (len(rep) == 6 and rep[0] == b"WIN"))):
+                    problems.append(f"DRAW reply {rep!r}")
+    for cmd in (("LOTTERY.CODES", key, "card", "ADD", "fresh-code"), ("LOTTERY.GRANT", key, "u2", 1),
+                ("LOTTERY.DRAIN", key), ("DEBUG", "DIGEST-VALUE", key), ("MEMORY", "USAGE", key)):
+        rep = raw.call(*cmd)
+        if isinstance(rep, Err) and not (cmd[0] == "LOTTERY.CODES" and "prize" in rep):
+            problems.append(f"{cmd[0]}: {rep}")
+    rep = raw.call("RESTORE", key, 0, raw.call("DUMP", key), "REPLACE")
+    if rep != "OK":
+        problems.append(f"re-RESTORE of its own DUMP: {rep}")
+    return problems
+
+
+def _rules_source(server, compressed):
+    raw = server.raw()
+    try:
+        raw.call("CONFIG", "SET", "rdbcompression", "yes" if compressed else "no")
+        if not raw.call("EXISTS", "camp"):
+            pin(raw, H.T0)
+            ok(raw.call("LOTTERY.CONFIGURE", "camp", *CONFIG))
+            ok(raw.call("LOTTERY.CONFIGURE", "camp", "COOLDOWN", 0))
+            assert raw.call("LOTTERY.CODES", "camp", "card", "ADD",
+                            *[b"code%04d" % i for i in range(300)]) == 300
+            cmds = []
+            for i in range(40):
+                for t in ((), ("TIER", "vip"), ("TIER", "low")):
+                    cmds.append(("LOTTERY.DRAW", "camp", b"u%d" % i, *t))
+            raw.pipeline(cmds)
+            raw.call("LOTTERY.GRANT", "camp", "u1", 2)
+        blob = raw.call("DUMP", "camp")
+        raw.call("CONFIG", "SET", "rdbcompression", "yes")
+    finally:
+        raw.close()
+    return blob
+
+
+def test_corrupt_payloads_of_the_rules_encoding(server):
+    from test_hostile import _variants        # the corruption families of test_hostile.py
+    raw = server.raw()
+    rng = random.Random(20261130)
+    variants = _variants(_rules_source(server, False), _rules_source(server, True), rng)
+    assert len(variants) >= 500, len(variants)
+    before = raw.call("DEBUG", "DIGEST-VALUE", "camp")
+    refused = accepted = 0
+    misbehaved = []
+    for n, (name, payload) in enumerate(variants):
+        rep = raw.call("RESTORE", "victim", 0, payload, "REPLACE")
+        if not server.alive():
+            pytest.fail(f"server died on variant {name}: {payload.hex()}\n{server.log_tail()}")
+        if isinstance(rep, Err):
+            refused += 1
+            if raw.call("EXISTS", "victim"):
+                misbehaved.append((name, "a refused RESTORE left a key"))
+            continue
+        accepted += 1
+        problems = _exercise_rules(raw, "victim")
+        if not server.alive():
+            pytest.fail(f"server died using accepted variant {name}: {payload.hex()}\n"
+                        f"{server.log_tail()}")
+        if problems:
+            misbehaved.append((name, problems[:3], payload.hex()[:200]))
+        raw.call("DEL", "victim")
+    print(f"\n{len(variants)} corrupt payloads of the rules encoding: {refused} refused, "
+          f"{accepted} accepted and usable")
+    assert not misbehaved, misbehaved[:5]
+    assert raw.call("DEBUG", "DIGEST-VALUE", "camp") == before
+    info = raw.call("INFO", "lottery").decode()
+    assert "lottery_internal_errors:0" in info, [l for l in info.splitlines() if "internal" in l]
