@@ -174,7 +174,7 @@ def test_tier_draws_use_the_tier_weights(raw):
 def test_unknown_tier_is_an_error_and_consumes_nothing(server, raw, with_tiers):
     pin(raw, T0)
     args = ["PRIZE", "a", 1, 5, "NOTHING", 1, "DAILY", 3, "COOLDOWN", 1000, "TOTAL", 10,
-            "GUARANTEE", 3]
+            "GUARANTEE", 3, "MAXWINS", "INF"]
     if with_tiers:
         args += ["TIER", "vip", "NOTHING", 3, "TIER", "t2", "PRIZE-WEIGHT", "a", 2]
     cfg(raw, "c", *args)
