@@ -1357,10 +1357,25 @@ mod tests {
     }
 
     fn random_code(r: &mut Rng) -> Vec<u8> {
-        let len = if r.below(5) == 0 {
-            100 + r.below(413) as usize
-        } else {
-            1 + r.below(24) as usize
+        random_code_in(r, Lengths::Mixed)
+    }
+
+    #[derive(Clone, Copy)]
+    enum Lengths {
+        /// Mostly short, a fifth 100 to 512 bytes.
+        Mixed,
+        /// 1 to 4 bytes: thousands of records a chunk.
+        Short,
+        /// 400 to 512 bytes: about 35 records a chunk, and chunk ends left unfilled.
+        Long,
+    }
+
+    fn random_code_in(r: &mut Rng, lengths: Lengths) -> Vec<u8> {
+        let len = match lengths {
+            Lengths::Mixed if r.below(5) == 0 => 100 + r.below(413) as usize,
+            Lengths::Mixed => 1 + r.below(24) as usize,
+            Lengths::Short => 1 + r.below(4) as usize,
+            Lengths::Long => 400 + r.below(113) as usize,
         };
         if len <= 2 {
             // Short codes from a small alphabet, so some come back.
@@ -1372,7 +1387,22 @@ mod tests {
 
     #[test]
     fn randomized_against_a_model() {
-        let mut r = Rng(0xC0DE);
+        run_model(0xC0DE);
+    }
+
+    /// More seeds of the model test (release builds only, as they take a while).
+    #[test]
+    #[cfg_attr(debug_assertions, ignore)]
+    fn randomized_against_a_model_more_seeds() {
+        for seed in 1..=16 {
+            run_model(seed);
+        }
+    }
+
+    fn run_model(seed: u64) {
+        let lengths = [Lengths::Mixed, Lengths::Short, Lengths::Long][(seed % 3) as usize];
+        let random_code = |r: &mut Rng| random_code_in(r, lengths);
+        let mut r = Rng(seed);
         let mut p = CodePool::new(SEED);
         let mut m = Model::default();
         let mut history: Vec<Vec<u8>> = Vec::new();
