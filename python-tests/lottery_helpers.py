@@ -371,15 +371,17 @@ def _key(k):
 STATS_FIELDS = ["state", "nothing_weight", "cooldown_ms", "daily", "maxwins", "dayoffset",
                 "window_start_ms", "window_end_ms", "soldout", "fallback", "stream",
                 "idempotency_ms", "rate", "burst", "admit", "admit_retry", "clientlimit",
-                "clientlimit_window_ms", "penalty_ms", "users", "clients",
+                "clientlimit_window_ms", "penalty_ms", "guarantee", "guarantee_prizes",
+                "total", "period", "users", "clients",
                 "penalized_clients", "admit_waiting", "draws", "wins", "losses", "replays",
                 "rejected_cooldown", "rejected_quota", "rejected_already_won",
                 "rejected_not_started", "rejected_ended", "rejected_paused", "rejected_banned",
-                "rejected_busy", "rejected_retry", "rejected_limited",
-                "drain_seq", "pace", "prizes"]
+                "rejected_busy", "rejected_retry", "rejected_limited", "rejected_total",
+                "drain_seq", "pace", "after", "codes", "tiers", "prizes"]
 
 USER_FIELDS = ["draws_today", "chances_left", "bonus", "wins", "last_prize", "last_draw_ms",
-               "cooldown_left_ms", "banned_until_ms", "admit_waiting"]
+               "cooldown_left_ms", "banned_until_ms", "admit_waiting", "draws_total",
+               "draws_since_win"]
 
 
 def stats(r, key):

@@ -180,7 +180,8 @@ def test_user_unknown_defaults(r):
     assert user(r, "c", "ghost") == {"draws_today": 0, "chances_left": 3, "bonus": 0, "wins": 0,
                                      "last_prize": None, "last_draw_ms": 0,
                                      "cooldown_left_ms": 0, "banned_until_ms": 0,
-                                     "admit_waiting": 0}
+                                     "admit_waiting": 0, "draws_total": 0,
+                                     "draws_since_win": 0}
     assert stats(r, "c")["users"] == 0
     configure(r, "d", "PRIZE", "a", 1, "INF")
     assert user(r, "d", "ghost")["chances_left"] == -1

@@ -28,7 +28,8 @@ def test_win_reply_and_stream_entry(server, r):
     u = user(r, "c", "alice")
     assert u == {"draws_today": 1, "chances_left": -1, "bonus": 0, "wins": 1,
                  "last_prize": "gold", "last_draw_ms": T0, "cooldown_left_ms": 0,
-                 "banned_until_ms": 0, "admit_waiting": 0}
+                 "banned_until_ms": 0, "admit_waiting": 0, "draws_total": 0,
+                 "draws_since_win": 0}
 
 
 def test_win_with_reqid_stream_fields(server, r):
@@ -303,8 +304,11 @@ def test_resp_types(server, r):
     assert type(st[1]) is bytes and st[1] == b"paused"
     assert all(type(st[i]) is int for i in range(3, len(st) - 2, 2)
                if st[i - 1] not in (b"soldout", b"fallback", b"stream", b"admit",
-                                    b"admit_retry", b"pace")), st
-    assert st[st.index(b"pace") + 1] == []
+                                    b"admit_retry", b"pace", b"guarantee_prizes", b"period",
+                                    b"after", b"codes", b"tiers")), st
+    for f in (b"pace", b"guarantee_prizes", b"after", b"codes", b"tiers"):
+        assert st[st.index(f) + 1] == [], f
+    assert st[st.index(b"period") + 1] == b"DAY"
     us = raw.call("LOTTERY.USER", "c", "u")
     assert all(type(k) is bytes for k in us[0::2])
     assert raw.call_raw("LOTTERY.RESUME", "c") == b"+OK\r\n"

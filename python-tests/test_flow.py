@@ -174,8 +174,12 @@ def test_draw_options_in_any_order_and_their_errors(server, r, raw):
         (("u", "REQID", "a", "REQID", "b"), "ERR REQID given twice"),
         (("u", "FOO", "a"), "ERR unknown option 'FOO'"),
         (("u", "CLIENT"), "ERR wrong number of arguments for 'lottery.draw' command"),
-        (("u", "CLIENT", "a", "REQID", "b", "X", "y"),
+        (("u", "CLIENT", "a", "REQID", "b", "X", "y"), "ERR unknown option 'X'"),
+        (("u", "CLIENT", "a", "REQID", "b", "TIER", "t", "X", "y"),
          "ERR wrong number of arguments for 'lottery.draw' command"),
+        (("u", "TIER", "a", "TIER", "b"), "ERR TIER given twice"),
+        (("u", "TIER", ""), "ERR invalid tier name: must be 1..64 bytes"),
+        (("u", "TIER", "nope"), "ERR no such tier 'nope'"),
     ]:
         assert H.expect_err(raw, "LOTTERY.DRAW", "c", *args) == msg
 
@@ -318,7 +322,8 @@ def test_an_encoding_written_by_the_previous_version_loads(server, r):
     assert (got["rate"], got["rejected_busy"], got["pace"]) == (-1, 0, [])
     for u, flat in want["users"].items():
         now = r.execute_command("LOTTERY.USER", "old:{v2}", u)
-        assert now[:len(flat)] == flat and now[-2:] == ["admit_waiting", 0], u
+        assert now[:len(flat)] == flat, u
+        assert now[len(flat):] == ["admit_waiting", 0, "draws_total", 0, "draws_since_win", 0], u
     assert [list(x) for x in r.execute_command("LOTTERY.TRANSFER", "old:{v2}", "LIST")] == \
         want["transfers"]
     # it runs on: draws, flow control added, saved in today's encoding

@@ -24,7 +24,7 @@ import lottery_helpers as H
 COMMANDS = ["lottery.configure", "lottery.draw", "lottery.drain", "lottery.grant",
             "lottery.restock", "lottery.pause", "lottery.resume", "lottery.ban",
             "lottery.unban", "lottery.user", "lottery.stats", "lottery.transfer",
-            "lottery.debug", "lottery.apply"]
+            "lottery.codes", "lottery.debug", "lottery.apply"]
 
 
 def info_fields(server):
@@ -377,7 +377,8 @@ def test_no_events_while_loading_the_aof(server_factory):
 APP_RULES = ["on", ">app-pw", "resetkeys", "~camp:*", "resetchannels", "-@all",
              "+lottery.draw", "+lottery.user", "+lottery.grant"]
 OPS_RULES = ["on", ">ops-pw", "resetkeys", "~camp:*", "resetchannels", "-@all",
-             "+lottery.configure", "+lottery.restock", "+lottery.pause", "+lottery.resume",
+             "+lottery.configure", "+lottery.restock", "+lottery.codes", "+lottery.pause",
+             "+lottery.resume",
              "+lottery.ban", "+lottery.unban", "+lottery.user", "+lottery.stats",
              "+lottery.transfer", "+lottery.drain", "+info"]
 WRITER_RULES = ["on", ">writer-pw", "resetkeys", "~camp:*", "resetchannels", "-@all",
@@ -534,8 +535,9 @@ def test_acl_recipe_does_not_stop_replication(server_factory):
 EXPECTED_ARGS = {
     "lottery.configure": ["key", "prize", "nothing", "cooldown", "daily", "maxwins", "dayoffset",
                           "window", "soldout", "stream", "idempotency", "rate", "admit",
-                          "clientlimit", "penalty", "pace"],
-    "lottery.draw": ["key", "user", "request-id", "client-id"],
+                          "clientlimit", "penalty", "pace", "guarantee", "total", "period",
+                          "tier"],
+    "lottery.draw": ["key", "user", "request-id", "client-id", "tier"],
     "lottery.drain": ["key", "last"],
     "lottery.grant": ["key", "user", "n", "cap"],
     "lottery.restock": ["key", "prize", "delta"],
@@ -546,6 +548,7 @@ EXPECTED_ARGS = {
     "lottery.user": ["key", "user"],
     "lottery.stats": ["key"],
     "lottery.transfer": ["key", "step"],
+    "lottery.codes": ["key", "prize", "operation"],
     "lottery.debug": ["subcommand"],
     "lottery.apply": ["key", "blob", "user", "request-id"],
 }
@@ -579,7 +582,7 @@ def test_command_docs(server, r):
     conf = {a[b"name"]: a for a in map(_d, docs["lottery.configure"][b"arguments"])}
     prize = conf[b"prize"]
     assert prize[b"token"] == b"PRIZE" and set(prize[b"flags"]) == {"optional", "multiple"}
-    assert [_d(a)[b"name"] for a in prize[b"arguments"]] == [b"id", b"weight", b"stock"]
+    assert [_d(a)[b"name"] for a in prize[b"arguments"]] == [b"id", b"weight", b"stock", b"after"]
     assert [_d(a)[b"token"] for a in conf[b"soldout"][b"arguments"]] == \
         [b"LOSE", b"REDRAW", b"FALLBACK"]
     draw = [_d(a) for a in docs["lottery.draw"][b"arguments"]]

@@ -109,10 +109,40 @@ def _install_aof(dirpath, body: bytes):
         f.write("file appendonly.aof.1.base.aof seq 1 type b\n")
 
 
+# What later builds added to STATS and USER, with the values a campaign of the fixture's
+# build has: none of the campaign rules.
+NEW_STATS = {"guarantee": -1, "guarantee_prizes": [], "total": -1, "period": "DAY",
+             "rejected_total": 0, "after": [], "codes": [], "tiers": []}
+NEW_USER = {"draws_total": 0, "draws_since_win": 0}
+
+
+def _as_fixture(got):
+    """The state as the fixture's build showed it: the fields added since then must hold their
+    defaults and are taken out. A campaign's digest is a fingerprint of its encoding, which
+    has a newer version now: it is taken out of both sides (the restarts below compare it)."""
+    got = json.loads(json.dumps(got))
+    for k in KEYS:
+        st = got[k]["stats"]
+        for f, v in NEW_STATS.items():
+            assert st.pop(f) == v, (k, f)
+        for u in got[k]["users"].values():
+            for f, v in NEW_USER.items():
+                assert u.pop(f) == v, (k, f)
+        got[k].pop("digest")
+    return got
+
+
+def _without_campaign_digests(want):
+    want = json.loads(json.dumps(want))
+    for k in KEYS:
+        want[k].pop("digest")
+    return want
+
+
 def _continue_and_restart(s, want):
     """On the loaded server: the loaded state is `want`; new wins follow the old entries with
     exact IDs; BGREWRITEAOF and a restart keep everything."""
-    assert state(s) == want
+    assert _as_fixture(state(s)) == _without_campaign_digests(want)
     raw = s.raw()
     assert raw.call("LOTTERY.DEBUG", "CLOCK", TB + 2 * 10**9) == "OK"
     assert raw.call("LOTTERY.RESUME", "{c}d") == "OK"
