@@ -568,7 +568,19 @@ def test_lifetime_counts_cost_bytes_only_while_kept(raw):
           f"TOTAL {ruled} B ({ruled / n:.1f} B/user): +{per_user:.2f} B/user")
     assert 2 <= per_user <= 8, per_user
     assert user_d(raw, "ruled", "user:7")["draws_total"] == 1
+    sample = [f"user:{i}" for i in range(0, n, 997)]
+    views = {u: user_d(raw, "ruled", u) for u in sample}
+    d = digest(raw, "ruled")
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    assert digest(raw, "ruled") == d and {u: user_d(raw, "ruled", u) for u in sample} == views
     cfg(raw, "ruled", "TOTAL", "INF")            # the last rule gone: the plain layout again
+    for u in sample:
+        views[u].update(draws_total=0, draws_since_win=0, chances_left=-1)
+    assert {u: user_d(raw, "ruled", u) for u in sample} == views
+    d = digest(raw, "ruled")
+    blob = raw.call("DUMP", "ruled")
+    assert raw.call("RESTORE", "ruled2", 0, blob) == "OK" and digest(raw, "ruled2") == d
+    assert raw.call("DEL", "ruled2") == 1
     back = raw.call("MEMORY", "USAGE", "ruled", "SAMPLES", 0)
     assert abs(back - plain) <= n // 4, (back, plain)
     u = user_d(raw, "ruled", "user:7")
@@ -1094,6 +1106,31 @@ def test_tier_redraw_follows_restock_and_pace(raw):
     assert [draw(raw, "g", "u")[1] for _ in range(6)] == [None] * 6
     pin(raw, T0 + 10_000)
     assert [draw(raw, "g", "u")[1] for _ in range(4)] == [b"a", None, None, None]
+
+
+def test_code_kept_when_the_win_is_refused_and_ts_field_last(raw):
+    """A win that cannot be written (the wins stream key holds a string) is an error that
+    changes nothing: its code stays in the pool. A clock stepped back: the entry gets `ts`,
+    after `code` and `reqid`."""
+    pin(raw, T0)
+    cfg(raw, "k", "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
+    assert raw.call("LOTTERY.CODES", "k", "card", "ADD", "c1", "c2", "c3") == 3
+    assert draw(raw, "k", "u", "REQID", "r1", code_prizes=(b"card",))[5] == b"c1"
+    pin(raw, T0 - 1000)
+    assert draw(raw, "k", "u", "REQID", "r2", code_prizes=(b"card",))[5] == b"c2"
+    (_, f1), (_, f2) = H.xrange_raw(raw, "{k}:wins")
+    assert [k for k, _ in f1] == [b"user", b"prize", b"draw", b"code", b"reqid"]
+    assert f2 == [(b"user", b"u"), (b"prize", b"card"), (b"draw", b"2"), (b"code", b"c2"),
+                  (b"reqid", b"r2"), (b"ts", str(T0 - 1000).encode())]
+    assert raw.call("DEL", "{k}:wins") == 1
+    assert raw.call("SET", "{k}:wins", "str") == "OK"
+    before = digest(raw, "k")
+    rep = raw.call("LOTTERY.DRAW", "k", "u")
+    assert isinstance(rep, Err) and rep.startswith("WRONGTYPE"), rep
+    assert digest(raw, "k") == before and codes_count(raw, "k", "card") == 1
+    assert raw.call("DEL", "{k}:wins") == 1
+    assert draw(raw, "k", "u", code_prizes=(b"card",))[5] == b"c3"
+    assert codes_count(raw, "k", "card") == 0
 
 
 def test_code_prize_as_fallback_and_guaranteed(raw):
