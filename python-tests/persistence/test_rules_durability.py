@@ -727,3 +727,41 @@ def test_corrupt_payloads_of_the_rules_encoding(server):
     assert raw.call("DEBUG", "DIGEST-VALUE", "camp") == before
     info = raw.call("INFO", "lottery").decode()
     assert "lottery_internal_errors:0" in info, [l for l in info.splitlines() if "internal" in l]
+
+
+def test_replication_traffic_of_code_pools(master_replica):
+    """Codes live outside the meta record: a CONFIGURE never carries them to replicas (nor a
+    COUNT anything); ADD carries about the codes themselves, a draw its own effect."""
+    master, replica = master_replica
+    raw = master.raw()
+
+    def offset():
+        info = raw.call("INFO", "replication").decode()
+        return int(next(l.split(":")[1] for l in info.splitlines()
+                        if l.startswith("master_repl_offset:")))
+
+    ok(raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "card", 1, "CODES", "PRIZE", "x", 1, 1000,
+                "NOTHING", 1, "MAXWINS", "INF", "GUARANTEE", 5, "TIER", "vip", "NOTHING", 3))
+    o = offset()
+    n = 50_000
+    for i in range(0, n, 10_000):
+        assert raw.call("LOTTERY.CODES", "k", "card", "ADD",
+                        *[b"%016d" % j for j in range(i, i + 10_000)]) == 10_000
+    per_code = (offset() - o) / n
+    o = offset()
+    ok(raw.call("LOTTERY.CONFIGURE", "k", "COOLDOWN", 0))
+    ok(raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "card", 2, "CODES", "PRIZE", "x", 1, 1000))
+    configure_bytes = offset() - o
+    o = offset()
+    assert raw.call("LOTTERY.CODES", "k", "card", "COUNT") == n
+    count_bytes = offset() - o
+    o = offset()
+    reps = raw.pipeline([("LOTTERY.DRAW", "k", b"u%d" % (i % 50), "TIER", "vip")
+                         for i in range(2000)])
+    per_draw = (offset() - o) / 2000
+    print(f"\nreplicated: {per_code:.1f} B per code added, {configure_bytes} B for two "
+          f"CONFIGUREs, {count_bytes} B for COUNT, {per_draw:.1f} B per draw")
+    assert per_code < 64 and configure_bytes < 1024 and count_bytes == 0 and per_draw < 400
+    assert sum(1 for r in reps if len(r) == 6) > 300
+    D.wait_acked(master.client())
+    assert D.digest(master.client(), "k") == D.digest(replica.client(), "k")
