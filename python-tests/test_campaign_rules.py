@@ -588,6 +588,16 @@ def test_lifetime_counts_cost_bytes_only_while_kept(raw):
     assert stats_d(raw, "ruled")["users"] == n
 
 
+def test_guarantee_lowered_applies_to_draws_since_win_or_more(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "NOTHING", BIG, "MAXWINS", "INF", "GUARANTEE", 10)
+    assert [draw(raw, "c", "u")[1] for _ in range(7)] == [None] * 7
+    cfg(raw, "c", "GUARANTEE", 3)           # since_win 7 >= 3 - 1: the next draw wins
+    assert [draw(raw, "c", "u")[1] for _ in range(4)] == [b"a", None, None, b"a"]
+    cfg(raw, "c", "GUARANTEE", 1000000)
+    assert user_d(raw, "c", "u")["draws_since_win"] == 0
+    assert [draw(raw, "c", "u")[1] for _ in range(3)] == [None] * 3
+
+
 def test_guarantee_prize_ids_that_look_like_keywords(raw):
     ids = [b"NOTHING", b"TIER", b"PRIZES", b"GUARANTEE", b"3", b"OFF"]
     args = []
