@@ -1143,6 +1143,22 @@ def test_code_kept_when_the_win_is_refused_and_ts_field_last(raw):
     assert codes_count(raw, "k", "card") == 0
 
 
+def test_codes_are_per_prize_and_add_is_all_or_nothing(raw):
+    cfg(raw, "k", "PRIZE", "A", 1, "CODES", "PRIZE", "B", 1, "CODES", "MAXWINS", "INF",
+        "TIER", "a", "PRIZE-WEIGHT", "B", 0, "TIER", "b", "PRIZE-WEIGHT", "A", 0)
+    assert raw.call("LOTTERY.CODES", "k", "A", "ADD", "X", "Y") == 2
+    assert raw.call("LOTTERY.CODES", "k", "B", "ADD", "X", "Z") == 2   # another prize's pool
+    assert draw(raw, "k", "u", "TIER", "a", code_prizes=(b"A", b"B"))[5] == b"X"
+    assert draw(raw, "k", "u", "TIER", "b", code_prizes=(b"A", b"B"))[5] == b"X"
+    assert raw.call("LOTTERY.CODES", "k", "A", "ADD", "Z", "X") == 1
+    assert raw.call("LOTTERY.CODES", "k", "B", "ADD", "X") == 0
+    before = digest(raw, "k")
+    err(raw, "LOTTERY.CODES", "k", "A", "ADD", *[b"n%d" % i for i in range(100_001)])
+    assert digest(raw, "k") == before and codes_count(raw, "k", "A") == 2
+    assert raw.call("LOTTERY.CODES", "k", "A", "ADD", *[b"n%d" % i for i in range(100_000)]) \
+        == 100_000
+
+
 def test_code_prize_as_fallback_and_guaranteed(raw):
     cfg(raw, "c", "PRIZE", "big", 1, 0, "PRIZE", "card", 0, "CODES", "NOTHING", 0,
         "SOLDOUT", "FALLBACK", "card", "MAXWINS", "INF")

@@ -765,3 +765,28 @@ def test_replication_traffic_of_code_pools(master_replica):
     assert sum(1 for r in reps if len(r) == 6) > 300
     D.wait_acked(master.client())
     assert D.digest(master.client(), "k") == D.digest(replica.client(), "k")
+
+
+def test_code_wins_in_multi_and_lua_replicate(master_replica):
+    master, replica = master_replica
+    raw = master.raw()
+    ok(raw.call("LOTTERY.CONFIGURE", "{m}k", "PRIZE", "card", 3, "CODES", "PRIZE", "p", 1, "INF",
+                "NOTHING", 1, "MAXWINS", "INF", "GUARANTEE", 2, "PRIZES", 1, "card",
+                "TIER", "vip", "PRIZE-WEIGHT", "card", 9))
+    cmds = [("MULTI",), ("LOTTERY.CODES", "{m}k", "card", "ADD", *[b"m%d" % i for i in range(50)])]
+    cmds += [("LOTTERY.DRAW", "{m}k", b"u%d" % (i % 3), "TIER", "vip") for i in range(20)]
+    cmds += [("LOTTERY.CODES", "{m}k", "card", "REMOVE", "m49"), ("EXEC",)]
+    exec_rep = raw.pipeline(cmds)[-1]
+    assert isinstance(exec_rep, list) and len(exec_rep) == 22, exec_rep
+    codes = [r[5] for r in exec_rep[1:21] if len(r) == 6]
+    for i in range(10):
+        rep = raw.call("EVAL", "return redis.call('LOTTERY.DRAW', KEYS[1], ARGV[1], 'TIER', "
+                               "'vip', 'REQID', ARGV[2])", 1, "{m}k", f"lua{i % 2}", f"q{i}")
+        if len(rep) == 6:
+            codes.append(rep[5])
+    assert len(codes) == len(set(codes)) > 5
+    D.wait_acked(master.client())
+    assert raw.call("DEBUG", "DIGEST") == replica.raw().call("DEBUG", "DIGEST")
+    mx = H.xrange_raw(raw, "{m}k:wins")
+    assert mx == H.xrange_raw(replica.raw(), "{m}k:wins")
+    assert [dict(f)[b"code"] for _, f in mx if b"code" in dict(f)] == codes
