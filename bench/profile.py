@@ -19,6 +19,10 @@ Paths (each from its own keys, set up before the measured window):
   peer        EVALSHA of bench/hmdp_seckill.lua (verbatim), voucherId 1, a new userId, a
               64-bit orderId: every call sells (SISMEMBER, INCRBY, SADD, XADD)
   lua-draw    EVALSHA of bench/draw.lua (the repo's Lua draw, ~1% wins), new users
+  rules-lose  LOTTERY.DRAW rules <new user> TIER vip with GUARANTEE, AFTER, TOTAL and a tier
+              (docs/rules.md), every draw a LOSE (builds that have the rules)
+  code-win    LOTTERY.DRAW codes <new buyer>: a code prize with a pool of N codes, every
+              draw a WIN that hands out a code (builds that have code pools)
 
 For each path: callgrind_control --zero, N commands sent from a Python client in pipelines of
 16, callgrind_control --dump. Instructions per command = the dump's total (the event loop,
@@ -272,6 +276,23 @@ def profile(module: str, N: int, top: int, keep: bool):
             ("lua-draw", "EVALSHA bench/draw.lua (~1% wins, new user)",
              [tuple(lua.evalsha_args(f"u:{i}")) for i in range(N)]),
         ]  # fmt: skip
+        try:
+            r.execute_command("LOTTERY.CONFIGURE", "rules", "PRIZE", "p", 0, STOCK, "PRIZE", "q", 0,
+                              STOCK, "AFTER", 5, "NOTHING", 1, "COOLDOWN", 1000, "GUARANTEE",
+                              1_000_000, "TOTAL", 1000, "TIER", "vip", "NOTHING", 2)
+            r.execute_command("LOTTERY.CONFIGURE", "codes", "PRIZE", "card", 1, "CODES")
+            for i in range(0, N, 1000):
+                r.execute_command("LOTTERY.CODES", "codes", "card", "ADD",
+                                  *[f"CARD-{j:012d}" for j in range(i, min(N, i + 1000))])
+            paths += [
+                ("rules-lose", "LOTTERY.DRAW ... TIER vip, every draw a LOSE (GUARANTEE, AFTER, "
+                 "TOTAL, a tier; new user)",
+                 [("LOTTERY.DRAW", "rules", f"u:{i}", "TIER", "vip") for i in range(N)]),
+                ("code-win", "LOTTERY.DRAW, every draw a WIN of a code prize (new buyer)",
+                 [("LOTTERY.DRAW", "codes", str(base + i)) for i in range(N)]),
+            ]
+        except redis.ResponseError:
+            log("this build has no campaign rules: rules-lose and code-win left out")
         for name, desc, cmds in paths:
             srv.zero()
             t0 = time.time()

@@ -24,7 +24,7 @@ pub static CONFIGURE: Command = Command {
     arity: -2,
     summary: c"Creates a campaign, or changes its prizes and rules atomically while it runs",
     complexity:
-        c"O(P + N) where P is the number of prizes given and N the number of prizes in the campaign",
+        c"O(P + N) where P is the number of prizes given and N the number of prizes in the campaign; plus O(U), U the users, when the lifetime counts start or stop being kept (GUARANTEE, AFTER, TOTAL)",
     args: &[
         Arg::key(),
         Arg::block(

@@ -32,7 +32,7 @@ pub static DRAW: Command = Command {
     key: Some(RW | ACCESS | UPDATE),
     arity: -3,
     summary: c"Draws once for a user: WIN, LOSE or the rule that refused the draw (COOLDOWN, QUOTA, BUSY, RETRY, LIMITED, ...)",
-    complexity: c"O(1)",
+    complexity: c"O(1); a guaranteed draw (GUARANTEE) O(G), G the prizes it may give; a REDRAW past a locked prize (AFTER) at worst O(N), N the prizes",
     args: &[
         Arg::key(),
         Arg::string(c"user"),
