@@ -790,3 +790,25 @@ def test_code_wins_in_multi_and_lua_replicate(master_replica):
     mx = H.xrange_raw(raw, "{m}k:wins")
     assert mx == H.xrange_raw(replica.raw(), "{m}k:wins")
     assert [dict(f)[b"code"] for _, f in mx if b"code" in dict(f)] == codes
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a campaign whose only tier has no clause and a "
+                   "name of 1 to 3 bytes (`CONFIGURE k PRIZE p 1 100 TIER vip`) is dropped "
+                   "without an error by BGREWRITEAOF with aof-use-rdb-preamble no and a "
+                   "restart (the key is gone), and with the preamble the server does not start")
+@pytest.mark.parametrize("preamble", ["no", "yes"])
+def test_clauseless_short_tier_through_the_aof(server_factory, preamble):
+    s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", preamble,
+                                                    "--appendfsync", "no"])
+    raw = s.raw()
+    ok(raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, 100, "TIER", "vip"))
+    ok(raw.call("SET", "other", "v"))
+    d = raw.call("DEBUG", "DIGEST")
+    raw.close()
+    assert s.client().bgrewriteaof()
+    wait_rewrite(s)
+    restart(s, f"AOF rewrite, preamble {preamble}")
+    raw = s.raw()
+    assert sorted(raw.call("KEYS", "*")) == [b"k", b"other"]
+    assert raw.call("DEBUG", "DIGEST") == d
+    raw.close()
