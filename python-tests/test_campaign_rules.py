@@ -1338,3 +1338,207 @@ def test_utf8_of_every_plane_in_tiers_prizes_and_codes(raw):
         err(raw, "LOTTERY.CONFIGURE", "c", "GUARANTEE", 2, "PRIZES", 1, pid + b"?")
         err(raw, "LOTTERY.RESTOCK", "c", pid, 1)
     assert raw.call("PING") == "PONG"
+
+
+# --------------------------------------------------------------------------------------------
+# the per-user rules against a reference model
+
+
+class RulesModel:
+    """docs/rules.md + docs/semantics.md for one campaign whose every pick is certain (the
+    table in force holds either only prize `a` or only NOTHING), so each reply is exact."""
+
+    INF = None
+
+    def __init__(self, rng):
+        self.daily = self.INF
+        self.total = self.INF
+        self.period = "DAY"
+        self.offset = 0
+        self.guarantee = None
+        self.after = None
+        self.maxwins = self.INF
+        self.cooldown = rng.choice([0, 0, 1000])
+        self.base_a = True          # base table: only a (else only NOTHING)
+        self.stock = self.INF
+        self.users = {}
+        self.kept = False           # lifetime counts kept
+
+    def args(self):
+        a = ["PRIZE", "a", 1 if self.base_a else 0, "INF" if self.stock is None else self.stock]
+        if self.after:
+            a += ["AFTER", self.after]
+        return a + ["NOTHING", 0 if self.base_a else 1]
+
+    def user(self, u):
+        return self.users.setdefault(u, {"count": 0, "last": 0, "bonus": 0, "wins": 0,
+                                         "total": 0, "since": 0})
+
+    def rules_on(self):
+        return self.guarantee is not None or self.total is not None or bool(self.after)
+
+    def after_configure(self):
+        on = self.rules_on()
+        if on != self.kept:
+            for s in self.users.values():
+                s["total"] = s["since"] = 0
+            self.kept = on
+
+    # -- time
+    def _day(self, t):
+        return (t + self.offset * 60_000) // DAY
+
+    def period_key(self, t):
+        d = self._day(t)
+        if self.period == "DAY":
+            return d
+        if self.period == "WEEK":
+            return (d + 3) // 7
+        x = dt.date(1970, 1, 1) + dt.timedelta(days=d)
+        return x.year * 12 + x.month
+
+    def next_period(self, t):
+        d = self._day(t)
+        if self.period == "DAY":
+            nd = d + 1
+        elif self.period == "WEEK":
+            nd = ((d + 3) // 7 + 1) * 7 - 3
+        else:
+            x = dt.date(1970, 1, 1) + dt.timedelta(days=d)
+            y, m = (x.year + 1, 1) if x.month == 12 else (x.year, x.month + 1)
+            nd = (dt.date(y, m, 1) - dt.date(1970, 1, 1)).days
+        return nd * DAY - self.offset * 60_000
+
+    def count(self, s, t):
+        return s["count"] if s["last"] and self.period_key(s["last"]) == self.period_key(t) \
+            else 0
+
+    def chances_left(self, s, t):
+        period = None if self.daily is None else \
+            max(0, self.daily - self.count(s, t)) + s["bonus"]
+        total = None if self.total is None else max(0, self.total - s["total"])
+        vals = [v for v in (period, total) if v is not None]
+        return min(vals) if vals else -1
+
+    def draw(self, u, t, tier):
+        s = self.user(u)
+        if self.maxwins is not None and s["wins"] >= self.maxwins:
+            return [b"ALREADY_WON", None, 0], s
+        if s["last"] and s["last"] + self.cooldown > t:
+            return [b"COOLDOWN", None, s["last"] + self.cooldown - t], s
+        if self.total is not None and s["total"] >= self.total:
+            return [b"QUOTA", None, -1], s
+        cnt = self.count(s, t)
+        free = None if self.daily is None else max(0, self.daily - cnt)
+        if free == 0 and s["bonus"] == 0:
+            return [b"QUOTA", None, -1 if self.daily == 0 else self.next_period(t) - t], s
+        if free == 0:
+            s["bonus"] -= 1
+        s["count"] = cnt + 1
+        s["last"] = t
+        if self.kept:
+            s["total"] += 1
+        a_weight = {"ta": True, "tn": False}.get(tier, self.base_a)
+        winnable = (self.stock is None or self.stock > 0) and \
+            (not self.after or s["total"] >= self.after)
+        guaranteed = self.guarantee is not None and s["since"] >= self.guarantee - 1
+        win = winnable and a_weight          # guaranteed or not: a is the only candidate
+        del guaranteed
+        if win:
+            if self.stock is not None:
+                self.stock -= 1
+            s["wins"] += 1
+            if self.kept:
+                s["since"] = 0
+            return [b"WIN", b"a", self.cooldown], s
+        if self.kept:
+            s["since"] += 1
+        return [b"LOSE", None, self.cooldown], s
+
+
+def _model_op(rng, m, t):
+    """A random CONFIGURE change: (args for CONFIGURE, function applying it to the model)."""
+    k = rng.randrange(9)
+    if k == 0:
+        v = rng.choice([None, 0, 1, 2, 3, 5])
+        return ["DAILY", "INF" if v is None else v], lambda: setattr(m, "daily", v)
+    if k == 1:
+        v = rng.choice([None, 0, 2, 4, 8, 20])
+        return ["TOTAL", "INF" if v is None else v], lambda: setattr(m, "total", v)
+    if k == 2:
+        v = rng.choice(["DAY", "WEEK", "MONTH"])
+        return ["PERIOD", v], lambda: setattr(m, "period", v)
+    if k == 3:
+        v = rng.choice([0, 480, -300, 1440, -1440])
+        return ["DAYOFFSET", v], lambda: setattr(m, "offset", v)
+    if k == 4:
+        v = rng.choice([None, 2, 3, 5])
+        return ["GUARANTEE", "OFF" if v is None else v], lambda: setattr(m, "guarantee", v)
+    if k == 5:
+        v = rng.choice([None, None, None, 3, 10, 30])
+        return ["MAXWINS", "INF" if v is None else v], lambda: setattr(m, "maxwins", v)
+    # the prize table: a's AFTER, stock, and which of a / NOTHING the base table holds
+    after = rng.choice([None, None, 2, 3, 5])
+    stock = rng.choice([None, 0, 1, 3, 10])
+    base_a = rng.random() < 0.6
+
+    def apply():
+        m.after, m.stock, m.base_a = after, stock, base_a
+    a = ["PRIZE", "a", 1 if base_a else 0, "INF" if stock is None else stock]
+    if after:
+        a += ["AFTER", after]
+    return a + ["NOTHING", 0 if base_a else 1], apply
+
+
+@pytest.mark.parametrize("seed", range(1, 13))
+def test_per_user_rules_against_a_model(raw, seed):
+    rng = random.Random(seed)
+    m = RulesModel(rng)
+    t = local_ms(2024, 1, 1, 9) + rng.randrange(DAY)
+    pin(raw, t)
+    cfg(raw, "c", *m.args(), "COOLDOWN", m.cooldown, "MAXWINS", "INF",
+        "TIER", "ta", "PRIZE-WEIGHT", "a", 1, "NOTHING", 0,
+        "TIER", "tn", "PRIZE-WEIGHT", "a", 0, "NOTHING", 1)
+    users = ["u1", "u2", "u3", "u4", "u5"]
+    log = []
+    outcomes = {}
+    for step in range(700):
+        r = rng.random()
+        if r < 0.12:
+            args, apply = _model_op(rng, m, t)
+            rep = raw.call("LOTTERY.CONFIGURE", "c", *args)
+            log.append(("CONFIGURE", args, rep))
+            if isinstance(rep, Err):     # e.g. FALLBACK rules; nothing here should fail
+                pytest.fail(f"seed {seed} step {step}: CONFIGURE {args}: {rep}")
+            apply()
+            m.after_configure()
+            continue
+        if r < 0.3:
+            t += rng.choice([1, 500, 1000, 3_600_000, DAY // 2, DAY, 3 * DAY, 9 * DAY])
+            pin(raw, t)
+            continue
+        if r < 0.36:
+            u = rng.choice(users)
+            n = rng.randint(1, 3)
+            got = raw.call("LOTTERY.GRANT", "c", u, n)
+            m.user(u)["bonus"] += n
+            assert got == m.user(u)["bonus"], (seed, step, log[-8:])
+            continue
+        u = rng.choice(users)
+        tier = rng.choice([None, None, "ta", "tn"])
+        rep = draw(raw, "c", u, *(["TIER", tier] if tier else []))
+        (outcome, prize, wait), s = m.draw(u, t, tier)
+        want = [outcome, prize, rep[2] if outcome == b"WIN" else None,
+                m.chances_left(s, t), wait]
+        log.append((t, u, tier, rep))
+        assert rep == want, f"seed {seed} step {step}: DRAW {u} {tier} at {t}: got {rep}, " \
+                            f"model {want}; model user {s}; recent {log[-8:]}"
+        got = user_d(raw, "c", u)
+        exp = {"draws_today": m.count(s, t), "chances_left": m.chances_left(s, t),
+               "bonus": s["bonus"], "wins": s["wins"], "draws_total": s["total"],
+               "draws_since_win": s["since"]}
+        assert {k: got[k] for k in exp} == exp, f"seed {seed} step {step}: USER {u}: {got} " \
+                                                f"vs model {exp}; recent {log[-8:]}"
+        outcomes[rep[0]] = outcomes.get(rep[0], 0) + 1
+    print(f"\nseed {seed}: {outcomes}")
+    assert len(outcomes) >= 4, outcomes
