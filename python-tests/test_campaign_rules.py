@@ -1542,3 +1542,71 @@ def test_per_user_rules_against_a_model(raw, seed):
         outcomes[rep[0]] = outcomes.get(rep[0], 0) + 1
     print(f"\nseed {seed}: {outcomes}")
     assert {b"WIN", b"LOSE", b"QUOTA"} <= set(outcomes), outcomes
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_code_pool_against_a_model(raw, seed):
+    """ADD / REMOVE / COUNT / wins / CONFIGURE conversions, DEBUG RELOAD and DUMP/RESTORE on
+    one code prize, against a model: a FIFO pool and the set of codes handed out."""
+    rng = random.Random(seed)
+    alphabet = [bytes([c]) * rng.randint(1, 3) for c in b"abcdefghij\x00\xff"] + \
+        [b"long-" + bytes([i]) * 500 for i in range(5)]
+    pool, handed = [], set()
+    is_codes, in_table = True, True
+    cfg(raw, "c", "PRIZE", "card", 1, "CODES", "PRIZE", "x", 0, "INF", "NOTHING", 0,
+        "MAXWINS", "INF")
+    for step in range(500):
+        r = rng.random()
+        what = f"seed {seed} step {step}"
+        if r < 0.3:
+            codes = [rng.choice(alphabet) for _ in range(rng.randint(1, 6))]
+            rep = raw.call("LOTTERY.CODES", "c", "card", "ADD", *codes)
+            if not (is_codes and in_table):
+                assert isinstance(rep, Err), (what, rep)
+                continue
+            n = 0
+            for code in codes:
+                if code not in pool and code not in handed:
+                    pool.append(code)
+                    n += 1
+            assert rep == n, (what, "ADD", codes, rep, n)
+        elif r < 0.42:
+            codes = [rng.choice(alphabet) for _ in range(rng.randint(1, 4))]
+            rep = raw.call("LOTTERY.CODES", "c", "card", "REMOVE", *codes)
+            if not (is_codes and in_table):
+                assert isinstance(rep, Err), (what, rep)
+                continue
+            n = 0
+            for code in codes:
+                if code in pool:
+                    pool.remove(code)
+                    n += 1
+            assert rep == n, (what, "REMOVE", codes, rep, n)
+        elif r < 0.8:
+            rep = draw(raw, "c", "u", code_prizes=(b"card",))
+            if is_codes and in_table and pool:
+                want = pool.pop(0)
+                handed.add(want)
+                assert rep[:2] == [b"WIN", b"card"] and rep[5] == want, (what, rep, want)
+            else:
+                assert rep[:2] == [b"LOSE", None], (what, rep)
+        elif r < 0.9:
+            kind = rng.choice(["codes", "counted", "dropped"])
+            args = {"codes": ["PRIZE", "card", 1, "CODES"], "counted": ["PRIZE", "card", 1, 0],
+                    "dropped": []}[kind] + ["PRIZE", "x", 0, "INF",
+                                            "NOTHING", 1 if kind == "dropped" else 0]
+            rep = raw.call("LOTTERY.CONFIGURE", "c", *args)
+            refused = is_codes and in_table and pool and kind != "codes"
+            if refused:
+                assert isinstance(rep, Err) and "unused" in rep, (what, kind, rep)
+            else:
+                assert rep == "OK", (what, kind, rep)
+                is_codes, in_table = kind == "codes", kind != "dropped"
+        elif r < 0.95:
+            assert raw.call("DEBUG", "RELOAD") == "OK", what
+        else:
+            blob = raw.call("DUMP", "c")
+            assert raw.call("RESTORE", "c", 0, blob, "REPLACE") == "OK", what
+        if is_codes and in_table:
+            assert codes_count(raw, "c", "card") == len(pool), what
+            assert prize_rows(stats_d(raw, "c"))[b"card"][1] == len(pool), what
