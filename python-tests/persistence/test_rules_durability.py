@@ -812,3 +812,78 @@ def test_clauseless_short_tier_through_the_aof(server_factory, preamble):
     assert sorted(raw.call("KEYS", "*")) == [b"k", b"other"]
     assert raw.call("DEBUG", "DIGEST") == d
     raw.close()
+
+
+def _build_extremes(raw):
+    """Every new limit at once: 65,536 prizes, GUARANTEE 1000000 with PRIZES 65536, AFTER and
+    TOTAL 4294967295, 32 tiers with 64-byte binary names (one without a clause), code pools of
+    512-byte and 1-byte-ish codes, 5,000 users with lifetime counts."""
+    n = 65_536
+    ids = [b"p%d" % i for i in range(n - 2)] + [b"card", b"tiny"]
+    args = []
+    for pid in ids[:-2]:
+        args += ["PRIZE", pid, 1, "INF"]
+        if pid.endswith(b"7"):
+            args += ["AFTER", 4294967295]
+    args += ["PRIZE", "card", 1000, "CODES", "PRIZE", "tiny", 1000, "CODES", "AFTER", 2]
+    args += ["NOTHING", 4294967295, "MAXWINS", "INF", "TOTAL", 4294967295, "PERIOD", "MONTH",
+             "DAYOFFSET", -1440, "DAILY", 4294967295,
+             "GUARANTEE", 1000000, "PRIZES", n, *ids]
+    for t in range(32):
+        name = bytes([t]) + bytes((t * 7 + i) % 256 for i in range(63))
+        args += ["TIER", name]
+        if t != 5:
+            for i in range(100):
+                args += ["PRIZE-WEIGHT", ids[(t * 100 + i) % n], t]
+            args += ["PRIZE-WEIGHT", "card", 4294967295, "NOTHING", t]
+    ok(raw.call("LOTTERY.CONFIGURE", "x", *args), "CONFIGURE at the limits")
+    for i in range(0, 20_000, 5000):
+        assert raw.call("LOTTERY.CODES", "x", "card", "ADD",
+                        *[b"%05d" % j + bytes([j % 256]) * 506 for j in range(i, i + 5000)]) \
+            == 5000
+    assert raw.call("LOTTERY.CODES", "x", "tiny", "ADD",
+                    *[bytes([a, b]) for a in range(256) for b in range(0, 256, 8)]) == 8192
+    tiers = [bytes([t]) + bytes((t * 7 + i) % 256 for i in range(63)) for t in range(32)]
+    cmds = []
+    for u in range(5000):
+        c = ["LOTTERY.DRAW", "x", b"u%d" % u]
+        if u % 2:
+            c += ["TIER", tiers[u % 32]]
+        cmds.append(c)
+    reps = []
+    for i in range(0, len(cmds), 1000):
+        reps += raw.pipeline(cmds[i:i + 1000])
+    assert all(isinstance(r, list) for r in reps), [r for r in reps if not isinstance(r, list)][:3]
+    assert sum(1 for r in reps if len(r) == 6) > 1000
+
+
+def test_extremes_through_every_path(server_factory):
+    m = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", "no",
+                                                    "--appendfsync", "no"])
+    rep = server_factory(replicaof=("127.0.0.1", m.port))
+    H.wait_link_up(rep.client())
+    raw = m.raw()
+    pin(raw, H.T0)
+    _build_extremes(raw)
+    d, whole = raw.call("DEBUG", "DIGEST-VALUE", "x"), raw.call("DEBUG", "DIGEST")
+    raw.close()
+    D.wait_acked(m.client(), timeout_ms=60000)
+    D.wait_same_offset([m.client(), rep.client()], timeout=60)
+    assert rep.raw().call("DEBUG", "DIGEST-VALUE", "x") == d, "live replica"
+    rep.stop()
+    raw = m.raw()
+    ok(raw.call("RESTORE", "x2", 0, raw.call("DUMP", "x")), "RESTORE")
+    assert raw.call("DEBUG", "DIGEST-VALUE", "x2") == d
+    assert raw.call("DEL", "x2") == 1
+    ok(raw.call("DEBUG", "RELOAD"), "DEBUG RELOAD")
+    assert raw.call("DEBUG", "DIGEST") == whole, "DEBUG RELOAD"
+    raw.close()
+    restart(m, "AOF log")
+    assert m.raw().call("DEBUG", "DIGEST") == whole, "AOF log"
+    for preamble in ("no", "yes"):
+        m.client().config_set("aof-use-rdb-preamble", preamble)
+        m.extra_args[m.extra_args.index("--aof-use-rdb-preamble") + 1] = preamble
+        assert m.client().bgrewriteaof()
+        wait_rewrite(m)
+        restart(m, f"AOF rewrite, preamble {preamble}")
+        assert m.raw().call("DEBUG", "DIGEST") == whole, f"AOF preamble {preamble}"
