@@ -1496,12 +1496,14 @@ def test_per_user_rules_against_a_model(raw, seed):
     m = RulesModel(rng)
     t = local_ms(2024, 1, 1, 9) + rng.randrange(DAY)
     pin(raw, t)
-    cfg(raw, "c", *m.args(), "COOLDOWN", m.cooldown, "MAXWINS", "INF",
+    idem = 7_777_777          # REQID memory (an odd window: no step lands on its end)
+    cfg(raw, "c", *m.args(), "COOLDOWN", m.cooldown, "MAXWINS", "INF", "IDEMPOTENCY", idem,
         "TIER", "ta", "PRIZE-WEIGHT", "a", 1, "NOTHING", 0,
         "TIER", "tn", "PRIZE-WEIGHT", "a", 0, "NOTHING", 1)
     users = ["u1", "u2", "u3", "u4", "u5"]
     log = []
     outcomes = {}
+    replies = {}              # (user, REQID) -> (time, first WIN/LOSE reply)
     for step in range(700):
         r = rng.random()
         if r < 0.12:
@@ -1526,8 +1528,16 @@ def test_per_user_rules_against_a_model(raw, seed):
             continue
         u = rng.choice(users)
         tier = rng.choice([None, None, "ta", "tn"])
-        rep = draw(raw, "c", u, *(["TIER", tier] if tier else []))
+        rid = f"r{rng.randrange(4)}" if rng.random() < 0.25 else None
+        rep = draw(raw, "c", u, *(["TIER", tier] if tier else []),
+                   *(["REQID", rid] if rid else []))
+        first = replies.get((u, rid))
+        if rid and first and t - first[0] < idem:     # a replay: the first reply, nothing else
+            assert rep == first[1], f"seed {seed} step {step}: replay {u} {rid}: {rep} vs {first}"
+            continue
         (outcome, prize, wait), s = m.draw(u, t, tier)
+        if rid and outcome in (b"WIN", b"LOSE"):
+            replies[(u, rid)] = (t, rep)
         want = [outcome, prize, rep[2] if outcome == b"WIN" else None,
                 m.chances_left(s, t), wait]
         log.append((t, u, tier, rep))
