@@ -295,6 +295,14 @@ def test_tier_off_removes_it(raw):
     assert draw(raw, "c", "u", "TIER", "t")[:2] == [b"WIN", b"a"]
 
 
+def test_tier_clause_ends_at_the_first_other_argument(raw):
+    cfg(raw, "c", "PRIZE", "a", 1, "INF", "TIER", "t", "NOTHING", 1, "NOTHING", 2,
+        "TIER", "u", "PRIZE-WEIGHT", "a", 3, "COOLDOWN", 5, "TIER", "v", "NOTHING", 4)
+    st = stats_d(raw, "c")
+    assert st["nothing_weight"] == 2 and st["cooldown_ms"] == 5
+    assert st["tiers"] == [[b"t", 1, []], [b"u", -1, [b"a", 3]], [b"v", 4, []]], st["tiers"]
+
+
 def test_32_tiers_and_the_33rd_refused(raw):
     args = []
     for i in range(32):
