@@ -1973,3 +1973,272 @@ fn lifetime_counts_cost_about_38_bytes_a_user() {
     assert!(mean < 40.0, "{mean}");
     assert_eq!(b.spilled(), 0);
 }
+
+// ---- more edges ---------------------------------------------------------------------------
+
+/// The unused codes in order, and the codes ever handed out, as a plain model.
+#[derive(Default)]
+struct CodeModel {
+    seq: u64,
+    order: std::collections::BTreeMap<u64, Vec<u8>>,
+    at: HashMap<Vec<u8>, u64>,
+    used: HashSet<Vec<u8>>,
+}
+
+impl CodeModel {
+    fn add(&mut self, code: &[u8]) -> bool {
+        if self.used.contains(code) || self.at.contains_key(code) {
+            return false;
+        }
+        self.seq += 1;
+        self.order.insert(self.seq, code.to_vec());
+        self.at.insert(code.to_vec(), self.seq);
+        true
+    }
+
+    fn remove(&mut self, code: &[u8]) -> bool {
+        match self.at.remove(code) {
+            Some(s) => {
+                self.order.remove(&s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take(&mut self) -> Option<Vec<u8>> {
+        let (_, code) = self.order.pop_first()?;
+        self.at.remove(&code);
+        self.used.insert(code.clone());
+        Some(code)
+    }
+}
+
+/// Thousands of codes of every length (many arena chunks), added, removed at random and
+/// handed out by draws: always the model's oldest unused code, on the master, on a replica
+/// and on a copy saved and loaded midway.
+#[test]
+fn code_pools_at_scale_match_a_model() {
+    let opts = "PRIZE g 1 CODES MAXWINS INF";
+    let mut c = create(opts);
+    let mut replica = create(opts);
+    let mut m = CodeModel::default();
+    let mut g = gen(90);
+    let random_code = |g: &mut Gen| -> Vec<u8> {
+        let len = match g.random_range(0..10) {
+            0 => 1,
+            1 => 512,
+            _ => g.random_range(1..64),
+        };
+        (0..len).map(|_| g.random_range(0..4u8) + b'a').collect()
+    };
+    let mut handed = 0;
+    let mut loaded: Option<Campaign> = None;
+    for step in 0..1500 {
+        let e = match g.random_range(0..10) {
+            0..=3 => {
+                let k = g.random_range(1..200);
+                let mut list: Vec<Vec<u8>> = (0..k).map(|_| random_code(&mut g)).collect();
+                // Some handed-out or unused ones again.
+                for _ in 0..g.random_range(0..5) {
+                    if let Some(u) = m.used.iter().next() {
+                        list.push(u.clone());
+                    }
+                    if let Some((_, u)) =
+                        m.order.iter().nth(g.random_range(0..m.order.len().max(1)))
+                    {
+                        list.push(u.clone());
+                    }
+                }
+                let want = list.iter().filter(|x| m.add(x)).count() as u64;
+                let refs: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
+                let (n, e) = c.add_codes(b"g", &refs).unwrap();
+                assert_eq!(n, want, "step {step}");
+                e
+            }
+            4..=5 => {
+                let mut list: Vec<Vec<u8>> = m
+                    .order
+                    .values()
+                    .filter(|_| g.random_bool(0.05))
+                    .cloned()
+                    .collect();
+                list.push(random_code(&mut g));
+                let want = list.iter().filter(|x| m.remove(x)).count() as u64;
+                let refs: Vec<&[u8]> = list.iter().map(Vec::as_slice).collect();
+                let (n, e) = c.remove_codes(b"g", &refs).unwrap();
+                assert_eq!(n, want, "step {step}");
+                e
+            }
+            _ => {
+                let want = m.take();
+                let (r, e) = draw(&mut c, &format!("u{step}"), T0 + step, &mut g);
+                assert_eq!(code_of(&e), want, "step {step}");
+                assert_eq!(r.outcome == Outcome::Win, want.is_some());
+                handed += usize::from(want.is_some());
+                Some(e)
+            }
+        };
+        if let Some(e) = e {
+            let e = Effect::decode(&e.encode()).unwrap();
+            replica.apply(&e).unwrap();
+            if let Some(l) = loaded.as_mut() {
+                l.apply(&e).unwrap();
+            }
+        }
+        assert_eq!(
+            c.count_codes(b"g").unwrap(),
+            m.order.len() as u64,
+            "step {step}"
+        );
+        check_stock(&c, "g");
+        if step % 100 == 0 {
+            if let Some(pool) = c.codes().get(c.prizes()[0].name) {
+                assert!(
+                    pool.iter_unused().eq(m.order.values().map(Vec::as_slice)),
+                    "step {step}"
+                );
+                assert_eq!(pool.used(), m.used.len() as u64);
+            }
+            assert!(
+                persist::fingerprint(&c) == persist::fingerprint(&replica),
+                "step {step}"
+            );
+        }
+        if step == 700 {
+            loaded = Some(rdb_round_trip(&c));
+        }
+    }
+    eprintln!("{handed} codes handed out, {} unused left", m.order.len());
+    assert!(handed > 300, "{handed}");
+    assert!(m.order.len() > 1000, "{}", m.order.len());
+    let mut loaded = loaded.unwrap();
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&replica));
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&loaded));
+    // Emptied by draws, the three hand out the same codes in the model's order.
+    let mut i = 0;
+    while let Some(want) = m.take() {
+        for x in [&mut c, &mut replica, &mut loaded] {
+            let (_, e) = draw(x, &format!("last{i}"), T0 + 10_000, &mut gen(1));
+            assert_eq!(code_of(&e).as_ref(), Some(&want));
+        }
+        i += 1;
+    }
+    assert_eq!(c.count_codes(b"g").unwrap(), 0);
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&loaded));
+}
+
+/// `rejected_total` goes out with the batched statistics like every rejection counter.
+#[test]
+fn quota_total_refusals_batch_like_the_others() {
+    let opts = "PRIZE a 1 INF NOTHING 1 MAXWINS INF TOTAL 1";
+    let mut c = create(opts);
+    let mut r = create(opts);
+    let u = ukey(&c, "u");
+    let (_, e) = draw(&mut c, "u", T0, &mut gen(3));
+    r.apply(&e).unwrap();
+    for i in 0..5 {
+        let plan = c.plan_draw(u, None, T0 + 1 + i, &mut gen(3));
+        assert!(matches!(plan, Plan::Reject(ref x, _) if x.outcome == Outcome::QuotaTotal));
+        assert!(c.count_statistic(&plan));
+    }
+    assert_eq!(rejected(&c, Outcome::QuotaTotal), 5);
+    // Not sent yet: a save holds what replicas hold.
+    assert_eq!(
+        c.sent_counters().rejected[Outcome::QuotaTotal.rejection_index().unwrap()],
+        0
+    );
+    let e = Effect::decode(&c.stats_effect().encode()).unwrap();
+    r.apply(&e).unwrap();
+    assert_eq!(rejected(&r, Outcome::QuotaTotal), 5);
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&r));
+}
+
+#[test]
+fn configure_checks_the_new_rules() {
+    let mut c = create("PRIZE a 1 INF PRIZE b 1 INF");
+    let err = |c: &mut Campaign, s: &str| c.configure(&change(s)).unwrap_err();
+    assert_eq!(
+        err(&mut c, "GUARANTEE 3 PRIZES 1 zz"),
+        ConfigError::NotInTable("GUARANTEE", b"zz".to_vec())
+    );
+    assert_eq!(
+        err(&mut c, "TIER t PRIZE-WEIGHT zz 1"),
+        ConfigError::NotInTable("TIER", b"zz".to_vec())
+    );
+    assert_eq!(
+        err(&mut c, "TIER t PRIZE-WEIGHT a 0 PRIZE-WEIGHT b 0 NOTHING 0"),
+        ConfigError::TierAllZero(b"t".to_vec())
+    );
+    // A table that would leave a tier with nothing to draw is refused too.
+    c.configure(&change("TIER t PRIZE-WEIGHT a 0 NOTHING 0"))
+        .unwrap();
+    assert_eq!(
+        err(&mut c, "PRIZE a 1 INF PRIZE b 0 INF"),
+        ConfigError::TierAllZero(b"t".to_vec())
+    );
+    let mut s = String::new();
+    for i in 0..32 {
+        s.push_str(&format!("TIER x{i} NOTHING 1 "));
+    }
+    // 32 tiers with t: one too many.
+    assert_eq!(err(&mut c, &s), ConfigError::TooManyTiers);
+    c.configure(&change("TIER t OFF")).unwrap();
+    c.configure(&change(&s)).unwrap();
+    assert_eq!(c.rules().tiers.len(), 32);
+    assert_eq!(
+        err(&mut c, "TIER one-more NOTHING 1"),
+        ConfigError::TooManyTiers
+    );
+    // Replacing one is no new tier.
+    c.configure(&change("TIER x0 NOTHING 5")).unwrap();
+    // Nothing changed by a refused CONFIGURE.
+    let before = persist::fingerprint(&c);
+    assert!(c
+        .configure(&change("TOTAL 3 GUARANTEE 2 PRIZES 1 zz"))
+        .is_err());
+    assert!(persist::fingerprint(&c) == before);
+    assert!(!c.users().keeps_lifetime());
+    // The parser's bounds.
+    for bad in [
+        "GUARANTEE 1",
+        "GUARANTEE 1000001",
+        "GUARANTEE 3 PRIZES 0",
+        "GUARANTEE 3 PRIZES 2 a",
+        "GUARANTEE 3 PRIZES 2 a a",
+        "PRIZE a 1 1 AFTER 0",
+        "PERIOD YEAR",
+        "TOTAL -1",
+        "TIER t PRIZE-WEIGHT a 1 PRIZE-WEIGHT a 2",
+    ] {
+        let a = args(bad);
+        let o: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
+        assert!(configure_args(&o).is_err(), "{bad}");
+    }
+}
+
+/// GUARANTEE names prizes a later table drops: they are passed over, and count again when
+/// they come back.
+#[test]
+fn guarantee_prizes_dropped_from_the_table_are_passed_over() {
+    let mut c =
+        create("PRIZE a 1 INF PRIZE b 3 INF NOTHING 100000 MAXWINS INF GUARANTEE 2 PRIZES 2 a b");
+    lose(&mut c, "u", T0);
+    c.configure(&change("PRIZE a 1 INF NOTHING 100000"))
+        .unwrap();
+    let a = idx(&c, "a");
+    for x in 0..10 {
+        let mut g = Counter::at(x);
+        assert_eq!(planned(&mut c, "u", None, T0, &mut g), Some(a));
+        assert_eq!(g.asked, vec![1]);
+    }
+    c.configure(&change("PRIZE b 3 INF PRIZE a 1 INF NOTHING 100000"))
+        .unwrap();
+    let mut counts = [0; 2];
+    for x in 0..4 {
+        let mut g = Counter::at(x);
+        counts[planned(&mut c, "u", None, T0, &mut g).unwrap()] += 1;
+        assert_eq!(g.asked, vec![4]);
+    }
+    assert_eq!(counts, [3, 1], "b 3, a 1");
+}
