@@ -156,13 +156,14 @@ fn code_of(e: &Effect) -> Option<Vec<u8>> {
 }
 
 /// A loss for `user` on the base table: the first `Counter` start whose plan loses, committed.
-fn lose(c: &mut Campaign, user: &str, now: i64) {
+/// Returns the draw's effect.
+fn lose(c: &mut Campaign, user: &str, now: i64) -> Effect {
     for s in 0..10_000 {
         let mut g = Counter::at(s);
         if planned(c, user, None, now, &mut g).is_none() {
-            let (r, _) = draw(c, user, now, &mut Counter::at(s));
+            let (r, e) = draw(c, user, now, &mut Counter::at(s));
             assert_eq!(r.outcome, Outcome::Lose);
-            return;
+            return e;
         }
     }
     panic!("no losing draw for {user}");
@@ -1149,6 +1150,18 @@ impl Replicated {
         Ok(())
     }
 
+    /// Also checks that the master's whole meta, applied as a `Config` effect over a copy of
+    /// the replica (what CONFIGURE replicated before `Configure`), gives the same state.
+    fn check_config_effect(&self, what: &str) {
+        let mut r = self.from_configure.clone();
+        let e = Effect::Config(persist::encode_meta(&self.master));
+        r.apply(&Effect::decode(&e.encode()).unwrap()).unwrap();
+        assert!(
+            persist::fingerprint(&r) == persist::fingerprint(&self.master),
+            "{what}: Config"
+        );
+    }
+
     fn check(&self, what: &str) {
         let want = persist::fingerprint(&self.master);
         assert!(
@@ -1382,6 +1395,7 @@ fn the_lifetime_layout_switches_with_configure() {
     // GUARANTEE OFF: no rule needs the counts any more.
     p.configure("GUARANTEE OFF").unwrap();
     p.check("off");
+    p.check_config_effect("off");
     assert!(!p.master.users().keeps_lifetime());
     let off = view(&p.master);
     for (a, b) in before.iter().zip(&off) {
@@ -1400,6 +1414,7 @@ fn the_lifetime_layout_switches_with_configure() {
     // TOTAL on: counts start at 0 for everyone.
     p.configure("TOTAL 2").unwrap();
     p.check("on");
+    p.check_config_effect("on");
     assert!(p.master.users().keeps_lifetime());
     for &k in &keys {
         let v = p.master.user_view(k, T0 + 30);
@@ -2241,4 +2256,61 @@ fn guarantee_prizes_dropped_from_the_table_are_passed_over() {
         assert_eq!(g.asked, vec![4]);
     }
     assert_eq!(counts, [3, 1], "b 3, a 1");
+}
+
+/// Lifetime counts past 16 bits are kept whole (spilled), exact, on replicas and in saves: a
+/// GUARANTEE and a TOTAL past 65,536 still hold.
+#[test]
+fn lifetime_counts_past_16_bits_stay_exact() {
+    let opts = "PRIZE a 1 INF NOTHING 1000000 MAXWINS INF GUARANTEE 65537 TOTAL 70003";
+    let mut c = create(opts);
+    let mut r = create(opts);
+    let u = ukey(&c, "u");
+    // A chunk gives the user 70,000 draws, 65,535 of them since the last win.
+    let mut chunk = vec![persist::ENCODING_VERSION, 7, 1, 0, 0, 0];
+    chunk.extend_from_slice(&u.to_le_bytes());
+    chunk.extend_from_slice(&70_000u32.to_le_bytes());
+    chunk.extend_from_slice(&65_535u32.to_le_bytes());
+    persist::load_chunk(&mut c, &chunk).unwrap();
+    r.apply(&Effect::Chunk(chunk)).unwrap();
+    assert_eq!(c.users().spilled(), 1);
+    let v = c.user_view(u, T0);
+    assert_eq!(
+        (v.draws_total, v.draws_since_win, v.chances_left),
+        (70_000, 65_535, 3)
+    );
+    // Draw 70,001 loses: 65,536 since a win (spilled again); draw 70,002 is guaranteed.
+    let e = lose(&mut c, "u", T0);
+    r.apply(&Effect::decode(&e.encode()).unwrap()).unwrap();
+    let v = c.user_view(u, T0);
+    assert_eq!((v.draws_total, v.draws_since_win), (70_001, 65_536));
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&r));
+    assert!(persist::fingerprint(&rdb_round_trip(&c)) == persist::fingerprint(&c));
+    let mut g = Counter::at(0);
+    let (rep, e) = draw(&mut c, "u", T0 + 1, &mut g);
+    assert_eq!(
+        (rep.outcome, g.asked.clone()),
+        (Outcome::Win, vec![1]),
+        "guaranteed"
+    );
+    r.apply(&Effect::decode(&e.encode()).unwrap()).unwrap();
+    let v = c.user_view(u, T0 + 1);
+    assert_eq!((v.draws_total, v.draws_since_win), (70_002, 0));
+    assert!(persist::fingerprint(&c) == persist::fingerprint(&r));
+    assert!(persist::fingerprint(&rdb_round_trip(&c)) == persist::fingerprint(&c));
+    assert_eq!(c.users().spilled(), 1, "70,002 draws do not fit in 16 bits");
+    let (rep, e) = draw(&mut c, "u", T0 + 5, &mut gen(1));
+    r.apply(&e).unwrap();
+    assert!(matches!(rep.outcome, Outcome::Win | Outcome::Lose));
+    assert_eq!(
+        draw(&mut c, "u", T0 + 6, &mut gen(1)).0.outcome,
+        Outcome::QuotaTotal
+    );
+    // Back under 16 bits (a load sets them): in place again.
+    let mut chunk = vec![persist::ENCODING_VERSION, 7, 1, 0, 0, 0];
+    chunk.extend_from_slice(&u.to_le_bytes());
+    chunk.extend_from_slice(&[5, 0, 0, 0, 1, 0, 0, 0]);
+    persist::load_chunk(&mut c, &chunk).unwrap();
+    assert_eq!(c.users().spilled(), 0);
+    assert_eq!(c.user_view(u, T0).draws_total, 5);
 }
