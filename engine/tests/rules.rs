@@ -2314,3 +2314,119 @@ fn lifetime_counts_past_16_bits_stay_exact() {
     assert_eq!(c.users().spilled(), 0);
     assert_eq!(c.user_view(u, T0).draws_total, 5);
 }
+
+/// The odds docs/rules.md gives: with an ordinary win probability `p`, the first win comes at
+/// draw `k < n` with probability `(1-p)^(k-1) p` and at draw `n` with `(1-p)^(n-1)`; the
+/// win rate per draw is `p / (1 - (1-p)^n)`.
+#[test]
+fn the_guarantee_odds_are_the_documented_ones() {
+    let n = 5u32;
+    // p = 1/10.
+    let mut c = create(&format!(
+        "PRIZE a 1 INF NOTHING 9 MAXWINS INF GUARANTEE {n}"
+    ));
+    let mut g = gen(100);
+    let draws = 200_000u64;
+    let mut first_win_at = vec![0u64; n as usize + 1];
+    let (mut since, mut wins) = (0usize, 0u64);
+    for i in 0..draws {
+        let (r, _) = draw(&mut c, "u", T0 + i as i64, &mut g);
+        since += 1;
+        if r.outcome == Outcome::Win {
+            first_win_at[since] += 1;
+            wins += 1;
+            since = 0;
+        }
+        assert!(since < n as usize);
+    }
+    let p = 0.1f64;
+    let rate = p / (1.0 - (1.0 - p).powi(n as i32));
+    let got = wins as f64 / draws as f64;
+    // The win count of a renewal process varies less than a binomial one: 5 binomial sd is
+    // a loose bound.
+    let sd = (rate * (1.0 - rate) / draws as f64).sqrt();
+    assert!(
+        (got - rate).abs() <= 5.0 * sd,
+        "rate {got} against {rate} +- {sd}"
+    );
+    for (k, &count) in first_win_at.iter().enumerate().skip(1) {
+        let pk = if k < n as usize {
+            (1.0 - p).powi(k as i32 - 1) * p
+        } else {
+            (1.0 - p).powi(n as i32 - 1)
+        };
+        let mean = wins as f64 * pk;
+        let sd = (wins as f64 * pk * (1.0 - pk)).sqrt();
+        let x = count as f64;
+        assert!(
+            (x - mean).abs() <= 5.0 * sd,
+            "k {k}: {x} against {mean:.0} +- {sd:.0}"
+        );
+    }
+}
+
+#[test]
+fn pace_and_locked_fallbacks_do_not_qualify() {
+    // Paced: at the window's start a has no allowance, so a guaranteed draw listing only a
+    // is an ordinary one; later in the window it qualifies.
+    let start = T0;
+    let mut c = create(&format!(
+        "PRIZE a 1 100 PRIZE b 1 INF NOTHING 1000000 MAXWINS INF GUARANTEE 2 PRIZES 1 a \
+         WINDOW {start} {} PACE a LINEAR",
+        start + 100 * HOUR
+    ));
+    lose(&mut c, "u", start + 1);
+    let mut g = Counter::at(0);
+    planned(&mut c, "u", None, start + 2, &mut g);
+    assert_eq!(g.asked.len(), 2, "an ordinary pick: {:?}", g.asked);
+    let mut g = Counter::at(0);
+    let p = planned(&mut c, "u", None, start + 10 * HOUR, &mut g);
+    assert_eq!((p, g.asked), (Some(idx(&c, "a")), vec![1]));
+    // FALLBACK to a prize the user has not unlocked: a loss.
+    let mut c = create(
+        "PRIZE a 10 INF AFTER 5 PRIZE b 1 INF AFTER 3 NOTHING 1 SOLDOUT FALLBACK b MAXWINS INF",
+    );
+    let mut counts = [0u64; 3];
+    for col in 0..3 {
+        for r in 0..12 {
+            let p = planned(&mut c, "fresh", None, T0, &mut Exact(vec![col, r], 0));
+            counts[p.unwrap_or(2)] += 1;
+        }
+    }
+    assert_eq!(
+        counts,
+        [0, 0, 36],
+        "draw 1: a and b locked, the fallback too"
+    );
+    lose(&mut c, "v", T0);
+    lose(&mut c, "v", T0);
+    let mut counts = [0u64; 3];
+    for col in 0..3 {
+        for r in 0..12 {
+            let p = planned(&mut c, "v", None, T0, &mut Exact(vec![col, r], 0));
+            counts[p.unwrap_or(2)] += 1;
+        }
+    }
+    assert_eq!(
+        counts,
+        [0, 33, 3],
+        "draw 3: b unlocked, a's picks fall back to it"
+    );
+}
+
+#[test]
+fn a_month_period_crosses_the_year_in_its_zone() {
+    let mut g = gen(24);
+    // UTC+14: January 2027 starts at 2026-12-31 10:00 UTC.
+    let mut c = create("PRIZE a 1 INF NOTHING 1 MAXWINS INF DAILY 1 PERIOD MONTH DAYOFFSET 840");
+    let jan = at(2026, 12, 31, 10, 0);
+    draw(&mut c, "u", jan - 20 * DAY_MS, &mut g);
+    let (r, _) = draw(&mut c, "u", jan - 1, &mut g);
+    assert_eq!((r.outcome, r.wait_ms), (Outcome::Quota, 1));
+    assert!(matches!(
+        draw(&mut c, "u", jan, &mut g).0.outcome,
+        Outcome::Win | Outcome::Lose
+    ));
+    let (r, _) = draw(&mut c, "u", jan + 1, &mut g);
+    assert_eq!((r.outcome, r.wait_ms), (Outcome::Quota, 31 * DAY_MS - 1));
+}
