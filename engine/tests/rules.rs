@@ -682,6 +682,20 @@ fn total_caps_every_chance_grants_included() {
     assert_eq!(r.chances_left, 0);
     assert_eq!(rejected(&c, Outcome::QuotaTotal), 1);
     assert_eq!(Outcome::QuotaTotal.stat_name(), "total");
+    assert_eq!(
+        Outcome::QuotaTotal.rejection_index(),
+        Some(REJECTION_COUNT - 1)
+    );
+    assert_eq!(
+        Outcome::from_u8(Outcome::QuotaTotal as u8),
+        Some(Outcome::QuotaTotal)
+    );
+    assert!(Outcome::REJECTIONS.contains(&Outcome::QuotaTotal));
+    assert_eq!(
+        rejected(&c, Outcome::Quota),
+        1,
+        "apart from the period's QUOTA"
+    );
     match e {
         Effect::Count { which, value, .. } => {
             assert_eq!((which, value), (Outcome::QuotaTotal as u8, 1));
