@@ -338,6 +338,21 @@ impl Campaign {
         self.resolve(entry as usize, tier, nth, now, rng)
     }
 
+    /// The exact integer mass of each entry (the prizes in table order, then NOTHING) of the
+    /// table a draw at `now` uses: the tier's (index in `rules().tiers`) or, with None or an
+    /// index past the tiers, the base table; built first if needed, as a draw would. Entry
+    /// `i` is drawn with probability `mass[i] / sum(mass)` (see `AliasTable::mass`). Reads
+    /// nothing observable and changes nothing but the cached tables; for tests and
+    /// diagnostics.
+    pub fn table_mass(&mut self, tier: Option<usize>, now: i64) -> Vec<u128> {
+        self.ensure_table(now);
+        let tier = tier.filter(|&t| t < self.rules.tiers.len());
+        if let Some(t) = tier {
+            self.ensure_tier(t, now);
+        }
+        self.table_in_force(tier).0.mass()
+    }
+
     /// Builds a tier's table if it is not built (`ensure_table` first, at the same `now`).
     fn ensure_tier(&mut self, t: usize, now: i64) {
         if self.tier_tables.get(t).is_some_and(Option::is_some) {

@@ -431,9 +431,31 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     }
     r.finish()?;
     validate(&mut c)?;
+    // No codes yet: the code chunks bring them, and the stock with them.
+    code_stock_from_pools(&mut c, None);
     // The layout the chunks load into (nothing to rewrite yet).
     c.users.set_lifetime(c.needs_lifetime());
     Ok(c)
+}
+
+/// Sets the stock of the code prizes in the table (those with interned name `only`, or all)
+/// to their pools' unused codes. A code prize's stock is its pool, whatever a meta record
+/// says: a load missing some code chunks (a truncated AOF) must not leave a stock the pool
+/// cannot hand out, or a win would give no code.
+fn code_stock_from_pools(c: &mut Campaign, only: Option<u32>) {
+    let at = match only {
+        Some(name) => c
+            .name(name)
+            .and_then(|id| c.prize_index(id))
+            .map_or(0..0, |i| i..i + 1),
+        None => 0..c.prizes.len(),
+    };
+    for i in at {
+        if c.prizes[i].codes {
+            let n = c.codes.unused(c.prizes[i].name);
+            c.set_stock(i, n);
+        }
+    }
 }
 
 /// Cross-checks a decoded campaign (what the engine relies on must hold) and builds its
@@ -467,6 +489,7 @@ pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
     std::mem::swap(&mut m.waiting, &mut c.waiting);
     std::mem::swap(&mut m.codes, &mut c.codes);
     *c = m;
+    code_stock_from_pools(c, None);
     let keep = c.needs_lifetime();
     c.users.set_lifetime(keep);
     Ok(())
@@ -729,8 +752,16 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
             }
             r.finish()?;
             let seed = c.seed;
+            // The prizes whose pools the chunk adds to (a chunk holds pools one after another).
+            let mut names: Vec<u32> = Vec::new();
             for (name, code) in out {
                 c.codes.pool_mut(name, seed).add(code);
+                if names.last() != Some(&name) {
+                    names.push(name);
+                }
+            }
+            for name in names {
+                code_stock_from_pools(c, Some(name));
             }
         }
         K_USED_CODES if v >= 5 => {

@@ -21,7 +21,7 @@
 //! * **Growth.** Table sizes follow jemalloc's size classes (`4, 5, 6, 7 << k` times 32
 //!   bytes; jemalloc serves Redis module allocations), each holding as many slots as fit, so
 //!   the bytes asked for are the bytes used whatever the slot size. Slots are packed to
-//!   4-byte alignment: a 12-byte value makes a 28-byte slot. A segment grows one step (x1.14
+//!   2-byte alignment: a 12-byte value makes a 28-byte slot, a 14-byte one a 30-byte slot. A segment grows one step (x1.14
 //!   to x1.25) when an insert would push its load past 11/12, so the load stays between about
 //!   0.7 and 0.92. For the users map (12-byte values) that is about 34 bytes per user. A
 //!   rehash walks the old table in sorted order and puts each entry straight into the new one.
@@ -60,9 +60,10 @@ const MAX_DEPTH: u32 = 32;
 const DIR_PER_SEG: usize = 8;
 
 /// One table slot: an encoded key and its value. `(0, 0)` marks an empty slot. Packed to
-/// 4-byte alignment, so a 12-byte value makes a 28-byte slot instead of a padded 32.
+/// 2-byte alignment, so a 12-byte value makes a 28-byte slot instead of a padded 32, and a
+/// 14-byte one a 30-byte slot.
 #[derive(Clone, Copy, Default)]
-#[repr(C, packed(4))]
+#[repr(C, packed(2))]
 struct Slot<V> {
     h: u64,
     l: u64,
@@ -1323,6 +1324,7 @@ mod tests {
     fn memory_per_entry() {
         assert_eq!(size_of::<Slot<V16>>(), 32);
         assert_eq!(size_of::<Slot<u64>>(), 24);
+        assert_eq!(size_of::<Slot<[u16; 7]>>(), 30);
         let mut r = Rng(99);
         let mut m: SegMap<V16> = SegMap::new();
         let marks = [100_000, 250_000, 500_000, 1_000_000, 2_000_000];

@@ -29,7 +29,7 @@
 //! section). Both counts are kept as records change, so neither is ever counted by a walk.
 
 use super::codec::{DResult, Reader, Writer};
-use super::segmap::SegMap;
+use super::segmap::{Cursor, SegMap};
 
 /// Per-user state every participant has: 16 bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -168,44 +168,70 @@ impl Layout for Packed {
     }
 }
 
-/// `Packed` and the lifetime counts, each in 16 bits (larger counts spill like the rest).
+/// The lifetime layout, 14 bytes: `Packed`'s time, wins and last prize, then four 12-bit
+/// counts: draws_today, bonus, the lifetime draws and draws since the last win (0..=4095 each;
+/// a larger count spills like the rest). A 30-byte slot.
 #[derive(Clone, Copy, Default)]
-#[repr(C, packed(4))]
+#[repr(C, packed(2))]
 struct Lifetime {
-    base: Packed,
-    draws: u16,
-    since_win: u16,
+    tw: u64,
+    counts: [u16; 3],
 }
+
+const COUNT_BITS: u32 = 12;
+/// The largest count the lifetime layout keeps in place.
+pub const LIFETIME_MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
 
 impl Layout for Lifetime {
     const MARK: Lifetime = Lifetime {
-        base: Packed::MARK,
-        draws: 0,
-        since_win: 0,
+        tw: Packed::MARK.tw,
+        counts: [0; 3],
     };
 
     fn spilled(self) -> bool {
-        self.base.spilled()
+        (self.tw >> WINS_SHIFT) & WINS_MASK == SPILLED
     }
 
     fn unpack(self) -> Record {
-        let mut r = self.base.unpack();
+        let c = self.counts;
+        let all = u64::from(c[0]) | (u64::from(c[1]) << 16) | (u64::from(c[2]) << 32);
+        let field = |i: u32| ((all >> (i * COUNT_BITS)) as u32) & LIFETIME_MAX_COUNT;
+        let mut r = Packed {
+            tw: self.tw,
+            draws_today: 0,
+            bonus: 0,
+        }
+        .unpack();
+        if let Some(d) = r.day.as_mut() {
+            d.draws_today = field(0);
+            d.bonus = field(1);
+        }
         r.life = UserLife {
-            draws: u32::from(self.draws),
-            since_win: u32::from(self.since_win),
+            draws: field(2),
+            since_win: field(3),
         };
         r
     }
 
     fn pack(r: &Record) -> Option<Lifetime> {
+        let d = r.day?;
         let base = Packed::pack(&Record {
             life: UserLife::default(),
             ..*r
         })?;
+        let mut all = 0u64;
+        for (i, v) in [d.draws_today, d.bonus, r.life.draws, r.life.since_win]
+            .into_iter()
+            .enumerate()
+        {
+            if v > LIFETIME_MAX_COUNT {
+                return None;
+            }
+            all |= u64::from(v) << (i as u32 * COUNT_BITS);
+        }
         Some(Lifetime {
-            base,
-            draws: u16::try_from(r.life.draws).ok()?,
-            since_win: u16::try_from(r.life.since_win).ok()?,
+            tw: base.tw,
+            counts: [all as u16, (all >> 16) as u16, (all >> 32) as u16],
         })
     }
 }
@@ -297,13 +323,59 @@ fn update_in<L: Layout, T: Default>(
 
 #[derive(Clone, Default)]
 pub struct Users {
+    /// The records, in the campaign's layout.
     map: Map,
-    /// The exact records of the users marked `SPILLED` in `map`.
+    /// Maps of earlier layouts that `set_lifetime` left behind, being emptied into `map`:
+    /// each write moves its own user and up to `MOVE_STEP` others. A user is in exactly one
+    /// map. Records there read with no lifetime counts (a switch to the lifetime layout starts
+    /// them at 0; a switch away drops them). Empty for a campaign that never switched.
+    old: Vec<Map>,
+    /// Where the emptying of the last map in `old` goes on.
+    cursor: Cursor,
+    /// The exact records of the users marked `SPILLED` in `map` (or in `old`).
     spill: SegMap<Record>,
     /// Users with day state.
     days: usize,
     /// Users with a wins record.
     wins: usize,
+}
+
+/// A map's records as (key, record), in its order or scattered; `old`: a map of an earlier
+/// layout, whose records read without lifetime counts.
+fn records_of<'a>(
+    m: &'a Map,
+    spill: &'a SegMap<Record>,
+    scattered: bool,
+    old: bool,
+) -> Box<dyn Iterator<Item = (u128, Record)> + 'a> {
+    let fix = move |k: u128, mut r: Record| {
+        if old {
+            r.life = UserLife::default();
+        }
+        (k, r)
+    };
+    with_map!(m, m => {
+        if scattered {
+            Box::new(m.iter_scattered().map(move |(k, p)| fix(k, expand(spill, k, p))))
+        } else {
+            Box::new(m.iter().map(move |(k, p)| fix(k, expand(spill, k, p))))
+        }
+    })
+}
+
+/// Records moved out of the maps of an earlier layout by each write while there are any.
+const MOVE_STEP: usize = 16;
+
+/// Stores a record moved from another map in `map`, as is (the counts of users with day
+/// state and wins do not change).
+fn store_moved<L: Layout>(map: &mut SegMap<L>, spill: &mut SegMap<Record>, key: u128, r: Record) {
+    match L::pack(&r) {
+        Some(p) => map.insert(key, p),
+        None => {
+            spill.insert(key, r);
+            map.insert(key, L::MARK);
+        }
+    }
 }
 
 impl Users {
@@ -330,34 +402,115 @@ impl Users {
         matches!(self.map, Map::Life(_))
     }
 
-    /// Switches the layout: with `on`, every record gets lifetime counts (0 where it had
-    /// none); without, the counts are dropped. Rewrites every record once (linear in the
-    /// users); nothing when the layout is already the one asked for.
+    /// Users whose record is still in a map of an earlier layout (see `set_lifetime`).
+    pub fn moving(&self) -> usize {
+        self.old.iter().map(|m| with_map!(m, m => m.len())).sum()
+    }
+
+    /// Switches the layout: with `on`, records keep lifetime counts, starting at 0; without,
+    /// the counts are dropped. O(1): the records of the other layout stay where they are and
+    /// move over as writes come (`MOVE_STEP` a write, and the written user's own).
     pub fn set_lifetime(&mut self, on: bool) {
         if on == self.keeps_lifetime() {
             return;
         }
-        let old = std::mem::take(self);
-        if on {
-            self.map = Map::Life(SegMap::new());
-        }
-        let n = with_map!(&old.map, m => m.len());
-        self.reserve_for_load(n);
-        with_map!(&old.map, m => {
-            for (k, p) in m.iter() {
-                let mut r = expand(&old.spill, k, p);
-                if !on {
-                    r.life = UserLife::default();
-                }
-                self.update(k, |x| *x = r);
+        let fresh = if on {
+            Map::Life(SegMap::new())
+        } else {
+            Map::Plain(SegMap::new())
+        };
+        let prev = std::mem::replace(&mut self.map, fresh);
+        if with_map!(&prev, m => m.len()) > 0 {
+            if self.old.is_empty() {
+                self.cursor = Cursor::default();
             }
+            self.old.insert(0, prev);
+        }
+    }
+
+    /// Moves `key`'s record, if it is in a map of an earlier layout, into `map`, and up to
+    /// `MOVE_STEP` other records of the last such map.
+    fn move_over(&mut self, key: u128) {
+        let Users {
+            map,
+            old,
+            cursor,
+            spill,
+            ..
+        } = self;
+        let take = |m: &mut Map, spill: &mut SegMap<Record>, k: u128| -> Option<Record> {
+            let r = with_map!(m, m => {
+                let p = m.remove(k)?;
+                if p.spilled() {
+                    spill.remove(k).unwrap_or_default()
+                } else {
+                    p.unpack()
+                }
+            });
+            Some(Record {
+                life: UserLife::default(),
+                ..r
+            })
+        };
+        for m in old.iter_mut() {
+            if let Some(r) = take(m, spill, key) {
+                with_map!(map, m => store_moved(m, spill, key, r));
+                break;
+            }
+        }
+        let Some(last) = old.last_mut() else {
+            return;
+        };
+        let mut moved = [(0u128, Record::default()); MOVE_STEP];
+        let mut n = 0;
+        with_map!(last, m => {
+            m.sweep(
+                cursor,
+                4 * MOVE_STEP,
+                MOVE_STEP,
+                |k, p| match moved.get_mut(n) {
+                    Some(slot) => {
+                        *slot = (k, expand(spill, k, p));
+                        n += 1;
+                        true
+                    }
+                    None => false,
+                },
+                |_| {},
+            );
         });
+        for &(k, r) in moved.iter().take(n) {
+            spill.remove(k);
+            let r = Record {
+                life: UserLife::default(),
+                ..r
+            };
+            with_map!(map, m => store_moved(m, spill, k, r));
+        }
+        if with_map!(&*last, m => m.len()) == 0 {
+            old.pop();
+            *cursor = Cursor::default();
+        }
     }
 
     fn record(&self, key: u128) -> Record {
-        with_map!(&self.map, m => m
-            .get(key)
-            .map_or_else(Record::default, |p| expand(&self.spill, key, p)))
+        let r = with_map!(&self.map, m => m.get(key).map(|p| expand(&self.spill, key, p)));
+        match r {
+            Some(r) => r,
+            None if self.old.is_empty() => Record::default(),
+            None => self.old_record(key).unwrap_or_default(),
+        }
+    }
+
+    /// A record still in a map of an earlier layout: without lifetime counts.
+    fn old_record(&self, key: u128) -> Option<Record> {
+        self.old.iter().find_map(|m| {
+            let r = with_map!(m, m => m.get(key).map(|p| expand(&self.spill, key, p)))?;
+            Some(Record {
+                life: UserLife::default(),
+                ..r
+            })
+        })
     }
 
     pub fn get(&self, key: u128) -> Option<UserDay> {
@@ -384,11 +537,15 @@ impl Users {
     /// Changes a user's record with one probe of the map: `f` gets the record (empty for a
     /// new user) and must leave day state or a wins record in it.
     fn update<T: Default>(&mut self, key: u128, f: impl FnOnce(&mut Record) -> T) -> T {
+        if !self.old.is_empty() {
+            self.move_over(key);
+        }
         let Users {
             map,
             spill,
             days,
             wins,
+            ..
         } = self;
         with_map!(map, m => update_in(m, spill, (days, wins), key, f))
     }
@@ -486,16 +643,14 @@ impl Users {
         });
     }
 
-    /// Every record as (key, record), in the map's order or scattered.
+    /// Every record as (key, record), in the maps' order or scattered (the records of maps
+    /// of an earlier layout without lifetime counts).
     fn records(&self, scattered: bool) -> Box<dyn Iterator<Item = (u128, Record)> + '_> {
-        let spill = &self.spill;
-        with_map!(&self.map, m => {
-            if scattered {
-                Box::new(m.iter_scattered().map(move |(k, p)| (k, expand(spill, k, p))))
-            } else {
-                Box::new(m.iter().map(move |(k, p)| (k, expand(spill, k, p))))
-            }
-        })
+        let mut it = records_of(&self.map, &self.spill, scattered, false);
+        for m in &self.old {
+            it = Box::new(it.chain(records_of(m, &self.spill, scattered, true)));
+        }
+        it
     }
 
     /// Users with day state, in no particular order.
@@ -523,7 +678,11 @@ impl Users {
     }
 
     pub fn mem_bytes(&self) -> usize {
-        with_map!(&self.map, m => m.mem_bytes()) + self.spill.mem_bytes()
+        let maps: usize = std::iter::once(&self.map)
+            .chain(&self.old)
+            .map(|m| with_map!(m, m => m.mem_bytes()))
+            .sum();
+        maps + self.spill.mem_bytes() + self.old.capacity() * std::mem::size_of::<Map>()
     }
 
     /// See `SegMap::reserve_for_load`.
@@ -1045,7 +1204,7 @@ mod tests {
     /// both ways keeping every other value, and a dense map at scale.
     #[test]
     fn lifetime_layout() {
-        assert_eq!(std::mem::size_of::<Lifetime>(), 16);
+        assert_eq!(std::mem::size_of::<Lifetime>(), 14);
         let mut u = Users::new();
         let d = UserDay {
             last_draw_ms: 1_700_000_000_000,
@@ -1165,5 +1324,89 @@ mod tests {
         let per = v.mem_bytes() as f64 / n as f64;
         assert!(per < 40.0, "{per} bytes per user");
         assert_eq!(v.spilled(), 0);
+    }
+
+    /// A switch of layout moves nothing at once: records move over as writes come, reads see
+    /// every record (without lifetime counts) wherever it is, switches back and forth while
+    /// records are still moving lose none, and every map of an earlier layout empties.
+    #[test]
+    fn switching_layouts_moves_records_over_as_writes_come() {
+        use std::collections::HashMap;
+        let key = |k: u128| k.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835) | 1;
+        let mut u = Users::new();
+        let mut model: HashMap<u128, (UserDay, Option<UserWins>, UserLife)> = HashMap::new();
+        let n = 20_000u128;
+        for k in 1..=n {
+            let d = UserDay {
+                last_draw_ms: k as i64,
+                draws_today: (k % 70_000) as u32,
+                bonus: 1,
+            };
+            let w = (k % 3 == 0).then_some(UserWins {
+                wins: (k % 20) as u32 + 1,
+                last_prize: 2,
+            });
+            u.insert_both(key(k), d, w);
+            model.insert(key(k), (d, w, UserLife::default()));
+        }
+        let check = |u: &Users, model: &HashMap<u128, (UserDay, Option<UserWins>, UserLife)>| {
+            assert_eq!(u.len(), model.len());
+            assert_eq!(
+                u.winners().len(),
+                model.values().filter(|v| v.1.is_some()).count()
+            );
+            let mut seen = 0;
+            for (k, r) in u.records(true) {
+                let (d, w, l) = model[&k];
+                assert_eq!((r.day, r.wins, r.life), (Some(d), w, l));
+                seen += 1;
+            }
+            assert_eq!(seen, model.len());
+            for (k, v) in model.iter().take(500) {
+                assert_eq!(u.get_all(*k), (Some(v.0), v.1, v.2));
+            }
+        };
+        let mut x = 7u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..6 {
+            let on = round % 2 == 0;
+            u.set_lifetime(on);
+            assert_eq!(u.keeps_lifetime(), on);
+            // Every count starts at 0 (on) or is dropped (off).
+            for v in model.values_mut() {
+                v.2 = UserLife::default();
+            }
+            check(&u, &model);
+            // A few hundred writes: some records moved, not all (but for the last rounds).
+            let writes = if round < 4 { 300 } else { 3_000 };
+            for _ in 0..writes {
+                let k = key(u128::from(next() % n as u64) + 1);
+                let e = model.get_mut(&k).unwrap();
+                e.0.draws_today = e.0.draws_today.wrapping_add(1) % 70_000;
+                if on {
+                    e.2.draws += 1;
+                    u.commit_draw_life(k, e.0, None, e.2);
+                } else {
+                    u.commit_draw(k, e.0, None);
+                }
+            }
+            check(&u, &model);
+        }
+        // Writes empty every earlier map.
+        let mut i = 0u128;
+        while u.moving() > 0 {
+            i += 1;
+            let k = key(i % n + 1);
+            let d = model[&k].0;
+            u.insert(k, d);
+        }
+        assert!(u.old.is_empty());
+        check(&u, &model);
+        assert!(i < n, "{i} writes to empty the earlier maps of {n} users");
     }
 }

@@ -313,10 +313,16 @@ mod tests {
         assert_eq!(invalid(draw_options(&w("X a"))), "unknown option 'X'");
         assert_eq!(invalid(draw_options(&w("REQID"))), "arity");
         assert_eq!(invalid(draw_options(&w("a b c d e f g h"))), "arity");
-        assert_eq!(invalid(draw_options(&w("a b c d e f"))), "unknown option 'a'");
+        assert_eq!(
+            invalid(draw_options(&w("a b c d e f"))),
+            "unknown option 'a'"
+        );
         let o = draw_options(&w("TIER vip CLIENT c REQID r")).unwrap();
         assert_eq!(o.tier, Some(&b"vip"[..]));
-        assert_eq!(invalid(draw_options(&w("tier a TIER b"))), "TIER given twice");
+        assert_eq!(
+            invalid(draw_options(&w("tier a TIER b"))),
+            "TIER given twice"
+        );
     }
 
     #[test]
