@@ -1638,8 +1638,18 @@ def _model_op(rng, m, t):
     return a + ["NOTHING", 0 if base_a else 1], apply
 
 
-@pytest.mark.parametrize("seed", range(1, 13))
-def test_per_user_rules_against_a_model(raw, seed):
+def _model_user_view(m, s, t):
+    return {"draws_today": m.count(s, t), "chances_left": m.chances_left(s, t),
+            "bonus": s["bonus"], "wins": s["wins"], "draws_total": s["total"],
+            "draws_since_win": s["since"]}
+
+
+@pytest.mark.parametrize("seed,n_users", [(i, 5) for i in range(1, 13)] +
+                         [(i, 400) for i in range(13, 19)])
+def test_per_user_rules_against_a_model(raw, seed, n_users):
+    """With 400 users the rules go on and off while most records still sit in the other
+    layout (they move 16 a write), and the state goes through DEBUG RELOAD and DUMP/RESTORE
+    at any point."""
     rng = random.Random(seed)
     m = RulesModel(rng)
     t = local_ms(2024, 1, 1, 9) + rng.randrange(DAY)
@@ -1648,13 +1658,13 @@ def test_per_user_rules_against_a_model(raw, seed):
     cfg(raw, "c", *m.args(), "COOLDOWN", m.cooldown, "MAXWINS", "INF", "IDEMPOTENCY", idem,
         "TIER", "ta", "PRIZE-WEIGHT", "a", 1, "NOTHING", 0,
         "TIER", "tn", "PRIZE-WEIGHT", "a", 0, "NOTHING", 1)
-    users = ["u1", "u2", "u3", "u4", "u5"]
+    users = [f"u{i}" for i in range(1, n_users + 1)]
     log = []
     outcomes = {}
     replies = {}              # (user, REQID) -> (time, first WIN/LOSE reply)
     for step in range(700):
         r = rng.random()
-        if r < 0.12:
+        if r < (0.12 if n_users < 100 else 0.2):
             args, apply = _model_op(rng, m, t)
             rep = raw.call("LOTTERY.CONFIGURE", "c", *args)
             log.append(("CONFIGURE", args, rep))
@@ -1666,6 +1676,19 @@ def test_per_user_rules_against_a_model(raw, seed):
         if r < 0.3:
             t += rng.choice([1, 500, 1000, 3_600_000, DAY // 2, DAY, 3 * DAY, 9 * DAY])
             pin(raw, t)
+            continue
+        if r < 0.33:
+            if rng.random() < 0.5:
+                assert raw.call("DEBUG", "RELOAD") == "OK"
+                pin(raw, t)
+            else:
+                assert raw.call("RESTORE", "c", 0, raw.call("DUMP", "c"), "REPLACE") == "OK"
+            seen = [u for u in users if u in m.users]
+            for u in rng.sample(seen, min(len(seen), 25)):
+                got = user_d(raw, "c", u)
+                exp = _model_user_view(m, m.users[u], t)
+                assert {k: got[k] for k in exp} == exp, \
+                    f"seed {seed} step {step}: USER {u} after a reload: {got} vs {exp}"
             continue
         if r < 0.36:
             u = rng.choice(users)
@@ -1692,9 +1715,7 @@ def test_per_user_rules_against_a_model(raw, seed):
         assert rep == want, f"seed {seed} step {step}: DRAW {u} {tier} at {t}: got {rep}, " \
                             f"model {want}; model user {s}; recent {log[-8:]}"
         got = user_d(raw, "c", u)
-        exp = {"draws_today": m.count(s, t), "chances_left": m.chances_left(s, t),
-               "bonus": s["bonus"], "wins": s["wins"], "draws_total": s["total"],
-               "draws_since_win": s["since"]}
+        exp = _model_user_view(m, s, t)
         assert {k: got[k] for k in exp} == exp, f"seed {seed} step {step}: USER {u}: {got} " \
                                                 f"vs model {exp}; recent {log[-8:]}"
         outcomes[rep[0]] = outcomes.get(rep[0], 0) + 1
