@@ -1232,7 +1232,9 @@ def _check_pair(runner, batch_no, heavy):
         if st2 == st1 and rep[3] != d:
             raise Failure("copy", f"COPY of {short([k])} (same stream) changed its digest")
 
-    # DEBUG RELOAD on the master (and on the replica, every other batch)
+    # DEBUG RELOAD on the master (and on the replica, every other batch); first the replica
+    # catches up with the temporary keys above, or its key set could change under the reload
+    wait_sync(p)
     targets = [("master", p.master, p.m)]
     if heavy or batch_no % 2 == 1:
         targets.append(("replica", p.replica, p.r))

