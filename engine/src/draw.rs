@@ -75,12 +75,14 @@ impl Campaign {
     }
 
     /// The period number of `ms` (what DAILY counts: a day, a week or a month).
+    #[inline]
     pub(crate) fn period_of(&self, ms: i64) -> i64 {
         self.rules.period.index(ms, self.rules.dayoffset_min)
     }
 
     /// Chances left: the period's free chances plus bonus, capped by what TOTAL leaves;
     /// -1 when both are unlimited.
+    #[inline]
     pub(crate) fn chances_left(&self, day: &UserDay, life: &UserLife, period: i64) -> i64 {
         let daily = self.rules.daily.map(|d| {
             let used = if day.last_draw_ms != 0 && self.period_of(day.last_draw_ms) == period {
@@ -313,6 +315,7 @@ impl Campaign {
     /// The pick of a draw that passed the checks: a guaranteed pick if the user's draws in
     /// a row without a win reached GUARANTEE, else one pick on the table in force (the
     /// tier's or the base), then `resolve` for a prize that cannot be won now. None: a loss.
+    #[inline]
     fn pick<U: Uniform + ?Sized>(
         &mut self,
         tier: Option<usize>,
@@ -387,6 +390,7 @@ impl Campaign {
 
     /// The table in force and its weights (prizes then NOTHING; 0 for a prize REDRAW took
     /// out): the tier's when it is built, else the base table.
+    #[inline]
     fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
         match tier.and_then(|t| self.tier_tables.get(t)?.as_ref()) {
             Some((t, w)) => (t, w),
@@ -396,6 +400,7 @@ impl Campaign {
 
     /// Whether prize `i` can be won on the user's `nth` draw at `now`: in stock, not ahead of
     /// its pace, unlocked.
+    #[inline]
     fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
         self.prizes
             .get(i)

@@ -36,6 +36,7 @@ impl Period {
     }
 
     /// The number of the period `ms` falls in (comparable only with the same kind).
+    #[inline]
     pub fn index(self, ms: i64, offset_min: i32) -> i64 {
         let day = day_of(ms, offset_min);
         match self {
@@ -71,6 +72,7 @@ impl Period {
 }
 
 /// Day number of `ms` for a day starting at UTC midnight shifted by `offset_min` minutes.
+#[inline]
 pub fn day_of(ms: i64, offset_min: i32) -> i64 {
     ms.saturating_add(i64::from(offset_min) * 60_000)
         .div_euclid(DAY_MS)

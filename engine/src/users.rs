@@ -267,6 +267,7 @@ macro_rules! with_map {
     };
 }
 
+#[inline]
 fn expand<L: Layout>(spill: &SegMap<Record>, key: u128, p: L) -> Record {
     if p.spilled() {
         spill.get(key).unwrap_or_default()
@@ -276,6 +277,7 @@ fn expand<L: Layout>(spill: &SegMap<Record>, key: u128, p: L) -> Record {
 }
 
 /// One write of a record, with one probe of the map (see `Users::update`).
+#[inline]
 fn update_in<L: Layout, T: Default>(
     map: &mut SegMap<L>,
     spill: &mut SegMap<Record>,
@@ -493,6 +495,7 @@ impl Users {
         }
     }
 
+    #[inline]
     fn record(&self, key: u128) -> Record {
         let r = with_map!(&self.map, m => m.get(key).map(|p| expand(&self.spill, key, p)));
         match r {
@@ -529,6 +532,7 @@ impl Users {
     }
 
     /// Day state, wins record and lifetime counts (0 when not kept) with one lookup.
+    #[inline]
     pub fn get_all(&self, key: u128) -> (Option<UserDay>, Option<UserWins>, UserLife) {
         let r = self.record(key);
         (r.day, r.wins, r.life)
@@ -536,6 +540,7 @@ impl Users {
 
     /// Changes a user's record with one probe of the map: `f` gets the record (empty for a
     /// new user) and must leave day state or a wins record in it.
+    #[inline]
     fn update<T: Default>(&mut self, key: u128, f: impl FnOnce(&mut Record) -> T) -> T {
         if !self.old.is_empty() {
             self.move_over(key);
@@ -602,6 +607,7 @@ impl Users {
     /// A draw's write, with one lookup: the day state, and when the draw won `prize`
     /// (interned name + 1), one more win with `prize` as the last prize. Returns the wins
     /// record after a win.
+    #[inline]
     pub fn commit_draw(&mut self, key: u128, d: UserDay, prize: Option<u32>) -> Option<UserWins> {
         self.update(key, |r| {
             r.day = Some(d);
