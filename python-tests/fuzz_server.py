@@ -431,22 +431,9 @@ def shift_low_nul(arg):
     return arg if t == s else t.encode("utf-8", "surrogateescape")
 
 
-def pad_clauseless_tiers(args):
-    """For --avoid-tier-bug: gives every `TIER name` of a CONFIGURE that has no clause after
-    it (no PRIZE-WEIGHT, NOTHING or OFF) a name of at least 4 bytes."""
-    out = list(args)
-    for i in range(2, len(out) - 1):
-        if out[i].upper() == b"TIER" and len(out[i + 1]) < 4:
-            nxt = out[i + 2].upper() if i + 2 < len(out) else None
-            if nxt not in (b"PRIZE-WEIGHT", b"NOTHING", b"OFF"):
-                out[i + 1] = out[i + 1] + b"____"
-    return out
-
-
 class Gen:
-    def __init__(self, seed, avoid_known=False, avoid_tier_bug=False):
+    def __init__(self, seed, avoid_known=False):
         self.avoid_known = avoid_known
-        self.avoid_tier_bug = avoid_tier_bug
         self.rng = random.Random(seed)
         rng = self.rng
         self.clock = H.T0
@@ -655,8 +642,6 @@ class Gen:
                 if rng.random() < 0.1:
                     tier_clauses.append([b"TIER", name, b"OFF"])
                     continue
-                if self.avoid_tier_bug and len(name) < 4:
-                    name = name + b"____"
                 c = [b"TIER", name]
                 for pid in rng.sample(known, min(len(known), rng.randint(0, 3))):
                     c += [case(rng, b"PRIZE-WEIGHT"), pid,
@@ -831,8 +816,6 @@ class Gen:
         a = self.one()
         if self.rng.random() < 0.25:
             a = self.mutate(a)
-            if self.avoid_tier_bug and a and a[0].upper() == b"LOTTERY.CONFIGURE":
-                a = pad_clauseless_tiers(a)
         elif self.pending:                      # a CONFIGURE that should succeed
             key, ids, code_ids, tier_names = self.pending
             if ids is not None:
@@ -1458,16 +1441,15 @@ LAST_CODE_WINS = 0      # WIN replies with a code the last run() checked against
 
 
 def run(seed, seconds, batches, batch_size, out_dir, minimize_s, slow_ms, heavy_every,
-        avoid_known=False, avoid_tier_bug=False):
+        avoid_known=False):
     global LAST_FAILURE, LAST_CODE_WINS
     LAST_FAILURE = None
     LAST_CODE_WINS = 0
     os.makedirs(out_dir, exist_ok=True)
-    flags = (" --avoid-known" if avoid_known else "") + \
-        (" --avoid-tier-bug" if avoid_tier_bug else "")
+    flags = " --avoid-known" if avoid_known else ""
     print(f"fuzz-server: seed {seed} (replay: --seed {seed}{flags}), module {H.MODULE_PATH}",
           flush=True)
-    gen = Gen(seed, avoid_known, avoid_tier_bug)
+    gen = Gen(seed, avoid_known)
     pair = Pair()
     log_path = os.path.join(out_dir, f"fuzz-{seed}.replay")
     log = ReplayLog(os.path.join(pair.master.dir, "current.replay"))
@@ -1567,11 +1549,6 @@ def main(argv=None):
     ap.add_argument("--slow-ms", type=float, default=1000,
                     help="a command slower than this is a (soft) failure")
     ap.add_argument("--replay", help="run a replay log against fresh servers and check")
-    ap.add_argument("--avoid-tier-bug", action="store_true",
-                    help="to look past a bug being fixed: never leave a TIER of 1 to 3 bytes "
-                         "without a clause (such a campaign is accepted but its RDB encoding "
-                         "does not load; test_campaign_rules.py "
-                         "test_tier_without_clauses_saves_and_loads)")
     ap.add_argument("--runs", type=int, default=1, help="several seeds in a row (seed, seed+1..)")
     ap.add_argument("--avoid-known", action="store_true",
                     help="to look past a crash being fixed: never send a character above "
@@ -1589,7 +1566,7 @@ def main(argv=None):
     rc = 0
     for i in range(a.runs):
         rc |= run(seed + i, a.seconds, a.batches, a.batch_size, a.out, a.minimize_seconds,
-                  a.slow_ms, a.heavy_every, a.avoid_known, a.avoid_tier_bug)
+                  a.slow_ms, a.heavy_every, a.avoid_known)
     return rc
 
 

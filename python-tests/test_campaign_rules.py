@@ -253,11 +253,6 @@ def test_tier_over_a_dropped_prize_never_gives_it(raw):
     assert b"a" not in got, f"tier t gave prize a, no longer in the table: {got}"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a campaign whose only tier has no clause and a "
-                   "name of 1 to 3 bytes (`CONFIGURE c PRIZE p 1 100 TIER vip`) is accepted but "
-                   "cannot be loaded: RESTORE of its DUMP is 'ERR Bad data format', DEBUG RELOAD "
-                   "fails and the key is gone (a restart would refuse the RDB); names of 4+ "
-                   "bytes, or another tier with a clause, load")
 def test_tier_without_clauses_saves_and_loads(server, raw):
     """`TIER name [PRIZE-WEIGHT id w]... [NOTHING w]`: a tier with no clause is the base
     table under a name. If CONFIGURE takes it, every save of the campaign must load."""

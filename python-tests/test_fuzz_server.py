@@ -16,14 +16,11 @@ FIXED_SEED = 20240601
 def test_fuzz_server(which, tmp_path):
     seed = FIXED_SEED if which == "fixed" else random.SystemRandom().randrange(1, 2 ** 32)
     seconds = 11 if which == "fixed" else 7
-    # avoid_tier_bug: a clause-less TIER of 1 to 3 bytes makes a campaign that cannot be
-    # loaded (test_campaign_rules.py test_tier_without_clauses_saves_and_loads, xfail until
-    # fixed); without it about one run in three stops there. Drop it once that test passes.
     rc = F.run(seed, seconds=seconds, batches=None, batch_size=150, out_dir=str(tmp_path),
-               minimize_s=0, slow_ms=2000, heavy_every=3, avoid_tier_bug=True)
+               minimize_s=0, slow_ms=2000, heavy_every=3)
     assert rc == 0, (f"fuzz_server, seed {seed}: {F.LAST_FAILURE} (the output has the last "
                      f"commands and the logs; replay: python-tests/fuzz_server.py --seed {seed} "
-                     f"--seconds {seconds} --avoid-tier-bug)")
+                     f"--seconds {seconds})")
     if which == "fixed":
         # the campaign rules are exercised: code prizes got codes and handed them out
         assert F.LAST_CODE_WINS > 0, "no WIN with a code in the fixed seed's run"

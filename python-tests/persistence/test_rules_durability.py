@@ -792,10 +792,6 @@ def test_code_wins_in_multi_and_lua_replicate(master_replica):
     assert [dict(f)[b"code"] for _, f in mx if b"code" in dict(f)] == codes
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a campaign whose only tier has no clause and a "
-                   "name of 1 to 3 bytes (`CONFIGURE k PRIZE p 1 100 TIER vip`) is dropped "
-                   "without an error by BGREWRITEAOF with aof-use-rdb-preamble no and a "
-                   "restart (the key is gone), and with the preamble the server does not start")
 @pytest.mark.parametrize("preamble", ["no", "yes"])
 def test_clauseless_short_tier_through_the_aof(server_factory, preamble):
     s = server_factory(appendonly=True, extra_args=["--aof-use-rdb-preamble", preamble,
