@@ -13,7 +13,7 @@ pub enum OpError {
     InfStock(Vec<u8>),
     BelowZero,
     Overflow,
-    /// RESTOCK or TRANSFER of a code prize (its stock is its codes).
+    /// RESTOCK of a code prize (its stock is its codes).
     CodePrize(Vec<u8>),
     /// LOTTERY.CODES on a prize that is not a code prize.
     NotCodePrize(Vec<u8>),

@@ -24,8 +24,9 @@ use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 /// flow-control rules and state (RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE; three more
 /// rejection counters; client and admission chunks); 4 the time each REQID entry was made
 /// (it ends by the IDEMPOTENCY window in force, not only the one it was made under); 5 the
-/// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, and chunks of
-/// lifetime counts, code pools and the codes of remembered wins.
+/// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, the codes of
+/// pending transfer records, and chunks of lifetime counts, code pools and the codes of
+/// remembered wins.
 pub const ENCODING_VERSION: u8 = 5;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
@@ -99,7 +100,12 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
         + c.rules.fallback.as_ref().map_or(0, |f| f.len())
         + c.transfers
             .iter()
-            .map(|t| 21 + t.id.len() + t.prize.len() + t.peer.len())
+            .map(|t| {
+                25 + t.id.len()
+                    + t.prize.len()
+                    + t.peer.len()
+                    + t.codes.iter().map(|c| 4 + c.len()).sum::<usize>()
+            })
             .sum::<usize>()
         + c.rules
             .guarantee
@@ -379,7 +385,7 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.users.reserve_for_load(users.max(winners));
     c.bans.reserve_for_load(hint(r.u64()?));
     if v >= 2 {
-        c.transfers = Transfers::decode(&mut r)?;
+        c.transfers = Transfers::decode(&mut r, v)?;
     }
     if v >= 3 {
         c.rules.rate = match r.u8()? {
