@@ -765,7 +765,7 @@ def test_rebalance_moves_codes(cl):
         assert rec[1:] == ["OUT", "card", 20, k1, "PENDING"], rec
         held = rc.execute_command("LOTTERY.TRANSFER", k0, "CODES", rec[0])
         assert held == codes[:20]
-        # a moved code is used on its old shard: adding it there again is skipped
+        # a moved code is remembered on its old shard: adding it there again is skipped
         assert rc.execute_command("LOTTERY.CODES", k0, "card", "ADD", codes[0]) == 0
         # the next run finishes it first (IN with the record's codes, SETTLE); then 20 more
         # codes on shard 0 make a new move, and that mover dies right after its IN

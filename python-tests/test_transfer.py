@@ -276,3 +276,31 @@ def test_code_transfers_replicate_and_persist(master_replica, server_factory):
     a = s.client()
     assert {k: D.digest(a, k) for k in ("{a}", "{b}")} == want
     assert a.execute_command("LOTTERY.TRANSFER", "{a}", "CODES", "c1") == ["A00", "A01", "A02"]
+
+
+def test_codes_moved_back_return_to_the_pool(r):
+    """A code moved out of {a} and later moved back is in {a}'s pool again; while it is away,
+    LOTTERY.CODES ADD of it on {a} is skipped; STATS counts it neither unused nor handed out."""
+    setup_codes(r)
+    T = lambda *a: r.execute_command("LOTTERY.TRANSFER", *a)  # noqa: E731
+    assert T("{a}", "OUT", "go", "card", 3, "{b}") == 3
+    codes = T("{a}", "CODES", "go")
+    assert T("{b}", "IN", "go", "card", 3, "{a}", "CODES", *codes) == 1
+    assert T("{a}", "SETTLE", "go") == 1
+    assert r.execute_command("LOTTERY.CODES", "{a}", "card", "ADD", *codes) == 0
+    assert stats(r, "{a}")["codes"] == ["card", 7, 0]
+    # {b} sends its five back: B0, B1 and the three from {a}.
+    assert T("{b}", "OUT", "back", "card", 5, "{a}") == 5
+    back = T("{b}", "CODES", "back")
+    assert back == ["B0", "B1"] + codes
+    assert T("{a}", "IN", "back", "card", 5, "{b}", "CODES", *back) == 1
+    assert T("{b}", "SETTLE", "back") == 1
+    assert card(r, "{a}") == 12 and card(r, "{b}") == 0
+    won = []
+    for i in range(300):
+        rep = r.execute_command("LOTTERY.DRAW", "{a}", f"w{i}")
+        if rep[0] == "WIN" and rep[1] == "card":
+            won.append(rep[5])
+        if card(r, "{a}") == 0:
+            break
+    assert won == [f"A{i:02d}" for i in range(3, 10)] + ["B0", "B1"] + codes

@@ -186,15 +186,14 @@ impl Campaign {
                         // The codes the master's OUT took (wherever they are in this copy's
                         // order), or those its IN added; the stock is the pool's.
                         let (name, seed) = (self.prizes[i].name, self.seed);
-                        let pool = self.codes.pool_mut(name, seed);
-                        for c in &record.codes {
-                            if record.direction == Direction::Out {
-                                pool.take_exact(c);
-                            } else {
-                                pool.add(c);
-                            }
+                        if record.direction == Direction::Out {
+                            self.codes.move_out_exact(name, seed, &record.codes);
+                        } else {
+                            let codes: Vec<&[u8]> =
+                                record.codes.iter().map(Vec::as_slice).collect();
+                            self.codes.bring_in(name, seed, &codes);
                         }
-                        let unused = pool.unused();
+                        let unused = self.codes.unused(name);
                         self.set_stock(i, unused);
                     } else {
                         self.set_stock(i, v);

@@ -20,13 +20,14 @@
 //! records and their order, which replicas and the AOF share, so they drop the same ones.
 //!
 //! A code prize's units are its codes. OUT takes the `t` oldest unused codes out of the pool
-//! (they become used there, so adding them again on this shard is refused) and keeps them in
-//! the PENDING record, where `CODES id` reads them; IN is given exactly those codes and adds
-//! them to the peer's pool as LOTTERY.CODES ADD does (a code the peer holds or handed out is
-//! skipped). SETTLE drops the codes from the record: they are on the peer by then. So a code
-//! is at every instant in one pool or in one PENDING record, never in two pools. The codes
-//! PENDING records hold are bounded (`MAX_PENDING_CODES`), as they are part of the meta
-//! record.
+//! (remembered there as moved out, so adding them again on this shard is refused) and keeps
+//! them in the PENDING record, where `CODES id` reads them; IN is given exactly those codes
+//! and adds them to the peer's pool: a code the peer moved out before comes back, any other is
+//! added as LOTTERY.CODES ADD does (one the peer holds or handed out is skipped). SETTLE drops
+//! the codes from the record: they are on the peer by then. So a code is at every instant in
+//! one pool or in one PENDING record, never in two pools, and a code moving back to a shard it
+//! left is not lost. The codes PENDING records hold are bounded (`MAX_PENDING_CODES`), as they
+//! are part of the meta record.
 
 use super::admin::OpError;
 use super::campaign::Campaign;
@@ -130,11 +131,9 @@ impl Campaign {
             if self.transfers.pending_codes() as u64 + taken > MAX_PENDING_CODES as u64 {
                 return Err(TransferError::PendingCodes);
             }
-            let seed = self.seed;
-            let pool = self.codes.pool_mut(name, seed);
-            record.codes = (0..taken).map_while(|_| pool.take()).collect();
+            record.codes = self.codes.move_out(name, self.seed, taken);
             record.count = record.codes.len() as u64;
-            let new = pool.unused();
+            let new = self.codes.unused(name);
             return Ok((
                 record.count,
                 Some(self.record_transfer(record, Some((i, new)))),
@@ -199,10 +198,8 @@ impl Campaign {
             if held.saturating_add(count) > crate::limits::MAX_CODES {
                 return Err(OpError::TooManyCodes.into());
             }
-            for c in codes {
-                pool.add(c);
-            }
-            let new = pool.unused();
+            self.codes.bring_in(name, seed, codes);
+            let new = self.codes.unused(name);
             record.codes = codes.iter().map(|c| c.to_vec()).collect();
             return Ok((true, Some(self.record_transfer(record, Some((i, new))))));
         }

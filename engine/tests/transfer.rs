@@ -470,8 +470,15 @@ fn code_prize_steps_move_codes_once() {
     // A repeat answers the recorded count and takes nothing.
     assert_eq!(a.transfer_out(b"x1", b"card", 9, b"b").unwrap(), (4, None));
     assert_eq!(card_stock(&a), 6);
-    // The codes taken are used on the source: adding them there again is refused.
+    // The codes taken are remembered as moved out: adding them there again is refused.
     assert_eq!(a.add_codes(b"card", &refs(&taken)).unwrap(), (0, None));
+    let p = &a.prizes()[a.prize_index(b"card").unwrap()];
+    assert_eq!(a.codes().moved(p.name), 4);
+    assert_eq!(
+        a.codes().get(p.name).unwrap().used(),
+        0,
+        "moved, not handed out"
+    );
     assert_eq!(
         a.transfer_out(b"x2", b"card", MAX_TRANSFER_CODES as u64 + 1, b"b"),
         Err(TransferError::TooManyCodes)
@@ -627,8 +634,8 @@ fn code_places(
     (all, n)
 }
 
-/// The mover moving codes from the shards with fewer draws to the busiest one while all three
-/// hand out codes, dying after a random step and recovering on the next run (with every step
+/// The mover moving codes from the fullest shard to the emptiest (so some go back to a shard
+/// they left) while all three hand out codes, dying after a random step and recovering on the next run (with every step
 /// retried once, as a mover that lost a reply does): at every moment each code is in exactly
 /// one place (a pool, an unapplied PENDING record, or a win), none is created or lost; after
 /// recovery none is in flight. Each step's effect applied to a replica of each shard keeps it
@@ -697,6 +704,9 @@ fn codes_are_conserved_across_crashes_at_every_step() {
         }
     };
 
+    // The shards each code has left, and how many codes arrived at a shard they had left.
+    let mut left: std::collections::BTreeMap<Vec<u8>, BTreeSet<usize>> = Default::default();
+    let mut back = 0;
     let mut crashes = 0;
     for round in 0..1500 {
         // Demand lands mostly on shard 0, so it runs dry first.
@@ -720,14 +730,11 @@ fn codes_are_conserved_across_crashes_at_every_step() {
         recover(&mut shards, &mut replicas);
         check(&shards, &replicas, &handed);
         assert!(shards.iter().all(|s| s.transfers().pending_codes() == 0));
-        // From the fuller of shards 1 and 2 to shard 0 (codes never go back to a shard they
-        // left: it remembers them as used). Die after a random step.
-        let src = if card_stock(&shards[1]) >= card_stock(&shards[2]) {
-            1
-        } else {
-            2
-        };
-        let dst = 0;
+        // From the fullest shard to the emptiest (codes may go back to a shard they left).
+        // Die after a random step.
+        let mut order: Vec<usize> = (0..3).collect();
+        order.sort_by_key(|&i| card_stock(&shards[i]));
+        let (dst, src) = (order[0], order[2]);
         let want = card_stock(&shards[src]).saturating_sub(card_stock(&shards[dst])) / 2;
         if want == 0 {
             continue;
@@ -739,6 +746,11 @@ fn codes_are_conserved_across_crashes_at_every_step() {
             .transfer_out(id.as_bytes(), b"card", want, keys[dst])
             .unwrap();
         step(&mut replicas, src, e);
+        for c in shards[src].transfer_codes(id.as_bytes()).unwrap() {
+            let gone = left.entry(c.clone()).or_default();
+            back += usize::from(gone.contains(&dst));
+            gone.insert(src);
+        }
         check(&shards, &replicas, &handed);
         // A save/load while codes are in flight gives the shard back.
         let back = persist::decode_meta(&persist::encode_meta(&shards[src])).unwrap();
@@ -779,6 +791,10 @@ fn codes_are_conserved_across_crashes_at_every_step() {
     check(&shards, &replicas, &handed);
     assert!(crashes > 50, "the crash points were exercised ({crashes})");
     assert!(next_id > 100, "transfers were made ({next_id})");
+    assert!(
+        back > 0,
+        "codes went back to a shard they had left ({back})"
+    );
     assert!(
         handed.len() > 300,
         "codes were handed out ({})",
@@ -875,4 +891,60 @@ fn older_transfer_effects_still_decode() {
         bad[0] = v;
         assert!(Effect::decode(&bad).is_err());
     }
+}
+
+/// A code moved out of a shard and later moved back into it is in its pool again (not lost),
+/// while LOTTERY.CODES ADD of a code a shard moved out stays refused there; the memory of the
+/// codes moved out is saved and replicated.
+#[test]
+fn codes_moved_back_return_to_the_pool() {
+    let mut a = code_shard((3, 4), &names("a", 6));
+    let mut b = code_shard((5, 6), &[]);
+    let mut ra = persist::decode_meta(&persist::encode_meta(&a)).unwrap();
+    persist::for_each_chunk(&a, |ch| persist::load_chunk(&mut ra, ch).unwrap());
+    let apply = |e: Option<Effect>, r: &mut Campaign| {
+        r.apply(&Effect::decode(&e.unwrap().encode()).unwrap())
+            .unwrap();
+    };
+    let (_, e) = a.transfer_out(b"t1", b"card", 4, b"b").unwrap();
+    apply(e, &mut ra);
+    let codes = a.transfer_codes(b"t1").unwrap().to_vec();
+    b.transfer_in(b"t1", b"card", 4, b"a", Some(&refs(&codes)))
+        .unwrap();
+    apply(a.transfer_settle(b"t1").unwrap().1, &mut ra);
+    assert_eq!(a.add_codes(b"card", &refs(&codes)).unwrap().0, 0);
+    // Saved and loaded, the shard still refuses them.
+    let mut back = persist::decode_meta(&persist::encode_meta(&a)).unwrap();
+    persist::for_each_chunk(&a, |ch| persist::load_chunk(&mut back, ch).unwrap());
+    assert_eq!(persist::fingerprint(&a), persist::fingerprint(&back));
+    assert_eq!(back.add_codes(b"card", &refs(&codes)).unwrap().0, 0);
+    assert_eq!(persist::fingerprint(&a), persist::fingerprint(&ra));
+    // b hands out the oldest of them, then sends the other three back.
+    let mut g = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(3);
+    let mut handed = None;
+    for i in 0..100 {
+        if let Effect::Draw(d) = draw(&mut b, &format!("u{i}"), 1_700_000_000_000 + i, &mut g) {
+            if d.code.is_some() {
+                handed = d.code;
+                break;
+            }
+        }
+    }
+    assert_eq!(handed.as_deref(), Some(b"a0000".as_slice()));
+    assert_eq!(b.transfer_out(b"t2", b"card", 9, b"a").unwrap().0, 3);
+    let again = b.transfer_codes(b"t2").unwrap().to_vec();
+    assert_eq!(strs(&again), ["a0001", "a0002", "a0003"]);
+    let (_, e) = a
+        .transfer_in(b"t2", b"card", 3, b"b", Some(&refs(&again)))
+        .unwrap();
+    apply(e, &mut ra);
+    assert_eq!(persist::fingerprint(&a), persist::fingerprint(&ra));
+    // Back in a's pool, behind the codes it kept; a0000 (handed out on b) stays moved out.
+    assert_eq!(unused(&a), ["a0004", "a0005", "a0001", "a0002", "a0003"]);
+    assert_eq!(card_stock(&a), 5);
+    let p = &a.prizes()[a.prize_index(b"card").unwrap()];
+    assert_eq!(a.codes().moved(p.name), 1);
+    assert_eq!(a.add_codes(b"card", &[b"a0000".as_slice()]).unwrap().0, 0);
+    // b now refuses the three it moved out, as a did.
+    assert_eq!(b.add_codes(b"card", &refs(&again)).unwrap().0, 0);
 }
