@@ -146,11 +146,12 @@ impl Campaign {
         Ok((taken, Some(self.record_transfer(record, Some((i, new))))))
     }
 
-    /// TRANSFER IN: adds `count` units of `prize`; for a code prize, the `codes` an OUT took
-    /// (exactly `count` of them: those the pool holds or handed out are skipped, as by
-    /// LOTTERY.CODES ADD). `codes` is None when not given, an error on a code prize with a
-    /// count above 0, and given on a counted prize. True if applied now, false (and no
-    /// effect) if this id was applied before.
+    /// TRANSFER IN: adds `count` units of `prize`; for a code prize, the `codes` an OUT took,
+    /// exactly `count` of them (one this pool moved out before comes back; of the others, those
+    /// the pool holds or handed out are skipped, as by LOTTERY.CODES ADD). `codes` is None
+    /// when not given: an error for a code prize with a count above 0; given, an error for a
+    /// counted prize. True if applied now, false (and no effect) if this id was applied
+    /// before.
     pub fn transfer_in(
         &mut self,
         id: &[u8],
