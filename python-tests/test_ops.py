@@ -588,9 +588,13 @@ def test_command_docs(server, r):
     draw = [_d(a) for a in docs["lottery.draw"][b"arguments"]]
     assert draw[2][b"token"] == b"REQID" and draw[2][b"flags"] == ["optional"]
     steps = [_d(a) for a in _d(docs["lottery.transfer"][b"arguments"][1])[b"arguments"]]
-    assert [s[b"token"] for s in steps] == [b"OUT", b"IN", b"SETTLE", b"LIST"]
+    assert [s[b"token"] for s in steps] == [b"OUT", b"IN", b"SETTLE", b"CODES", b"LIST"]
     assert [_d(a)[b"name"] for a in steps[0][b"arguments"]] == [b"id", b"prize", b"count",
                                                                  b"peer"]
+    into = [_d(a) for a in steps[1][b"arguments"]]
+    assert [a[b"name"] for a in into] == [b"id", b"prize", b"count", b"peer", b"codes"]
+    assert into[4][b"token"] == b"CODES" and into[4][b"flags"] == ["optional"]
+    assert [_d(a)[b"name"] for a in steps[3][b"arguments"]] == [b"id"]
 
 
 def test_command_info_key_specs(server, r):

@@ -725,6 +725,84 @@ def test_codes_on_a_sharded_campaign(cl, tmp_path):
         rc.close()
 
 
+def test_rebalance_moves_codes(cl):
+    """A code prize's stock is moved as codes: `rebalance` takes the oldest codes out of the
+    fuller shard (OUT), reads them (TRANSFER CODES) and gives them to the other (IN ... CODES),
+    then settles; a mover killed after OUT or after IN finishes the transfer on its next run.
+    Each code ends in exactly one pool and is handed out once."""
+    if not _module_supports(cl, "PRIZE", "c", 1, "CODES"):
+        pytest.skip("the module has no code pools yet (PRIZE id weight CODES, LOTTERY.CODES)")
+    name = "codemove"
+    n = 2
+    desc = create(cl, name, n, "PRIZE", "card", 1, "CODES", "NOTHING", 1, "MAXWINS", "INF")
+    k0, k1 = desc["keys"]
+    codes = [f"MV-{i:03d}" for i in range(60)]
+    rc = cl.client()
+    try:
+        def add(key, batch):
+            assert rc.execute_command("LOTTERY.CODES", key, "card", "ADD", *batch) == len(batch)
+            rc.hincrby(R.descriptor_key(name), "stock:card", len(batch))
+
+        def count(key):
+            return rc.execute_command("LOTTERY.CODES", key, "card", "COUNT")
+
+        def card_check():
+            d = check_json(cl, name)
+            assert d["ok"], d
+            p = d["prizes"]["card"]
+            assert p["total"] == p["remaining"] + p["sold"] + p["in_flight"], d
+            return d
+
+        # every code on shard 0 (as after a skewed `codes add`)
+        add(k0, codes[:40])
+        # the mover dies right after OUT: 20 codes in flight, held by the PENDING record
+        p = shards(cl, "rebalance", name, "--crash-after", "out", ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        d = card_check()
+        assert d["pending"] == 1 and d["prizes"]["card"]["in_flight"] == 20, d
+        assert (count(k0), count(k1)) == (20, 0)
+        [rec] = rc.execute_command("LOTTERY.TRANSFER", k0, "LIST", "PENDING")
+        assert rec[1:] == ["OUT", "card", 20, k1, "PENDING"], rec
+        held = rc.execute_command("LOTTERY.TRANSFER", k0, "CODES", rec[0])
+        assert held == codes[:20]
+        # a moved code is remembered on its old shard: adding it there again is skipped
+        assert rc.execute_command("LOTTERY.CODES", k0, "card", "ADD", codes[0]) == 0
+        # the next run finishes it first (IN with the record's codes, SETTLE); then 20 more
+        # codes on shard 0 make a new move, and that mover dies right after its IN
+        add(k0, codes[40:])
+        p = shards(cl, "rebalance", name, "--crash-after", "in", ok=None)
+        assert p.returncode not in (0, 1, 2, 3), (p.returncode, p.stdout, p.stderr)
+        assert f"recovered {rec[0]} card 20 {k0} -> {k1} (IN applied now; settled)" \
+            in p.stdout, p.stdout
+        d = card_check()
+        assert d["pending"] == 1 and d["prizes"]["card"]["in_flight"] == 0, d
+        assert (count(k0), count(k1)) == (30, 30)
+        assert rc.execute_command("LOTTERY.TRANSFER", k0, "CODES", rec[0]) == []
+        p = shards(cl, "rebalance", name)
+        assert "IN was applied; settled" in p.stdout, p.stdout
+        d = card_check()
+        assert d["pending"] == 0 and d["prizes"]["card"]["in_flight"] == 0, d
+        assert d["prizes"]["card"]["total"] == 60
+        assert (count(k0), count(k1)) == (30, 30)
+        # every code is handed out once, each from the pool it ended in
+        won = {}
+        for i in range(2000):
+            u = f"cm{i}"
+            r = rc.execute_command("LOTTERY.DRAW", R.shard_key(desc, u), u)
+            if r[0] == "WIN":
+                assert r[5] not in won, r
+                won[r[5]] = R.shard_key(desc, u)
+            if count(k0) == 0 and count(k1) == 0:
+                break
+        assert sorted(won) == codes
+        # the oldest codes of shard 0 moved: 0-19 by the first transfer, 20-29 by the second
+        assert all(won[c] == (k1 if i < 30 else k0) for i, c in enumerate(codes)), won
+        d = card_check()
+        assert d["prizes"]["card"]["sold"] == 60
+    finally:
+        rc.close()
+
+
 def test_new_rule_options_split_or_passed_through(cl):
     """Needs the module's campaign rules (AFTER, GUARANTEE, TOTAL, PERIOD, TIER): finite stocks
     split, everything else on every shard as given, prize ids and tier names that are

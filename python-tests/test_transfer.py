@@ -76,7 +76,7 @@ def test_out_in_settle_and_their_repeats(r):
     (("{a}", "SETTLE", "nope"), "ERR no such outgoing transfer 'nope'"),
     (("{b}", "SETTLE", "x"), "ERR no such outgoing transfer 'x'"),
     (("{a}", "LIST", "ALL"), "ERR unknown option 'ALL'"),
-    (("{a}", "MOVE"), "ERR unknown TRANSFER subcommand 'MOVE' (expected OUT, IN, SETTLE or LIST)"),
+    (("{a}", "MOVE"), "ERR unknown TRANSFER subcommand 'MOVE' (expected OUT, IN, SETTLE, CODES or LIST)"),
     (("{a}", "OUT", "t9", "gold", 1), "ERR wrong number of arguments for 'lottery.transfer' command"),
     (("{a}",), "ERR wrong number of arguments for 'lottery.transfer' command"),
     (("{none}", "OUT", "t9", "gold", 1, "{b}"), "ERR no such campaign"),
@@ -172,3 +172,135 @@ def test_transfer_in_multi_and_lua_is_atomic(r):
                  1, "{a}")
     assert got == 1
     assert gold(r, "{a}") == (7, 0) and gold(r, "{b}") == (2, 0)
+
+
+def setup_codes(r):
+    """{a}: code prize card with 10 codes A00..A09 and counted gold; {b}: card with B0, B1."""
+    configure(r, "{a}", "PRIZE", "card", 1, "CODES", "PRIZE", "gold", 1, 10, "NOTHING", 2)
+    configure(r, "{b}", "PRIZE", "card", 1, "CODES", "PRIZE", "gold", 1, 0, "NOTHING", 2)
+    r.execute_command("LOTTERY.CODES", "{a}", "card", "ADD", *[f"A{i:02d}" for i in range(10)])
+    r.execute_command("LOTTERY.CODES", "{b}", "card", "ADD", "B0", "B1")
+
+
+def card(r, key):
+    return H.prizes(r, key)["card"][1]
+
+
+def test_code_prize_moves_its_codes(r, raw):
+    setup_codes(r)
+    T = lambda *a: r.execute_command("LOTTERY.TRANSFER", *a)  # noqa: E731
+    assert T("{a}", "OUT", "c1", "card", 4, "{b}") == 4
+    assert card(r, "{a}") == 6
+    codes = T("{a}", "CODES", "c1")
+    assert codes == ["A00", "A01", "A02", "A03"]
+    # A repeated OUT takes nothing more; the codes taken cannot be added on {a} again.
+    assert T("{a}", "OUT", "c1", "card", 9, "{b}") == 4
+    assert card(r, "{a}") == 6
+    assert r.execute_command("LOTTERY.CODES", "{a}", "card", "ADD", *codes) == 0
+    assert tlist(r, "{a}", "PENDING") == [["c1", "OUT", "card", 4, "{b}", "PENDING"]]
+    before = D.digest(r, "{b}")
+    for args, msg in [
+        (("IN", "c1", "card", 4, "{a}"),
+         "ERR an IN of a code prize takes exactly its count of codes (CODES code ...): "
+         "count 4, 0 given"),
+        (("IN", "c1", "card", 4, "{a}", "CODES", *codes[:3]),
+         "ERR an IN of a code prize takes exactly its count of codes (CODES code ...): "
+         "count 4, 3 given"),
+        (("IN", "c1", "gold", 4, "{a}", "CODES", *codes),
+         "ERR prize 'gold' is not a code prize (PRIZE id weight CODES)"),
+        (("IN", "c1", "card", 4, "{a}", "CODES"),
+         "ERR wrong number of arguments for 'lottery.transfer' command"),
+        (("IN", "c1", "card", 1, "{a}", "CODES", "x" * 513),
+         "ERR invalid code of 513 bytes: must be 1..512 bytes"),
+        (("IN", "c1", "card", 1, "{a}", "KODES", "x"), "ERR unknown option 'KODES'"),
+        (("OUT", "c9", "card", 100001, "{a}"),
+         "ERR a transfer of a code prize moves at most 100000 codes: split it"),
+        (("CODES", "nope"), "ERR no such outgoing transfer 'nope'"),
+    ]:
+        assert H.expect_err(raw, "LOTTERY.TRANSFER", "{b}", *args) == msg
+    assert D.digest(r, "{b}") == before
+    assert T("{b}", "IN", "c1", "card", 4, "{a}", "CODES", *codes) == 1
+    assert T("{b}", "IN", "c1", "card", 4, "{a}", "CODES", *codes) == 0
+    assert card(r, "{b}") == 6
+    assert r.execute_command("LOTTERY.CODES", "{b}", "card", "COUNT") == 6
+    assert T("{a}", "SETTLE", "c1") == 1
+    assert T("{a}", "CODES", "c1") == []
+    # Every code is handed out once, from the pool it is in now, the oldest first.
+    won = {"{a}": [], "{b}": []}
+    for k in won:
+        for i in range(200):
+            rep = r.execute_command("LOTTERY.DRAW", k, f"u{k}{i}")
+            if rep[0] == "WIN" and rep[1] == "card":
+                won[k].append(rep[5])
+            if card(r, k) == 0:
+                break
+    assert won["{b}"] == ["B0", "B1", "A00", "A01", "A02", "A03"]
+    assert won["{a}"] == [f"A{i:02d}" for i in range(4, 10)]
+
+
+def test_code_transfers_replicate_and_persist(master_replica, server_factory):
+    master, replica = master_replica
+    m, rep = master.client(), replica.client()
+    setup_codes(m)
+    T = lambda *a: m.execute_command("LOTTERY.TRANSFER", *a)  # noqa: E731
+    assert T("{a}", "OUT", "c1", "card", 3, "{b}") == 3
+    codes = T("{a}", "CODES", "c1")
+    assert T("{b}", "IN", "c1", "card", 3, "{a}", "CODES", *codes) == 1
+    assert T("{a}", "OUT", "c2", "card", 2, "{b}") == 2
+    D.wait_acked(m)
+    for k in ("{a}", "{b}"):
+        assert D.digest(m, k) == D.digest(rep, k)
+    # The pending record's codes survive a restart (RDB) and DUMP/RESTORE.
+    want = T("{a}", "CODES", "c2")
+    assert want == ["A03", "A04"]
+    dg = D.digest(m, "{a}")
+    master.restart(save=True)
+    m = master.client()
+    assert m.execute_command("LOTTERY.TRANSFER", "{a}", "CODES", "c2") == want
+    assert D.digest(m, "{a}") == dg
+    blob = m.dump("{a}")
+    m.restore("{a}", 0, blob, replace=True)
+    assert m.execute_command("LOTTERY.TRANSFER", "{a}", "CODES", "c2") == want
+    assert D.digest(m, "{a}") == dg
+    # ... and an AOF with a rewrite in the middle.
+    s = server_factory(appendonly=True)
+    a = s.client()
+    setup_codes(a)
+    a.execute_command("LOTTERY.TRANSFER", "{a}", "OUT", "c1", "card", 3, "{b}")
+    a.execute_command("BGREWRITEAOF")
+    D.wait_aof_rewrite(a)
+    a.execute_command("LOTTERY.TRANSFER", "{a}", "OUT", "c2", "card", 2, "{b}")
+    a.execute_command("LOTTERY.TRANSFER", "{b}", "IN", "c2", "card", 2, "{a}", "CODES", "A03", "A04")
+    want = {k: D.digest(a, k) for k in ("{a}", "{b}")}
+    s.restart(save=False)
+    a = s.client()
+    assert {k: D.digest(a, k) for k in ("{a}", "{b}")} == want
+    assert a.execute_command("LOTTERY.TRANSFER", "{a}", "CODES", "c1") == ["A00", "A01", "A02"]
+
+
+def test_codes_moved_back_return_to_the_pool(r):
+    """A code moved out of {a} and later moved back is in {a}'s pool again; while it is away,
+    LOTTERY.CODES ADD of it on {a} is skipped; STATS counts it neither unused nor handed out."""
+    setup_codes(r)
+    T = lambda *a: r.execute_command("LOTTERY.TRANSFER", *a)  # noqa: E731
+    assert T("{a}", "OUT", "go", "card", 3, "{b}") == 3
+    codes = T("{a}", "CODES", "go")
+    assert T("{b}", "IN", "go", "card", 3, "{a}", "CODES", *codes) == 1
+    assert T("{a}", "SETTLE", "go") == 1
+    assert r.execute_command("LOTTERY.CODES", "{a}", "card", "ADD", *codes) == 0
+    assert stats(r, "{a}")["codes"] == ["card", 7, 0]
+    # {b} sends its five back: B0, B1 and the three from {a}.
+    assert T("{b}", "OUT", "back", "card", 5, "{a}") == 5
+    back = T("{b}", "CODES", "back")
+    assert back == ["B0", "B1"] + codes
+    assert T("{a}", "IN", "back", "card", 5, "{b}", "CODES", *back) == 1
+    assert T("{b}", "SETTLE", "back") == 1
+    assert card(r, "{a}") == 12 and card(r, "{b}") == 0
+    won = []
+    for i in range(300):
+        rep = r.execute_command("LOTTERY.DRAW", "{a}", f"w{i}")
+        if rep[0] == "WIN" and rep[1] == "card":
+            won.append(rep[5])
+        if card(r, "{a}") == 0:
+            break
+    assert won == [f"A{i:02d}" for i in range(3, 10)] + ["B0", "B1"] + codes

@@ -13,7 +13,7 @@ pub enum OpError {
     InfStock(Vec<u8>),
     BelowZero,
     Overflow,
-    /// RESTOCK or TRANSFER of a code prize (its stock is its codes).
+    /// RESTOCK of a code prize (its stock is its codes).
     CodePrize(Vec<u8>),
     /// LOTTERY.CODES on a prize that is not a code prize.
     NotCodePrize(Vec<u8>),
@@ -102,8 +102,8 @@ impl Campaign {
         Ok(i)
     }
 
-    /// LOTTERY.CODES ADD: adds the codes the prize's pool does not have and never handed
-    /// out, in order. Returns how many were added and the effect (None when none were).
+    /// LOTTERY.CODES ADD: adds the codes the prize's pool does not have, never handed out and
+    /// did not move out to another shard (TRANSFER OUT), in order. Returns how many were added and the effect (None when none were).
     /// Codes are 1..=MAX_CODE_LEN bytes (the parser checks). Refused whole if the pool would
     /// go past `MAX_CODES`.
     pub fn add_codes(
@@ -121,12 +121,12 @@ impl Campaign {
         }
         let mut added = Vec::new();
         for c in codes {
-            if pool.add(c) == AddResult::Added {
+            if self.codes.add(name, seed, c) == AddResult::Added {
                 added.push(c.to_vec());
             }
         }
         let n = added.len() as u64;
-        let unused = pool.unused();
+        let unused = self.codes.unused(name);
         self.set_stock(i, unused);
         let eff = (!added.is_empty()).then(|| Effect::Codes {
             prize: id.to_vec(),

@@ -5,6 +5,7 @@ use super::campaign::{Campaign, ConfigChange, Outcome, REJECTION_COUNT};
 use super::codec::{DResult, DecodeError};
 use super::effect::{Effect, COUNT_REPLAYS};
 use super::flow::ClientState;
+use super::ledger::Direction;
 use super::parse;
 use super::persist;
 
@@ -165,9 +166,14 @@ impl Campaign {
             Effect::Transfer { record, stock } => {
                 if let Some((i, _)) = *stock {
                     match self.prizes.get(i as usize) {
-                        Some(p) if p.stock.is_some() && p.id == record.prize => {}
+                        Some(p)
+                            if p.stock.is_some()
+                                && p.id == record.prize
+                                && (p.codes || record.codes.is_empty()) => {}
                         _ => return Err(DecodeError("transfer effect on a wrong prize")),
                     }
+                } else if !record.codes.is_empty() {
+                    return Err(DecodeError("transfer effect with codes and no stock"));
                 }
                 if self.transfers.get(&record.id).is_none() && !self.transfers.has_room() {
                     return Err(DecodeError("too many transfer records"));
@@ -175,7 +181,23 @@ impl Campaign {
                 // As on the master (`record_transfer`): prune, store, prune.
                 self.transfers.prune();
                 if let Some((i, v)) = *stock {
-                    self.set_stock(i as usize, v);
+                    let i = i as usize;
+                    if self.prizes[i].codes {
+                        // The codes the master's OUT took (wherever they are in this copy's
+                        // order), or those its IN added; the stock is the pool's.
+                        let (name, seed) = (self.prizes[i].name, self.seed);
+                        if record.direction == Direction::Out {
+                            self.codes.move_out_exact(name, seed, &record.codes);
+                        } else {
+                            let codes: Vec<&[u8]> =
+                                record.codes.iter().map(Vec::as_slice).collect();
+                            self.codes.bring_in(name, seed, &codes);
+                        }
+                        let unused = self.codes.unused(name);
+                        self.set_stock(i, unused);
+                    } else {
+                        self.set_stock(i, v);
+                    }
                 }
                 self.transfers.put((**record).clone());
                 self.transfers.prune();

@@ -18,7 +18,7 @@ use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 /// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
 /// (`Swept`: idle client records, expired ADMIT memory) and `Configure`; version 4 the wins
 /// stream entry a draw appended (`WinEntry`) and `Stats`; version 5 the user's lifetime
-/// counts and the code a draw handed out, and `Codes`.
+/// counts and the code a draw handed out, `Codes`, and the codes of a `Transfer`'s record.
 pub const EFFECT_VERSION: u8 = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +129,8 @@ pub enum Effect {
         batch: Vec<(Vec<u8>, u64)>,
     },
     /// A transfer record (inserted or replaced by id) and, for OUT and IN, the prize's new
-    /// remaining stock (index, stock).
+    /// remaining stock (index, stock). For a code prize the record carries the codes: those
+    /// an OUT took from the pool, or those an IN was given to add to it.
     Transfer {
         record: Box<Transfer>,
         stock: Option<(u32, u64)>,
@@ -519,7 +520,7 @@ impl Effect {
                 Effect::Client { key, state }
             }
             T_TRANSFER => {
-                let record = Box::new(read_transfer(&mut r)?);
+                let record = Box::new(read_transfer(&mut r, v)?);
                 let stock = match r.u8()? {
                     0 => None,
                     1 => Some((r.u32()?, r.u64()?)),

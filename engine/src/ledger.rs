@@ -2,7 +2,7 @@
 //! in `transfer`): each record, the set of them with its bound and pruning, and their encoding.
 
 use super::codec::{DResult, DecodeError, Reader, Writer};
-use super::limits::{MAX_ID_LEN, MAX_KEY_LEN};
+use super::limits::{MAX_CODES_PER_CALL, MAX_CODE_LEN, MAX_ID_LEN, MAX_KEY_LEN};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Transfer records a campaign may hold.
@@ -16,6 +16,11 @@ pub const PRUNE_PER_STEP: usize = 4;
 pub const MAX_TRANSFER_ID_LEN: usize = 128;
 /// Peer keys: 1..=4096 bytes.
 pub const MAX_PEER_LEN: usize = MAX_KEY_LEN;
+/// Codes one transfer of a code prize may move (an OUT's count is refused above it).
+pub const MAX_TRANSFER_CODES: usize = MAX_CODES_PER_CALL;
+/// Codes the PENDING records of a campaign may hold together: they are part of the meta
+/// record, so this keeps it small (a mover has one transfer in flight at a time).
+pub const MAX_PENDING_CODES: usize = MAX_CODES_PER_CALL;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -61,6 +66,10 @@ pub struct Transfer {
     pub count: u64,
     pub peer: Vec<u8>,
     pub state: TransferState,
+    /// For a code prize: the codes an OUT took, oldest first, kept while the record is
+    /// PENDING (`count` of them), so its IN can add them on the peer. In an IN's effect, the
+    /// codes the IN was given. Empty otherwise: a stored record that is not PENDING holds none.
+    pub codes: Vec<Vec<u8>>,
 }
 
 /// The campaign's transfer records, oldest first, indexed by id.
@@ -72,9 +81,11 @@ pub struct Transfers {
     /// Sequence numbers of the SETTLED records.
     settled: BTreeSet<u64>,
     next: u64,
-    /// Bytes held by the records' ids, prizes and peers (kept up to date, so `mem_bytes` is
-    /// O(1)).
+    /// Bytes held by the records' ids, prizes, peers and codes (kept up to date, so
+    /// `mem_bytes` is O(1)).
     heap: usize,
+    /// Codes held by the records (all of them PENDING).
+    codes: usize,
 }
 
 impl Transfers {
@@ -99,6 +110,11 @@ impl Transfers {
         self.settled.len()
     }
 
+    /// Codes held by the PENDING records.
+    pub fn pending_codes(&self) -> usize {
+        self.codes
+    }
+
     /// True when a new record fits once the next `prune` has run.
     pub fn has_room(&self) -> bool {
         let prunable = self
@@ -110,12 +126,19 @@ impl Transfers {
     }
 
     fn heap_of(t: &Transfer) -> usize {
-        2 * t.id.len() + t.prize.len() + t.peer.len()
+        2 * t.id.len()
+            + t.prize.len()
+            + t.peer.len()
+            + t.codes.iter().map(|c| c.len() + 48).sum::<usize>()
     }
 
     /// Inserts or replaces the record with this id (a replaced record keeps its place).
-    /// False if a new record would exceed the limit.
-    pub fn put(&mut self, t: Transfer) -> bool {
+    /// A record that is not PENDING is stored without codes. False if a new record would
+    /// exceed the limit.
+    pub fn put(&mut self, mut t: Transfer) -> bool {
+        if t.state != TransferState::Pending {
+            t.codes = Vec::new();
+        }
         let seq = match self.by_id.get(&t.id) {
             Some(&i) => i,
             None => {
@@ -134,8 +157,10 @@ impl Transfers {
             self.settled.remove(&seq);
         }
         self.heap += Self::heap_of(&t);
+        self.codes += t.codes.len();
         if let Some(old) = self.list.insert(seq, t) {
             self.heap -= Self::heap_of(&old);
+            self.codes -= old.codes.len();
         }
         true
     }
@@ -151,6 +176,7 @@ impl Transfers {
             };
             if let Some(t) = self.list.remove(&seq) {
                 self.heap -= Self::heap_of(&t);
+                self.codes -= t.codes.len();
                 self.by_id.remove(&t.id);
             }
             n += 1;
@@ -172,20 +198,30 @@ impl Transfers {
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader) -> DResult<Transfers> {
+    /// Reads the records of a meta record of encoding version `v` (codes from version 5).
+    pub(crate) fn decode(r: &mut Reader, v: u8) -> DResult<Transfers> {
         let n = r.count(20, MAX_TRANSFERS)?;
         let mut out = Transfers::default();
         for _ in 0..n {
-            let t = read_transfer(r)?;
+            let t = read_transfer(r, v)?;
             if out.get(&t.id).is_some() {
                 return Err(DecodeError("duplicate transfer id"));
             }
+            if !t.codes.is_empty() && t.state != TransferState::Pending {
+                return Err(DecodeError(
+                    "codes in a transfer record that is not pending",
+                ));
+            }
             out.put(t);
+            if out.codes > MAX_PENDING_CODES {
+                return Err(DecodeError("too many codes in pending transfers"));
+            }
         }
         Ok(out)
     }
 }
 
+/// A record; from version 5 (of the meta and of the effect encoding) with its codes.
 pub(crate) fn write_transfer(w: &mut Writer, t: &Transfer) {
     w.bytes(&t.id);
     w.u8(match (t.direction, t.state) {
@@ -196,9 +232,15 @@ pub(crate) fn write_transfer(w: &mut Writer, t: &Transfer) {
     w.bytes(&t.prize);
     w.u64(t.count);
     w.bytes(&t.peer);
+    w.u32(t.codes.len() as u32);
+    for c in &t.codes {
+        w.bytes(c);
+    }
 }
 
-pub(crate) fn read_transfer(r: &mut Reader) -> DResult<Transfer> {
+/// Reads a record written by `write_transfer` in version `v` (no codes before 5). Codes come
+/// with an OUT that is PENDING or an IN, exactly `count` of them.
+pub(crate) fn read_transfer(r: &mut Reader, v: u8) -> DResult<Transfer> {
     let id = r.bytes(MAX_TRANSFER_ID_LEN)?.to_vec();
     let (direction, state) = match r.u8()? {
         0 => (Direction::Out, TransferState::Pending),
@@ -212,6 +254,21 @@ pub(crate) fn read_transfer(r: &mut Reader) -> DResult<Transfer> {
     if id.is_empty() || prize.is_empty() || peer.is_empty() || count > i64::MAX as u64 {
         return Err(DecodeError("bad transfer record"));
     }
+    let mut codes = Vec::new();
+    if v >= 5 {
+        let n = r.count(5, MAX_TRANSFER_CODES)?;
+        codes.reserve_exact(n);
+        for _ in 0..n {
+            let c = r.bytes(MAX_CODE_LEN)?;
+            if c.is_empty() {
+                return Err(DecodeError("empty code"));
+            }
+            codes.push(c.to_vec());
+        }
+        if n > 0 && (n as u64 != count || state == TransferState::Settled) {
+            return Err(DecodeError("bad codes in a transfer record"));
+        }
+    }
     Ok(Transfer {
         id,
         direction,
@@ -219,5 +276,6 @@ pub(crate) fn read_transfer(r: &mut Reader) -> DResult<Transfer> {
         count,
         peer,
         state,
+        codes,
     })
 }

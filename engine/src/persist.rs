@@ -24,8 +24,9 @@ use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 /// flow-control rules and state (RATE, ADMIT, CLIENTLIMIT, PENALTY, PACE; three more
 /// rejection counters; client and admission chunks); 4 the time each REQID entry was made
 /// (it ends by the IDEMPOTENCY window in force, not only the one it was made under); 5 the
-/// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, and chunks of
-/// lifetime counts, code pools and the codes of remembered wins.
+/// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, the codes of
+/// pending transfer records, and chunks of lifetime counts, code pools, the codes moved out of
+/// them and the codes of remembered wins.
 pub const ENCODING_VERSION: u8 = 5;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
@@ -40,6 +41,7 @@ const K_LIFE: u8 = 7;
 const K_CODES: u8 = 8;
 const K_USED_CODES: u8 = 9;
 const K_REQ_CODES: u8 = 10;
+const K_MOVED_CODES: u8 = 11;
 
 fn write_prize(w: &mut Writer, p: &Prize) {
     w.bytes(&p.id);
@@ -99,7 +101,12 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
         + c.rules.fallback.as_ref().map_or(0, |f| f.len())
         + c.transfers
             .iter()
-            .map(|t| 21 + t.id.len() + t.prize.len() + t.peer.len())
+            .map(|t| {
+                25 + t.id.len()
+                    + t.prize.len()
+                    + t.peer.len()
+                    + t.codes.iter().map(|c| 4 + c.len()).sum::<usize>()
+            })
             .sum::<usize>()
         + c.rules
             .guarantee
@@ -380,7 +387,7 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     c.users.reserve_for_load(users.max(winners));
     c.bans.reserve_for_load(hint(r.u64()?));
     if v >= 2 {
-        c.transfers = Transfers::decode(&mut r)?;
+        c.transfers = Transfers::decode(&mut r, v)?;
     }
     if v >= 3 {
         c.rules.rate = match r.u8()? {
@@ -601,6 +608,15 @@ pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
         }
     }
     flush(&mut w, &mut n, K_USED_CODES, &mut f);
+    for (name, k) in c.codes.iter_moved() {
+        w.u32(name);
+        w.u128(k);
+        n += 1;
+        if n as usize == CHUNK_ENTRIES {
+            flush(&mut w, &mut n, K_MOVED_CODES, &mut f);
+        }
+    }
+    flush(&mut w, &mut n, K_MOVED_CODES, &mut f);
     for (k, code) in c.reqs.iter_codes() {
         w.u128(k);
         w.bytes(code);
@@ -782,6 +798,22 @@ pub fn load_chunk(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
                 c.codes.pool_mut(name, seed).insert_used_key(k);
             }
         }
+        K_MOVED_CODES if v >= 5 => {
+            let n = r.count(20, CHUNK_ENTRIES)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let name = r.u32()?;
+                let k = r.u128()?;
+                if k == 0 || c.name(name).is_none() {
+                    return Err(DecodeError("bad code record"));
+                }
+                out.push((name, k));
+            }
+            r.finish()?;
+            for (name, k) in out {
+                c.codes.insert_moved_key(name, k);
+            }
+        }
         K_REQ_CODES if v >= 5 => {
             let n = r.count(21, CHUNK_ENTRIES)?;
             let mut out = Vec::with_capacity(n);
@@ -861,6 +893,9 @@ pub fn fingerprint(c: &Campaign) -> (Vec<u8>, u64) {
         for k in pool.iter_used_keys() {
             acc = acc.wrapping_add(mix(9, k, u64::from(name), 0));
         }
+    }
+    for (name, k) in c.codes.iter_moved() {
+        acc = acc.wrapping_add(mix(11, k, u64::from(name), 0));
     }
     for (k, code) in c.reqs.iter_codes() {
         let h = code.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {

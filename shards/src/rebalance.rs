@@ -21,10 +21,18 @@
 //! `total = remaining + sold + (t of PENDING OUT records whose IN is not applied)`, which is
 //! what `check` verifies.
 //!
+//! A code prize (`PRIZE id weight CODES`) moves codes: its OUT takes the t oldest codes out of
+//! A's pool into the PENDING record, `LOTTERY.TRANSFER A CODES id` reads them, and its IN
+//! gives them to B (`IN id prize t A CODES code ...`), so a code is always in one pool or in
+//! one PENDING record. Recovery does the same for a PENDING record of a code prize (A's
+//! `LOTTERY.STATS` tells which prizes are code prizes). A code prize's moves are split into
+//! transfers of at most `MAX_CODES_PER_TRANSFER` codes, the most one OUT takes.
+//!
 //! The plan: per finite prize, an even share of the remaining stock for every shard (the
 //! extra units of an uneven split to the shards that hold the most already), and moves from
 //! shards above it to shards below it.
 
+use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::cluster::Cluster;
@@ -42,7 +50,8 @@ pub trait Shards {
         count: u64,
         peer: &str,
     ) -> Result<u64>;
-    /// Returns true when the IN was applied now, false when it had been already.
+    /// Returns true when the IN was applied now, false when it had been already. `codes`:
+    /// those of a code prize's transfer (`count` of them), empty for a counted prize.
     fn transfer_in(
         &mut self,
         key: &str,
@@ -50,11 +59,17 @@ pub trait Shards {
         prize: &str,
         count: u64,
         peer: &str,
+        codes: &[Vec<u8>],
     ) -> Result<bool>;
+    /// The codes an OUT of a code prize took (`LOTTERY.TRANSFER key CODES id`).
+    fn transfer_codes(&mut self, key: &str, id: &str) -> Result<Vec<Vec<u8>>>;
     fn settle(&mut self, key: &str, id: &str) -> Result<bool>;
     fn list(&mut self, key: &str, pending_only: bool) -> Result<Vec<Record>>;
     fn stats(&mut self, key: &str) -> Result<ShardStats>;
 }
+
+/// The most codes one transfer of a code prize moves (the module refuses an OUT of more).
+pub const MAX_CODES_PER_TRANSFER: u64 = 100_000;
 
 fn nonneg(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::Campaign(format!("{what} replied {v}, expected >= 0")))
@@ -89,13 +104,24 @@ impl Shards for Cluster {
         prize: &str,
         count: u64,
         peer: &str,
+        codes: &[Vec<u8>],
     ) -> Result<bool> {
         let mut c = redis::cmd("LOTTERY.TRANSFER");
         c.arg(key).arg("IN").arg(id).arg(prize).arg(count).arg(peer);
+        if !codes.is_empty() {
+            c.arg("CODES").arg(codes);
+        }
         let v = self
             .query_durable::<i64>(key, &c)
             .map_err(|e| shard_error(e, key))?;
         Ok(v == 1)
+    }
+
+    fn transfer_codes(&mut self, key: &str, id: &str) -> Result<Vec<Vec<u8>>> {
+        let mut c = redis::cmd("LOTTERY.TRANSFER");
+        c.arg(key).arg("CODES").arg(id);
+        self.query::<Vec<Vec<u8>>>(&c)
+            .map_err(|e| shard_error(e, key))
     }
 
     fn settle(&mut self, key: &str, id: &str) -> Result<bool> {
@@ -190,6 +216,21 @@ pub fn plan(remaining: &[u64], min_move: u64) -> Vec<Move> {
     moves
 }
 
+/// The moves with every one above `most` units split into moves of at most `most`.
+pub fn split(moves: Vec<Move>, most: u64) -> Vec<Move> {
+    let most = most.max(1);
+    let mut out = Vec::with_capacity(moves.len());
+    for m in moves {
+        let mut left = m.count;
+        while left > 0 {
+            let count = left.min(most);
+            out.push(Move { count, ..m });
+            left -= count;
+        }
+    }
+    out
+}
+
 /// A run id: milliseconds since the epoch and the process id, so two runs never share ids.
 pub fn run_id() -> String {
     let ms = SystemTime::now()
@@ -199,8 +240,24 @@ pub fn run_id() -> String {
     format!("{ms}-{}", std::process::id())
 }
 
+/// The codes OUT `id` took on `from`, checked against its count `t` (a code prize's IN needs
+/// exactly them).
+fn codes_of(shards: &mut dyn Shards, from: &str, id: &str, t: u64) -> Result<Vec<Vec<u8>>> {
+    let codes = shards
+        .transfer_codes(from, id)
+        .map_err(|e| e.context(format!("transfer {id}: CODES on {from}")))?;
+    if codes.len() as u64 != t {
+        return Err(Error::Campaign(format!(
+            "transfer {id}: {from} holds {} codes for it, expected {t}",
+            codes.len()
+        )));
+    }
+    Ok(codes)
+}
+
 /// Finishes every pending transfer recorded on `keys` (IN on the peer with the recorded count,
-/// then SETTLE; an OUT of 0 is only settled). Returns how many it finished.
+/// and for a code prize the record's codes, then SETTLE; an OUT of 0 is only settled).
+/// Returns how many it finished.
 pub fn recover(
     shards: &mut dyn Shards,
     keys: &[String],
@@ -211,11 +268,26 @@ pub fn recover(
         let pending = shards
             .list(key, true)
             .map_err(|e| e.context(format!("listing pending transfers of {key}")))?;
-        for r in pending.into_iter().filter(Record::is_pending_out) {
+        let pending: Vec<Record> = pending.into_iter().filter(Record::is_pending_out).collect();
+        // Which prizes are code prizes, read from the source only when something is to move.
+        let code_prizes: BTreeSet<String> = if pending.iter().any(|r| r.count > 0) {
+            shards
+                .stats(key)
+                .map_err(|e| e.context(format!("reading {key} to recover its transfers")))?
+                .code_prizes()
+        } else {
+            BTreeSet::new()
+        };
+        for r in pending {
             let count = nonneg(r.count, "a transfer record")?;
             let applied = if count > 0 {
+                let codes = if code_prizes.contains(&r.prize) {
+                    codes_of(shards, key, &r.id, count)?
+                } else {
+                    Vec::new()
+                };
                 shards
-                    .transfer_in(&r.peer, &r.id, &r.prize, count, key)
+                    .transfer_in(&r.peer, &r.id, &r.prize, count, key, &codes)
                     .map_err(|e| {
                         e.context(format!("recovering transfer {} (IN on {})", r.id, r.peer))
                     })?
@@ -246,15 +318,17 @@ pub fn recover(
     Ok(done)
 }
 
-/// Runs one transfer, OUT -> IN -> SETTLE. `after` is called after the OUT and after the IN;
-/// when it returns true the transfer stops there (the crash-point test hook). Returns the
-/// units moved.
+/// Runs one transfer, OUT -> IN -> SETTLE; for a code prize (`codes`) the IN carries the
+/// codes the OUT took (`CODES id` on the source). `after` is called after the OUT and after
+/// the IN; when it returns true the transfer stops there (the crash-point test hook). Returns
+/// the units moved.
 #[allow(clippy::too_many_arguments)]
 pub fn transfer(
     shards: &mut dyn Shards,
     id: &str,
     prize: &str,
     count: u64,
+    codes: bool,
     from: &str,
     to: &str,
     after: &mut dyn FnMut(Step) -> bool,
@@ -266,8 +340,13 @@ pub fn transfer(
         return Ok(None);
     }
     if t > 0 {
+        let codes = if codes {
+            codes_of(shards, from, id, t)?
+        } else {
+            Vec::new()
+        };
         shards
-            .transfer_in(to, id, prize, t, from)
+            .transfer_in(to, id, prize, t, from, &codes)
             .map_err(|e| e.context(format!("transfer {id}: IN on {to} (rerun to finish it)")))?;
         if after(Step::In) {
             return Ok(None);
@@ -308,7 +387,9 @@ pub fn round<S: Shards>(
         return Ok(0);
     };
     let prize_ids: Vec<String> = first.prizes.iter().map(|p| p.id.clone()).collect();
+    let code_prizes = first.code_prizes();
     for prize in prize_ids {
+        let codes = code_prizes.contains(&prize);
         let remaining: Option<Vec<u64>> = stats
             .iter()
             .map(|s| {
@@ -321,7 +402,11 @@ pub fn round<S: Shards>(
         let Some(remaining) = remaining else {
             continue; // INF, or not in every shard's table
         };
-        for m in plan(&remaining, opts.min_move) {
+        let mut moves = plan(&remaining, opts.min_move);
+        if codes {
+            moves = split(moves, MAX_CODES_PER_TRANSFER);
+        }
+        for m in moves {
             if before_transfer(shards) {
                 return Ok(made);
             }
@@ -339,7 +424,7 @@ pub fn round<S: Shards>(
                 }
                 false
             };
-            let moved = transfer(shards, &id, &prize, m.count, from, to, &mut after)?;
+            let moved = transfer(shards, &id, &prize, m.count, codes, from, to, &mut after)?;
             let moved = moved.unwrap_or(0);
             say(format!(
                 "transfer {id} {prize} {moved} {from} -> {to}{}",

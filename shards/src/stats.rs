@@ -87,6 +87,22 @@ impl ShardStats {
         Ok(ShardStats { fields, prizes })
     }
 
+    /// The ids of the code prizes: the `codes` field lists `[id, unused, handed out, ...]`
+    /// (empty from a module without code prizes).
+    pub fn code_prizes(&self) -> BTreeSet<String> {
+        let Some(Json::Array(a)) = self
+            .fields
+            .iter()
+            .find(|(k, _)| k == "codes")
+            .map(|(_, v)| v)
+        else {
+            return BTreeSet::new();
+        };
+        a.chunks(3)
+            .filter_map(|c| c[0].as_str().map(str::to_string))
+            .collect()
+    }
+
     pub fn get_i64(&self, field: &str) -> i64 {
         self.fields
             .iter()

@@ -1,9 +1,10 @@
 //! LOTTERY.TRANSFER moves stock between the shards of a sharded campaign, one idempotent step
 //! per shard (the protocol is explained in `engine::transfer`). OUT replies the units taken, IN
 //! 1 if applied now or 0 for a repeat, SETTLE 1 if it settled a pending record or 0 for a
-//! repeat, LIST the records as `[id, OUT|IN, prize, count, peer, PENDING|SETTLED|APPLIED]`,
-//! oldest first. A repeated step changes nothing and replicates nothing. The arguments are
-//! described in `TRANSFER` below and parsed by `parse::transfer_args`.
+//! repeat, CODES the codes an OUT of a code prize took (while its record is PENDING), LIST the
+//! records as `[id, OUT|IN, prize, count, peer, PENDING|SETTLED|APPLIED]`, oldest first. A
+//! repeated step changes nothing and replicates nothing. The arguments are described in
+//! `TRANSFER` below and parsed by `parse::transfer_args`.
 
 use super::{aerr, after_key, bulk, campaign, campaign_mut, err, int, read_key, text, write_key};
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
@@ -21,15 +22,16 @@ pub static TRANSFER: Command = Command {
     key: Some(RW | ACCESS | UPDATE),
     arity: -3,
     summary: c"Moves stock between the shards of a sharded campaign, one idempotent step per shard",
-    complexity: c"O(N) where N is the number of prizes; LIST: O(T) where T is the number of transfer records",
+    complexity: c"O(N) where N is the number of prizes, plus O(C) where C is the number of codes moved; LIST: O(T) where T is the number of transfer records",
     args: &[
         Arg::key(),
         Arg::oneof(
             c"step",
             &[
                 Arg::block(c"out", MOVE).tok(c"OUT"),
-                Arg::block(c"in", MOVE).tok(c"IN"),
+                Arg::block(c"in", MOVE_IN).tok(c"IN"),
                 Arg::block(c"settle", &[Arg::string(c"id")]).tok(c"SETTLE"),
+                Arg::block(c"codes", &[Arg::string(c"id")]).tok(c"CODES"),
                 Arg::block(c"list", &[Arg::pure(c"pending", c"PENDING").opt()]).tok(c"LIST"),
             ],
         ),
@@ -42,6 +44,17 @@ const MOVE: &[Arg] = &[
     Arg::string(c"prize"),
     Arg::integer(c"count"),
     Arg::string(c"peer"),
+];
+
+/// The arguments of IN: those of OUT, then the codes of a code prize.
+const MOVE_IN: &[Arg] = &[
+    Arg::string(c"id"),
+    Arg::string(c"prize"),
+    Arg::integer(c"count"),
+    Arg::string(c"peer"),
+    Arg::block(c"codes", &[Arg::string(c"code").multi()])
+        .tok(c"CODES")
+        .opt(),
 ];
 
 fn record_value(t: &Transfer) -> RedisValue {
@@ -59,7 +72,10 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let rest = after_key(&args)?;
     let key = &args[1];
     let step = parse::transfer_args(key.as_slice(), &rest).map_err(aerr)?;
-    let out = matches!(step, TransferStep::Out { .. });
+    let (out, codes) = match &step {
+        TransferStep::In { codes, .. } => (false, codes.clone()),
+        _ => (true, None),
+    };
     match step {
         TransferStep::Out {
             id,
@@ -72,6 +88,7 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             prize,
             count,
             peer,
+            ..
         } => {
             let mut k = write_key(ctx, key);
             let c = campaign_mut(&mut k)?;
@@ -84,7 +101,7 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 (taken, e)
             } else {
                 let (applied, e) = c
-                    .transfer_in(id, &prize, count, peer)
+                    .transfer_in(id, &prize, count, peer, codes.as_deref())
                     .map_err(|e| err(e.to_string()))?;
                 (u64::from(applied), e)
             };
@@ -103,6 +120,12 @@ pub fn transfer(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
                 replication::replicate(ctx, key, &e);
             }
             Ok(int(u64::from(settled)))
+        }
+        TransferStep::Codes { id } => {
+            let k = read_key(ctx, key);
+            let c = campaign(&k)?;
+            let codes = c.transfer_codes(id).map_err(|e| err(e.to_string()))?;
+            Ok(RedisValue::Array(codes.iter().map(|x| bulk(x)).collect()))
         }
         TransferStep::List { pending_only } => {
             let k = read_key(ctx, key);

@@ -251,8 +251,14 @@ pub enum TransferStep<'a> {
         prize: Vec<u8>,
         count: u64,
         peer: &'a [u8],
+        /// `CODES code ...`: the codes of a code prize's transfer.
+        codes: Option<Vec<&'a [u8]>>,
     },
     Settle {
+        id: &'a [u8],
+    },
+    /// The codes an OUT record holds.
+    Codes {
         id: &'a [u8],
     },
     List {
@@ -276,8 +282,38 @@ fn peer_arg(b: &[u8]) -> PResult<&[u8]> {
     Ok(b)
 }
 
-/// `OUT id prize count peer`, `IN id prize count peer`, `SETTLE id` or `LIST [PENDING]`
-/// (`key`: the campaign key, which a peer must not be).
+/// `CODES code [code ...]` after an IN: 1..=MAX_TRANSFER_CODES codes of 1..=MAX_CODE_LEN bytes.
+fn transfer_codes<'a>(rest: &[&'a [u8]]) -> AResult<Option<Vec<&'a [u8]>>> {
+    use crate::ledger::MAX_TRANSFER_CODES;
+    use crate::limits::MAX_CODE_LEN;
+    let Some((kw, codes)) = rest.split_first() else {
+        return Ok(None);
+    };
+    if !kw.eq_ignore_ascii_case(b"CODES") {
+        return Err(unknown_option(kw));
+    }
+    if codes.is_empty() {
+        return Err(ArgError::Arity);
+    }
+    if codes.len() > MAX_TRANSFER_CODES {
+        return Err(ArgError::Invalid(format!(
+            "too many codes in one transfer (at most {MAX_TRANSFER_CODES})"
+        )));
+    }
+    if let Some(c) = codes
+        .iter()
+        .find(|c| c.is_empty() || c.len() > MAX_CODE_LEN)
+    {
+        return Err(ArgError::Invalid(format!(
+            "invalid code of {} bytes: must be 1..{MAX_CODE_LEN} bytes",
+            c.len()
+        )));
+    }
+    Ok(Some(codes.to_vec()))
+}
+
+/// `OUT id prize count peer`, `IN id prize count peer [CODES code ...]`, `SETTLE id`,
+/// `CODES id` or `LIST [PENDING]` (`key`: the campaign key, which a peer must not be).
 pub fn transfer_args<'a>(key: &[u8], args: &[&'a [u8]]) -> AResult<TransferStep<'a>> {
     let Some(sub) = args.first() else {
         return Err(ArgError::Arity);
@@ -285,10 +321,15 @@ pub fn transfer_args<'a>(key: &[u8], args: &[&'a [u8]]) -> AResult<TransferStep<
     let upper = sub.to_ascii_uppercase();
     match upper.as_slice() {
         b"OUT" | b"IN" => {
-            let [_, id, prize, count, peer] = *args else {
+            let out = upper == b"OUT";
+            let (head, rest) = args.split_at(args.len().min(5));
+            let [_, id, prize, count, peer] = *head else {
                 return Err(ArgError::Arity);
             };
-            let out = upper == b"OUT";
+            if out && !rest.is_empty() {
+                return Err(ArgError::Arity);
+            }
+            let codes = transfer_codes(rest)?;
             let id = transfer_id(id)?;
             let prize = id_arg(prize, "prize id")?;
             let min = if out { 1 } else { 0 };
@@ -312,11 +353,18 @@ pub fn transfer_args<'a>(key: &[u8], args: &[&'a [u8]]) -> AResult<TransferStep<
                     prize,
                     count,
                     peer,
+                    codes,
                 }
             })
         }
         b"SETTLE" => match *args {
             [_, id] => Ok(TransferStep::Settle {
+                id: transfer_id(id)?,
+            }),
+            _ => Err(ArgError::Arity),
+        },
+        b"CODES" => match *args {
+            [_, id] => Ok(TransferStep::Codes {
                 id: transfer_id(id)?,
             }),
             _ => Err(ArgError::Arity),
@@ -332,7 +380,7 @@ pub fn transfer_args<'a>(key: &[u8], args: &[&'a [u8]]) -> AResult<TransferStep<
             _ => Err(ArgError::Arity),
         },
         _ => Err(ArgError::Invalid(format!(
-            "unknown TRANSFER subcommand '{}' (expected OUT, IN, SETTLE or LIST)",
+            "unknown TRANSFER subcommand '{}' (expected OUT, IN, SETTLE, CODES or LIST)",
             shown(sub)
         ))),
     }

@@ -360,8 +360,35 @@ mod tests {
         assert_eq!(invalid(transfer_args(b"k", &w("IN t a 1"))), "arity");
         assert_eq!(
             invalid(transfer_args(b"k", &w("MOVE"))),
-            "unknown TRANSFER subcommand 'MOVE' (expected OUT, IN, SETTLE or LIST)"
+            "unknown TRANSFER subcommand 'MOVE' (expected OUT, IN, SETTLE, CODES or LIST)"
         );
+        assert_eq!(
+            invalid(transfer_args(b"k", &w("OUT t a 1 p CODES x"))),
+            "arity"
+        );
+        assert_eq!(
+            invalid(transfer_args(b"k", &w("IN t a 1 p CODES"))),
+            "arity"
+        );
+        assert_eq!(
+            invalid(transfer_args(b"k", &w("IN t a 1 p CODEZ x"))),
+            "unknown option 'CODEZ'"
+        );
+        assert_eq!(
+            transfer_args(b"k", &w("in t a 2 p codes x y")),
+            Ok(TransferStep::In {
+                id: b"t",
+                prize: b"a".to_vec(),
+                count: 2,
+                peer: b"p",
+                codes: Some(vec![b"x".as_slice(), b"y"]),
+            })
+        );
+        assert_eq!(
+            transfer_args(b"k", &w("codes t")),
+            Ok(TransferStep::Codes { id: b"t" })
+        );
+        assert_eq!(invalid(transfer_args(b"k", &w("CODES"))), "arity");
         assert_eq!(
             transfer_args(b"k", &w("list pending")),
             Ok(TransferStep::List { pending_only: true })
