@@ -102,10 +102,10 @@ impl Campaign {
         Ok(i)
     }
 
-    /// LOTTERY.CODES ADD: adds the codes the prize's pool does not have, never handed out and
-    /// did not move out to another shard (TRANSFER OUT), in order. Returns how many were added and the effect (None when none were).
-    /// Codes are 1..=MAX_CODE_LEN bytes (the parser checks). Refused whole if the pool would
-    /// go past `MAX_CODES`.
+    /// LOTTERY.CODES ADD: adds, in order, the codes the prize's pool does not have, never
+    /// handed out and did not move out to another shard (TRANSFER OUT). Returns how many were
+    /// added and the effect (None when none were). Codes are 1..=MAX_CODE_LEN bytes (the
+    /// parser checks). Refused whole if the pool would go past `MAX_CODES`.
     pub fn add_codes(
         &mut self,
         id: &[u8],
@@ -119,21 +119,32 @@ impl Campaign {
         if held.saturating_add(codes.len() as u64) > crate::limits::MAX_CODES {
             return Err(OpError::TooManyCodes);
         }
-        let mut added = Vec::new();
-        for c in codes {
-            if self.codes.add(name, seed, c) == AddResult::Added {
-                added.push(c.to_vec());
-            }
-        }
-        let n = added.len() as u64;
-        let unused = self.codes.unused(name);
+        let added: Vec<Vec<u8>> = codes
+            .iter()
+            .filter(|c| self.codes.add(name, seed, c) == AddResult::Added)
+            .map(|c| c.to_vec())
+            .collect();
+        Ok(self.codes_changed(i, id, true, added))
+    }
+
+    /// After CODES ADD or REMOVE changed prize `i`'s pool by `codes` (in order): its stock
+    /// follows, and the count with the effect (None when nothing changed).
+    fn codes_changed(
+        &mut self,
+        i: usize,
+        id: &[u8],
+        add: bool,
+        codes: Vec<Vec<u8>>,
+    ) -> (u64, Option<Effect>) {
+        let unused = self.codes.unused(self.prizes[i].name);
         self.set_stock(i, unused);
-        let eff = (!added.is_empty()).then(|| Effect::Codes {
+        let n = codes.len() as u64;
+        let eff = (!codes.is_empty()).then(|| Effect::Codes {
             prize: id.to_vec(),
-            add: true,
-            codes: added,
+            add,
+            codes,
         });
-        Ok((n, eff))
+        (n, eff)
     }
 
     /// LOTTERY.CODES REMOVE: removes the codes that are unused in the prize's pool. Returns
@@ -147,21 +158,12 @@ impl Campaign {
         let name = self.prizes[i].name;
         let seed = self.seed;
         let pool = self.codes.pool_mut(name, seed);
-        let mut removed = Vec::new();
-        for c in codes {
-            if pool.remove(c) {
-                removed.push(c.to_vec());
-            }
-        }
-        let unused = pool.unused();
-        self.set_stock(i, unused);
-        let n = removed.len() as u64;
-        let eff = (!removed.is_empty()).then(|| Effect::Codes {
-            prize: id.to_vec(),
-            add: false,
-            codes: removed,
-        });
-        Ok((n, eff))
+        let removed: Vec<Vec<u8>> = codes
+            .iter()
+            .filter(|c| pool.remove(c))
+            .map(|c| c.to_vec())
+            .collect();
+        Ok(self.codes_changed(i, id, false, removed))
     }
 
     /// LOTTERY.CODES COUNT: the prize's unused codes.

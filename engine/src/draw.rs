@@ -14,6 +14,28 @@ use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
 use super::users::{UserDay, UserLife, UserWins};
 
+/// One exact pick among `items` with their weights (0: never): a uniform number below the
+/// weights' sum, then the item whose run holds it. None when the weights come to 0. O(items).
+fn weighted_pick<U: Uniform + ?Sized>(
+    items: impl Iterator<Item = usize> + Clone,
+    weight: impl Fn(usize) -> u64,
+    rng: &mut U,
+) -> Option<usize> {
+    let total: u64 = items.clone().map(&weight).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut x = rng.below(total);
+    for i in items {
+        let w = weight(i);
+        if x < w {
+            return Some(i);
+        }
+        x -= w;
+    }
+    None
+}
+
 /// The user's state a draw's checks read.
 struct UserNow {
     day: UserDay,
@@ -434,19 +456,7 @@ impl Campaign {
                 0
             }
         };
-        let total: u64 = listed.iter().map(|&i| weight(i)).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut x = rng.below(total);
-        for &i in &listed {
-            let w = weight(i);
-            if x < w {
-                return Some(i);
-            }
-            x -= w;
-        }
-        None
+        weighted_pick(listed.iter().copied(), weight, rng)
     }
 
     /// The prize a table entry gives (None: a loss). A prize that cannot be won now (sold
@@ -511,19 +521,7 @@ impl Campaign {
                 0
             }
         };
-        let total: u64 = (0..=n).map(weight).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut x = rng.below(total);
-        for i in 0..=n {
-            let w = weight(i);
-            if x < w {
-                return (i < n).then_some(i);
-            }
-            x -= w;
-        }
-        None
+        weighted_pick(0..=n, weight, rng).filter(|&i| i < n)
     }
 
     /// Applies a passed draw: consumes a chance, starts the cooldown, sells the prize (if

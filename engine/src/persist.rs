@@ -504,128 +504,108 @@ pub fn apply_meta(c: &mut Campaign, buf: &[u8]) -> DResult<()> {
 }
 
 /// Calls `f` with each chunk of per-user records, at most `CHUNK_ENTRIES` entries each.
-pub fn for_each_chunk(c: &Campaign, mut f: impl FnMut(&[u8])) {
-    fn flush(w: &mut Writer, n: &mut u32, kind: u8, f: &mut impl FnMut(&[u8])) {
-        if *n > 0 {
-            let mut out = Writer::with_capacity(w.buf.len() + 5);
-            out.u8(ENCODING_VERSION);
-            out.u8(kind);
-            out.u32(*n);
-            out.buf.extend_from_slice(&w.buf);
-            f(&out.buf);
-        }
-        w.buf.clear();
-        *n = 0;
-    }
-    let mut w = Writer::with_capacity(CHUNK_ENTRIES * 40);
-    let mut n = 0u32;
-    for (k, d) in c.users.iter_scattered() {
+pub fn for_each_chunk(c: &Campaign, f: impl FnMut(&[u8])) {
+    let mut out = Chunks {
+        w: Writer::with_capacity(CHUNK_ENTRIES * 40),
+        n: 0,
+        f,
+    };
+    out.section(K_USERS, c.users.iter_scattered(), |w, (k, d)| {
         w.u128(k);
-        write_day(&mut w, &d);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_USERS, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_USERS, &mut f);
-    for (k, x) in c.winners().iter_scattered() {
+        write_day(w, &d);
+    });
+    out.section(K_WINNERS, c.winners().iter_scattered(), |w, (k, x)| {
         w.u128(k);
         w.u32(x.wins);
         w.u32(x.last_prize);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_WINNERS, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_WINNERS, &mut f);
-    for (k, until) in c.bans.iter_scattered() {
+    });
+    out.section(K_BANS, c.bans.iter_scattered(), |w, (k, until)| {
         w.u128(k);
         w.i64(until);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_BANS, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_BANS, &mut f);
-    for (k, m) in c.reqs.iter() {
+    });
+    out.section(K_REQS, c.reqs.iter(), |w, (k, m)| {
         w.u128(k);
         w.i64(m.made_ms);
-        write_remembered(&mut w, &m);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_REQS, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_REQS, &mut f);
-    for (k, s) in c.clients.iter_scattered() {
-        write_client(&mut w, k, &s);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_CLIENTS, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_CLIENTS, &mut f);
-    for (k, t) in c.waiting.iter_scattered() {
+        write_remembered(w, &m);
+    });
+    out.section(K_CLIENTS, c.clients.iter_scattered(), |w, (k, s)| {
+        write_client(w, k, &s)
+    });
+    out.section(K_WAITING, c.waiting.iter_scattered(), |w, (k, t)| {
         w.u128(k);
         w.i64(t);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_WAITING, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_WAITING, &mut f);
-    for (k, l) in c.users.iter_life() {
+    });
+    out.section(K_LIFE, c.users.iter_life(), |w, (k, l)| {
         w.u128(k);
         w.u32(l.draws);
         w.u32(l.since_win);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_LIFE, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_LIFE, &mut f);
+    });
     // Unused codes oldest first (a loader adds them back in this order), then the keys of
-    // the codes handed out.
-    for (name, pool) in c.codes.iter() {
-        for code in pool.iter_unused() {
-            w.u32(name);
-            w.bytes(code);
-            n += 1;
-            if n as usize == CHUNK_ENTRIES {
-                flush(&mut w, &mut n, K_CODES, &mut f);
-            }
-        }
-    }
-    flush(&mut w, &mut n, K_CODES, &mut f);
-    for (name, pool) in c.codes.iter() {
-        for k in pool.iter_used_keys() {
-            w.u32(name);
-            w.u128(k);
-            n += 1;
-            if n as usize == CHUNK_ENTRIES {
-                flush(&mut w, &mut n, K_USED_CODES, &mut f);
-            }
-        }
-    }
-    flush(&mut w, &mut n, K_USED_CODES, &mut f);
-    for (name, k) in c.codes.iter_moved() {
+    // the codes handed out and of those moved out to another shard.
+    let unused = c
+        .codes
+        .iter()
+        .flat_map(|(name, pool)| pool.iter_unused().map(move |code| (name, code)));
+    out.section(K_CODES, unused, |w, (name, code)| {
+        w.u32(name);
+        w.bytes(code);
+    });
+    let used = c
+        .codes
+        .iter()
+        .flat_map(|(name, pool)| pool.iter_used_keys().map(move |k| (name, k)));
+    out.section(K_USED_CODES, used, |w, (name, k)| {
         w.u32(name);
         w.u128(k);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_MOVED_CODES, &mut f);
-        }
-    }
-    flush(&mut w, &mut n, K_MOVED_CODES, &mut f);
-    for (k, code) in c.reqs.iter_codes() {
+    });
+    out.section(K_MOVED_CODES, c.codes.iter_moved(), |w, (name, k)| {
+        w.u32(name);
+        w.u128(k);
+    });
+    out.section(K_REQ_CODES, c.reqs.iter_codes(), |w, (k, code)| {
         w.u128(k);
         w.bytes(code);
-        n += 1;
-        if n as usize == CHUNK_ENTRIES {
-            flush(&mut w, &mut n, K_REQ_CODES, &mut f);
+    });
+}
+
+/// Writes the chunks of `for_each_chunk`: records of one kind at a time, at most
+/// `CHUNK_ENTRIES` a chunk, each chunk handed to `f`.
+struct Chunks<F: FnMut(&[u8])> {
+    w: Writer,
+    n: u32,
+    f: F,
+}
+
+impl<F: FnMut(&[u8])> Chunks<F> {
+    /// Every item of `items` as a record of chunk kind `kind`, written by `write`.
+    fn section<T>(
+        &mut self,
+        kind: u8,
+        items: impl Iterator<Item = T>,
+        mut write: impl FnMut(&mut Writer, T),
+    ) {
+        for x in items {
+            write(&mut self.w, x);
+            self.n += 1;
+            if self.n as usize == CHUNK_ENTRIES {
+                self.flush(kind);
+            }
         }
+        self.flush(kind);
     }
-    flush(&mut w, &mut n, K_REQ_CODES, &mut f);
+
+    fn flush(&mut self, kind: u8) {
+        if self.n > 0 {
+            let mut out = Writer::with_capacity(self.w.buf.len() + 6);
+            out.u8(ENCODING_VERSION);
+            out.u8(kind);
+            out.u32(self.n);
+            out.buf.extend_from_slice(&self.w.buf);
+            (self.f)(&out.buf);
+        }
+        self.w.buf.clear();
+        self.n = 0;
+    }
 }
 
 /// Merges one chunk of per-user records into the campaign. All-or-nothing: the chunk is
