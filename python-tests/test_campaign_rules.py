@@ -1175,9 +1175,10 @@ def test_code_memory_survives_dropping_and_converting_the_prize(raw):
 
 
 def test_transfer_of_a_code_prize_never_creates_or_loses_codes(raw):
-    """rules.md: a transfer of a code prize moves codes, not counts. Whatever
-    LOTTERY.TRANSFER does with one, the codes of the two shards are conserved: refused
-    cleanly, or taken out of one pool and put into the other."""
+    """rules.md: a transfer of a code prize moves codes, not counts: OUT takes the oldest
+    codes into the transfer record, `TRANSFER CODES id` names them, IN puts exactly them in
+    the other pool. The codes of the two shards are conserved; an IN without them is refused
+    and changes nothing."""
     for k in ("{s}a", "{s}b"):
         cfg(raw, k, "PRIZE", "card", 1, "CODES", "NOTHING", 0, "MAXWINS", "INF")
     assert raw.call("LOTTERY.CODES", "{s}a", "card", "ADD", "c1", "c2", "c3", "c4") == 4
@@ -1189,7 +1190,13 @@ def test_transfer_of_a_code_prize_never_creates_or_loses_codes(raw):
         err(raw, "LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", 2, "{s}a")
         assert (digest(raw, "{s}a"), digest(raw, "{s}b")) == before
         return
-    inn = raw.call("LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", out, "{s}a")
+    assert out == 2
+    moving = raw.call("LOTTERY.TRANSFER", "{s}a", "CODES", "t1")
+    assert moving == [b"c1", b"c2"], moving
+    mid = digest(raw, "{s}b")
+    err(raw, "LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", out, "{s}a")
+    assert digest(raw, "{s}b") == mid
+    inn = raw.call("LOTTERY.TRANSFER", "{s}b", "IN", "t1", "card", out, "{s}a", "CODES", *moving)
     assert inn == 1, inn
     na, nb = codes_count(raw, "{s}a", "card"), codes_count(raw, "{s}b", "card")
     assert na + nb == 4 and nb == out, (na, nb, out)

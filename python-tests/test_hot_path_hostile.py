@@ -771,6 +771,10 @@ def test_save_right_after_refusals_keeps_them(master_replica):
     pin(rm, TB)
     _refusal_campaign(rm, "k")
     H.draw(rm, "k", "a")
+    # A background save still running (the replica's sync) would refuse the SAVE.
+    deadline = time.time() + 20
+    while rm.info("persistence")["rdb_bgsave_in_progress"] and time.time() < deadline:
+        time.sleep(0.05)
     raw = master.raw()
     reps = raw.pipeline([("LOTTERY.DRAW", "k", "a")] * 3 + [("SAVE",)])
     assert reps[-1] == "OK"

@@ -763,7 +763,7 @@ def test_replication_traffic_of_code_pools(master_replica):
           f"CONFIGUREs, {count_bytes} B for COUNT, {per_draw:.1f} B per draw")
     assert per_code < 64 and configure_bytes < 1024 and count_bytes == 0 and per_draw < 400
     assert sum(1 for r in reps if len(r) == 6) > 300
-    D.wait_acked(master.client())
+    D.wait_same_offset([master.client(), replica.client()])
     assert D.digest(master.client(), "k") == D.digest(replica.client(), "k")
 
 
@@ -785,7 +785,7 @@ def test_code_wins_in_multi_and_lua_replicate(master_replica):
         if len(rep) == 6:
             codes.append(rep[5])
     assert len(codes) == len(set(codes)) > 5
-    D.wait_acked(master.client())
+    D.wait_same_offset([master.client(), replica.client()])
     assert raw.call("DEBUG", "DIGEST") == replica.raw().call("DEBUG", "DIGEST")
     mx = H.xrange_raw(raw, "{m}k:wins")
     assert mx == H.xrange_raw(replica.raw(), "{m}k:wins")
