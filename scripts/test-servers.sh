@@ -14,11 +14,13 @@ cd "$ROOT"
 PY="${PY:-$ROOT/.venv/bin/python}"
 export LOTTERY_MODULE="${LOTTERY_MODULE:-$ROOT/target/release/liblottery.so}"
 
-# Every command (admin, configure, draw, rules, flow, transfer, trust, ops, errors), persistence
+# Every command (admin, configure, draw, rules, campaign rules, flow, transfer, trust, ops,
+# errors), persistence
 # (less the largest round-trip states, marked slow), replication and the cluster.
 SUBSET=(
     python-tests/test_admin.py python-tests/test_configure.py python-tests/test_draw.py
-    python-tests/test_rules.py python-tests/test_errors.py python-tests/test_flow.py
+    python-tests/test_rules.py python-tests/test_campaign_rules.py python-tests/test_errors.py
+    python-tests/test_flow.py
     python-tests/test_transfer.py python-tests/test_trust.py python-tests/test_ops.py
     python-tests/persistence python-tests/replication python-tests/test_cluster.py
     python-tests/test_slot_migration.py
