@@ -1,0 +1,79 @@
+"""Hostile clients and careless operators against the campaign rules (GUARANTEE, AFTER,
+TOTAL, PERIOD, TIER) and the code pools (LOTTERY.CODES): whatever a client can configure
+must save, load, replicate and rewrite; no code is ever handed out twice.
+
+Each test is a defect found by attacking a real server, kept as its regression test.
+"""
+import time
+
+import pytest
+
+import durability_helpers as D
+import lottery_helpers as H
+from lottery_helpers import Err, pin
+
+T0 = H.T0
+
+
+def reload_ok(r):
+    """DEBUG RELOAD (save then load the RDB): must succeed."""
+    assert r.execute_command("DEBUG", "RELOAD") in (b"OK", "OK", True)
+
+
+def roundtrips(server, raw, key):
+    """The campaign survives every way it is saved: DEBUG RELOAD, DUMP/RESTORE, an AOF
+    rewrite without the RDB preamble (its meta record as a LOTTERY.APPLY) and with it."""
+    r = server.client()
+    before = D.digest(r, key)
+    reload_ok(r)
+    assert D.digest(r, key) == before
+    dump = r.dump(key)
+    assert raw.call("RESTORE", key + "-copy", 0, dump) == "OK"
+    assert D.digest(r, key + "-copy") == D.digest(r, key)
+    r.delete(key + "-copy")
+    for preamble in ("no", "yes"):
+        r.config_set("aof-use-rdb-preamble", preamble)
+        if r.config_get("appendonly")["appendonly"] == "no":
+            r.config_set("appendonly", "yes")
+        else:
+            r.execute_command("BGREWRITEAOF")
+            time.sleep(0.05)
+        D.wait_aof_rewrite(r)
+        assert r.execute_command("DEBUG", "LOADAOF") in (b"OK", "OK", True)
+        assert D.digest(r, key) == before, preamble
+    r.config_set("appendonly", "no")
+    return before
+
+
+# --------------------------------------------------------------------------------------------
+# TIER
+
+
+@pytest.mark.parametrize("tiers", [
+    ["TIER", "vip"],                                  # one tier, no weights: 9 + 3 bytes saved
+    ["TIER", "a", "TIER", "b"],                       # two one-letter tiers
+    ["TIER", "t1", "TIER", b"\xf0\x9f\x98\x80"],      # a short name and an emoji
+])
+def test_a_tier_without_weights_saves_and_loads(server, raw, tiers):
+    # A tier with no PRIZE-WEIGHT and no NOTHING (the base table under another name) is
+    # accepted; its saved form is shorter than what the loader assumed a tier takes, so
+    # the RDB, DUMP and a rewritten AOF of the campaign could not be loaded again.
+    r = server.client()
+    pin(r, T0)
+    assert raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, 5, "NOTHING", 1, *tiers) == "OK"
+    roundtrips(server, raw, "k")
+    name = tiers[1]
+    assert raw.call("LOTTERY.DRAW", "k", "u", "TIER", name)[0] in (b"WIN", b"LOSE")
+
+
+def test_a_tier_without_weights_reaches_a_new_replica(server_factory):
+    master = server_factory()
+    m = master.raw()
+    assert m.call("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, 5, "NOTHING", 1,
+                  "TIER", "a", "TIER", "b") == "OK"
+    # A replica that connects now gets the campaign by full sync (the RDB).
+    replica = server_factory(replicaof=("127.0.0.1", master.port))
+    rc = replica.client()
+    H.wait_link_up(rc)
+    D.wait_same_offset([master.client(), rc])
+    assert D.digest(rc, "k") == D.digest(master.client(), "k")
