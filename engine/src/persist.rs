@@ -248,7 +248,9 @@ fn read_rules_v5(r: &mut Reader, rules: &mut Rules) -> DResult<()> {
     };
     rules.total = r.opt_u32()?;
     rules.period = Period::from_code(r.u8()?).ok_or(DecodeError("bad period"))?;
-    let n = r.count(13, MAX_TIERS)?;
+    // A tier takes at least 10 bytes: its name (a 4-byte length and 1 byte), the NOTHING
+    // tag (1) and its weights' count (4), with no NOTHING and no weights.
+    let n = r.count(10, MAX_TIERS)?;
     for _ in 0..n {
         let name = r.bytes(MAX_TIER_NAME_LEN)?.to_vec();
         if name.is_empty() || rules.tier_index(&name).is_some() {
