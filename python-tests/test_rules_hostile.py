@@ -77,3 +77,22 @@ def test_a_tier_without_weights_reaches_a_new_replica(server_factory):
     H.wait_link_up(rc)
     D.wait_same_offset([master.client(), rc])
     assert D.digest(rc, "k") == D.digest(master.client(), "k")
+
+
+def test_a_reqid_retry_is_answered_after_its_tier_is_removed(server, raw):
+    # A client draws on a tier with a REQID, wins a code, and times out before the reply;
+    # meanwhile the operator removes the tier. Its retry (the same command) must get the
+    # remembered win and its code (the REQID replay comes first), not "no such tier": the
+    # code was handed out and the client would never learn it.
+    pin(server.client(), T0)
+    assert raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "q", 1, "CODES", "NOTHING", 1,
+                    "IDEMPOTENCY", 60000, "TIER", "vip", "NOTHING", 0) == "OK"
+    assert raw.call("LOTTERY.CODES", "k", "q", "ADD", "GIFT-1") == 1
+    first = raw.call("LOTTERY.DRAW", "k", "u", "REQID", "r1", "TIER", "vip")
+    assert first[0] == b"WIN" and first[5] == b"GIFT-1"
+    assert raw.call("LOTTERY.CONFIGURE", "k", "TIER", "vip", "OFF") == "OK"
+    assert raw.call("LOTTERY.DRAW", "k", "u", "REQID", "r1", "TIER", "vip") == first
+    # Without a remembered request the unknown tier is still an error that consumes nothing.
+    rep = raw.call("LOTTERY.DRAW", "k", "u", "REQID", "r2", "TIER", "vip")
+    assert isinstance(rep, Err) and "no such tier 'vip'" in rep
+    assert raw.call("LOTTERY.USER", "k", "u")[1] == 1   # draws_today: the one draw
