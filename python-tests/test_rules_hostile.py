@@ -96,3 +96,32 @@ def test_a_reqid_retry_is_answered_after_its_tier_is_removed(server, raw):
     rep = raw.call("LOTTERY.DRAW", "k", "u", "REQID", "r2", "TIER", "vip")
     assert isinstance(rep, Err) and "no such tier 'vip'" in rep
     assert raw.call("LOTTERY.USER", "k", "u")[1] == 1   # draws_today: the one draw
+
+
+# --------------------------------------------------------------------------------------------
+# MEMORY USAGE
+
+
+def test_memory_usage_counts_the_tiers_and_the_guarantee_list(server, raw):
+    # 16 tiers weighing 2048 prizes of 200-byte ids, and a GUARANTEE list of them all: some
+    # 8 MB a client put in the campaign with one CONFIGURE. MEMORY USAGE (what --bigkeys,
+    # --memkeys and operators go by) must see it.
+    r = server.client()
+    ids = [b"%0200d" % i for i in range(2048)]
+    table = []
+    for i in ids:
+        table += [b"PRIZE", i, 1, 10]
+    assert raw.call("LOTTERY.CONFIGURE", "k", *table) == "OK"
+    before = raw.call("MEMORY", "USAGE", "k")
+    used0 = r.info("memory")["used_memory"]
+    tiers = []
+    for j in range(16):
+        tiers += [b"TIER", b"t%d" % j]
+        for i in ids:
+            tiers += [b"PRIZE-WEIGHT", i, 2]
+    assert raw.call("LOTTERY.CONFIGURE", "k", *tiers,
+                    "GUARANTEE", 5, "PRIZES", len(ids), *ids) == "OK"
+    grown = r.info("memory")["used_memory"] - used0
+    seen = raw.call("MEMORY", "USAGE", "k") - before
+    assert grown > 7_000_000
+    assert seen >= 0.8 * grown, (seen, grown)
