@@ -127,3 +127,35 @@ def test_memory_usage_counts_the_tiers_and_the_guarantee_list(server, raw):
         off += [b"TIER", b"t%d" % j, b"OFF"]
     assert raw.call("LOTTERY.CONFIGURE", "k", *off, "GUARANTEE", "OFF") == "OK"
     assert raw.call("MEMORY", "USAGE", "k") - before < 100_000
+
+
+# --------------------------------------------------------------------------------------------
+# LOTTERY.CODES COUNT and REMOVE: reads and frees
+
+
+@pytest.mark.xfail(strict=True, reason="LOTTERY.CODES is registered 'write deny-oom' as a "
+                   "whole, so COUNT (a read) is refused with READONLY on every replica")
+def test_codes_count_works_on_a_replica(master_replica):
+    master, replica = master_replica
+    m = master.raw()
+    assert m.call("LOTTERY.CONFIGURE", "k", "PRIZE", "q", 1, "CODES") == "OK"
+    assert m.call("LOTTERY.CODES", "k", "q", "ADD", "a", "b") == 2
+    D.wait_same_offset([master.client(), replica.client()])
+    # LOTTERY.STATS reads the pool's count on the replica; COUNT should too.
+    assert replica.raw().call("LOTTERY.CODES", "k", "q", "COUNT") == 2
+
+
+@pytest.mark.xfail(strict=True, reason="LOTTERY.CODES is registered 'deny-oom' as a whole, so "
+                   "over maxmemory COUNT (a read) and REMOVE (which frees memory) are refused "
+                   "with OOM, as ADD rightly is")
+def test_codes_count_and_remove_work_over_maxmemory(server, raw):
+    r = server.client()
+    assert raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "q", 1, "CODES") == "OK"
+    assert raw.call("LOTTERY.CODES", "k", "q", "ADD", "a", "b") == 2
+    r.config_set("maxmemory", 1)
+    try:
+        assert isinstance(raw.call("LOTTERY.CODES", "k", "q", "ADD", "c"), Err)
+        assert raw.call("LOTTERY.CODES", "k", "q", "COUNT") == 2
+        assert raw.call("LOTTERY.CODES", "k", "q", "REMOVE", "a") == 1
+    finally:
+        r.config_set("maxmemory", 0)
