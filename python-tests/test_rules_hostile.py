@@ -99,6 +99,30 @@ def test_a_reqid_retry_is_answered_after_its_tier_is_removed(server, raw):
 
 
 # --------------------------------------------------------------------------------------------
+# Errors name the range that is valid
+
+
+@pytest.mark.parametrize("args, message", [
+    (["GUARANTEE", -1], "ERR invalid GUARANTEE '-1': expected 2..1000000 or OFF"),
+    (["GUARANTEE", 2**32], "ERR invalid GUARANTEE '4294967296': expected 2..1000000 or OFF"),
+    (["GUARANTEE", 1], "ERR invalid GUARANTEE '1': expected 2..1000000 or OFF"),
+    (["GUARANTEE", b"\xf0\x9f\x98\x80\x00"],
+     "ERR invalid GUARANTEE '\U0001F600\\x00': expected 2..1000000 or OFF"),
+    (["GUARANTEE", 3, "PRIZES", -1, "p"], "ERR invalid PRIZES count '-1': expected 1..65536"),
+    (["GUARANTEE", 3, "PRIZES", 2**32, "p"],
+     "ERR invalid PRIZES count '4294967296': expected 1..65536"),
+    (["GUARANTEE", 3, "PRIZES", 0, "p"], "ERR invalid PRIZES count '0': expected 1..65536"),
+    (["AFTER", 0], "ERR invalid AFTER '0': expected 1..4294967295"),
+    (["AFTER", 2**32], "ERR invalid AFTER '4294967296': expected 1..4294967295"),
+    (["AFTER", "\u4e2d"], "ERR invalid AFTER '\u4e2d': expected 1..4294967295"),
+])
+def test_errors_of_the_new_counts_name_their_valid_range(raw, args, message):
+    # Out of range or not a number, the error names the range the option accepts (not the
+    # 0..4294967295 of the integer it is read into, which suggests 0 would do).
+    assert raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "p", 1, 5, *args) == message
+
+
+# --------------------------------------------------------------------------------------------
 # MEMORY USAGE
 
 
