@@ -153,6 +153,30 @@ def test_memory_usage_counts_the_tiers_and_the_guarantee_list(server, raw):
     assert raw.call("MEMORY", "USAGE", "k") - before < 100_000
 
 
+def test_unlink_frees_a_campaign_with_large_tiers_in_the_background(server, raw):
+    # Two tiers weighing 40000 prizes: 80000 ids held by the rules, 40000 by the table, each
+    # its own allocation, and no users. UNLINK must hand such a campaign to the lazy-free
+    # thread (Redis does when the type's free effort is past 64), not free it in the event
+    # loop: at 32 tiers of 65536 prizes that is a stall of tens of milliseconds.
+    r = server.client()
+    ids = [b"p%d" % i for i in range(40000)]
+    table = []
+    for i in ids:
+        table += [b"PRIZE", i, 1, 10]
+    tiers = []
+    for name in (b"a", b"b"):
+        tiers += [b"TIER", name]
+        for i in ids:
+            tiers += [b"PRIZE-WEIGHT", i, 2]
+    assert raw.call("LOTTERY.CONFIGURE", "k", *table, *tiers) == "OK"
+    before = r.info("memory")["lazyfreed_objects"]
+    assert raw.call("UNLINK", "k") == 1
+    deadline = time.time() + 3
+    while r.info("memory")["lazyfreed_objects"] == before and time.time() < deadline:
+        time.sleep(0.01)
+    assert r.info("memory")["lazyfreed_objects"] == before + 1
+
+
 # --------------------------------------------------------------------------------------------
 # LOTTERY.CODES COUNT and REMOVE: reads and frees
 
