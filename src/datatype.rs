@@ -72,7 +72,12 @@ pub fn rewrite(c: &Campaign, mut emit: impl FnMut(&[u8])) {
 /// Large campaigns are freed in a background thread (Redis's lazyfree threshold is 64).
 pub fn free_effort(c: &Campaign) -> usize {
     let maps = c.users().len() + c.winners().len() + c.bans().len() + c.reqs().len();
-    1 + (maps + c.clients().len() + c.waiting().len()) / 1024
+    // Every prize name, tier weight and GUARANTEE prize is an allocation of its own too.
+    let rules = c.rules();
+    let ids = c.names().len()
+        + rules.tiers.iter().map(|t| t.weights.len()).sum::<usize>()
+        + rules.guarantee.as_ref().map_or(0, |g| g.prizes.len());
+    1 + (maps + c.clients().len() + c.waiting().len() + ids) / 1024
 }
 
 /// COPY: a deep copy, with the statistics counters replicas hold (COPY runs again on them,

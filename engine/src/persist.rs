@@ -255,7 +255,8 @@ fn read_rules_v5(r: &mut Reader, rules: &mut Rules) -> DResult<()> {
     };
     rules.total = r.opt_u32()?;
     rules.period = Period::from_code(r.u8()?).ok_or(DecodeError("bad period"))?;
-    // A tier is at least 10 bytes: a 1-byte name (4 + 1), no NOTHING (1), no weights (4).
+    // A tier takes at least 10 bytes: its name (a 4-byte length and 1 byte), the NOTHING
+    // tag (1) and its weights' count (4), with no NOTHING and no weights.
     let n = r.count(10, MAX_TIERS)?;
     for _ in 0..n {
         let name = r.bytes(MAX_TIER_NAME_LEN)?.to_vec();

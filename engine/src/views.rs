@@ -1,7 +1,7 @@
 //! Reads: the campaign's state name, LOTTERY.USER's view of a user, the penalty box, and the
 //! heap size for MEMORY USAGE.
 
-use super::campaign::{Campaign, IdEntry, Prize};
+use super::campaign::{Campaign, IdEntry, Prize, Tier};
 
 impl Campaign {
     pub fn state_name(&self, now: i64) -> &'static str {
@@ -83,6 +83,29 @@ impl Campaign {
             + self.clients.mem_bytes()
             + self.waiting.mem_bytes()
             + self.rules.stream.capacity()
+            + self.rules_mem_bytes()
+    }
+
+    /// Heap bytes of the rules' lists: each tier's name and weights, and the GUARANTEE
+    /// prizes (a client can put hundreds of MB there with one CONFIGURE).
+    fn rules_mem_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let id = |v: &Vec<u8>| v.capacity();
+        let tiers: usize = self
+            .rules
+            .tiers
+            .iter()
+            .map(|t| {
+                size_of::<Tier>()
+                    + t.name.capacity()
+                    + t.weights.capacity() * size_of::<(Vec<u8>, u32)>()
+                    + t.weights.iter().map(|(i, _)| id(i)).sum::<usize>()
+            })
+            .sum();
+        let guarantee = self.rules.guarantee.as_ref().map_or(0, |g| {
+            g.prizes.capacity() * size_of::<Vec<u8>>() + g.prizes.iter().map(id).sum::<usize>()
+        });
+        tiers + guarantee
     }
 
     /// Clients in the penalty box at `now`.

@@ -2467,3 +2467,43 @@ fn a_month_period_crosses_the_year_in_its_zone() {
     let (r, _) = draw(&mut c, "u", jan + 1, &mut g);
     assert_eq!((r.outcome, r.wait_ms), (Outcome::Quota, 31 * DAY_MS - 1));
 }
+
+#[test]
+fn tiers_without_weights_save_and_load() {
+    // The smallest tiers: no PRIZE-WEIGHT, no NOTHING, names of 1 to 4 bytes, one to 32 of
+    // them. Each must load back from its meta record (RDB, DUMP) and as the first record of
+    // an AOF rewrite.
+    for names in [
+        vec!["a"],
+        vec!["vip"],
+        vec!["a", "b"],
+        vec!["t1", "\u{1F600}"],
+    ]
+    .into_iter()
+    .chain(std::iter::once(
+        (0..32).map(|i| ["x", "y", "z", "w"][i % 4]).collect(),
+    )) {
+        let mut opts = String::from("PRIZE p 1 5 NOTHING 1");
+        let mut seen = HashSet::new();
+        for (i, n) in names.iter().enumerate() {
+            let n = if seen.insert(*n) {
+                n.to_string()
+            } else {
+                format!("{n}{i}")
+            };
+            opts.push_str(&format!(" TIER {n}"));
+        }
+        let c = create(&opts);
+        let meta = persist::encode_meta(&c);
+        let back = persist::decode_meta(&meta)
+            .unwrap_or_else(|e| panic!("{opts}: the meta record does not load: {e:?}"));
+        assert_eq!(back.rules().tiers.len(), c.rules().tiers.len(), "{opts}");
+        let e = Effect::decode(&Effect::Config(meta).encode()).unwrap();
+        assert!(matches!(e, Effect::Config(_)));
+        assert_eq!(
+            persist::fingerprint(&back).0,
+            persist::fingerprint(&c).0,
+            "{opts}"
+        );
+    }
+}

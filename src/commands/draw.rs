@@ -81,11 +81,17 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     let rkey = reqid.map(|r| c.request_key(ukey, r));
     let ckey = client.map(|cl| c.client_key(cl));
     let tier = match o.tier {
-        Some(t) => Some(
-            c.rules()
-                .tier_index(t)
-                .ok_or_else(|| fail(format!("ERR no such tier '{}'", parse::shown(t))))?,
-        ),
+        Some(t) => match c.rules().tier_index(t) {
+            Some(i) => Some(i),
+            // A REQID replay comes first, whatever the tier: the tier the request drew on
+            // may have been removed since, and the retry must still get its answer.
+            None if rkey
+                .is_some_and(|k| c.reqs().get(k, now, c.rules().idempotency_ms).is_some()) =>
+            {
+                None
+            }
+            None => return Err(fail(format!("ERR no such tier '{}'", parse::shown(t)))),
+        },
         None => None,
     };
     let plan = rng::with(|g| c.plan_draw_tier(ukey, rkey, ckey, tier, now, g))

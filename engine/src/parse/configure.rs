@@ -54,10 +54,15 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                     .is_some_and(|a| a.eq_ignore_ascii_case(b"AFTER"))
                 {
                     need(i, 1, "AFTER needs a draw count")?;
-                    p.after = u32_arg(args[i + 1], "AFTER")?;
-                    if p.after == 0 {
-                        return Err("invalid AFTER '0': expected 1..4294967295".into());
-                    }
+                    p.after = match int_in(args[i + 1], "AFTER", 1, u32::MAX.into()) {
+                        Ok(v) => v as u32,
+                        Err(_) => {
+                            return Err(format!(
+                                "invalid AFTER '{}': expected 1..4294967295",
+                                shown(args[i + 1])
+                            ))
+                        }
+                    };
                     i += 2;
                 }
                 prizes.push(p);
@@ -69,12 +74,15 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                     c.guarantee = Some(None);
                     i += 2;
                 } else {
-                    let n = u32_arg(args[i + 1], "GUARANTEE")?;
-                    if !(2..=MAX_GUARANTEE).contains(&n) {
-                        return Err(format!(
-                            "invalid GUARANTEE '{n}': expected 2..{MAX_GUARANTEE} or OFF"
-                        ));
-                    }
+                    let n = match int_in(args[i + 1], "GUARANTEE", 2, MAX_GUARANTEE.into()) {
+                        Ok(v) => v as u32,
+                        Err(_) => {
+                            return Err(format!(
+                                "invalid GUARANTEE '{}': expected 2..{MAX_GUARANTEE} or OFF",
+                                shown(args[i + 1])
+                            ))
+                        }
+                    };
                     i += 2;
                     let mut g = Guarantee {
                         n,
@@ -85,12 +93,15 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                         .is_some_and(|a| a.eq_ignore_ascii_case(b"PRIZES"))
                     {
                         need(i, 1, "PRIZES needs a count and the prize ids")?;
-                        let k = u32_arg(args[i + 1], "PRIZES count")? as usize;
-                        if k == 0 || k > MAX_PRIZES {
-                            return Err(format!(
-                                "invalid PRIZES count '{k}': expected 1..{MAX_PRIZES}"
-                            ));
-                        }
+                        let k = match int_in(args[i + 1], "PRIZES count", 1, MAX_PRIZES as i128) {
+                            Ok(v) => v as usize,
+                            Err(_) => {
+                                return Err(format!(
+                                    "invalid PRIZES count '{}': expected 1..{MAX_PRIZES}",
+                                    shown(args[i + 1])
+                                ))
+                            }
+                        };
                         if args.len() - (i + 2) < k {
                             return Err(format!("PRIZES {k} needs {k} prize ids"));
                         }
