@@ -3,7 +3,7 @@
 //! decoder filled the state.
 
 use super::campaign::{Campaign, ConfigChange, IdEntry, Prize, PrizeSpec, Rules, SoldOut, NO_SLOT};
-use super::limits::{MAX_NAMES, MAX_PRIZES, MAX_TIERS};
+use super::limits::{MAX_NAMES, MAX_PRIZES, MAX_TIERS, MAX_TIER_WEIGHTS};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum ConfigError {
     /// A tier's weights, NOTHING included, all come to 0.
     TierAllZero(Vec<u8>),
     TooManyTiers,
+    /// The tiers' PRIZE-WEIGHT entries, all tiers together, past `MAX_TIER_WEIGHTS`.
+    TooManyTierWeights,
     /// A CONFIGURE would drop a code prize that has unused codes, or make it a counted one.
     CodesLeft(Vec<u8>, u64),
 }
@@ -65,6 +67,10 @@ impl std::fmt::Display for ConfigError {
                 crate::parse::shown(name)
             ),
             ConfigError::TooManyTiers => write!(f, "too many tiers (at most {MAX_TIERS})"),
+            ConfigError::TooManyTierWeights => write!(
+                f,
+                "too many PRIZE-WEIGHT entries (at most {MAX_TIER_WEIGHTS} over all tiers)"
+            ),
             ConfigError::CodesLeft(id, n) => write!(
                 f,
                 "prize '{}' has {n} unused codes: LOTTERY.CODES REMOVE them first",
@@ -149,7 +155,9 @@ impl Campaign {
         if let Some(v) = change.period {
             rules.period = v;
         }
-        for (name, t) in &change.tiers {
+        // Removals first, so a command may drop a tier and define another on a full set.
+        let (off, on): (Vec<_>, Vec<_>) = change.tiers.iter().partition(|(_, t)| t.is_none());
+        for (name, t) in off.into_iter().chain(on) {
             let at = rules.tiers.iter().position(|x| &x.name == name);
             match (at, t) {
                 (Some(i), Some(t)) => rules.tiers[i] = t.clone(),
@@ -217,6 +225,10 @@ impl Campaign {
             {
                 return Err(ConfigError::NotInTable("TIER", id.clone()));
             }
+        }
+        let tier_weights: usize = rules.tiers.iter().map(|t| t.weights.len()).sum();
+        if tier_weights > MAX_TIER_WEIGHTS {
+            return Err(ConfigError::TooManyTierWeights);
         }
         // Every tier's weights, as the resulting table gives them, must not all be 0.
         let base_weight = |i: usize| match table {

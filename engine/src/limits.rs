@@ -7,8 +7,10 @@ pub const MAX_PRIZES: usize = 65_536;
 /// Distinct prize ids a campaign may use over its life (every one is kept, interned, so a
 /// user's last prize stays nameable): four full tables. CONFIGURE refuses a table that would
 /// go past it and the loader refuses a record that does, so whatever is saved loads. It also
-/// bounds the retired prizes and a DRAIN batch (each is a name), and with them the meta
-/// record a CONFIGURE replicates: under 150 MB even with every id at `MAX_ID_LEN`.
+/// bounds the retired prizes and a DRAIN batch (each is a name). With `MAX_TIER_WEIGHTS` and
+/// the GUARANTEE list (at most `MAX_PRIZES` ids) it bounds the meta record a save, a DUMP and
+/// an AOF rewrite write: under 250 MB even with every id at `MAX_ID_LEN`, so a DUMP stays
+/// under Redis's 512 MB bulk limit and RESTORE or MIGRATE takes it.
 pub const MAX_NAMES: usize = 4 * MAX_PRIZES;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_REQID_LEN: usize = 128;
@@ -23,6 +25,9 @@ pub const MAX_DAYOFFSET_MIN: i32 = 1440;
 pub const MAX_GUARANTEE: u32 = 1_000_000;
 /// Tiers a campaign may define (each is an alias table as large as the prize table).
 pub const MAX_TIERS: usize = 32;
+/// PRIZE-WEIGHT entries over all of a campaign's tiers: four full tables (each entry is a
+/// prize id in the meta record; see `MAX_NAMES`).
+pub const MAX_TIER_WEIGHTS: usize = 4 * MAX_PRIZES;
 pub const MAX_TIER_NAME_LEN: usize = 64;
 /// Codes one LOTTERY.CODES ADD or REMOVE may name (the command's effect carries them all).
 pub const MAX_CODES_PER_CALL: usize = 100_000;

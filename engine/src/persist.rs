@@ -14,7 +14,7 @@ use super::flow::{read_client, write_client, Rate, MAX_RATE, PPM};
 use super::ledger::Transfers;
 use super::limits::{
     MAX_CODE_LEN, MAX_DAYOFFSET_MIN, MAX_GUARANTEE, MAX_IDEMPOTENCY_MS, MAX_ID_LEN, MAX_NAMES,
-    MAX_PRIZES, MAX_STREAM_KEY_LEN, MAX_TIERS, MAX_TIER_NAME_LEN,
+    MAX_PRIZES, MAX_STREAM_KEY_LEN, MAX_TIERS, MAX_TIER_NAME_LEN, MAX_TIER_WEIGHTS,
 };
 use super::reqcache::{read_remembered, write_remembered};
 use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
@@ -264,7 +264,8 @@ fn read_rules_v5(r: &mut Reader, rules: &mut Rules) -> DResult<()> {
             return Err(DecodeError("bad tier name"));
         }
         let nothing = r.opt_u32()?;
-        let k = r.count(8, MAX_PRIZES)?;
+        let held: usize = rules.tiers.iter().map(|t| t.weights.len()).sum();
+        let k = r.count(8, MAX_PRIZES.min(MAX_TIER_WEIGHTS - held))?;
         let mut weights = Vec::with_capacity(k);
         for _ in 0..k {
             weights.push((id_bytes(r)?, r.u32()?));

@@ -2507,3 +2507,52 @@ fn tiers_without_weights_save_and_load() {
         );
     }
 }
+
+/// The tiers' PRIZE-WEIGHT entries are bounded over all tiers (the meta record a DUMP holds
+/// stays under Redis's bulk limit), a removal in a command comes before its definitions (a
+/// full set of tiers can swap one), and the loader refuses past the bound.
+#[test]
+fn tier_weights_are_bounded_and_removals_come_first() {
+    use lottery_engine::configure::ConfigError;
+    use lottery_engine::limits::{MAX_PRIZES, MAX_TIERS, MAX_TIER_WEIGHTS};
+    let mut opts = String::from("NOTHING 1");
+    for i in 0..MAX_PRIZES {
+        opts += &format!(" PRIZE p{i} 1 INF");
+    }
+    let mut c = create(&opts);
+    let full_tier = |name: &str| {
+        let mut t = format!("TIER {name}");
+        for i in 0..MAX_PRIZES {
+            t += &format!(" PRIZE-WEIGHT p{i} 2");
+        }
+        t
+    };
+    let per = MAX_TIER_WEIGHTS / MAX_PRIZES;
+    for k in 0..per {
+        c.configure(&change(&full_tier(&format!("t{k}")))).unwrap();
+    }
+    assert_eq!(
+        c.configure(&change(&full_tier("one-more"))),
+        Err(ConfigError::TooManyTierWeights)
+    );
+    // Dropping one and defining another in the same command, in either order.
+    c.configure(&change(&format!("{} TIER t0 OFF", full_tier("new"))))
+        .unwrap();
+    let has = |c: &Campaign, t: &str| c.rules().tier_index(t.as_bytes()).is_some();
+    assert!(!has(&c, "t0") && has(&c, "new"));
+    let meta = lottery_engine::persist::encode_meta(&c);
+    assert!(meta.len() < 250 << 20);
+    let back = lottery_engine::persist::decode_meta(&meta).unwrap();
+    assert_eq!(back.rules().tiers.len(), per);
+    // A full set of tiers (without weights): one out, one in, in one command.
+    let mut d = create("PRIZE a 1 INF");
+    for k in 0..MAX_TIERS {
+        d.configure(&change(&format!("TIER t{k}"))).unwrap();
+    }
+    assert_eq!(
+        d.configure(&change("TIER x")),
+        Err(ConfigError::TooManyTiers)
+    );
+    d.configure(&change("TIER x TIER t3 OFF")).unwrap();
+    assert!(has(&d, "x") && !has(&d, "t3"));
+}
