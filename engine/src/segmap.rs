@@ -163,6 +163,7 @@ impl<V: Copy + Default> SegMap<V> {
     }
 
     /// The value stored for `key` (key 0 is read as key 1).
+    #[inline]
     pub fn get(&self, key: u128) -> Option<V> {
         let (h, l) = encode(key);
         let seg = self
