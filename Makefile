@@ -6,7 +6,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 MODULE    := target/release/liblottery.so
 PORT      ?= 6390
-APT_PKGS  := redis-server redis-tools libclang-dev postgresql
+APT_PKGS  := redis-server redis-tools libclang-dev postgresql prometheus
 # The servers the python-tests run on (scripts/servers.sh list; docs/testing.md): e.g.
 # `make test SERVERS=valkey-9.1.2` or `make pytest SERVERS="redis-7.0.15 redis-8.2.3"`.
 SERVERS   ?= redis-7.0.15 valkey-9.1.2 valkey-8.0.1 redis-8.2.3
@@ -29,8 +29,8 @@ deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Py
 	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
 	@PY=$(CURDIR)/$(PY) bash scripts/servers.sh install $(SERVERS)
 
-build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer tools
-	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer
+build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer / lottery-exporter tools
+	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer -p lottery-exporter
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

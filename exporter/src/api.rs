@@ -1,0 +1,110 @@
+//! GET /api/status: the JSON the status page reads (documented in docs/operations.md).
+//! Text comes from keys and ids made UTF-8 lossily; serde_json escapes every character.
+
+use crate::model::lossy;
+use crate::sampler::State;
+use serde_json::{json, Map, Value};
+
+pub fn render(st: &State, refresh_ms: u64) -> String {
+    let s = &st.sample;
+    let mut campaigns = Vec::new();
+    let mut lags: Vec<(String, String, Option<i64>)> = Vec::new();
+    let mut version = Value::Null;
+    let mut module_version = Value::Null;
+    for n in &s.nodes {
+        // A node that is down shows its last good sample (its errors say so).
+        let Some(n) = (if n.up {
+            Some(n)
+        } else {
+            st.last_good.get(&n.addr)
+        }) else {
+            continue;
+        };
+        if version.is_null() {
+            version = n.version.clone().map(Value::from).unwrap_or(Value::Null);
+        }
+        if module_version.is_null() {
+            module_version = n
+                .module_version
+                .map(|v| Value::from(v.to_string()))
+                .unwrap_or(Value::Null);
+        }
+        for c in &n.campaigns {
+            let key = lossy(&c.key);
+            let stream = c.stream.as_deref().map(lossy);
+            for g in &c.groups {
+                if let Some(st) = &stream {
+                    lags.push((st.clone(), lossy(&g.name), g.lag));
+                }
+            }
+            let mut rejections = Map::new();
+            for (o, x) in &c.rejections {
+                rejections.insert(o.clone(), json!(x));
+            }
+            let prizes: Vec<Value> = c
+                .prizes
+                .iter()
+                .map(|p| {
+                    json!({
+                        "id": lossy(&p.id),
+                        "stock": p.stock,
+                        "sold": p.sold,
+                        "infinite": p.stock.is_none(),
+                    })
+                })
+                .collect();
+            let wins: Vec<Value> = c
+                .recent_wins
+                .iter()
+                .map(|w| {
+                    json!({
+                        "id": w.id, "user": w.user, "prize": w.prize,
+                        "ts_ms": w.ts_ms, "code": w.code,
+                    })
+                })
+                .collect();
+            let history: Vec<Value> = st
+                .history
+                .get(&key)
+                .map(|h| h.iter().map(|p| json!(p)).collect())
+                .unwrap_or_default();
+            campaigns.push(json!({
+                "key": key,
+                "state": c.state,
+                "draws": c.draws, "wins": c.wins, "losses": c.losses, "users": c.users,
+                "rejections": rejections,
+                "prizes": prizes,
+                "stream": stream,
+                "recent_wins": wins,
+                "history": history,
+            }));
+        }
+    }
+    let mut writers = Vec::new();
+    for n in s.nodes.iter().filter(|n| n.up) {
+        for w in &n.writers {
+            let lag = lags
+                .iter()
+                .find(|(stream, group, _)| *stream == w.stream && *group == w.group)
+                .and_then(|(_, _, l)| *l);
+            let counter = |f: &str| w.counters.iter().find(|(k, _)| *k == f).map(|(_, v)| *v);
+            writers.push(json!({
+                "group": w.group, "consumer": w.consumer, "target": w.target,
+                "rows_total": counter("rows_total"),
+                "retries_total": counter("retries_total"),
+                "errors_total": counter("errors_total"),
+                "lag": lag,
+                "age_ms": w.updated_ms.map(|u| s.time_ms.saturating_sub(u).max(0)),
+            }));
+        }
+    }
+    json!({
+        "time_ms": s.time_ms,
+        "refresh_ms": refresh_ms,
+        "campaigns": campaigns,
+        "writers": writers,
+        "server": { "version": version, "module_version": module_version },
+        "errors": s.errors,
+    })
+    .to_string()
+}
