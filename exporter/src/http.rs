@@ -2,6 +2,7 @@
 //! it needs one request per connection (`Connection: close`), GET/HEAD only, no body, and
 //! every bound chosen here: the head at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] lines,
 //! read within [`HEAD_TIMEOUT`] in total (a client sending one byte at a time is cut off),
+//! the answer written within [`WRITE_TIMEOUT`] in total,
 //! [`WORKERS`] threads and at most [`QUEUE`] connections waiting (more are closed at once).
 //! A request is parsed as bytes; nothing in it can panic the server.
 
@@ -14,7 +15,13 @@ use std::time::{Duration, Instant};
 pub const MAX_HEAD: usize = 8192;
 pub const MAX_HEADERS: usize = 64;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Total time to write an answer (a client reading slowly is cut off).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// After answering, unread input is read and dropped for at most this long / this many bytes
+/// before the close (closing with unread input would reset the connection and could lose
+/// the answer).
+pub const LINGER: Duration = Duration::from_millis(200);
+pub const LINGER_BYTES: usize = 64 * 1024;
 pub const WORKERS: usize = 4;
 pub const QUEUE: usize = 64;
 
@@ -165,35 +172,57 @@ fn write_response(s: &mut TcpStream, r: &Response, head_only: bool) {
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
-    let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut bytes = out.into_bytes();
     if !head_only {
         bytes.extend_from_slice(&r.body);
     }
-    let _ = s.write_all(&bytes);
+    let deadline = Instant::now() + WRITE_TIMEOUT;
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.write(&rest[..rest.len().min(64 * 1024)]) {
+            Ok(0) => return,
+            Ok(k) => rest = &rest[k..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
     let _ = s.flush();
 }
 
+/// Half-closes, then reads and drops what the client still sends, within [`LINGER`] and
+/// [`LINGER_BYTES`].
+fn linger(s: &mut TcpStream) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 4096];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match s.read(&mut sink) {
+            Ok(k) if k > 0 => total += k,
+            _ => return,
+        }
+    }
+}
+
 fn serve_one(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Sync)) {
-    let resp = match read_head(&mut s) {
+    let (resp, head_only) = match read_head(&mut s) {
         Ok(head) => match parse(&head) {
-            Ok(req) => {
-                let head_only = req.method == b"HEAD";
-                let r = handler(&req);
-                write_response(&mut s, &r, head_only);
-                return;
-            }
-            Err(status) => Response::text(status, reason(status)),
+            Ok(req) => (handler(&req), req.method == b"HEAD"),
+            Err(status) => (Response::text(status, reason(status)), false),
         },
-        Err(Some(status)) => Response::text(status, reason(status)),
+        Err(Some(status)) => (Response::text(status, reason(status)), false),
         Err(None) => return,
     };
-    write_response(&mut s, &resp, false);
-    // Let the answer reach the client before the close (unread input would reset it).
-    let _ = s.shutdown(std::net::Shutdown::Write);
-    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-    let mut sink = [0u8; 4096];
-    while matches!(s.read(&mut sink), Ok(k) if k > 0) {}
+    write_response(&mut s, &resp, head_only);
+    linger(&mut s);
 }
 
 fn worker(

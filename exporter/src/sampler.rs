@@ -110,7 +110,13 @@ impl Sampler {
     pub fn run(mut self, shared: Shared) {
         loop {
             let start = Instant::now();
-            let s = self.sample();
+            // A bug in sampling must not stop the exporter silently: the sample reports it.
+            let s = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.sample()))
+                .unwrap_or_else(|_| Sample {
+                    time_ms: now_ms(),
+                    errors: vec!["internal error while sampling (a bug: please report)".into()],
+                    ..Default::default()
+                });
             publish(&shared, s);
             std::thread::sleep(self.every.saturating_sub(start.elapsed()));
         }

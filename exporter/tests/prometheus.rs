@@ -112,7 +112,7 @@ fn real_prometheus_scrapes_the_exporter() {
     let Some(bin) = prometheus_bin() else { return };
     let r = RedisServer::start();
     let mut con = r.con();
-    let hostile: &[u8] = b"a\"b\nc}\\ \xff";
+    let hostile: &[u8] = b"a\"b\nc}\\ \xff\x00\t";
     let stream = (0..)
         .map(|n| format!("s{}", n))
         .find(|s| key_slot(s.as_bytes()) == key_slot(hostile))
