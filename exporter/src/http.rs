@@ -258,3 +258,49 @@ pub fn serve(listener: TcpListener, handler: Arc<dyn Fn(&Request) -> Response + 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_any_bytes_without_panic() {
+        let mut x: u64 = 0x2545F4914F6CDD1D;
+        for len in 0..2000 {
+            let mut buf = Vec::with_capacity(len);
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly the bytes that matter to the parser.
+                buf.push(match x % 8 {
+                    0 => b' ',
+                    1 => b'\n',
+                    2 => b'\r',
+                    3 => b':',
+                    4 => b'/',
+                    5 => b'?',
+                    _ => (x >> 8) as u8,
+                });
+            }
+            let _ = parse(&buf);
+        }
+    }
+
+    #[test]
+    fn parse_request() {
+        let r = parse(
+            b"GET /api/status?token=x&a=b HTTP/1.1\r\nHost: h\r\nAUTHORIZATION:  Bearer t \r\n",
+        )
+        .ok()
+        .unwrap();
+        assert_eq!(r.method, b"GET");
+        assert_eq!(r.path, b"/api/status");
+        assert_eq!(r.query, b"token=x&a=b");
+        assert_eq!(r.authorization, Some(&b"Bearer t"[..]));
+        assert_eq!(parse(b"GET / HTTP/3").err(), Some(505));
+        assert_eq!(parse(b"GET  / HTTP/1.1").err(), Some(400));
+        let many = format!("GET / HTTP/1.1\r\n{}", "a: b\r\n".repeat(MAX_HEADERS + 1));
+        assert_eq!(parse(many.as_bytes()).err(), Some(431));
+    }
+}

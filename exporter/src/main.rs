@@ -195,3 +195,28 @@ fn main() {
         Arc::new(move |req: &Request| handle(req, token.as_deref(), &shared, refresh)),
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_comparison() {
+        assert!(same_token(b"abcdef", b"abcdef"));
+        assert!(!same_token(b"abcdeg", b"abcdef"));
+        assert!(!same_token(b"abcde", b"abcdef"));
+        assert!(!same_token(b"abcdefg", b"abcdef"));
+        assert!(!same_token(b"", b"abcdef"));
+        assert!(!same_token(b"abc\0\0\0", b"abc"));
+    }
+
+    #[test]
+    fn query_token_decoding() {
+        assert_eq!(query_token(b"a=1&token=x%2By+z"), Some(b"x+y z".to_vec()));
+        assert_eq!(query_token(b"token=%"), Some(b"%".to_vec()));
+        assert_eq!(query_token(b"token=%4"), Some(b"%4".to_vec()));
+        assert_eq!(query_token(b"token=%zz%41"), Some(b"%zzA".to_vec()));
+        assert_eq!(query_token(b"xtoken=1"), None);
+        assert_eq!(query_token(b""), None);
+    }
+}

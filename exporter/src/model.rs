@@ -269,3 +269,45 @@ fn info_lines(text: &[u8]) -> impl Iterator<Item = (&str, &str)> {
         .lines()
         .filter_map(|l| l.trim_end_matches('\r').split_once(':'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_replies_are_skipped() {
+        let b = |s: &[u8]| Value::BulkString(s.to_vec());
+        assert!(parse_stats(b"k", &Value::Nil).is_none());
+        assert!(parse_stats(b"k", &Value::Array(vec![b(b"draws")])).is_none());
+        let c = parse_stats(
+            b"k",
+            &Value::Array(vec![
+                b(b"draws"),
+                Value::Int(3),
+                b(b"prizes"),
+                Value::Array(vec![
+                    Value::Array(vec![b(b"p"), Value::Int(1), Value::Int(-1), Value::Int(2)]),
+                    Value::Array(vec![b(b"short")]),
+                    Value::Int(7),
+                ]),
+                b(b"rejected_x"),
+                b(b"notanumber"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.draws, 3);
+        assert_eq!(c.prizes.len(), 1);
+        assert_eq!(c.prizes[0].stock, None);
+        assert!(c.rejections.is_empty());
+        let w = parse_wins(&Value::Array(vec![
+            Value::Array(vec![b(b"5-0"), Value::Array(vec![b(b"user"), b(b"\xff")])]),
+            Value::Array(vec![b(b"x")]),
+            Value::Array(vec![b(b"9-1"), Value::Array(vec![b(b"ts"), b(b"12")])]),
+        ]));
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].ts_ms, Some(5));
+        assert_eq!(w[0].user, "\u{FFFD}");
+        assert_eq!(w[1].ts_ms, Some(12));
+        assert_eq!(lossy(&[b'a'; 5000]).len(), MAX_TEXT);
+    }
+}

@@ -193,3 +193,30 @@ fn writer_labels(w: &crate::model::Writer) -> [(&'static str, &str); 3] {
         ("target", &w.target),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_escaping() {
+        let mut out = String::new();
+        escape_label(&mut out, "a\"b\nc}\\d\u{FFFD}\0");
+        assert_eq!(out, "a\\\"b\\nc}\\\\d\u{FFFD}\0");
+    }
+
+    #[test]
+    fn every_metric_has_a_header_even_without_data() {
+        let text = render(&Sample::default(), 0, 0.0);
+        for m in names::ALL {
+            assert!(text.contains(&format!("# TYPE {} {}\n", m.name, m.kind.as_str())));
+            assert!(m.name.starts_with("lottery_"));
+            assert_eq!(
+                m.kind == names::Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+        }
+    }
+}
