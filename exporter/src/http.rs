@@ -289,11 +289,10 @@ mod tests {
 
     #[test]
     fn parse_request() {
-        let r = parse(
-            b"GET /api/status?token=x&a=b HTTP/1.1\r\nHost: h\r\nAUTHORIZATION:  Bearer t \r\n",
-        )
-        .ok()
-        .unwrap();
+        let r =
+            parse(b"GET /api/status?token=x&a=b HTTP/1.1\r\nHost: h\r\nAUTHORIZATION:  Bearer t ")
+                .ok()
+                .unwrap();
         assert_eq!(r.method, b"GET");
         assert_eq!(r.path, b"/api/status");
         assert_eq!(r.query, b"token=x&a=b");
