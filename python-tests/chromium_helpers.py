@@ -116,7 +116,10 @@ class Browser:
         page = Page(self, session)
         for domain in ("Page", "Runtime", "Log"):
             page.send(f"{domain}.enable")
-        page.send("Page.navigate", {"url": url})
+        nav = page.send("Page.navigate", {"url": url})
+        if nav.get("errorText"):
+            raise CdpError(f"cannot open {url}: {nav['errorText']}")
+        page.wait_for("location.href !== 'about:blank' && document.readyState === 'complete'")
         return page
 
     def events_named(self, *names):
@@ -166,13 +169,18 @@ class Page:
         return r["result"].get("value")
 
     def wait_for(self, expr, timeout=15.0, interval=0.1):
+        """Polls until expr is truthy (an expression that throws counts as not yet)."""
         deadline = time.monotonic() + timeout
+        last = None
         while True:
-            v = self.eval(expr)
-            if v:
-                return v
+            try:
+                v = self.eval(expr)
+                if v:
+                    return v
+            except CdpError as e:
+                last = e
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {expr!r} "
+                raise AssertionError(f"timed out after {timeout}s waiting for {expr!r} ({last}) "
                                      f"(body: {self.eval('document.body && document.body.innerText.slice(0, 600)')!r})")
             time.sleep(interval)
 

@@ -12,7 +12,9 @@ The exporter binary: LOTTERY_EXPORTER, else target/release/lottery-exporter.
 """
 import json
 import os
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -188,3 +190,213 @@ def test_hostile_api_data_stays_text_and_layout_holds():
             assert _page_errors(b) == []
     finally:
         api.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the page against lottery-exporter on a real server
+
+EXPORTER = os.environ.get("LOTTERY_EXPORTER", str(H.REPO / "target" / "release" / "lottery-exporter"))
+NON_UTF8 = b"\xff\xfe-prize"
+TOKEN = "page-test-token-0123456789"
+
+
+class Exporter:
+    def __init__(self, redis_port, bind="127.0.0.1", extra=(), env=None):
+        if not os.access(EXPORTER, os.X_OK):
+            pytest.fail(f"lottery-exporter not found at {EXPORTER!r}: build it with "
+                        f"`cargo build --release -p lottery-exporter` or set LOTTERY_EXPORTER", pytrace=False)
+        self.port = H.free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = tempfile.NamedTemporaryFile(prefix="lottery-exporter-", suffix=".log", delete=False)
+        argv = [EXPORTER, "--redis", f"redis://127.0.0.1:{redis_port}", "--listen", f"{bind}:{self.port}",
+                "--sample-ms", "500", *extra]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})))
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"lottery-exporter exited {self.proc.returncode}: {self.log_tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"lottery-exporter does not listen: {self.log_tail()}")
+                time.sleep(0.05)
+
+    def get(self, path, headers=None):
+        """(status, body) of a GET."""
+        req = urllib.request.Request(self.url.rstrip("/") + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as res:
+                return res.status, res.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def status(self, headers=None):
+        code, body = self.get("/api/status", headers)
+        assert code == 200, (code, body[:300])
+        return json.loads(body)
+
+    def log_tail(self):
+        with open(self.log.name, "rb") as f:
+            return f.read()[-2000:].decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def close(self):
+        self.stop()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+@pytest.fixture
+def exporter_factory():
+    started = []
+
+    def make(*a, **kw):
+        e = Exporter(*a, **kw)
+        started.append(e)
+        return e
+
+    yield make
+    for e in started:
+        e.close()
+
+
+def _setup_campaigns(server):
+    """Two campaigns with hostile and non-UTF-8 ids and keys, some draws, one writer status."""
+    raw = server.raw()
+    key = "shop:{page}"
+    assert raw.call("LOTTERY.CONFIGURE", key, "PRIZE", HOSTILE, 30, 40, "PRIZE", NON_UTF8, 30, 25,
+                    "PRIZE", "sticker", 30, "INF", "PRIZE", "voucher", 30, "CODES", "NOTHING", 20) == "OK"
+    # enough codes never to run out: about half the latest wins are codes
+    assert raw.call("LOTTERY.CODES", key, "voucher", "ADD", *[f"CODE-{i:04d}" for i in range(300)]) == 300
+    assert raw.call("LOTTERY.CONFIGURE", HOSTILE, "PRIZE", "\u05e9\u05dc\u05d5\u05dd \U0001f381", 1, 3,
+                    "NOTHING", 1) == "OK"
+    assert raw.call("LOTTERY.PAUSE", HOSTILE) == "OK"
+    _draws(raw, key, 0, 150)
+    # a writer's status hash (the contract lottery-writer publishes), with a hostile consumer name
+    assert raw.call("HSET", "lottery-writer:g1:" + HOSTILE, "target", key, "stream", key + ":wins",
+                    "group", "g1", "consumer", HOSTILE, "database", "sqlite",
+                    "started_ms", int(time.time() * 1000), "updated_ms", int(time.time() * 1000),
+                    "rows_total", 17, "retries_total", 2, "errors_total", 1) == 10
+    raw.close()
+    return key
+
+
+def _draws(raw, key, first, n):
+    replies = raw.pipeline([("LOTTERY.DRAW", key, f"user-{i}") for i in range(first, first + n)])
+    assert all(isinstance(r, list) for r in replies), replies[:3]
+
+
+def _page_numbers(page, key):
+    return page.eval(f"""(() => {{
+        const card = [...document.querySelectorAll('[data-campaign]')].find(c => c.dataset.campaign === {json.dumps(key)});
+        if (!card) return null;
+        const f = (el, n) => el.querySelector(`[data-field=${{n}}]`).dataset.value;
+        return {{
+            state: f(card, 'state'),
+            nums: Object.fromEntries(['draws', 'wins', 'losses', 'users'].map(n => [n, f(card, n)])),
+            prizes: [...card.querySelectorAll('[data-prize]')].map(li => [li.dataset.prize,
+                li.querySelector('.pid').textContent, f(li, 'sold'), f(li, 'stock')]),
+            wins: [...card.querySelectorAll('tr[data-win]')].map(tr => [tr.dataset.win,
+                tr.querySelector('[data-field=user]').textContent, tr.querySelector('[data-field=prize]').textContent,
+                tr.querySelector('[data-field=code]').textContent]),
+        }};
+    }})()""")
+
+
+def _expected_numbers(server, key):
+    """What the page must show for key, from LOTTERY.STATS and XREVRANGE on the server itself."""
+    raw = server.raw()
+    flat = raw.call("LOTTERY.STATS", key)
+    st = dict(zip([k.decode() for k in flat[0::2]], flat[1::2]))
+    text = lambda b: b.decode("utf-8", "replace")  # noqa: E731
+    wins = []
+    for eid, fields in raw.call("XREVRANGE", st["stream"], "+", "-", "COUNT", 20):
+        f = dict(zip(fields[0::2], fields[1::2]))
+        wins.append([text(eid), text(f[b"user"]), text(f[b"prize"]), text(f.get(b"code", "\u2014".encode()))])
+    raw.close()
+    return {
+        "state": st["state"].decode(),
+        "nums": {n: str(st[n]) for n in ("draws", "wins", "losses", "users")},
+        "prizes": [[text(p[0]), text(p[0]), str(p[3]), "inf" if p[2] == -1 else str(p[2])] for p in st["prizes"]],
+        "wins": wins,
+    }
+
+
+def test_page_shows_the_servers_numbers(server, exporter_factory):
+    chromium = chromium_or_skip()
+    key = _setup_campaigns(server)
+    exp = exporter_factory(server.port)
+    with Browser(chromium) as b:
+        page = b.open(exp.url)
+        page.wait_for("document.body.dataset.status === 'ok' && document.querySelectorAll('[data-campaign]').length === 2")
+        want = _expected_numbers(server, key)
+        assert want["nums"]["draws"] == "150" and int(want["nums"]["wins"]) > 0 and len(want["wins"]) == 20
+        assert any(w[3].startswith("CODE-") for w in want["wins"]), "no code prize won: change the weights"
+        assert _page_numbers(page, key) == want
+        assert _page_numbers(page, HOSTILE) == _expected_numbers(server, HOSTILE)
+        assert _page_numbers(page, HOSTILE)["state"] == "paused"
+
+        # hostile text is text: the escaped markup is in the DOM, no element was made from it
+        assert page.eval(NO_MARKUP_FROM_DATA)
+        html = page.eval("document.documentElement.outerHTML")
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+        assert page.eval("document.querySelector('[data-campaign] h2').textContent") in (key, HOSTILE)
+        prize_ids = page.eval("[...document.querySelectorAll('.pid')].map(e => e.textContent)")
+        assert HOSTILE in prize_ids and NON_UTF8.decode("utf-8", "replace") in prize_ids
+        assert page.eval("document.querySelector('[data-writer] [data-field=rows_total]').dataset.value") == "17"
+        assert page.eval("[...document.querySelectorAll('[data-writer] td')][1].textContent") == HOSTILE
+
+        # it refreshes itself: more draws show up, and the chart gets its rates
+        _draws(server.raw(), key, 150, 60)
+        page.wait_for(f"{_card_js(key)}.querySelector('[data-field=draws]').dataset.value === '210'", timeout=10)
+        assert _page_numbers(page, key) == _expected_numbers(server, key)
+        page.wait_for(f"{_card_js(key)}.querySelectorAll('svg path').length === 2", timeout=10)
+        assert page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "status-page.png"
+        page.screenshot(str(shot))
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, len(data)
+
+        # the exporter gone: a visible banner, the last data kept
+        exp.stop()
+        page.wait_for("document.body.dataset.status === 'error'", timeout=15)
+        assert page.eval("!document.getElementById('banner').hidden")
+        assert page.eval("document.getElementById('banner').textContent").startswith("Cannot load the status")
+        assert _page_numbers(page, key)["nums"]["draws"] == "210"
+        assert _page_errors(b) == []
+
+
+def _card_js(key):
+    return f"[...document.querySelectorAll('[data-campaign]')].find(c => c.dataset.campaign === {json.dumps(key)})"
+
+
+def test_non_loopback_bind_needs_the_token(server, exporter_factory):
+    chromium = chromium_or_skip()
+    key = _setup_campaigns(server)
+    exp = exporter_factory(server.port, bind="0.0.0.0", env={"LOTTERY_EXPORTER_TOKEN": TOKEN})
+    assert exp.get("/")[0] == 401
+    assert exp.get("/api/status")[0] == 401
+    assert exp.get("/api/status", {"Authorization": "Bearer wrong"})[0] == 401
+    assert exp.get("/api/status?token=wrong")[0] == 401
+    assert exp.status({"Authorization": f"Bearer {TOKEN}"})["campaigns"] is not None
+    assert exp.get(f"/api/status?token={TOKEN}")[0] == 200
+    code, body = exp.get(f"/?token={TOKEN}")
+    assert code == 200 and body == PAGE.read_bytes()
+    with Browser(chromium) as b:
+        page = b.open(exp.url + f"?token={TOKEN}")
+        page.wait_for(f"document.body.dataset.status === 'ok' && !!{_card_js(key)}")
+        assert _page_numbers(page, key) == _expected_numbers(server, key)
+        assert _page_errors(b) == []
