@@ -183,6 +183,14 @@ def test_hostile_api_data_stays_text_and_layout_holds():
             assert page.eval("document.getElementById('banner').hidden")
             assert _page_errors(b) == []
 
+            # many campaigns: the first 200 drawn, the rest counted
+            many = {"refresh_ms": 300, "campaigns": [{"key": f"c{i}", "state": "active", "draws": i}
+                                                     for i in range(250)]}
+            api.status = many
+            page.wait_for("document.querySelector('[data-field=campaigns_hidden]')?.dataset.value === '50'", timeout=10)
+            assert page.eval("document.querySelectorAll('[data-campaign]').length") == 200
+            assert page.eval("document.querySelectorAll('[data-campaign]')[199].dataset.campaign") == "c199"
+
             # a header-safe token goes both ways
             page2 = b.open(api.url + "?token=abc.DEF-123")
             page2.wait_for("document.body.dataset.status === 'ok'")
