@@ -7,6 +7,11 @@ use redis::Value;
 /// are cut (at a character boundary) so that a hostile entry cannot grow the JSON.
 pub const MAX_TEXT: usize = 4096;
 
+/// Longest text kept of a recent win's user, prize and code (prize ids and codes are at most
+/// 512 bytes; a user id can be of any length): the JSON of the 20 wins of each of
+/// `--max-campaigns` campaigns stays bounded (at most about 30 KiB per campaign).
+pub const MAX_WIN_TEXT: usize = 512;
+
 #[derive(Clone, Debug, Default)]
 pub struct Prize {
     pub id: Vec<u8>,
@@ -83,7 +88,12 @@ pub struct Sample {
 }
 
 pub fn lossy(b: &[u8]) -> String {
-    let b = &b[..b.len().min(MAX_TEXT)];
+    lossy_cut(b, MAX_TEXT)
+}
+
+/// `lossy` with another bound.
+pub fn lossy_cut(b: &[u8], max: usize) -> String {
+    let b = &b[..b.len().min(max)];
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -205,7 +215,7 @@ pub fn parse_wins(v: &Value) -> Vec<Win> {
             ..Default::default()
         };
         for (name, val) in pairs(fields) {
-            let text = || lossy(bytes(val).unwrap_or(b""));
+            let text = || lossy_cut(bytes(val).unwrap_or(b""), MAX_WIN_TEXT);
             match name {
                 b"user" => w.user = text(),
                 b"prize" => w.prize = text(),
@@ -309,5 +319,6 @@ mod tests {
         assert_eq!(w[0].user, "\u{FFFD}");
         assert_eq!(w[1].ts_ms, Some(12));
         assert_eq!(lossy(&[b'a'; 5000]).len(), MAX_TEXT);
+        assert_eq!(lossy_cut(&[b'a'; 5000], MAX_WIN_TEXT).len(), MAX_WIN_TEXT);
     }
 }
