@@ -48,7 +48,7 @@ test: deps lint build unit pytest ## everything CI runs: deps, lint, unit tests,
 run: deps build ## start redis-server with the module on port $(PORT) and show a few draws
 	PORT=$(PORT) MODULE=$(CURDIR)/$(MODULE) bash scripts/run.sh
 
-demo: deps build ## the whole pipeline: a throwaway server, lottery-writer into SQLite, 50k users drawing, every count checked
+demo: deps build ## the whole pipeline: a throwaway server, lottery-writer into SQLite, 50k users drawing, every count checked, the status page and metrics of lottery-exporter
 	MODULE=$(CURDIR)/$(MODULE) PY=$(CURDIR)/$(PY) bash scripts/demo.sh
 
 stop: ## stop the server that `make run` started

@@ -6,10 +6,14 @@
 # Called by `make demo`, which installs the deps, builds the module and the writer, and sets
 # MODULE. By hand, from anywhere:
 #   MODULE=/path/to/liblottery.so bash scripts/demo.sh
+# lottery-exporter serves the live status page and Prometheus metrics meanwhile; the summary
+# prints their address and checks the metrics against LOTTERY.STATS.
 # Options (environment): DEMO_PORT (default: a free port), DEMO_USERS (default 50000),
-# DEMO_THREADS (4), WRITER (path to lottery-writer).
+# DEMO_THREADS (4), WRITER (path to lottery-writer), EXPORTER (path to lottery-exporter),
+# DEMO_HOLD (seconds to keep the server and the status page up after the summary; default 0),
+# DEMO_DIR (where everything lives; default <repo>/.run/demo).
 #
-# Everything lives in <repo>/.run/demo (wiped at each start). The server and the writer are
+# Everything lives in DEMO_DIR (wiped at each start). The server, the writer and the exporter are
 # stopped on exit, and the server's data removed; the SQLite database and the logs are kept.
 set -euo pipefail
 
@@ -17,11 +21,12 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MODULE="${MODULE:-$ROOT/target/release/liblottery.so}"
 PY="${PY:-$ROOT/.venv/bin/python}"
 CONF="$ROOT/redis.conf.example"
-DEMO_DIR="$ROOT/.run/demo"
+DEMO_DIR="${DEMO_DIR:-$ROOT/.run/demo}"
 DATA_DIR="$DEMO_DIR/redis"
 LOG="$DEMO_DIR/redis.log"
 PIDFILE="$DEMO_DIR/redis.pid"
 WRITER_LOG="$DEMO_DIR/writer.log"
+EXPORTER_LOG="$DEMO_DIR/exporter.log"
 DB="$DEMO_DIR/wins.db"
 STATE="$DEMO_DIR/clients.json"
 USERS="${DEMO_USERS:-50000}"
@@ -58,6 +63,10 @@ if [ -z "${WRITER:-}" ]; then
 fi
 [ -n "${WRITER:-}" ] && [ -x "$WRITER" ] ||
     die "lottery-writer not found in target/release or writer/target/release (build it with: cd writer && cargo build --release)"
+EXPORTER="${EXPORTER:-$ROOT/target/release/lottery-exporter}"
+[ -x "$EXPORTER" ] || die "lottery-exporter not found at $EXPORTER (build it with: make build)"
+HOLD="${DEMO_HOLD:-0}"
+[[ $HOLD =~ ^[0-9]+$ ]] || die "DEMO_HOLD must be a number of seconds, got '$HOLD'"
 
 if [ -n "${DEMO_PORT:-}" ]; then
     PORT="$DEMO_PORT"
@@ -78,10 +87,15 @@ cli() {
 # ---------------------------------------------------------------- clean-up on exit
 
 WRITER_PID=""
+EXPORTER_PID=""
 SERVER_UP=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    if [ -n "$EXPORTER_PID" ]; then
+        kill -TERM "$EXPORTER_PID" 2>/dev/null || true
+        wait "$EXPORTER_PID" 2>/dev/null || true
+    fi
     if [ -n "$WRITER_PID" ] && kill -0 "$WRITER_PID" 2>/dev/null; then
         kill -TERM "$WRITER_PID" 2>/dev/null || true
         wait "$WRITER_PID" 2>/dev/null || true
@@ -100,7 +114,7 @@ cleanup() {
 The server is stopped; the database stays:  $DB
   sqlite3 $DB 'select stream_id, campaign, cast(user_id as text), prize, ts_ms, draw_seq, cast(reqid as text) from wins limit 5'
   sqlite3 $DB 'select * from stock_drains order by seq limit 10'
-Logs: $LOG, $WRITER_LOG
+Logs: $LOG, $WRITER_LOG, $EXPORTER_LOG
 EOF
     fi
     exit "$rc"
@@ -170,6 +184,32 @@ if ! grep -q 'event=recovered' "$WRITER_LOG" 2>/dev/null; then
 fi
 echo "  pid $WRITER_PID, log $WRITER_LOG, database $DB"
 
+# ---------------------------------------------------------------- the exporter
+
+section "Start lottery-exporter (status page and Prometheus metrics)"
+EPORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+EXPORTER_URL="http://127.0.0.1:$EPORT/"
+EXPORTER_ARGS=(--redis "redis://127.0.0.1:$PORT" --listen "127.0.0.1:$EPORT" --sample-ms 1000)
+echo "  $(basename "$EXPORTER") ${EXPORTER_ARGS[*]}"
+"$EXPORTER" "${EXPORTER_ARGS[@]}" 2>"$EXPORTER_LOG" &
+EXPORTER_PID=$!
+up=""
+for _ in $(seq 1 100); do
+    if "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+        "${EXPORTER_URL}metrics" 2>/dev/null; then
+        up=yes
+        break
+    fi
+    kill -0 "$EXPORTER_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$up" ]; then
+    cat "$EXPORTER_LOG" >&2
+    die "lottery-exporter did not start (log above)"
+fi
+echo "  pid $EXPORTER_PID, log $EXPORTER_LOG"
+echo "  status page $EXPORTER_URL (open it while the users draw), metrics ${EXPORTER_URL}metrics"
+
 # ---------------------------------------------------------------- the draws
 
 section "$USERS users draw (scripts/demo_load.py, redis-py)"
@@ -198,5 +238,13 @@ section "Summary per prize"
 status=0
 "$PY" "$ROOT/scripts/demo_load.py" report --port "$PORT" --campaign "$KEY" --db "$DB" \
     --state "$STATE" --configure "${CONFIGURE[@]}" || status=$?
+
+section "Status page and metrics (lottery-exporter)"
+"$PY" "$ROOT/scripts/demo_load.py" metrics --port "$PORT" --campaign "$KEY" \
+    --url "$EXPORTER_URL" || status=1
 echo "(demo took $((SECONDS - T0)) s)"
+if [ "$HOLD" -gt 0 ]; then
+    echo "The server and the status page stay up for $HOLD s (DEMO_HOLD): $EXPORTER_URL; Ctrl-C stops."
+    sleep "$HOLD" || true
+fi
 exit "$status"

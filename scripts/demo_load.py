@@ -25,6 +25,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.request
 
 import redis
 
@@ -435,6 +436,45 @@ def cmd_report(a):
     print("all matching")
 
 
+def prom_value(text, name, campaign):
+    """The value of `name{campaign="..."}` in a Prometheus exposition, or None."""
+    want = campaign.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'campaign="{want}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def cmd_metrics(a):
+    """Checks that lottery-exporter's /metrics shows the campaign's STATS wins and draws, and
+    prints its size; waits up to --timeout seconds for a sample taken after the draws."""
+    r = connect(a.port)
+    fields, _prizes = stats(r, a.campaign)
+    deadline = time.time() + a.timeout
+    got = {}
+    while True:
+        try:
+            with urllib.request.urlopen(a.url + "metrics", timeout=5) as resp:
+                text = resp.read().decode("utf-8", "replace")
+        except OSError as e:
+            text, err = "", e
+        got = {n: prom_value(text, n, a.campaign) for n in ("lottery_wins_total", "lottery_draws_total")}
+        want = {"lottery_wins_total": float(fields["wins"]), "lottery_draws_total": float(fields["draws"])}
+        if text and got == want:
+            break
+        if time.time() > deadline:
+            print(f"MISMATCH: /metrics shows {got}, LOTTERY.STATS {want}"
+                  + ("" if text else f" (no answer: {err})"))
+            sys.exit(1)
+        time.sleep(0.2)
+    lines = text.count("\n")
+    series = sum(1 for x in text.splitlines() if x and not x.startswith("#"))
+    print(f"  status page:  {a.url}")
+    print(f"  metrics:      {a.url}metrics  ({fmt(lines)} lines, {fmt(series)} series)")
+    print(f"  lottery_wins_total {fmt(int(got['lottery_wins_total']))} = STATS wins, "
+          f"lottery_draws_total {fmt(int(got['lottery_draws_total']))} = STATS draws  ok")
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -465,9 +505,15 @@ def main():
     r.add_argument("--state", required=True)
     r.add_argument("--configure", nargs=argparse.REMAINDER, required=True)
 
+    m = sub.add_parser("metrics")
+    m.add_argument("--port", type=int, required=True)
+    m.add_argument("--campaign", required=True)
+    m.add_argument("--url", required=True, help="the exporter's base URL, ending in /")
+    m.add_argument("--timeout", type=float, default=15)
+
     a = p.parse_args()
     try:
-        {"draw": cmd_draw, "wait": cmd_wait, "report": cmd_report}[a.cmd](a)
+        {"draw": cmd_draw, "wait": cmd_wait, "report": cmd_report, "metrics": cmd_metrics}[a.cmd](a)
     except KeyboardInterrupt:
         print("\ndemo_load.py: interrupted", file=sys.stderr)
         sys.exit(130)
