@@ -21,6 +21,7 @@ mod rate;
 mod run;
 mod signals;
 mod startup;
+mod status;
 mod store;
 #[cfg(feature = "mysql")]
 mod store_mysql;
