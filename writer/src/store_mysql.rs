@@ -27,8 +27,10 @@ use mysql::{Conn, IsolationLevel, Opts, OptsBuilder, TxOpts, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS wins (
+const SCHEMA: [(&str, &str); 2] = [
+    (
+        "wins",
+        "CREATE TABLE IF NOT EXISTS wins (
     campaign_hash BINARY(32) NOT NULL,
     stream_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     campaign  TEXT NOT NULL,
@@ -41,7 +43,10 @@ const SCHEMA: [&str; 2] = [
     code      LONGBLOB,
     PRIMARY KEY (campaign_hash, stream_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
-    "CREATE TABLE IF NOT EXISTS stock_drains (
+    ),
+    (
+        "stock_drains",
+        "CREATE TABLE IF NOT EXISTS stock_drains (
     campaign_hash BINARY(32) NOT NULL,
     seq       BIGINT NOT NULL,
     prize_hash BINARY(32) NOT NULL,
@@ -51,6 +56,7 @@ const SCHEMA: [&str; 2] = [
     prize_raw LONGBLOB,
     PRIMARY KEY (campaign_hash, seq, prize_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ),
 ];
 
 const WINS_COLUMNS: &str = "wins (campaign_hash, stream_id, campaign, user_id, prize, ts_ms, \
@@ -160,16 +166,17 @@ impl Mysql {
                     .into(),
             );
         }
-        for s in SCHEMA {
-            conn.query_drop(s).map_err(|e| err("create tables", e))?;
+        // Only the missing tables are created: CREATE TABLE IF NOT EXISTS needs the CREATE
+        // privilege even when the table is there.
+        let mut engines = tables(&mut conn)?;
+        for (name, sql) in SCHEMA {
+            if !engines.iter().any(|(t, _)| t == name) {
+                conn.query_drop(sql).map_err(|e| err("create tables", e))?;
+            }
         }
-        // The engine of tables that were there already.
-        let engines: Vec<(String, Option<String>)> = conn
-            .query(
-                "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
-                 WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('wins', 'stock_drains')",
-            )
-            .map_err(|e| err("read the tables' engine", e))?;
+        if engines.len() < SCHEMA.len() {
+            engines = tables(&mut conn)?;
+        }
         for (table, engine) in engines {
             if !engine
                 .as_deref()
@@ -213,6 +220,15 @@ impl Mysql {
             }
         }
     }
+}
+
+/// The writer's tables in the database, with their engines.
+fn tables(conn: &mut Conn) -> Result<Vec<(String, Option<String>)>> {
+    conn.query(
+        "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('wins', 'stock_drains')",
+    )
+    .map_err(|e| err("read the tables", e))
 }
 
 /// Adds the columns of `ADDED_COLUMNS` the tables lack (tables made by an earlier version).

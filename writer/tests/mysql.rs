@@ -503,4 +503,30 @@ fn mysql_refusals_at_open_and_added_columns() {
         .unwrap();
     assert_eq!(old, Some(None));
     assert_eq!(pending(&mut con, STREAM, GROUP), 0);
+
+    // Once the tables are complete, SELECT, INSERT and UPDATE are enough.
+    root.query_drop(
+        "CREATE USER 'plain'@'127.0.0.1' IDENTIFIED BY 'pw'; \
+         GRANT SELECT, INSERT, UPDATE ON old.* TO 'plain'@'127.0.0.1'",
+    )
+    .unwrap();
+    draw(&mut con, CAMPAIGN, 20, 40);
+    let mut w = WriterProc::spawn(
+        &r.dir.path().join("plain.log"),
+        &writer_args(
+            &r,
+            CAMPAIGN,
+            GROUP,
+            "w1",
+            &format!("mysql://plain:pw@127.0.0.1:{}/old", m.port),
+            FAST,
+        ),
+    );
+    wait_until(LONG, "rows with the plain user", || {
+        root.query_first::<i64, _>("SELECT COUNT(*) FROM old.wins")
+            .unwrap()
+            == Some(xlen(&mut con, STREAM) + 1)
+    });
+    assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
+    assert_eq!(pending(&mut con, STREAM, GROUP), 0);
 }
