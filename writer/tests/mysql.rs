@@ -5,6 +5,7 @@
 //! - the writer killed with SIGKILL mid-stream and restarted: every win stored exactly once;
 //! - mariadbd killed with SIGKILL under a running writer and restarted on the same data dir:
 //!   the writer retries, nothing lost, nothing stored twice, nothing acknowledged unstored;
+//! - mariadbd hung (SIGSTOP): reads time out after `--db-timeout-ms`, retried until resumed;
 //! - hostile bytes (user ids, prize ids, codes, request ids; a 100 KB user id) and a
 //!   4096-byte campaign key round-trip exactly;
 //! - refusals at open (MyISAM tables, a non-durable server, a wrong password, no database),
@@ -113,6 +114,31 @@ fn check_rows_match_stream(
         .unwrap()
         .unwrap();
     assert_eq!(other, 0, "campaign column or its hash differs");
+}
+
+/// The group's `entries-read` (XINFO GROUPS).
+fn entries_read(con: &mut redis::Connection, stream: &str) -> i64 {
+    let groups: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query(con)
+        .unwrap();
+    for g in groups {
+        let f: Vec<(String, redis::Value)> = g
+            .chunks(2)
+            .map(|kv| (redis::from_redis_value(&kv[0]).unwrap(), kv[1].clone()))
+            .collect();
+        if f.iter()
+            .any(|(k, v)| k == "name" && *v == redis::Value::BulkString(GROUP.into()))
+        {
+            for (k, v) in f {
+                if k == "entries-read" {
+                    return redis::from_redis_value(&v).unwrap_or(-1);
+                }
+            }
+        }
+    }
+    -1
 }
 
 fn drained_sold(c: &mut mysql::Conn, campaign: &str) -> i64 {
@@ -225,6 +251,18 @@ fn mysql_server_killed_and_restarted_under_the_writer() {
     drawer.join().unwrap();
     check_nothing_acked_unstored(&mut con, STREAM, GROUP, &stored);
     wait_db(&m, LONG, "all rows", |c| count(c) == 4800);
+
+    // Hung (SIGSTOP): the writer's reads time out after --db-timeout-ms and it retries; once
+    // resumed, everything is stored.
+    let retries = |w: &WriterProc| w.log_text().matches("event=retry").count();
+    let before = retries(&w);
+    m.hang(true);
+    draw(&mut con, CAMPAIGN, 4800, 5000);
+    let hung = Instant::now();
+    wait_until(LONG, "a retry while hung", || retries(&w) > before);
+    assert!(hung.elapsed() < Duration::from_secs(10));
+    m.hang(false);
+    wait_db(&m, LONG, "all rows after the hang", |c| count(c) == 5000);
     std::thread::sleep(Duration::from_millis(300));
     let st = w.term();
     assert_eq!(st.code(), Some(0), "{}", w.log_text());
@@ -352,6 +390,24 @@ fn mysql_hostile_bytes_and_a_4096_byte_campaign_key_round_trip() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(w.term().success(), "{}", w.log_text());
     assert_eq!(xlen(&mut con, &stream), 153);
+    check_final(&mut con, &m, &campaign, &stream);
+
+    // Everything delivered again (the group made anew): every row is already there, nothing
+    // is inserted twice, every entry counted as a duplicate.
+    let _: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(&stream)
+        .arg(GROUP)
+        .query(&mut con)
+        .unwrap();
+    let log2 = r.dir.path().join("w2.log");
+    let mut w = WriterProc::spawn(&log2, &args);
+    wait_until(LONG, "everything read again", || {
+        entries_read(&mut con, &stream) == 153 && pending(&mut con, &stream, GROUP) == 0
+    });
+    assert!(w.term().success(), "{}", w.log_text());
+    let t = w.log_text();
+    assert!(t.contains(" inserted=0 duplicates=153 "), "{t}");
     check_final(&mut con, &m, &campaign, &stream);
     // Codes handed out, byte for byte; the binary prize's exact bytes, in wins and drains.
     let got_codes: Vec<Vec<u8>> = c

@@ -188,6 +188,17 @@ impl MariaDb {
         assert!(ok, "mariadbd did not restart: {}", self.error_log());
     }
 
+    /// SIGSTOP (`hang`) or SIGCONT the server: connections stay open, nothing answers.
+    pub fn hang(&self, hang: bool) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .arg(if hang { "-STOP" } else { "-CONT" })
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
