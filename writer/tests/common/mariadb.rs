@@ -3,7 +3,12 @@
 //! needs percent-encoding in a URL. Killed (and its files removed) on Drop.
 //! `MariaDb::start` is None when mariadbd is not installed.
 
-use crate::common::{find_bin, free_port, wait_until};
+use crate::common::{
+    check_rows, find_bin, free_port, pending, prize_bytes, stats_int, stream_fields, tool_missing,
+    wait_until,
+};
+use mysql::prelude::Queryable;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -142,14 +147,12 @@ impl MariaDb {
 
     /// root, in the test database.
     pub fn db(&self) -> mysql::Conn {
-        use mysql::prelude::Queryable;
         let mut c = self.root();
         c.query_drop(format!("USE {DB}")).unwrap();
         c
     }
 
     fn setup(&self) {
-        use mysql::prelude::Queryable;
         let mut c = self.root();
         let pw = PASSWORD.replace('\'', "''");
         for s in [
@@ -219,10 +222,161 @@ pub fn wait_db(
     mut f: impl FnMut(&mut mysql::Conn) -> bool,
 ) {
     wait_until(timeout, what, || match m.try_root() {
-        Some(mut c) => {
-            use mysql::prelude::Queryable;
-            c.query_drop(format!("USE {DB}")).is_ok() && f(&mut c)
-        }
+        Some(mut c) => c.query_drop(format!("USE {DB}")).is_ok() && f(&mut c),
         None => false,
     });
+}
+
+// ---------------------------------------------------------------- checks of the tables
+
+pub const FAST: &[&str] = &[
+    "--drain-every-ms",
+    "100",
+    "--db-timeout-ms",
+    "500",
+    "--max-backoff-ms",
+    "300",
+    "--block-ms",
+    "200",
+    "--check-every-ms",
+    "200",
+    "--log-every-ms",
+    "0",
+];
+
+/// A server for `test`; None (the test returns) when mariadbd is not installed and CI is
+/// not set (with CI set, the test fails).
+pub fn start_or_skip(test: &str) -> Option<MariaDb> {
+    let m = MariaDb::start();
+    if m.is_none() {
+        tool_missing(test, "MariaDB (mariadbd, mariadb-install-db)");
+    }
+    m
+}
+
+pub fn count(c: &mut mysql::Conn) -> i64 {
+    c.query_first("SELECT COUNT(*) FROM wins")
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+pub fn stored_ids(c: &mut mysql::Conn) -> HashSet<String> {
+    c.query("SELECT stream_id FROM wins")
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Every stream entry is exactly one row of `campaign` (found by its hash, the way a reader
+/// looks a campaign up), field for field; the campaign column holds the key exactly.
+pub fn check_rows_match_stream(
+    con: &mut redis::Connection,
+    c: &mut mysql::Conn,
+    stream: &str,
+    campaign: &str,
+) {
+    let want = stream_fields(con, stream);
+    let (total, distinct): (i64, i64) = c
+        .query_first("SELECT COUNT(*), COUNT(DISTINCT campaign_hash, stream_id) FROM wins")
+        .unwrap()
+        .unwrap();
+    assert_eq!(total, distinct);
+    assert_eq!(total as usize, want.len(), "rows != stream entries");
+    type Row = (
+        String,
+        Vec<u8>,
+        String,
+        Option<Vec<u8>>,
+        i64,
+        i64,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    );
+    let rows: Vec<Row> = c
+        .exec(
+            "SELECT stream_id, user_id, prize, prize_raw, ts_ms, draw_seq, reqid, code FROM wins \
+             WHERE campaign_hash = UNHEX(SHA2(?, 256))",
+            (campaign,),
+        )
+        .unwrap();
+    let got = rows
+        .into_iter()
+        .map(|(id, user, prize, raw, ts, draw, reqid, code)| {
+            (id, (user, prize_bytes(prize, raw), ts, draw, reqid, code))
+        })
+        .collect();
+    check_rows(&want, got);
+    let other: i64 = c
+        .exec_first(
+            "SELECT COUNT(*) FROM wins WHERE campaign <> ? OR campaign_hash <> UNHEX(SHA2(campaign, 256))",
+            (campaign,),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(other, 0, "campaign column or its hash differs");
+}
+
+/// The group's `entries-read` (XINFO GROUPS).
+pub fn entries_read(con: &mut redis::Connection, stream: &str, group: &str) -> i64 {
+    let groups: Vec<Vec<redis::Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query(con)
+        .unwrap();
+    for g in groups {
+        let f: Vec<(String, redis::Value)> = g
+            .chunks(2)
+            .map(|kv| (redis::from_redis_value(&kv[0]).unwrap(), kv[1].clone()))
+            .collect();
+        if f.iter()
+            .any(|(k, v)| k == "name" && *v == redis::Value::BulkString(group.into()))
+        {
+            for (k, v) in f {
+                if k == "entries-read" {
+                    return redis::from_redis_value(&v).unwrap_or(-1);
+                }
+            }
+        }
+    }
+    -1
+}
+
+pub fn drained_sold(c: &mut mysql::Conn, campaign: &str) -> i64 {
+    c.exec_first(
+        "SELECT CAST(COALESCE(SUM(sold), 0) AS SIGNED) FROM stock_drains \
+         WHERE campaign_hash = UNHEX(SHA2(?, 256))",
+        (campaign,),
+    )
+    .unwrap()
+    .unwrap()
+}
+
+/// The end state: rows == entries, each once; drained == sold; nothing pending.
+pub fn check_final(
+    con: &mut redis::Connection,
+    m: &MariaDb,
+    campaign: &str,
+    stream: &str,
+    group: &str,
+) {
+    let mut c = m.db();
+    check_rows_match_stream(con, &mut c, stream, campaign);
+    assert_eq!(pending(con, stream, group), 0, "entries left pending");
+    assert_eq!(
+        drained_sold(&mut c, campaign),
+        stats_int(con, campaign, "wins"),
+        "drained != sold"
+    );
+}
+
+pub fn assert_no_password(log: &str) {
+    assert!(
+        !log.contains(PASSWORD),
+        "the password is in the log:\n{log}"
+    );
+    assert!(
+        !log.contains("p%40ss"),
+        "the encoded password is in the log:\n{log}"
+    );
 }
