@@ -23,7 +23,7 @@
 use crate::store::{DrainOutcome, Result, Store, ADDED_COLUMNS};
 use crate::stream::{Drain, Win};
 use mysql::prelude::Queryable;
-use mysql::{Conn, IsolationLevel, Opts, OptsBuilder, TxOpts, Value};
+use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -291,8 +291,9 @@ fn insert_rows(
     Ok(inserted)
 }
 
+/// The session's isolation level (READ COMMITTED, set at connect): no extra round trip.
 fn tx_opts() -> TxOpts {
-    TxOpts::default().set_isolation_level(Some(IsolationLevel::ReadCommitted))
+    TxOpts::default()
 }
 
 impl Store for Mysql {
