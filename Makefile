@@ -6,7 +6,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 MODULE    := target/release/liblottery.so
 PORT      ?= 6390
-APT_PKGS  := redis-server redis-tools libclang-dev postgresql prometheus chromium
+APT_PKGS  := redis-server redis-tools libclang-dev postgresql mariadb-server prometheus chromium
 # The servers the python-tests run on (scripts/servers.sh list; docs/testing.md): e.g.
 # `make test SERVERS=valkey-9.1.2` or `make pytest SERVERS="redis-7.0.15 redis-8.2.3"`.
 SERVERS   ?= redis-7.0.15 valkey-9.1.2 valkey-8.0.1 redis-8.2.3

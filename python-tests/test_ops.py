@@ -383,7 +383,8 @@ OPS_RULES = ["on", ">ops-pw", "resetkeys", "~camp:*", "resetchannels", "-@all",
              "+lottery.transfer", "+lottery.drain", "+info"]
 WRITER_RULES = ["on", ">writer-pw", "resetkeys", "~camp:*", "resetchannels", "-@all",
                 "+lottery.drain", "+lottery.stats", "+xreadgroup", "+xack", "+xautoclaim",
-                "+xgroup|create", "+cluster|slots", "+ping"]
+                "+xgroup|create", "+cluster|slots", "+ping",
+                "(~lottery-writer:* +hset +pexpire)"]
 MONITOR_RULES = ["on", ">mon-pw", "resetkeys", "%R~camp:*", "resetchannels", "-@all",
                  "+lottery.stats", "+lottery.user", "+lottery.draw", "+info"]
 
@@ -465,6 +466,13 @@ def test_acl_recipes(server, r):
     _noperm(writer, "LOTTERY.CONFIGURE", key, "COOLDOWN", 0)
     _noperm(writer, "XADD", stream, "*", "user", "forged")
     _noperm(writer, "XGROUP", "DESTROY", stream, "writers")
+    # its status hash, and only there (the selector)
+    assert writer.execute_command("HSET", "lottery-writer:writers:w1", "rows_total", "1") == 1
+    assert writer.execute_command("PEXPIRE", "lottery-writer:writers:w1", 15000) == 1
+    _noperm(writer, "HSET", "camp:{spring}:status", "f", "v")
+    _noperm(writer, "PEXPIRE", key, 1)
+    _noperm(writer, "XADD", "lottery-writer:writers:w1", "*", "f", "v")
+    _noperm(writer, "DEL", "lottery-writer:writers:w1")
 
     # a read-only user (key spec flags: STATS/USER read the key, DRAW writes it)
     assert H.stats(mon, key)["wins"] == 1

@@ -11,7 +11,7 @@ pub const MAX_MS: u64 = 86_400_000;
 #[command(
     name = "lottery-writer",
     version,
-    about = "Persists a redis-lottery campaign's wins stream and stock drains into SQLite or PostgreSQL",
+    about = "Persists a redis-lottery campaign's wins stream and stock drains into SQLite, PostgreSQL or MySQL/MariaDB",
     group(ArgGroup::new("target").required(true).args(["campaign", "shards"]))
 )]
 pub struct Args {
@@ -34,7 +34,8 @@ pub struct Args {
     /// This writer's consumer name; keep it stable across restarts.
     #[arg(long)]
     pub consumer: String,
-    /// sqlite:PATH or postgres://USER[:PASSWORD]@HOST[:PORT]/DB
+    /// sqlite:PATH, postgres://USER[:PASSWORD]@HOST[:PORT]/DB or
+    /// mysql://USER[:PASSWORD]@HOST[:PORT]/DB (also mariadb://; percent-encode `@:/?#%` in a password)
     #[arg(long, default_value = "sqlite:wins.db")]
     pub database: String,
     /// Wins stream name; by default asked of the campaign (LOTTERY.STATS field `stream`).
@@ -66,11 +67,16 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub max_backoff_ms: u64,
     /// SQLite: how long to wait for a lock (busy timeout). PostgreSQL: connect timeout.
+    /// MySQL: connect, read and write timeout, and the lock wait timeout (whole seconds).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=MAX_MS))]
     pub db_timeout_ms: u64,
     /// How often to check that the campaign still exists and still writes to the same stream.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub check_every_ms: u64,
+    /// Publish the counters into the hash `lottery-writer:<group>:<consumer>` this often
+    /// (0: never). It expires after 3 intervals (at least 15 s) unless refreshed.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
+    pub status_every_ms: u64,
     /// A summary line at most this often (0: only at exit).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub log_every_ms: u64,

@@ -34,6 +34,8 @@ pub struct Writer {
     pub last_reconciled: bool,
     /// Set with the exit code when the writer must stop instead of retrying.
     pub fatal: Option<i32>,
+    /// `counts` as of the last step, for the status hash (status.rs).
+    pub status: crate::status::Slot,
 }
 
 impl Writer {
@@ -390,6 +392,11 @@ impl Writer {
         self.process(b, "new")
     }
 
+    /// Copies the counts where the status thread reads them.
+    pub fn publish_counts(&self) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = self.counts.clone();
+    }
+
     pub fn summary(&self, event: &str) {
         log::line("info", event, &self.counts.fields());
     }
@@ -428,6 +435,7 @@ impl Writer {
                         log!("error", "fatal", error = e, exit_code = code);
                         return code;
                     }
+                    self.counts.retries += 1;
                     log!(
                         "error",
                         "retry",
@@ -450,6 +458,7 @@ impl Writer {
                     }
                 }
             }
+            self.publish_counts();
             if self.args.log_every_ms > 0
                 && self.last_log.elapsed() >= Duration::from_millis(self.args.log_every_ms)
             {

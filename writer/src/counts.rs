@@ -1,6 +1,6 @@
 //! What a writer has done, for the `progress` and `stopped` lines.
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Counts {
     pub read: u64,
     pub inserted: u64,
@@ -15,6 +15,8 @@ pub struct Counts {
     pub drains_skipped: u64,
     pub drains_empty: u64,
     pub errors: u64,
+    /// Transient failures retried (Redis or the database).
+    pub retries: u64,
 }
 
 impl Counts {
@@ -34,6 +36,7 @@ impl Counts {
             ("drains_skipped", self.drains_skipped),
             ("drains_empty", self.drains_empty),
             ("errors", self.errors),
+            ("retries", self.retries),
         ]
         .into_iter()
         .map(|(k, n)| (k, n.to_string()))
@@ -54,5 +57,6 @@ impl Counts {
         self.drains_skipped += o.drains_skipped;
         self.drains_empty += o.drains_empty;
         self.errors += o.errors;
+        self.retries += o.retries;
     }
 }

@@ -17,21 +17,45 @@ pub fn v(s: &str) -> String {
     }
 }
 
-/// A URL with its password hidden, for the logs.
+/// A URL with its password hidden, for the logs: the one in the user info, and the value of
+/// a `password=` query parameter (MySQL URLs take one).
 pub fn mask_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
     // redis://user:secret@host -> redis://user:***@host
-    if let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@')) {
-        let auth = &url[scheme_end + 3..at];
-        if let Some(colon) = auth.find(':') {
-            return format!(
-                "{}{}:***{}",
-                &url[..scheme_end + 3],
-                &auth[..colon],
-                &url[at..]
-            );
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let auth = &base[scheme_end + 3..at];
+            match auth.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &base[..scheme_end + 3],
+                    &auth[..colon],
+                    &base[at..]
+                ),
+                None => base.to_string(),
+            }
         }
+        _ => base.to_string(),
+    };
+    if let Some(q) = query {
+        let q: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password") || k.eq_ignore_ascii_case("pass") =>
+                {
+                    format!("{}=***", k)
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&q.join("&"));
     }
-    url.to_string()
+    out
 }
 
 fn now_utc() -> String {
@@ -94,4 +118,21 @@ macro_rules! log {
     ($level:expr, $event:expr $(, $k:ident = $val:expr)* $(,)?) => {
         $crate::log::line($level, $event, &[$((stringify!($k), $crate::log::v(&$val.to_string()))),*])
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(mask_url("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(mask_url("redis://h:1"), "redis://h:1");
+        assert_eq!(mask_url("mysql://u:p@ss@h/db"), "mysql://u:***@h/db");
+        assert_eq!(
+            mask_url("mysql://u@h/db?prefer_socket=false&password=secret"),
+            "mysql://u@h/db?prefer_socket=false&password=***"
+        );
+        assert_eq!(mask_url("sqlite:wins.db"), "sqlite:wins.db");
+    }
 }

@@ -7,7 +7,8 @@
 //! - `connection`: one Redis server or a cluster; `cluster`: slot routing in a cluster;
 //! - `consumer`: the consumer loop of one campaign or shard; `rate`, `counts`: its rate limit
 //!   and its tallies; `run`: one writer in this thread, or one thread per shard;
-//! - `stream`: parsing the replies; `store`: SQLite and PostgreSQL; `log`, `signals`.
+//! - `stream`: parsing the replies; `store`: SQLite and PostgreSQL, `store_mysql`: MySQL /
+//!   MariaDB; `status`: the status hash in Redis; `log`, `signals`.
 
 #[macro_use]
 mod log;
@@ -20,7 +21,10 @@ mod rate;
 mod run;
 mod signals;
 mod startup;
+mod status;
 mod store;
+#[cfg(feature = "mysql")]
+mod store_mysql;
 mod stream;
 
 use clap::Parser;

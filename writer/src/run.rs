@@ -9,6 +9,8 @@ use std::sync::Arc;
 /// Runs `writers` until they stop; the exit code. `sharded`: one thread per shard and a last
 /// `stopped` line with the totals.
 pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i32 {
+    // Publishes until it is dropped, when this function returns.
+    let _status = crate::status::spawn(&writers, stop);
     if !sharded {
         let mut w = writers.pop().expect("one campaign");
         let code = w.run();

@@ -45,6 +45,16 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
         eprintln!("lottery-writer: --drain-every-ms must be 0 (off) or at least 10");
         return Err(EXIT_FATAL);
     }
+    if (1..100).contains(&args.status_every_ms) {
+        log!(
+            "error",
+            "startup_failed",
+            what = "arguments",
+            error = "--status-every-ms must be 0 (off) or at least 100"
+        );
+        eprintln!("lottery-writer: --status-every-ms must be 0 (off) or at least 100");
+        return Err(EXIT_FATAL);
+    }
     let mut probe = probe(args)?;
     if let Err(e) = store::check_url(&args.database) {
         log!("error", "startup_failed", what = "database", error = e);
@@ -135,6 +145,7 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
             last_check: now,
             last_reconciled: false,
             fatal: None,
+            status: Default::default(),
         };
         if let Err(e) = w.connect() {
             log!("error", "startup_failed", what = "redis", error = e);

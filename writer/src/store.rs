@@ -1,4 +1,5 @@
-//! The database side: SQLite (default) and PostgreSQL, behind one trait.
+//! The database side: SQLite (default), PostgreSQL and MySQL / MariaDB (store_mysql.rs),
+//! behind one trait.
 //!
 //! Schema (created if missing):
 //!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code,
@@ -21,7 +22,7 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// Columns added by later versions: (table, column, SQLite type, PostgreSQL type). Tables made
 /// by an earlier version get them at open (`ALTER TABLE ... ADD COLUMN`), existing rows NULL.
-const ADDED_COLUMNS: [(&str, &str, &str, &str); 3] = [
+pub(crate) const ADDED_COLUMNS: [(&str, &str, &str, &str); 3] = [
     ("wins", "prize_raw", "BLOB", "BYTEA"),
     ("stock_drains", "prize_raw", "BLOB", "BYTEA"),
     ("wins", "code", "BLOB", "BYTEA"),
@@ -55,6 +56,8 @@ pub enum DbUrl {
     Sqlite(String),
     #[allow(dead_code)]
     Postgres(String),
+    #[allow(dead_code)]
+    Mysql(String),
 }
 
 pub fn parse_url(url: &str) -> Result<DbUrl> {
@@ -67,15 +70,24 @@ pub fn parse_url(url: &str) -> Result<DbUrl> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(DbUrl::Postgres(url.to_string()));
     }
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        return Ok(DbUrl::Mysql(url.to_string()));
+    }
     Err(format!(
-        "unsupported --database {:?}: use sqlite:PATH or postgres://USER@HOST:PORT/DB",
-        url
+        "unsupported --database {:?}: use sqlite:PATH, postgres://USER@HOST:PORT/DB or \
+         mysql://USER:PASSWORD@HOST:PORT/DB",
+        crate::log::mask_url(url)
     ))
 }
 
 /// Refuses databases that cannot keep what is acknowledged: SQLite in memory (`:memory:`,
 /// `file::memory:`, a `mode=memory` URI) or an empty path (a temporary database).
 pub fn check_url(url: &str) -> Result<()> {
+    #[cfg(feature = "mysql")]
+    if let DbUrl::Mysql(u) = parse_url(url)? {
+        // A malformed URL is a configuration error, not an unreachable database.
+        crate::store_mysql::opts(&u, std::time::Duration::from_secs(1))?;
+    }
     if let DbUrl::Sqlite(path) = parse_url(url)? {
         let lower = path.to_ascii_lowercase();
         let in_memory = path.is_empty()
@@ -106,6 +118,10 @@ pub fn open(url: &str, timeout: std::time::Duration) -> Result<Box<dyn Store>> {
         DbUrl::Postgres(_) => {
             Err("this lottery-writer was built without the postgres feature".into())
         }
+        #[cfg(feature = "mysql")]
+        DbUrl::Mysql(u) => Ok(Box::new(crate::store_mysql::Mysql::open(&u, timeout)?)),
+        #[cfg(not(feature = "mysql"))]
+        DbUrl::Mysql(_) => Err("this lottery-writer was built without the mysql feature".into()),
     }
 }
 

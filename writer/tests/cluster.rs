@@ -388,7 +388,15 @@ fn sharded_kill9_restart_every_win_once() {
     }
 
     // Restart at full speed; more wins arrive while it is blocked reading.
-    let mut w = WriterProc::spawn(&log, &shard_args(&c, "wt", &db, &["--batch", "300"]));
+    let mut w = WriterProc::spawn(
+        &log,
+        &shard_args(
+            &c,
+            "wt",
+            &db,
+            &["--batch", "300", "--status-every-ms", "200"],
+        ),
+    );
     wait_until(LONG, "rows == XLEN", || rows(&db) == 3 * PER_SHARD as i64);
     for (i, k) in keys.iter().enumerate() {
         let base = i as u64 * 1_000_000 + PER_SHARD;
@@ -397,6 +405,27 @@ fn sharded_kill9_restart_every_win_once() {
     wait_until(LONG, "rows == sum of XLEN", || {
         rows(&db) == total_xlen(&c, &keys)
     });
+    // The status hash (on the master owning its key): the shards' counts added up.
+    let status_key = format!("lottery-writer:{GROUP}:w1");
+    let new_rows = (total_xlen(&c, &keys) - mid).to_string();
+    let mut h: HashMap<String, String> = HashMap::new();
+    wait_until(LONG, "the status hash counts every new row", || {
+        h = redis::cmd("HGETALL")
+            .arg(&status_key)
+            .query(&mut c.con_for(&status_key))
+            .unwrap();
+        h.get("rows_total") == Some(&new_rows)
+    });
+    assert_eq!(h["target"], "shards:wt", "{h:?}");
+    assert_eq!(h["stream"], "", "{h:?}");
+    assert_eq!(h["database"], "sqlite", "{h:?}");
+    let n = |k: &str| h[k].parse::<u64>().unwrap();
+    assert_eq!(
+        n("read_total"),
+        n("rows_total") + n("duplicates_total"),
+        "{h:?}"
+    );
+    assert_eq!(n("acked_total"), n("read_total"), "{h:?}");
     let st = w.term();
     let text = w.log_text();
     assert!(st.success(), "exit {:?}; log:\n{}", st, text);

@@ -1,5 +1,6 @@
 //! lottery-writer on PostgreSQL, against a throwaway cluster (initdb under a temp dir).
-//! Skipped, with a message, when initdb is not installed (Debian: `apt-get install postgresql`).
+//! Skipped, with a message, when initdb is not installed (Debian: `apt-get install postgresql`);
+//! failed instead when CI is set.
 
 #![cfg(feature = "postgres")]
 
@@ -16,7 +17,10 @@ const GROUP: &str = "writers";
 #[test]
 fn postgres_end_to_end_with_a_crash() {
     let Some(pg) = Cluster::start() else {
-        eprintln!("SKIPPED postgres_end_to_end_with_a_crash: initdb/pg_ctl not installed (apt-get install postgresql)");
+        tool_missing(
+            "postgres_end_to_end_with_a_crash",
+            "PostgreSQL (initdb, pg_ctl)",
+        );
         return;
     };
     let r = RedisServer::start();
@@ -106,7 +110,10 @@ fn postgres_end_to_end_with_a_crash() {
 #[test]
 fn postgres_code_column_added_and_binary_safe() {
     let Some(pg) = Cluster::start() else {
-        eprintln!("SKIPPED postgres_code_column_added_and_binary_safe: initdb/pg_ctl not installed (apt-get install postgresql)");
+        tool_missing(
+            "postgres_code_column_added_and_binary_safe",
+            "PostgreSQL (initdb, pg_ctl)",
+        );
         return;
     };
     let mut db = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();

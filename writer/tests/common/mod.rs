@@ -2,6 +2,8 @@
 //! and checks of the SQLite tables against the stream.
 #![allow(dead_code)]
 
+#[cfg(feature = "mysql")]
+pub mod mariadb;
 #[cfg(feature = "postgres")]
 pub mod pg;
 
@@ -29,6 +31,34 @@ pub fn module_path() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A program from PATH, or else from one of `dirs` (the last match there in sorted order).
+pub fn find_bin(name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join(name);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    let mut found: Vec<PathBuf> = dirs
+        .iter()
+        .map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// A test's server program is not installed: skipped with a message, except in CI (env `CI`
+/// set), where the test fails instead.
+pub fn tool_missing(test: &str, what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {what} is not installed, and CI is set: install it (make deps)");
+    }
+    eprintln!("SKIPPED {test}: {what} is not installed (make deps)");
 }
 
 pub fn free_port() -> u16 {
@@ -347,6 +377,82 @@ pub fn writer_args(
     a
 }
 
+pub fn id_key(id: &str) -> (u64, u64) {
+    let (a, b) = id.split_once('-').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+pub fn stream_ids(con: &mut redis::Connection, stream: &str) -> Vec<String> {
+    let v: Vec<(String, Value)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query(con)
+        .unwrap();
+    v.into_iter().map(|(id, _)| id).collect()
+}
+
+/// Every entry of the stream is stored (`stored`), pending, or not delivered yet: nothing was
+/// acknowledged without its row. For a database that does not change meanwhile (down, locked).
+pub fn check_nothing_acked_unstored(
+    con: &mut redis::Connection,
+    stream: &str,
+    group: &str,
+    stored: &std::collections::HashSet<String>,
+) {
+    check_nothing_acked_unstored_live(con, stream, group, || stored.clone())
+}
+
+/// The same while a writer may be storing and acknowledging: the group's last delivered ID,
+/// then its pending entries, then (`stored()`) the rows. An entry acknowledged by the time
+/// the pending list is read was committed before, so it is among the rows read after.
+pub fn check_nothing_acked_unstored_live(
+    con: &mut redis::Connection,
+    stream: &str,
+    group: &str,
+    stored: impl FnOnce() -> std::collections::HashSet<String>,
+) {
+    let groups: Vec<Vec<Value>> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(stream)
+        .query(con)
+        .unwrap();
+    let mut last = (0, 0);
+    for g in groups {
+        let name = g
+            .chunks(2)
+            .find(|kv| kv[0] == Value::BulkString(b"name".to_vec()))
+            .map(|kv| kv[1].clone());
+        if name == Some(Value::BulkString(group.as_bytes().to_vec())) {
+            let Some(Value::BulkString(l)) = g
+                .chunks(2)
+                .find(|kv| kv[0] == Value::BulkString(b"last-delivered-id".to_vec()))
+                .map(|kv| kv[1].clone())
+            else {
+                panic!()
+            };
+            last = id_key(&String::from_utf8(l).unwrap());
+        }
+    }
+    let pend: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+        .arg(stream)
+        .arg(group)
+        .arg("-")
+        .arg("+")
+        .arg(1_000_000)
+        .query(con)
+        .unwrap();
+    let pend: std::collections::HashSet<String> = pend.into_iter().map(|p| p.0).collect();
+    let stored = stored();
+    for id in stream_ids(con, stream) {
+        assert!(
+            stored.contains(&id) || pend.contains(&id) || id_key(&id) > last,
+            "entry {} acknowledged but not stored",
+            id
+        );
+    }
+}
+
 // ---------------------------------------------------------------- SQLite checks
 
 pub fn sqlite(path: &Path) -> rusqlite::Connection {
@@ -375,16 +481,17 @@ pub fn drained_sold(path: &Path, campaign: &str) -> i64 {
     .unwrap()
 }
 
-/// user, prize, ts, draw, reqid, code
-type Fields = (Vec<u8>, String, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+/// user, prize (its exact bytes), ts, draw, reqid, code
+pub type Fields = (Vec<u8>, Vec<u8>, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Every stream entry has exactly one row with the same fields, and no other row exists.
-pub fn check_rows_match_stream(
-    con: &mut redis::Connection,
-    stream: &str,
-    db: &Path,
-    campaign: &str,
-) {
+/// A row's prize as its exact bytes: `prize_raw` when the writer kept them (the prize id was
+/// not text), else the text.
+pub fn prize_bytes(prize: String, prize_raw: Option<Vec<u8>>) -> Vec<u8> {
+    prize_raw.unwrap_or_else(|| prize.into_bytes())
+}
+
+/// Every entry of the stream: its ID and the fields a row must hold.
+pub fn stream_fields(con: &mut redis::Connection, stream: &str) -> HashMap<String, Fields> {
     let mut want: HashMap<String, Fields> = HashMap::new();
     let mut start = "-".to_string();
     loop {
@@ -425,7 +532,7 @@ pub fn check_rows_match_stream(
                 id.clone(),
                 (
                     m[&b"user"[..]].clone(),
-                    String::from_utf8(m[&b"prize"[..]].clone()).unwrap(),
+                    m[&b"prize"[..]].clone(),
                     // the draw's time: `ts` if the entry has one, else the ID's ms
                     if m.contains_key(&b"ts"[..]) {
                         num(b"ts")
@@ -441,6 +548,31 @@ pub fn check_rows_match_stream(
         }
         start = format!("({}", last);
     }
+    want
+}
+
+/// The rows of one campaign (`got`: stream id and fields) are exactly the stream's entries
+/// (`want`), each once, field for field.
+pub fn check_rows(want: &HashMap<String, Fields>, got: Vec<(String, Fields)>) {
+    let mut seen = std::collections::HashSet::new();
+    for (id, fields) in got {
+        let w = want
+            .get(&id)
+            .unwrap_or_else(|| panic!("row {} not in the stream", id));
+        assert_eq!(&fields, w, "row {} differs from the stream entry", id);
+        assert!(seen.insert(id.clone()), "row {} stored twice", id);
+    }
+    assert_eq!(seen.len(), want.len(), "rows != stream entries");
+}
+
+/// Every stream entry has exactly one row with the same fields, and no other row exists.
+pub fn check_rows_match_stream(
+    con: &mut redis::Connection,
+    stream: &str,
+    db: &Path,
+    campaign: &str,
+) {
+    let want = stream_fields(con, stream);
     let c = sqlite(db);
     let total: i64 = c
         .query_row("SELECT count(*) FROM wins", [], |r| r.get(0))
@@ -453,7 +585,7 @@ pub fn check_rows_match_stream(
     assert_eq!(total, distinct, "duplicate stream ids in wins");
     assert_eq!(total as usize, want.len(), "rows != stream entries");
     let mut st = c
-        .prepare("SELECT stream_id, user_id, prize, ts_ms, draw_seq, reqid, code FROM wins WHERE campaign = ?1")
+        .prepare("SELECT stream_id, user_id, prize, prize_raw, ts_ms, draw_seq, reqid, code FROM wins WHERE campaign = ?1")
         .unwrap();
     let got = st
         .query_map([campaign], |r| {
@@ -461,23 +593,16 @@ pub fn check_rows_match_stream(
                 r.get::<_, String>(0)?,
                 (
                     r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
+                    prize_bytes(r.get(2)?, r.get(3)?),
                     r.get(4)?,
                     r.get(5)?,
                     r.get(6)?,
+                    r.get(7)?,
                 ),
             ))
         })
-        .unwrap();
-    let mut n = 0;
-    for g in got {
-        let (id, fields): (String, Fields) = g.unwrap();
-        let w = want
-            .get(&id)
-            .unwrap_or_else(|| panic!("row {} not in the stream", id));
-        assert_eq!(&fields, w, "row {} differs from the stream entry", id);
-        n += 1;
-    }
-    assert_eq!(n, want.len());
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    check_rows(&want, got);
 }

@@ -5,23 +5,16 @@ use crate::common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// initdb or pg_ctl: from PATH or Debian's versioned directories.
 pub fn find_bin(name: &str) -> Option<PathBuf> {
-    if let Ok(path) = std::env::var("PATH") {
-        for d in std::env::split_paths(&path) {
-            let p = d.join(name);
-            if p.is_file() {
-                return Some(p);
-            }
-        }
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin").join(name))
-        .filter(|p| p.is_file())
-        .collect();
-    found.sort();
-    found.pop()
+    let dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::common::find_bin(name, &dirs)
 }
 
 pub struct Cluster {

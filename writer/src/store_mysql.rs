@@ -1,0 +1,427 @@
+//! The MySQL / MariaDB store (`mysql://` or `mariadb://` URLs), behind the `Store` trait.
+//!
+//! Schema (created if missing; InnoDB, utf8mb4):
+//!   wins(campaign_hash, stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw,
+//!        code, primary key (campaign_hash, stream_id))
+//!   stock_drains(campaign_hash, seq, prize_hash, campaign, prize, sold, prize_raw,
+//!        primary key (campaign_hash, seq, prize_hash))
+//! The columns mean what they mean in SQLite and PostgreSQL. A campaign key is up to 4096 bytes
+//! and a prize id text of any length, more than an InnoDB key may hold (3072 bytes), so the keys
+//! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))`, the same for
+//! `prize_hash` and `prize` (readers can look a campaign up by it with that expression).
+//!
+//! Every session runs with a strict `sql_mode` (a value that does not fit is an error, never
+//! silently truncated), `utf8mb4`, READ COMMITTED and `innodb_lock_wait_timeout` from
+//! `--db-timeout-ms`, which is also the connect, read and write timeout. Tables in another
+//! engine than InnoDB (MyISAM has no transactions) and a server that does not make a commit
+//! durable (`innodb_flush_log_at_trx_commit = 0`) are refused at open.
+//!
+//! Duplicates (a redelivered entry, a drain batch stored twice) are skipped with
+//! `ON DUPLICATE KEY UPDATE` of a column to itself: unlike `INSERT IGNORE`, it turns no other
+//! error (a value too long, a NULL in a NOT NULL column) into a warning.
+
+use crate::store::{DrainOutcome, Result, Store, ADDED_COLUMNS};
+use crate::stream::{Drain, Win};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const SCHEMA: [(&str, &str); 2] = [
+    (
+        "wins",
+        "CREATE TABLE IF NOT EXISTS wins (
+    campaign_hash BINARY(32) NOT NULL,
+    stream_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    campaign  TEXT NOT NULL,
+    user_id   LONGBLOB NOT NULL,
+    prize     LONGTEXT NOT NULL,
+    ts_ms     BIGINT NOT NULL,
+    draw_seq  BIGINT NOT NULL,
+    reqid     LONGBLOB,
+    prize_raw LONGBLOB,
+    code      LONGBLOB,
+    PRIMARY KEY (campaign_hash, stream_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ),
+    (
+        "stock_drains",
+        "CREATE TABLE IF NOT EXISTS stock_drains (
+    campaign_hash BINARY(32) NOT NULL,
+    seq       BIGINT NOT NULL,
+    prize_hash BINARY(32) NOT NULL,
+    campaign  TEXT NOT NULL,
+    prize     LONGTEXT NOT NULL,
+    sold      BIGINT NOT NULL,
+    prize_raw LONGBLOB,
+    PRIMARY KEY (campaign_hash, seq, prize_hash)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ),
+];
+
+const WINS_COLUMNS: &str = "wins (campaign_hash, stream_id, campaign, user_id, prize, ts_ms, \
+                            draw_seq, reqid, prize_raw, code)";
+const DRAINS_COLUMNS: &str =
+    "stock_drains (campaign_hash, seq, prize_hash, campaign, prize, sold, prize_raw)";
+
+/// Rows per INSERT statement at most; a batch is split into statements of 128, 64, ... 1 rows,
+/// so a few prepared statements serve every batch size (and stay in the statement cache).
+const MAX_ROWS_PER_STATEMENT: usize = 128;
+
+/// The MySQL type of a column of `ADDED_COLUMNS` (given there with its PostgreSQL type).
+fn added_column_type(pg_type: &str) -> Option<&'static str> {
+    match pg_type {
+        "BYTEA" => Some("LONGBLOB"),
+        "TEXT" => Some("LONGTEXT"),
+        "BIGINT" => Some("BIGINT"),
+        _ => None,
+    }
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    Sha256::digest(b).to_vec()
+}
+
+/// The server's error number and message, or the client-side cause. Never the URL.
+fn err(what: &str, e: mysql::Error) -> String {
+    match e {
+        mysql::Error::MySqlError(m) => format!(
+            "MySQL {}: ERROR {} ({}): {}",
+            what, m.code, m.state, m.message
+        ),
+        other => format!("MySQL {}: {}", what, other),
+    }
+}
+
+/// A percent-decoded URL part as UTF-8 (the client would silently replace invalid bytes).
+fn decoded_utf8(part: &str, what: &str) -> Result<()> {
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(part).collect();
+    std::str::from_utf8(&bytes).map(|_| ()).map_err(|_| {
+        format!(
+            "the {} in --database is not UTF-8 once percent-decoded",
+            what
+        )
+    })
+}
+
+/// The connection options of a `mysql://` or `mariadb://` URL; `timeout` is the connect, read
+/// and write timeout. Errors never quote the URL (it may hold a password).
+pub fn opts(url: &str, timeout: Duration) -> Result<Opts> {
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{}", rest),
+        None => url.to_string(),
+    };
+    let parsed = url::Url::parse(&url).map_err(|e| format!("invalid MySQL URL: {}", e))?;
+    decoded_utf8(parsed.username(), "user name")?;
+    decoded_utf8(parsed.password().unwrap_or(""), "password")?;
+    let opts = Opts::from_url(&url).map_err(|e| format!("invalid MySQL URL: {}", e))?;
+    if opts.get_db_name().is_none() {
+        return Err("the MySQL URL names no database: mysql://USER:PASSWORD@HOST:PORT/DB".into());
+    }
+    let lock_wait_s = timeout.as_millis().div_ceil(1000).clamp(1, 1_073_741_824);
+    let mut b = OptsBuilder::from_opts(opts)
+        .tcp_connect_timeout(Some(timeout))
+        .read_timeout(Some(timeout))
+        .write_timeout(Some(timeout))
+        .init(vec![
+            "SET NAMES utf8mb4".to_string(),
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'".to_string(),
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
+            format!("SET SESSION innodb_lock_wait_timeout = {}", lock_wait_s),
+        ]);
+    // TCP to the host and port the URL names, unless it asks for the local socket.
+    if !parsed.query_pairs().any(|(k, _)| k == "prefer_socket") {
+        b = b.prefer_socket(false);
+    }
+    Ok(b.into())
+}
+
+pub struct Mysql {
+    opts: Opts,
+    /// None after a connection-level failure (the protocol state is unknown): reconnected
+    /// before the next statement.
+    conn: Option<Conn>,
+}
+
+impl Mysql {
+    pub fn open(url: &str, timeout: Duration) -> Result<Self> {
+        let opts = opts(url, timeout)?;
+        let conn = Self::connect(&opts)?;
+        Ok(Mysql {
+            opts,
+            conn: Some(conn),
+        })
+    }
+
+    fn connect(opts: &Opts) -> Result<Conn> {
+        let mut conn = Conn::new(opts.clone()).map_err(|e| err("connect", e))?;
+        // A commit must survive a crash of the server before the XACK that follows it.
+        let flush: Option<i64> = conn
+            .query_first("SELECT @@innodb_flush_log_at_trx_commit")
+            .map_err(|e| err("read innodb_flush_log_at_trx_commit", e))?;
+        if flush == Some(0) {
+            return Err(
+                "MySQL: innodb_flush_log_at_trx_commit = 0: a commit is lost if the server \
+                 crashes within a second, after its entries were acknowledged; set it to 1"
+                    .into(),
+            );
+        }
+        // Only the missing tables are created: CREATE TABLE IF NOT EXISTS needs the CREATE
+        // privilege even when the table is there.
+        let mut engines = tables(&mut conn)?;
+        for (name, sql) in SCHEMA {
+            if !engines.iter().any(|(t, _)| t == name) {
+                conn.query_drop(sql).map_err(|e| err("create tables", e))?;
+            }
+        }
+        if engines.len() < SCHEMA.len() {
+            engines = tables(&mut conn)?;
+        }
+        for (table, engine) in engines {
+            if !engine
+                .as_deref()
+                .unwrap_or("")
+                .eq_ignore_ascii_case("InnoDB")
+            {
+                return Err(format!(
+                    "MySQL: table {} uses the {} engine, not InnoDB: without transactions a \
+                     batch could be half stored; convert it (ALTER TABLE {} ENGINE=InnoDB)",
+                    table,
+                    engine.as_deref().unwrap_or("unknown"),
+                    table
+                ));
+            }
+        }
+        add_columns(&mut conn)?;
+        Ok(conn)
+    }
+
+    fn conn(&mut self) -> Result<&mut Conn> {
+        if self.conn.is_none() {
+            self.conn = Some(Self::connect(&self.opts)?);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    /// Runs `f` on the connection; a failure other than the server's own error drops the
+    /// connection (its state is unknown), so the next call reconnects.
+    fn with_conn<T>(
+        &mut self,
+        f: impl FnOnce(&mut Conn) -> std::result::Result<T, (&'static str, mysql::Error)>,
+    ) -> Result<T> {
+        let conn = self.conn()?;
+        match f(conn) {
+            Ok(v) => Ok(v),
+            Err((what, e)) => {
+                if !matches!(e, mysql::Error::MySqlError(_)) {
+                    self.conn = None;
+                }
+                Err(err(what, e))
+            }
+        }
+    }
+}
+
+/// The writer's tables in the database, with their engines.
+fn tables(conn: &mut Conn) -> Result<Vec<(String, Option<String>)>> {
+    conn.query(
+        "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('wins', 'stock_drains')",
+    )
+    .map_err(|e| err("read the tables", e))
+}
+
+/// Adds the columns of `ADDED_COLUMNS` the tables lack (tables made by an earlier version).
+fn add_columns(conn: &mut Conn) -> Result<()> {
+    for (table, column, _, pg_type) in ADDED_COLUMNS {
+        let ty = added_column_type(pg_type)
+            .ok_or_else(|| format!("MySQL: no column type for {} {}", column, pg_type))?;
+        let has: Option<i64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME = ? AND COLUMN_NAME = ?",
+                (table, column),
+            )
+            .map_err(|e| err("read columns", e))?;
+        if has.unwrap_or(0) == 0 {
+            match conn.query_drop(format!("ALTER TABLE {table} ADD COLUMN {column} {ty}")) {
+                Ok(()) => {}
+                // ER_DUP_FIELDNAME: another writer added it meanwhile.
+                Err(mysql::Error::MySqlError(m)) if m.code == 1060 => {}
+                Err(e) => return Err(err("add column", e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `INSERT INTO <columns> VALUES (?, ...), ... ON DUPLICATE KEY UPDATE <noop>` for `rows` rows
+/// of `n` columns.
+fn insert_sql(columns: &str, n: usize, rows: usize, noop: &str) -> String {
+    let row = format!("({})", vec!["?"; n].join(", "));
+    format!(
+        "INSERT INTO {} VALUES {} ON DUPLICATE KEY UPDATE {}",
+        columns,
+        vec![row; rows].join(", "),
+        noop
+    )
+}
+
+/// Inserts `rows` (each `n` values) in statements of at most `MAX_ROWS_PER_STATEMENT` rows;
+/// returns the rows newly inserted (a duplicate updated to itself counts 0).
+fn insert_rows(
+    tx: &mut mysql::Transaction<'_>,
+    columns: &str,
+    n: usize,
+    noop: &str,
+    rows: Vec<Vec<Value>>,
+) -> std::result::Result<u64, mysql::Error> {
+    let mut inserted = 0;
+    let mut rest = rows.as_slice();
+    while !rest.is_empty() {
+        let k = rest.len().min(MAX_ROWS_PER_STATEMENT);
+        // The largest power of two <= k.
+        let k = 1usize << (usize::BITS - 1 - k.leading_zeros());
+        let (chunk, tail) = rest.split_at(k);
+        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        tx.exec_drop(insert_sql(columns, n, k, noop), params)?;
+        inserted += tx.affected_rows();
+        rest = tail;
+    }
+    Ok(inserted)
+}
+
+/// The session's isolation level (READ COMMITTED, set at connect): no extra round trip.
+fn tx_opts() -> TxOpts {
+    TxOpts::default()
+}
+
+impl Store for Mysql {
+    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+        let hash = sha256(campaign.as_bytes());
+        let rows: Vec<Vec<Value>> = wins
+            .iter()
+            .map(|w| {
+                vec![
+                    Value::Bytes(hash.clone()),
+                    Value::from(&w.id),
+                    Value::from(campaign),
+                    Value::Bytes(w.user.clone()),
+                    Value::from(&w.prize),
+                    Value::Int(w.ts_ms),
+                    Value::Int(w.draw_seq),
+                    Value::from(w.reqid.clone()),
+                    Value::from(w.prize_raw.clone()),
+                    Value::from(w.code.clone()),
+                ]
+            })
+            .collect();
+        self.with_conn(|conn| {
+            let mut tx = conn
+                .start_transaction(tx_opts())
+                .map_err(|e| ("begin", e))?;
+            let n = insert_rows(&mut tx, WINS_COLUMNS, 10, "stream_id = stream_id", rows)
+                .map_err(|e| ("insert wins", e))?;
+            tx.commit().map_err(|e| ("commit", e))?;
+            Ok(n as usize)
+        })
+    }
+
+    fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome> {
+        if drain.sold.is_empty() {
+            return Ok(DrainOutcome::Empty);
+        }
+        let hash = sha256(campaign.as_bytes());
+        let rows: Vec<Vec<Value>> = drain
+            .sold
+            .iter()
+            .map(|s| {
+                vec![
+                    Value::Bytes(hash.clone()),
+                    Value::Int(drain.seq),
+                    Value::Bytes(sha256(s.prize.as_bytes())),
+                    Value::from(campaign),
+                    Value::from(&s.prize),
+                    Value::Int(s.n),
+                    Value::from(s.prize_raw.clone()),
+                ]
+            })
+            .collect();
+        self.with_conn(|conn| {
+            let mut tx = conn.start_transaction(tx_opts()).map_err(|e| ("begin", e))?;
+            let exists: Option<i64> = tx
+                .exec_first(
+                    "SELECT EXISTS (SELECT 1 FROM stock_drains WHERE campaign_hash = ? AND seq = ?)",
+                    (hash.clone(), drain.seq),
+                )
+                .map_err(|e| ("select drain", e))?;
+            if exists.unwrap_or(0) != 0 {
+                return Ok(DrainOutcome::AlreadyStored);
+            }
+            // A concurrent writer storing the same batch is not an error.
+            insert_rows(&mut tx, DRAINS_COLUMNS, 7, "sold = sold", rows)
+                .map_err(|e| ("insert drain", e))?;
+            tx.commit().map_err(|e| ("commit", e))?;
+            Ok(DrainOutcome::Stored)
+        })
+    }
+
+    fn reconnect(&mut self) -> Result<()> {
+        if let Some(c) = self.conn.as_mut() {
+            if c.ping().is_ok() {
+                return Ok(());
+            }
+        }
+        self.conn = None;
+        self.conn = Some(Self::connect(&self.opts)?);
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "mysql"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_added_column_has_a_mysql_type() {
+        for (_, column, _, pg_type) in ADDED_COLUMNS {
+            assert!(added_column_type(pg_type).is_some(), "{column} {pg_type}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let t = Duration::from_secs(1);
+        let o = opts("mariadb://w:p%40ss%3Aw%2Fd@127.0.0.1:3307/lottery", t).unwrap();
+        assert_eq!(o.get_user(), Some("w"));
+        assert_eq!(o.get_pass(), Some("p@ss:w/d"));
+        assert_eq!(o.get_tcp_port(), 3307);
+        assert_eq!(o.get_db_name(), Some("lottery"));
+        assert!(!o.get_prefer_socket());
+        assert_eq!(o.get_read_timeout(), Some(&t));
+        assert_eq!(o.get_write_timeout(), Some(&t));
+        assert_eq!(o.get_tcp_connect_timeout(), Some(t));
+        let e = opts("mysql://w:secret@127.0.0.1:3307", t).unwrap_err();
+        assert!(e.contains("names no database"), "{e}");
+        let e = opts("mysql://w:s%ffecret@h/db", t).unwrap_err();
+        assert!(e.contains("password") && !e.contains("ecret"), "{e}");
+        let e = opts("mysql://w:secret@h/db?nonsense=1", t).unwrap_err();
+        assert!(!e.contains("secret@"), "{e}");
+        assert!(opts("mysql://w:secret@h:99999/db", t).is_err());
+        assert!(opts("mysql://w:secret@h/db?prefer_socket=true", t)
+            .unwrap()
+            .get_prefer_socket());
+    }
+
+    #[test]
+    fn statements() {
+        assert_eq!(
+            insert_sql("t (a, b)", 2, 2, "a = a"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON DUPLICATE KEY UPDATE a = a"
+        );
+    }
+}
