@@ -71,6 +71,20 @@ pub struct Args {
     /// How often to check that the campaign still exists and still writes to the same stream.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub check_every_ms: u64,
+    /// Deliver every win by HTTP POST to this URL (http://[USER:PASSWORD@]HOST[:PORT]/PATH;
+    /// https is refused). Delivery runs beside storing; the database is its backlog.
+    #[arg(long, value_name = "URL")]
+    pub award_url: Option<String>,
+    /// Timeout of one award request (connect, send, response head), in ms.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub award_timeout_ms: u64,
+    /// At most this many award requests per second, retries included (0: unlimited).
+    /// (--rate limits entries read from the stream; this limits deliveries.)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub award_rate: u64,
+    /// At start, put the wins whose delivery failed (award_state 'failed') back in the queue.
+    #[arg(long)]
+    pub award_retry_failed: bool,
     /// A summary line at most this often (0: only at exit).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub log_every_ms: u64,

@@ -1,0 +1,547 @@
+//! Award delivery (`--award-url`): one thread per process, beside the consumer(s), with its
+//! own database connection. Storing and XACK never wait for it: the wins table is the queue
+//! (award_store.rs), so an award service that is down or slow only grows the backlog.
+//!
+//! Loop: claim the oldest undelivered wins of each campaign (a lease), POST each one (at most
+//! `--award-rate` per second), record the outcome: 2xx 'delivered'; 408, 425, 429, 5xx, no
+//! response: retried later (backoff with jitter, `Retry-After` honoured up to
+//! `--max-backoff-ms`); any other status 'failed' (not retried by itself). At least once: a
+//! crash between a 2xx and its record sends that win again (same Idempotency-Key).
+
+use crate::award_body::{body, idempotency_key};
+use crate::award_http::{post, Endpoint, Reply};
+use crate::award_store::{self as q, AwardRow};
+use crate::rate::Bucket;
+use crate::store::Store;
+use crate::{log, Res};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Wins claimed per claim.
+const CLAIM_BATCH: usize = 50;
+/// How often to look for wins stored by other writers (our own commits wake the thread).
+const POLL: Duration = Duration::from_millis(500);
+/// How often the backlog is counted.
+const BACKLOG_EVERY: Duration = Duration::from_secs(2);
+/// A lease is extended before a request when less than the request timeout plus this is left
+/// (so a lease never runs out during a request, with this much clock difference tolerated
+/// between writers).
+const LEASE_MARGIN_MS: i64 = 10_000;
+/// The longest error text kept in `award_error`.
+const MAX_ERROR_TEXT: usize = 300;
+
+/// The award counters (published as in the writer status hash).
+#[derive(Default)]
+pub struct AwardStats {
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub backlog: AtomicU64,
+}
+
+impl AwardStats {
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            (
+                "awards_delivered_total",
+                self.delivered.load(Ordering::Relaxed),
+            ),
+            ("awards_failed_total", self.failed.load(Ordering::Relaxed)),
+            ("awards_retries_total", self.retries.load(Ordering::Relaxed)),
+            ("award_backlog", self.backlog.load(Ordering::Relaxed)),
+        ]
+    }
+    /// For `progress` / `stopped` lines.
+    pub fn log_fields(&self) -> Vec<(&'static str, String)> {
+        self.fields()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect()
+    }
+}
+
+/// Wakes the delivery thread when a consumer committed new rows.
+#[derive(Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        if let Ok(mut f) = self.flag.lock() {
+            *f = true;
+            self.cv.notify_one();
+        }
+    }
+    /// Waits up to `d` for a notification (one that came meanwhile counts).
+    fn wait(&self, d: Duration) {
+        let Ok(f) = self.flag.lock() else { return };
+        if let Ok((mut f, _)) = self.cv.wait_timeout_while(f, d, |woken| !*woken) {
+            *f = false;
+        }
+    }
+}
+
+pub struct Config {
+    pub endpoint: Endpoint,
+    pub timeout: Duration,
+    pub rate: u64,
+    pub max_backoff: Duration,
+    pub owner: String,
+    pub campaigns: Vec<String>,
+    pub retry_failed: bool,
+    /// An `award_progress` line this often (sharded mode; None: never).
+    pub log_every: Option<Duration>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A request's result, classified.
+enum Outcome {
+    Delivered,
+    /// Not retried: the status and the error text.
+    Failed(String),
+    /// Retried: the error text and the server's Retry-After.
+    Retry(String, Option<Duration>),
+}
+
+fn printable(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn bounded(mut s: String) -> String {
+    if s.len() > MAX_ERROR_TEXT {
+        let mut cut = MAX_ERROR_TEXT;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn classify(r: Result<Reply, String>) -> Outcome {
+    match r {
+        Err(e) => Outcome::Retry(bounded(e), None),
+        Ok(r) if (200..300).contains(&r.status) => Outcome::Delivered,
+        Ok(r) => {
+            let text = bounded(format!("HTTP {}: {}", r.status, printable(&r.body).trim()));
+            if matches!(r.status, 408 | 425 | 429) || r.status >= 500 {
+                Outcome::Retry(text, r.retry_after)
+            } else {
+                Outcome::Failed(text)
+            }
+        }
+    }
+}
+
+/// A small xorshift for the backoff jitter (no need for a real generator).
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        Jitter((now_ms() as u64 ^ ((std::process::id() as u64) << 32)) | 1)
+    }
+    /// A duration uniformly in [d/2, d].
+    fn apply(&mut self, d: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let f = 0.5 + (self.0 % 1000) as f64 / 2000.0;
+        d.mul_f64(f)
+    }
+}
+
+struct Deliverer {
+    cfg: Config,
+    store: Box<dyn Store>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<AwardStats>,
+    wake: Arc<Wake>,
+    bucket: Bucket,
+    jitter: Jitter,
+    /// Consecutive failed requests (the backoff's exponent); 0 after a success.
+    failures: u32,
+    /// The last lease value written (strictly increasing: each claim's rows are told apart).
+    last_lease: i64,
+    /// Outcomes known but not yet recorded (the database failed): recorded before anything
+    /// else, so a delivered win is never posted again by this process.
+    unrecorded: VecDeque<(AwardRow, Option<String>)>,
+    next_campaign: usize,
+    last_backlog: Option<Instant>,
+    last_log: Instant,
+    lease_ms: i64,
+}
+
+impl Deliverer {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Sleeps up to `d`, waking early on a stop request. False when stopped.
+    fn sleep(&self, d: Duration) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if self.stopping() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn db(&mut self) -> Res<&mut dyn q::AwardSql> {
+        self.store
+            .award()
+            .ok_or_else(|| "award delivery is not supported with this database".to_string())
+    }
+
+    fn backoff(&mut self, retry_after: Option<Duration>) -> Duration {
+        let exp = self.failures.saturating_sub(1).min(20);
+        let d = Duration::from_millis(100)
+            .saturating_mul(1 << exp)
+            .min(self.cfg.max_backoff);
+        let d = self.jitter.apply(d);
+        match retry_after {
+            Some(ra) => d.max(ra.min(self.cfg.max_backoff)),
+            None => d,
+        }
+    }
+
+    fn record_pending(&mut self) -> Res<()> {
+        while let Some((row, err)) = self.unrecorded.front().cloned() {
+            let owner = self.cfg.owner.clone();
+            q::finish(
+                self.db()?,
+                &row.campaign,
+                &row.stream_id,
+                &owner,
+                now_ms(),
+                err.as_deref(),
+            )?;
+            self.unrecorded.pop_front();
+        }
+        Ok(())
+    }
+
+    fn refresh_backlog(&mut self) -> Res<()> {
+        if self
+            .last_backlog
+            .is_some_and(|t| t.elapsed() < BACKLOG_EVERY)
+        {
+            return Ok(());
+        }
+        self.last_backlog = Some(Instant::now());
+        let counts = q::backlog(self.db()?)?;
+        let ours: i64 = counts
+            .iter()
+            .filter(|(c, _)| self.cfg.campaigns.iter().any(|x| x == c))
+            .map(|(_, n)| *n)
+            .sum();
+        self.stats
+            .backlog
+            .store(ours.max(0) as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn next_lease(&mut self) -> i64 {
+        self.last_lease = (now_ms() + self.lease_ms).max(self.last_lease + 1);
+        self.last_lease
+    }
+
+    /// Claims the next batch, campaigns in turn; empty when there is nothing to deliver.
+    fn claim(&mut self) -> Res<Vec<AwardRow>> {
+        let n = self.cfg.campaigns.len();
+        for _ in 0..n {
+            let campaign = self.cfg.campaigns[self.next_campaign % n].clone();
+            self.next_campaign = (self.next_campaign + 1) % n;
+            let lease = self.next_lease();
+            let owner = self.cfg.owner.clone();
+            let rows = q::claim(self.db()?, &campaign, &owner, now_ms(), lease, CLAIM_BATCH)?;
+            if !rows.is_empty() {
+                return Ok(rows);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Posts one claimed win (lease extended first if needed) and records the outcome.
+    /// `lease`: until when the claim holds. A win that is no longer ours is skipped.
+    fn deliver(&mut self, row: &AwardRow, lease: i64) -> Res<()> {
+        let timeout_ms = self.cfg.timeout.as_millis() as i64;
+        if lease - now_ms() < timeout_ms + LEASE_MARGIN_MS {
+            let new = self.next_lease();
+            let owner = self.cfg.owner.clone();
+            if !q::renew(self.db()?, &row.campaign, &row.stream_id, &owner, new)? {
+                return Ok(());
+            }
+        }
+        let w = self.bucket.wait();
+        if !w.is_zero() && !self.sleep(w) {
+            return Ok(());
+        }
+        self.bucket.take(1);
+        let key = idempotency_key(row.campaign.as_bytes(), &row.stream_id);
+        let b = body(row);
+        let outcome = classify(post(
+            &self.cfg.endpoint,
+            &[("Idempotency-Key", &key)],
+            b.as_bytes(),
+            self.cfg.timeout,
+        ));
+        match outcome {
+            Outcome::Delivered => {
+                self.failures = 0;
+                self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                let _ =
+                    self.stats
+                        .backlog
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                            Some(b.saturating_sub(1))
+                        });
+                self.unrecorded.push_back((row.clone(), None));
+                self.record_pending()
+            }
+            Outcome::Failed(text) => {
+                self.failures = 0;
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                log!(
+                    "warn",
+                    "award_failed",
+                    campaign = row.campaign,
+                    id = row.stream_id,
+                    error = text
+                );
+                self.unrecorded.push_back((row.clone(), Some(text)));
+                self.record_pending()
+            }
+            Outcome::Retry(text, retry_after) => {
+                self.failures = self.failures.saturating_add(1);
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                let wait = self.backoff(retry_after);
+                log!(
+                    "warn",
+                    "award_retry",
+                    campaign = row.campaign,
+                    id = row.stream_id,
+                    error = text,
+                    backoff_ms = wait.as_millis()
+                );
+                let r = q::note_retry(self.db()?, &row.campaign, &row.stream_id, &text);
+                self.sleep(wait);
+                r
+            }
+        }
+    }
+
+    fn round(&mut self) -> Res<()> {
+        self.record_pending()?;
+        self.refresh_backlog()?;
+        let rows = self.claim()?;
+        if rows.is_empty() {
+            self.wake.wait(POLL);
+            return Ok(());
+        }
+        let lease = self.last_lease;
+        for row in &rows {
+            if self.stopping() {
+                break;
+            }
+            self.deliver(row, lease)?;
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self, event: &str) {
+        log::line("info", event, &self.stats.log_fields());
+    }
+
+    fn run(&mut self) {
+        let mut db_backoff = Duration::from_millis(100);
+        let mut started = false;
+        while !self.stopping() {
+            let r = (|| -> Res<()> {
+                if !started {
+                    self.db()?.relax_durability()?;
+                    if self.cfg.retry_failed {
+                        for c in self.cfg.campaigns.clone() {
+                            let n = q::requeue_failed(self.db()?, &c)?;
+                            log!("info", "award_requeued", campaign = c, failed = n);
+                        }
+                    }
+                    started = true;
+                }
+                self.round()
+            })();
+            match r {
+                Ok(()) => db_backoff = Duration::from_millis(100),
+                Err(e) => {
+                    log!(
+                        "error",
+                        "award_db_retry",
+                        error = e,
+                        backoff_ms = db_backoff.as_millis()
+                    );
+                    if !self.sleep(db_backoff) {
+                        break;
+                    }
+                    db_backoff = (db_backoff * 2).min(self.cfg.max_backoff);
+                    if let Err(e) = self.store.reconnect() {
+                        log!("error", "award_db_reconnect_failed", error = e);
+                    } else if let Some(db) = self.store.award() {
+                        let _ = db.relax_durability();
+                    }
+                }
+            }
+            if let Some(every) = self.cfg.log_every {
+                if self.last_log.elapsed() >= every {
+                    self.last_log = Instant::now();
+                    self.progress("award_progress");
+                }
+            }
+        }
+        // Outcomes still unrecorded (the database failing at the stop): one last try.
+        if !self.unrecorded.is_empty() {
+            if let Err(e) = self.record_pending() {
+                log!(
+                    "warn",
+                    "award_unrecorded",
+                    wins = self.unrecorded.len(),
+                    error = e,
+                    effect = "delivered again (same Idempotency-Key) after the next start"
+                );
+            }
+        }
+    }
+}
+
+/// Starts the delivery thread.
+pub fn spawn(
+    cfg: Config,
+    store: Box<dyn Store>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<AwardStats>,
+    wake: Arc<Wake>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let timeout_ms = cfg.timeout.as_millis() as i64;
+    let mut d = Deliverer {
+        bucket: Bucket::new(cfg.rate),
+        lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
+        cfg,
+        store,
+        stop,
+        stats,
+        wake,
+        jitter: Jitter::new(),
+        failures: 0,
+        last_lease: 0,
+        unrecorded: VecDeque::new(),
+        next_campaign: 0,
+        last_backlog: None,
+        last_log: Instant::now(),
+    };
+    std::thread::Builder::new()
+        .name("award".into())
+        .spawn(move || {
+            log::set_shard(None);
+            d.run()
+        })
+}
+
+/// The running delivery thread.
+pub struct Award {
+    pub stats: Arc<AwardStats>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Award {
+    /// Stops the thread (its request in flight is finished and recorded) and waits for it.
+    pub fn finish(&mut self, stop: &Arc<AtomicBool>) {
+        stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                log!("error", "award_thread_panicked");
+            }
+        }
+    }
+}
+
+/// Opens the delivery thread's own database connection and starts it; the writers get its
+/// wake-up (and, for one campaign, its counters for their log lines). Err: the exit code.
+pub fn start(
+    args: &crate::args::Args,
+    endpoint: Endpoint,
+    writers: &mut [crate::consumer::Writer],
+    stop: &Arc<AtomicBool>,
+) -> Result<Award, i32> {
+    let mut store =
+        match crate::store::open(&args.database, Duration::from_millis(args.db_timeout_ms)) {
+            Ok(s) => s,
+            Err(e) => {
+                log!("error", "startup_failed", what = "database", error = e);
+                return Err(crate::EXIT_DB_UNREACHABLE);
+            }
+        };
+    if store.award().is_none() {
+        let e = format!(
+            "--award-url is not supported with a {} database",
+            store.kind()
+        );
+        log!("error", "startup_failed", what = "arguments", error = e);
+        eprintln!("lottery-writer: {}", e);
+        return Err(crate::EXIT_FATAL);
+    }
+    let stats = Arc::new(AwardStats::default());
+    let wake = Arc::new(Wake::default());
+    let sharded = args.shards.is_some();
+    for w in writers.iter_mut() {
+        w.award_wake = Some(Arc::clone(&wake));
+        if !sharded {
+            w.award_stats = Some(Arc::clone(&stats));
+        }
+    }
+    log!(
+        "info",
+        "award_start",
+        url = endpoint.display,
+        award_rate = args.award_rate,
+        award_timeout_ms = args.award_timeout_ms,
+        retry_failed = args.award_retry_failed
+    );
+    let cfg = Config {
+        endpoint,
+        timeout: Duration::from_millis(args.award_timeout_ms),
+        rate: args.award_rate,
+        max_backoff: Duration::from_millis(args.max_backoff_ms),
+        // Unambiguous for any group and consumer names.
+        owner: format!("{}:{}:{}", args.group.len(), args.group, args.consumer),
+        campaigns: writers.iter().map(|w| w.campaign.clone()).collect(),
+        retry_failed: args.award_retry_failed,
+        log_every: (sharded && args.log_every_ms > 0)
+            .then(|| Duration::from_millis(args.log_every_ms)),
+    };
+    match spawn(cfg, store, Arc::clone(stop), Arc::clone(&stats), wake) {
+        Ok(t) => Ok(Award {
+            stats,
+            thread: Some(t),
+        }),
+        Err(e) => {
+            log!("error", "startup_failed", what = "thread", error = e);
+            Err(crate::EXIT_FATAL)
+        }
+    }
+}
