@@ -362,6 +362,8 @@ impl Deliverer {
                 break;
             }
             self.deliver(row, lease)?;
+            // (a batch can take long while the service fails)
+            self.refresh_backlog()?;
         }
         Ok(())
     }

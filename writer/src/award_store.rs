@@ -22,9 +22,11 @@
 use crate::store::Result;
 
 /// The partial index that keeps claiming and counting proportional to the backlog.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub const INDEX_NAME: &str = "wins_award_todo";
 pub const SQLITE_INDEX: &str = "CREATE INDEX IF NOT EXISTS wins_award_todo \
     ON wins (campaign, ts_ms, stream_id) WHERE award_state IS NULL";
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub const PG_INDEX: &str = "CREATE INDEX IF NOT EXISTS wins_award_todo \
     ON wins (campaign, ts_ms, stream_id) WHERE award_state IS NULL";
 
@@ -37,6 +39,7 @@ pub enum P<'a> {
     Null,
 }
 
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -338,22 +341,23 @@ mod pg_impl {
                 .client
                 .query(sql, &params(p, &none))
                 .map_err(|x| err("award queue", x))?;
-            Ok(rows
-                .iter()
+            // try_get: a column of an unexpected type is an error, not a panic.
+            rows.iter()
                 .map(|r| {
-                    let prize: String = r.get(3);
-                    let raw: Option<Vec<u8>> = r.get(4);
-                    AwardRow {
-                        campaign: r.get(0),
-                        stream_id: r.get(1),
-                        user: r.get(2),
+                    let prize: String = r.try_get(3)?;
+                    let raw: Option<Vec<u8>> = r.try_get(4)?;
+                    Ok(AwardRow {
+                        campaign: r.try_get(0)?,
+                        stream_id: r.try_get(1)?,
+                        user: r.try_get(2)?,
                         prize: raw.unwrap_or_else(|| prize.into_bytes()),
-                        code: r.get(5),
-                        ts_ms: r.get(6),
-                        draw_seq: r.get(7),
-                    }
+                        code: r.try_get(5)?,
+                        ts_ms: r.try_get(6)?,
+                        draw_seq: r.try_get(7)?,
+                    })
                 })
-                .collect())
+                .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+                .map_err(|x| err("award queue", x))
         }
         fn counts(&mut self, sql: &str, p: &[P]) -> Result<Vec<(String, i64)>> {
             let none: Option<&str> = None;
@@ -361,7 +365,10 @@ mod pg_impl {
                 .client
                 .query(sql, &params(p, &none))
                 .map_err(|x| err("award queue", x))?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<std::result::Result<Vec<_>, postgres::Error>>()
+                .map_err(|x| err("award queue", x))
         }
         fn relax_durability(&mut self) -> Result<()> {
             // A commit is acknowledged before its WAL is flushed (only a server crash can

@@ -208,8 +208,7 @@ fn twice(reqs: &[Request]) -> Vec<String> {
 
 fn last_field(log: &str, event: &str, field: &str) -> Option<u64> {
     log.lines()
-        .filter(|l| l.contains(&format!("event={} ", event)))
-        .next_back()
+        .rfind(|l| l.contains(&format!("event={} ", event)))
         .and_then(|l| {
             l.split(' ')
                 .find_map(|kv| kv.strip_prefix(&format!("{}=", field)))

@@ -79,7 +79,10 @@ fn reset(s: &TcpStream) {
     }
 }
 
-fn read_request(s: &mut TcpStream) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+/// Method, path, headers (lower-case names), body.
+type Parsed = (String, String, Vec<(String, String)>, Vec<u8>);
+
+fn read_request(s: &mut TcpStream) -> Option<Parsed> {
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
