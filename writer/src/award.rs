@@ -14,7 +14,7 @@ use crate::award_store::{self as q, AwardRow};
 use crate::rate::Bucket;
 use crate::store::Store;
 use crate::{log, Res};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,26 +62,34 @@ impl AwardStats {
     }
 }
 
-/// Wakes the delivery thread when a consumer committed new rows.
+/// Wakes the delivery thread when a consumer committed new rows, with their campaign.
 #[derive(Default)]
 pub struct Wake {
-    flag: Mutex<bool>,
+    /// Campaigns with new rows since the last `take` (at most one entry per campaign).
+    woken: Mutex<HashSet<String>>,
     cv: Condvar,
 }
 
 impl Wake {
-    pub fn notify(&self) {
-        if let Ok(mut f) = self.flag.lock() {
-            *f = true;
+    pub fn notify(&self, campaign: &str) {
+        if let Ok(mut w) = self.woken.lock() {
+            if !w.contains(campaign) {
+                w.insert(campaign.to_string());
+            }
             self.cv.notify_one();
         }
     }
     /// Waits up to `d` for a notification (one that came meanwhile counts).
     fn wait(&self, d: Duration) {
-        let Ok(f) = self.flag.lock() else { return };
-        if let Ok((mut f, _)) = self.cv.wait_timeout_while(f, d, |woken| !*woken) {
-            *f = false;
-        }
+        let Ok(w) = self.woken.lock() else { return };
+        let _ = self.cv.wait_timeout_while(w, d, |w| w.is_empty());
+    }
+    /// The campaigns notified since the last call.
+    fn take(&self) -> HashSet<String> {
+        self.woken
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
     }
 }
 
@@ -179,6 +187,11 @@ struct Deliverer {
     /// else, so a delivered win is never posted again by this process.
     unrecorded: VecDeque<(AwardRow, Option<String>)>,
     next_campaign: usize,
+    /// Campaigns that may have undelivered wins (counted, notified, or claimed from lately):
+    /// the others are not claimed from (many shards cost nothing while idle).
+    busy: HashSet<String>,
+    /// `cfg.campaigns` as a set.
+    ours: HashSet<String>,
     last_backlog: Option<Instant>,
     last_log: Instant,
     lease_ms: i64,
@@ -246,12 +259,14 @@ impl Deliverer {
             return Ok(());
         }
         self.last_backlog = Some(Instant::now());
-        let counts = q::backlog(self.db()?)?;
-        let ours: i64 = counts
-            .iter()
-            .filter(|(c, _)| self.cfg.campaigns.iter().any(|x| x == c))
-            .map(|(_, n)| *n)
-            .sum();
+        let counts = &q::backlog(self.db()?)?;
+        let mut ours = 0i64;
+        for (c, n) in counts {
+            if *n > 0 && self.ours.contains(c) {
+                ours += n;
+                self.busy.insert(c.clone());
+            }
+        }
         self.stats
             .backlog
             .store(ours.max(0) as u64, Ordering::Relaxed);
@@ -265,16 +280,25 @@ impl Deliverer {
 
     /// Claims the next batch, campaigns in turn; empty when there is nothing to deliver.
     fn claim(&mut self) -> Res<Vec<AwardRow>> {
+        self.busy.extend(self.wake.take());
         let n = self.cfg.campaigns.len();
         for _ in 0..n {
+            if self.busy.is_empty() {
+                break;
+            }
             let campaign = self.cfg.campaigns[self.next_campaign % n].clone();
             self.next_campaign = (self.next_campaign + 1) % n;
+            if !self.busy.contains(&campaign) {
+                continue;
+            }
             let lease = self.next_lease();
             let owner = self.cfg.owner.clone();
             let rows = q::claim(self.db()?, &campaign, &owner, now_ms(), lease, CLAIM_BATCH)?;
             if !rows.is_empty() {
                 return Ok(rows);
             }
+            // Nothing claimable now (or all leased by others): until counted or notified again.
+            self.busy.remove(&campaign);
         }
         Ok(Vec::new())
     }
@@ -440,6 +464,7 @@ pub fn spawn(
     wake: Arc<Wake>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let timeout_ms = cfg.timeout.as_millis() as i64;
+    let ours = cfg.campaigns.iter().cloned().collect();
     let mut d = Deliverer {
         bucket: Bucket::new(cfg.rate),
         lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
@@ -453,6 +478,8 @@ pub fn spawn(
         last_lease: 0,
         unrecorded: VecDeque::new(),
         next_campaign: 0,
+        busy: HashSet::new(),
+        ours,
         last_backlog: None,
         last_log: Instant::now(),
     };

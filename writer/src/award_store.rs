@@ -44,6 +44,11 @@ pub enum P<'a> {
 pub enum Dialect {
     Sqlite,
     Postgres,
+    /// MySQL / MariaDB: `?` placeholders; the claim is `UPDATE ... ORDER BY ... LIMIT`. Its
+    /// index cannot be partial: `(award_state, campaign, ts_ms, stream_id)` (with key prefix
+    /// lengths for TEXT columns) serves the same queries.
+    #[allow(dead_code)]
+    MySql,
 }
 
 /// One claimed win, as the webhook needs it.
@@ -78,6 +83,19 @@ fn sql(d: Dialect, s: &str) -> String {
     match d {
         Dialect::Sqlite => s.to_string(),
         Dialect::Postgres => s.replace('?', "$"),
+        // Each `?N` is used once and in order: drop the numbers.
+        Dialect::MySql => {
+            let mut out = String::with_capacity(s.len());
+            let mut after_q = false;
+            for c in s.chars() {
+                if after_q && c.is_ascii_digit() {
+                    continue;
+                }
+                after_q = c == '?';
+                out.push(c);
+            }
+            out
+        }
     }
 }
 
@@ -122,6 +140,20 @@ pub fn claim(
                 P::Int(lease_until),
                 P::Text(campaign),
                 P::Int(now_ms),
+                P::Int(limit),
+            ],
+        )?,
+        // One statement, row locks held to the end: atomic (InnoDB).
+        Dialect::MySql => db.exec(
+            "UPDATE wins SET award_owner = ?, award_lease_until_ms = ? WHERE campaign = ? AND \
+             award_state IS NULL AND (award_lease_until_ms IS NULL OR award_lease_until_ms < ? \
+             OR award_owner = ?) ORDER BY ts_ms, stream_id LIMIT ?",
+            &[
+                P::Text(owner),
+                P::Int(lease_until),
+                P::Text(campaign),
+                P::Int(now_ms),
+                P::Text(owner),
                 P::Int(limit),
             ],
         )?,
@@ -308,6 +340,25 @@ mod sqlite_impl {
 }
 
 // ---------------------------------------------------------------- PostgreSQL
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders() {
+        let s = "SET a = ?1, b = ?2 WHERE c = ?3 AND d = ?10";
+        assert_eq!(sql(Dialect::Sqlite, s), s);
+        assert_eq!(
+            sql(Dialect::Postgres, s),
+            "SET a = $1, b = $2 WHERE c = $3 AND d = $10"
+        );
+        assert_eq!(
+            sql(Dialect::MySql, s),
+            "SET a = ?, b = ? WHERE c = ? AND d = ?"
+        );
+    }
+}
 
 #[cfg(feature = "postgres")]
 mod pg_impl {

@@ -228,7 +228,7 @@ impl Writer {
         };
         if inserted > 0 {
             if let Some(w) = &self.award_wake {
-                w.notify();
+                w.notify(&self.campaign);
             }
         }
         // Committed; still the database we opened (not an unlinked or replaced file)?
