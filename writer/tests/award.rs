@@ -626,9 +626,31 @@ fn award_service_down_storing_goes_on_and_the_backlog_drains() {
     wait_until(Duration::from_secs(10), "backlog 0 logged", || {
         last_field(&w.log_text(), "progress", "award_backlog") == Some(0)
     });
+
+    // A service that hangs (every request past the timeout): storing does not wait for it.
+    srv.set_default(Act::Hang(Duration::from_millis(1500)));
+    let t = Instant::now();
+    draw(&mut con, campaign, 200, 260);
+    wait_until(Duration::from_secs(20), "stored", || rows(&db) == 260);
+    let stored_in = t.elapsed();
+    assert!(
+        stored_in < Duration::from_secs(3),
+        "storing waited: {:?}",
+        stored_in
+    );
+    assert_eq!(pending(&mut con, &stream_of(campaign), GROUP), 0);
+    assert_eq!(states(&db).0, 200);
+    wait_until(Duration::from_secs(10), "a request timed out", || {
+        w.log_text()
+            .contains("error=\"reading the response: timed out\"")
+    });
+    srv.set_default(OK);
+    wait_until(Duration::from_secs(30), "260 delivered", || {
+        states(&db).0 == 260
+    });
     assert!(w.term().success());
     assert!(twice(&srv.delivered()).is_empty());
-    assert_eq!(srv.delivered().len(), 200);
+    assert_eq!(srv.delivered().len(), 260);
 }
 
 #[test]
@@ -638,7 +660,7 @@ fn two_writers_on_one_database_never_deliver_a_win_twice() {
     let campaign = "two:{t}";
     configure(&mut con, campaign);
     let srv = Server::start();
-    srv.set_default(Act::Status(200, None, "ok", Duration::from_millis(2)));
+    srv.set_default(Act::Status(200, None, "ok", Duration::from_millis(5)));
     // A few failures too, so leases are taken over by the other writer's claims.
     srv.script(&[
         Act::Status(500, None, "", Duration::ZERO),
@@ -655,7 +677,11 @@ fn two_writers_on_one_database_never_deliver_a_win_twice() {
         &r.dir.path().join("2.log"),
         &args(&r, campaign, "w2", &db, &srv.url("/"), &[]),
     );
-    draw(&mut con, campaign, 0, 600);
+    // In chunks, so that both writers store some (and are woken by their own commits).
+    for i in 0..6 {
+        draw(&mut con, campaign, i * 100, (i + 1) * 100);
+        std::thread::sleep(Duration::from_millis(100));
+    }
     wait_until(Duration::from_secs(40), "600 delivered", || {
         states(&db).0 == 600
     });
