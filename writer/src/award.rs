@@ -574,3 +574,64 @@ pub fn start(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, retry_after: Option<u64>, body: &[u8]) -> Result<Reply, String> {
+        Ok(Reply {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            body: body.to_vec(),
+        })
+    }
+
+    #[test]
+    fn outcomes() {
+        for s in [200, 201, 204, 299] {
+            assert!(matches!(classify(reply(s, None, b"")), Outcome::Delivered));
+        }
+        for s in [408, 425, 429, 500, 502, 503, 599] {
+            assert!(
+                matches!(classify(reply(s, None, b"")), Outcome::Retry(..)),
+                "{}",
+                s
+            );
+        }
+        for s in [101, 301, 400, 401, 404, 409, 422] {
+            assert!(
+                matches!(classify(reply(s, None, b"")), Outcome::Failed(_)),
+                "{}",
+                s
+            );
+        }
+        assert!(matches!(
+            classify(Err("timed out".into())),
+            Outcome::Retry(e, None) if e == "timed out"
+        ));
+        match classify(reply(400, None, &[b'x'; 1000])) {
+            Outcome::Failed(t) => assert_eq!(t.len(), MAX_ERROR_TEXT),
+            _ => panic!(),
+        }
+        match classify(reply(422, None, "\u{e9}\n\0 no".repeat(200).as_bytes())) {
+            Outcome::Failed(t) => {
+                assert!(t.len() <= MAX_ERROR_TEXT && !t.chars().any(|c| c.is_control()))
+            }
+            _ => panic!(),
+        }
+        match classify(reply(503, Some(7), b"")) {
+            Outcome::Retry(_, ra) => assert_eq!(ra, Some(Duration::from_secs(7))),
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn jitter_stays_in_half_to_full() {
+        let mut j = Jitter::new();
+        for _ in 0..1000 {
+            let d = j.apply(Duration::from_millis(1000));
+            assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1000));
+        }
+    }
+}

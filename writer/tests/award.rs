@@ -703,6 +703,82 @@ fn two_writers_on_one_database_never_deliver_a_win_twice() {
     assert_eq!(owners, 2, "both writers delivered");
 }
 
+/// `--shards`: one delivery thread serves every shard (all shards on one server here).
+#[test]
+fn sharded_campaign_every_shard_delivered_once() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let name = "aw";
+    let keys: Vec<String> = (0..3).map(|i| format!("{{{}.{}}}", name, i)).collect();
+    let mut h = redis::cmd("HSET");
+    h.arg(format!("lottery:shards:{}", name))
+        .arg(&[
+            "format",
+            "1",
+            "name",
+            name,
+            "shards",
+            "3",
+            "route",
+            "fnv1a64-splitmix-mul/1",
+        ])
+        .arg(&["stock:gold", "INF", "stock:silver", "INF"]);
+    for (i, k) in keys.iter().enumerate() {
+        configure(&mut con, k);
+        h.arg(format!("shard:{}", i)).arg(k);
+    }
+    let _: i64 = h.query(&mut con).unwrap();
+    for (i, k) in keys.iter().enumerate() {
+        draw(&mut con, k, 0, 50 * (i as u64 + 1));
+    }
+    let srv = Server::start();
+    let db = r.dir.path().join("w.db");
+    let mut a: Vec<String> = FAST.iter().map(|s| s.to_string()).collect();
+    a.extend(
+        [
+            "--redis",
+            &r.url(),
+            "--shards",
+            name,
+            "--group",
+            GROUP,
+            "--consumer",
+            "w1",
+            "--database",
+            &format!("sqlite:{}", db.display()),
+            "--award-url",
+            &srv.url("/s"),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let mut w = WriterProc::spawn(&r.dir.path().join("w.log"), &a);
+    wait_for(&w, Duration::from_secs(30), "300 delivered", || {
+        states(&db).0 == 300
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(w.term().success());
+    let ok = srv.delivered();
+    assert_eq!(ok.len(), 300);
+    assert!(twice(&ok).is_empty());
+    for (i, k) in keys.iter().enumerate() {
+        let of_shard: Vec<Request> = ok
+            .iter()
+            .filter(|r| r.key().starts_with(&format!("{}:", k)))
+            .cloned()
+            .collect();
+        assert_eq!(of_shard.len(), 50 * (i + 1), "{}", k);
+        check_requests(&of_shard, k, "/s", &entries(&mut con, &stream_of(k)));
+    }
+    let text = w.log_text();
+    assert!(text.contains("event=award_progress"), "{}", text);
+    let last = text
+        .lines()
+        .rfind(|l| l.contains("event=stopped shards=3"))
+        .unwrap();
+    assert!(last.contains("awards_delivered_total=300 "), "{}", last);
+}
+
 #[test]
 fn bad_award_urls_are_refused_at_start() {
     let r = RedisServer::start();
