@@ -258,6 +258,7 @@ impl Deliverer {
         {
             return Ok(());
         }
+        let first = self.last_backlog.is_none();
         self.last_backlog = Some(Instant::now());
         let counts = &q::backlog(self.db()?)?;
         let mut ours = 0i64;
@@ -270,6 +271,10 @@ impl Deliverer {
         self.stats
             .backlog
             .store(ours.max(0) as u64, Ordering::Relaxed);
+        if first {
+            // What is about to be delivered (wins stored before, e.g. without --award-url).
+            log!("info", "award_ready", backlog = ours);
+        }
         Ok(())
     }
 

@@ -312,6 +312,7 @@ fn every_win_delivered_once_with_its_body_and_key() {
     assert_eq!(last_field(&log, "stopped", "awards_retries_total"), Some(0));
     assert_eq!(last_field(&log, "stopped", "award_backlog"), Some(0));
     assert!(!log.contains("event=award_retry"), "{}", log);
+    assert!(log.contains("event=award_ready backlog="), "{}", log);
 }
 
 #[test]
@@ -575,6 +576,12 @@ fn kill9_mid_delivery_then_restart_redelivers_at_most_the_one_in_flight() {
     let ok = srv.delivered();
     let keys: HashSet<String> = ok.iter().map(|r| r.key()).collect();
     assert_eq!(keys.len(), 400, "every win delivered");
+    // Every row marked delivered was answered 2xx.
+    let ok_ids: HashSet<String> = keys
+        .iter()
+        .map(|k| k.rsplit(':').next().unwrap().to_string())
+        .collect();
+    assert!(delivered_ids(&db).is_subset(&ok_ids));
     let dup = twice(&ok);
     eprintln!("kill -9 x{}: {} wins delivered twice", kills, dup.len());
     assert!(
