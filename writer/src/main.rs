@@ -8,14 +8,16 @@
 //! - `consumer`: the consumer loop of one campaign or shard; `rate`, `counts`: its rate limit
 //!   and its tallies; `run`: one writer in this thread, or one thread per shard;
 //! - `stream`: parsing the replies; `store`: SQLite and PostgreSQL; `log`, `signals`;
-//! - `award`: delivery of every win to `--award-url` (`award_http`: the HTTP client,
-//!   `award_body`: the request body, `award_store`: the queue in the wins table).
+//! - `award`: delivery of every win to `--award-url` (`award_deliver`: its loop,
+//!   `award_http`: the HTTP client, `award_body`: the request body, `award_store`: the queue
+//!   in the wins table).
 
 #[macro_use]
 mod log;
 mod args;
 mod award;
 mod award_body;
+mod award_deliver;
 mod award_http;
 mod award_store;
 mod cluster;
