@@ -285,6 +285,21 @@ fn every_win_delivered_once_with_its_body_and_key() {
         "{}",
         reqs[0].key()
     );
+    // Oldest first: by ts_ms, then stream id (the entry with an old `ts` went first).
+    let order: Vec<(i64, String)> = reqs
+        .iter()
+        .map(|r| {
+            let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                j["ts_ms"].as_i64().unwrap(),
+                j["stream_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(order[0].0, 1764500000123);
     // The hostile ones really went as base64.
     assert!(reqs
         .iter()
