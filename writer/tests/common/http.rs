@@ -240,8 +240,11 @@ impl Server {
         self.state.lock().unwrap().default = Some(act);
     }
 
+    /// Every request so far, in the order they arrived (each is recorded once answered).
     pub fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap().requests.clone()
+        let mut r = self.state.lock().unwrap().requests.clone();
+        r.sort_by_key(|r| r.at);
+        r
     }
 
     /// Requests answered 2xx.
