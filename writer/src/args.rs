@@ -82,6 +82,10 @@ pub struct Args {
     /// (--rate limits entries read from the stream; this limits deliveries.)
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub award_rate: u64,
+    /// Award requests in flight at once: this many delivery threads, each with its own
+    /// database connection, sharing --award-rate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub award_concurrency: u64,
     /// At start, put the wins whose delivery failed (award_state 'failed') back in the queue.
     #[arg(long)]
     pub award_retry_failed: bool,

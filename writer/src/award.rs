@@ -47,41 +47,52 @@ impl AwardStats {
     }
 }
 
-/// Wakes the delivery thread when a consumer committed new rows, with their campaign.
-#[derive(Default)]
+/// Wakes the delivery threads when a consumer committed new rows, with their campaign.
 pub struct Wake {
-    /// Campaigns with new rows since the last `take` (at most one entry per campaign).
-    woken: Mutex<HashSet<String>>,
+    /// Per delivery thread: campaigns with new rows since its last `take` (at most one entry
+    /// per campaign).
+    woken: Mutex<Vec<HashSet<String>>>,
     cv: Condvar,
 }
 
 impl Wake {
-    pub fn notify(&self, campaign: &str) {
-        if let Ok(mut w) = self.woken.lock() {
-            if !w.contains(campaign) {
-                w.insert(campaign.to_string());
-            }
-            self.cv.notify_one();
+    fn new(threads: usize) -> Self {
+        Wake {
+            woken: Mutex::new(vec![HashSet::new(); threads]),
+            cv: Condvar::new(),
         }
     }
-    /// Waits up to `d` for a notification (one that came meanwhile counts).
-    pub(crate) fn wait(&self, d: Duration) {
-        let Ok(w) = self.woken.lock() else { return };
-        let _ = self.cv.wait_timeout_while(w, d, |w| w.is_empty());
+    pub fn notify(&self, campaign: &str) {
+        if let Ok(mut w) = self.woken.lock() {
+            for set in w.iter_mut() {
+                if !set.contains(campaign) {
+                    set.insert(campaign.to_string());
+                }
+            }
+            self.cv.notify_all();
+        }
     }
-    /// The campaigns notified since the last call.
-    pub(crate) fn take(&self) -> HashSet<String> {
+    /// Thread `k` waits up to `d` for a notification (one that came meanwhile counts).
+    pub(crate) fn wait(&self, k: usize, d: Duration) {
+        let Ok(w) = self.woken.lock() else { return };
+        let _ = self
+            .cv
+            .wait_timeout_while(w, d, |w| w.get(k).is_none_or(|s| s.is_empty()));
+    }
+    /// The campaigns notified since thread `k`'s last call.
+    pub(crate) fn take(&self, k: usize) -> HashSet<String> {
         self.woken
             .lock()
-            .map(|mut w| std::mem::take(&mut *w))
+            .ok()
+            .and_then(|mut w| w.get_mut(k).map(std::mem::take))
             .unwrap_or_default()
     }
 }
 
+#[derive(Clone)]
 pub struct Config {
     pub endpoint: Endpoint,
     pub timeout: Duration,
-    pub rate: u64,
     pub max_backoff: Duration,
     pub owner: String,
     pub campaigns: Vec<String>,
@@ -97,17 +108,17 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The running delivery thread.
+/// The running delivery threads.
 pub struct Award {
     pub stats: Arc<AwardStats>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Award {
-    /// Stops the thread (its request in flight is finished and recorded) and waits for it.
+    /// Stops the threads (each finishes and records its request in flight) and waits for them.
     pub fn finish(&mut self, stop: &Arc<AtomicBool>) {
         stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             if t.join().is_err() {
                 log!("error", "award_thread_panicked");
             }
@@ -123,25 +134,30 @@ pub fn start(
     writers: &mut [crate::consumer::Writer],
     stop: &Arc<AtomicBool>,
 ) -> Result<Award, i32> {
-    let mut store =
-        match crate::store::open(&args.database, Duration::from_millis(args.db_timeout_ms)) {
-            Ok(s) => s,
-            Err(e) => {
-                log!("error", "startup_failed", what = "database", error = e);
-                return Err(crate::EXIT_DB_UNREACHABLE);
-            }
-        };
-    if store.award().is_none() {
-        let e = format!(
-            "--award-url is not supported with a {} database",
-            store.kind()
-        );
-        log!("error", "startup_failed", what = "arguments", error = e);
-        eprintln!("lottery-writer: {}", e);
-        return Err(crate::EXIT_FATAL);
+    let n = args.award_concurrency.max(1) as usize;
+    let mut stores = Vec::new();
+    for _ in 0..n {
+        let mut store =
+            match crate::store::open(&args.database, Duration::from_millis(args.db_timeout_ms)) {
+                Ok(s) => s,
+                Err(e) => {
+                    log!("error", "startup_failed", what = "database", error = e);
+                    return Err(crate::EXIT_DB_UNREACHABLE);
+                }
+            };
+        if store.award().is_none() {
+            let e = format!(
+                "--award-url is not supported with a {} database",
+                store.kind()
+            );
+            log!("error", "startup_failed", what = "arguments", error = e);
+            eprintln!("lottery-writer: {}", e);
+            return Err(crate::EXIT_FATAL);
+        }
+        stores.push(store);
     }
     let stats = Arc::new(AwardStats::default());
-    let wake = Arc::new(Wake::default());
+    let wake = Arc::new(Wake::new(n));
     let sharded = args.shards.is_some();
     for w in writers.iter_mut() {
         w.award_wake = Some(Arc::clone(&wake));
@@ -155,12 +171,12 @@ pub fn start(
         url = endpoint.display,
         award_rate = args.award_rate,
         award_timeout_ms = args.award_timeout_ms,
-        retry_failed = args.award_retry_failed
+        retry_failed = args.award_retry_failed,
+        award_concurrency = n
     );
     let cfg = Config {
         endpoint,
         timeout: Duration::from_millis(args.award_timeout_ms),
-        rate: args.award_rate,
         max_backoff: Duration::from_millis(args.max_backoff_ms),
         // Unambiguous for any group and consumer names.
         owner: format!("{}:{}:{}", args.group.len(), args.group, args.consumer),
@@ -169,14 +185,32 @@ pub fn start(
         log_every: (sharded && args.log_every_ms > 0)
             .then(|| Duration::from_millis(args.log_every_ms)),
     };
-    match crate::award_deliver::spawn(cfg, store, Arc::clone(stop), Arc::clone(&stats), wake) {
-        Ok(t) => Ok(Award {
-            stats,
-            thread: Some(t),
-        }),
-        Err(e) => {
-            log!("error", "startup_failed", what = "thread", error = e);
-            Err(crate::EXIT_FATAL)
+    let bucket = Arc::new(Mutex::new(crate::rate::Bucket::new(args.award_rate)));
+    let mut award = Award {
+        stats: Arc::clone(&stats),
+        threads: Vec::new(),
+    };
+    for (k, store) in stores.into_iter().enumerate() {
+        let mut cfg = cfg.clone();
+        if k > 0 {
+            // Each thread claims under its own name (the first one's is the writer's).
+            cfg.owner = format!("{}#{}", cfg.owner, k);
+            cfg.log_every = None;
+        }
+        let shared = crate::award_deliver::Shared {
+            stop: Arc::clone(stop),
+            stats: Arc::clone(&stats),
+            wake: Arc::clone(&wake),
+            bucket: Arc::clone(&bucket),
+        };
+        match crate::award_deliver::spawn(k, n, cfg, store, shared) {
+            Ok(t) => award.threads.push(t),
+            Err(e) => {
+                log!("error", "startup_failed", what = "thread", error = e);
+                award.finish(stop);
+                return Err(crate::EXIT_FATAL);
+            }
         }
     }
+    Ok(award)
 }

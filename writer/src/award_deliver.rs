@@ -9,11 +9,13 @@ use crate::store::Store;
 use crate::{log, Res};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Wins claimed per claim.
+/// Wins claimed per claim, over all delivery threads (each claims its share, at least
+/// `MIN_CLAIM`, so that concurrent threads spread a small backlog between them).
 const CLAIM_BATCH: usize = 50;
+const MIN_CLAIM: usize = 5;
 /// How often to look for wins stored by other writers (our own commits wake the thread).
 const POLL: Duration = Duration::from_millis(500);
 /// How often the backlog is counted.
@@ -84,13 +86,26 @@ impl Jitter {
     }
 }
 
+/// What the delivery threads share.
+pub struct Shared {
+    pub stop: Arc<AtomicBool>,
+    pub stats: Arc<AwardStats>,
+    pub wake: Arc<Wake>,
+    /// `--award-rate`, over all threads.
+    pub bucket: Arc<Mutex<Bucket>>,
+}
+
 struct Deliverer {
+    /// This thread's index.
+    k: usize,
+    /// Wins per claim.
+    claim_size: usize,
     cfg: Config,
     store: Box<dyn Store>,
     stop: Arc<AtomicBool>,
     stats: Arc<AwardStats>,
     wake: Arc<Wake>,
-    bucket: Bucket,
+    bucket: Arc<Mutex<Bucket>>,
     jitter: Jitter,
     /// Consecutive failed requests (the backoff's exponent); 0 after a success.
     failures: u32,
@@ -148,6 +163,27 @@ impl Deliverer {
         }
     }
 
+    /// Waits for `--award-rate` to allow one more request (shared by the threads) and takes
+    /// it. False when stopped meanwhile.
+    fn pace(&self) -> bool {
+        loop {
+            let wait = match self.bucket.lock() {
+                Ok(mut b) => {
+                    let w = b.wait();
+                    if w.is_zero() {
+                        b.take(1);
+                        return true;
+                    }
+                    w
+                }
+                Err(_) => return true,
+            };
+            if !self.sleep(wait) {
+                return false;
+            }
+        }
+    }
+
     fn record_pending(&mut self) -> Res<()> {
         while let Some((row, err)) = self.unrecorded.front().cloned() {
             let owner = self.cfg.owner.clone();
@@ -184,7 +220,7 @@ impl Deliverer {
         self.stats
             .backlog
             .store(ours.max(0) as u64, Ordering::Relaxed);
-        if first {
+        if first && self.k == 0 {
             // What is about to be delivered (wins stored before, e.g. without --award-url).
             log!("info", "award_ready", backlog = ours);
         }
@@ -198,7 +234,7 @@ impl Deliverer {
 
     /// Claims the next batch, campaigns in turn; empty when there is nothing to deliver.
     fn claim(&mut self) -> Res<Vec<AwardRow>> {
-        self.busy.extend(self.wake.take());
+        self.busy.extend(self.wake.take(self.k));
         let n = self.cfg.campaigns.len();
         for _ in 0..n {
             if self.busy.is_empty() {
@@ -211,7 +247,8 @@ impl Deliverer {
             }
             let lease = self.next_lease();
             let owner = self.cfg.owner.clone();
-            let rows = q::claim(self.db()?, &campaign, &owner, now_ms(), lease, CLAIM_BATCH)?;
+            let size = self.claim_size;
+            let rows = q::claim(self.db()?, &campaign, &owner, now_ms(), lease, size)?;
             if !rows.is_empty() {
                 return Ok(rows);
             }
@@ -232,11 +269,9 @@ impl Deliverer {
                 return Ok(());
             }
         }
-        let w = self.bucket.wait();
-        if !w.is_zero() && !self.sleep(w) {
+        if !self.pace() {
             return Ok(());
         }
-        self.bucket.take(1);
         let key = idempotency_key(row.campaign.as_bytes(), &row.stream_id);
         let b = body(row);
         let outcome = classify(post(
@@ -295,7 +330,7 @@ impl Deliverer {
         self.refresh_backlog()?;
         let rows = self.claim()?;
         if rows.is_empty() {
-            self.wake.wait(POLL);
+            self.wake.wait(self.k, POLL);
             return Ok(());
         }
         let lease = self.last_lease;
@@ -321,7 +356,7 @@ impl Deliverer {
             let r = (|| -> Res<()> {
                 if !started {
                     self.db()?.relax_durability()?;
-                    if self.cfg.retry_failed {
+                    if self.cfg.retry_failed && self.k == 0 {
                         for c in self.cfg.campaigns.clone() {
                             let n = q::requeue_failed(self.db()?, &c)?;
                             log!("info", "award_requeued", campaign = c, failed = n);
@@ -373,18 +408,26 @@ impl Deliverer {
     }
 }
 
-/// Starts the delivery thread.
+/// Starts delivery thread `k`.
 pub fn spawn(
+    k: usize,
+    threads: usize,
     cfg: Config,
     store: Box<dyn Store>,
-    stop: Arc<AtomicBool>,
-    stats: Arc<AwardStats>,
-    wake: Arc<Wake>,
+    shared: Shared,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let Shared {
+        stop,
+        stats,
+        wake,
+        bucket,
+    } = shared;
     let timeout_ms = cfg.timeout.as_millis() as i64;
     let ours = cfg.campaigns.iter().cloned().collect();
     let mut d = Deliverer {
-        bucket: Bucket::new(cfg.rate),
+        k,
+        claim_size: (CLAIM_BATCH / threads.max(1)).max(MIN_CLAIM),
+        bucket,
         lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
         cfg,
         store,
@@ -402,7 +445,7 @@ pub fn spawn(
         last_log: Instant::now(),
     };
     std::thread::Builder::new()
-        .name("award".into())
+        .name(format!("award-{}", k))
         .spawn(move || {
             log::set_shard(None);
             d.run()

@@ -725,6 +725,95 @@ fn two_writers_on_one_database_never_deliver_a_win_twice() {
     assert_eq!(owners, 2, "both writers delivered");
 }
 
+/// Requests in flight at once, at most (from the server's arrival and answer times).
+fn max_in_flight(reqs: &[Request]) -> usize {
+    reqs.iter()
+        .map(|r| {
+            reqs.iter()
+                .filter(|o| o.at <= r.at && r.at < o.done)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn award_concurrency_overlaps_requests_to_a_slow_service_and_shares_the_rate() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let srv = Server::start();
+    srv.set_default(Act::Status(200, None, "ok", Duration::from_millis(50)));
+
+    // 120 wins, 50 ms each: one at a time would take 6 s.
+    let campaign = "conc:{t}";
+    configure(&mut con, campaign);
+    draw(&mut con, campaign, 0, 120);
+    let db = r.dir.path().join("w.db");
+    let log = r.dir.path().join("w.log");
+    let a = args(
+        &r,
+        campaign,
+        "w1",
+        &db,
+        &srv.url("/"),
+        &["--award-concurrency", "4"],
+    );
+    let mut w = WriterProc::spawn(&log, &a);
+    wait_for(&w, Duration::from_secs(30), "120 delivered", || {
+        states(&db).0 == 120
+    });
+    assert!(w.term().success());
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 120);
+    assert!(twice(&reqs).is_empty());
+    let took = reqs.last().unwrap().at.duration_since(reqs[0].at);
+    let overlap = max_in_flight(&reqs);
+    eprintln!(
+        "--award-concurrency 4: 120 x 50 ms in {:?}, {} in flight at most",
+        took, overlap
+    );
+    assert!((2..=4).contains(&overlap), "{}", overlap);
+    assert!(took < Duration::from_millis(4500), "{:?}", took);
+    let text = w.log_text();
+    assert_eq!(
+        last_field(&text, "stopped", "awards_delivered_total"),
+        Some(120),
+        "{}",
+        text
+    );
+    let owners: i64 = sqlite(&db)
+        .query_row("SELECT count(DISTINCT award_owner) FROM wins", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(owners >= 2, "{}", owners);
+
+    // The rate is shared: 40 at 20/s over 4 threads still take about 2 s.
+    let campaign = "conc2:{t}";
+    configure(&mut con, campaign);
+    draw(&mut con, campaign, 0, 40);
+    srv.set_default(OK);
+    let db = r.dir.path().join("w2.db");
+    let before = srv.requests().len();
+    let a = args(
+        &r,
+        campaign,
+        "w1",
+        &db,
+        &srv.url("/"),
+        &["--award-concurrency", "4", "--award-rate", "20"],
+    );
+    let mut w = WriterProc::spawn(&log, &a);
+    wait_for(&w, Duration::from_secs(30), "40 delivered", || {
+        states(&db).0 == 40
+    });
+    assert!(w.term().success());
+    let reqs = &srv.requests()[before..];
+    let took = reqs.last().unwrap().at.duration_since(reqs[0].at);
+    eprintln!("--award-concurrency 4 --award-rate 20: 40 in {:?}", took);
+    assert!(took >= Duration::from_millis(1700), "{:?}", took);
+}
+
 /// `--shards`: one delivery thread serves every shard (all shards on one server here).
 #[test]
 fn sharded_campaign_every_shard_delivered_once() {

@@ -30,6 +30,8 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// When it was answered (or given up).
+    pub done: Instant,
     /// The status answered (None: no answer).
     pub answered: Option<u16>,
 }
@@ -163,6 +165,7 @@ fn handle(mut s: TcpStream, state: Arc<Mutex<State>>) {
         headers,
         body,
         at,
+        done: Instant::now(),
         answered,
     });
 }
