@@ -72,8 +72,14 @@ pub struct Args {
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub check_every_ms: u64,
     /// Deliver every win by HTTP POST to this URL (http://[USER:PASSWORD@]HOST[:PORT]/PATH;
-    /// https is refused). Delivery runs beside storing; the database is its backlog.
-    #[arg(long, value_name = "URL")]
+    /// https is refused). Delivery runs beside storing; the database is its backlog. Also
+    /// taken from the environment (keeps a password out of the process list).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LOTTERY_AWARD_URL",
+        hide_env_values = true
+    )]
     pub award_url: Option<String>,
     /// Timeout of one award request (connect, send, response head), in ms.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]

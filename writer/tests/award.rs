@@ -891,7 +891,7 @@ fn sharded_campaign_every_shard_delivered_once() {
 }
 
 #[test]
-fn bad_award_urls_are_refused_at_start() {
+fn bad_award_urls_refused_and_credentials_never_logged_nor_in_arguments() {
     let r = RedisServer::start();
     let db = r.dir.path().join("w.db");
     for (url, msg) in [
@@ -923,6 +923,36 @@ fn bad_award_urls_are_refused_at_start() {
     let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cr@t");
     assert_eq!(
         srv.requests()[0].header("authorization"),
+        Some(format!("Basic {}", auth).as_str())
+    );
+
+    // From the environment: not in the process's arguments, same requests.
+    let log = r.dir.path().join("env.log");
+    let mut a = args(&r, "cred:{t}", "w1", &db, "x", &[]);
+    let i = a.iter().position(|s| s == "--award-url").unwrap();
+    a.drain(i..i + 2);
+    let f = std::fs::File::create(&log).unwrap();
+    let child = std::process::Command::new(BIN)
+        .args(&a)
+        .env("LOTTERY_AWARD_URL", &url)
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let mut w = WriterProc { child, log };
+    draw(&mut con, "cred:{t}", 3, 6);
+    wait_until(Duration::from_secs(20), "3 more delivered", || {
+        srv.delivered().len() == 6
+    });
+    assert!(w.term().success());
+    let text = w.log_text();
+    assert!(!text.contains("s3cr"), "{}", text);
+    assert!(
+        text.contains("event=award_start url=http://alice:***@127.0.0.1"),
+        "{}",
+        text
+    );
+    assert_eq!(
+        srv.requests()[5].header("authorization"),
         Some(format!("Basic {}", auth).as_str())
     );
 }
