@@ -77,6 +77,30 @@ pub struct Args {
     /// (0: never). It expires after 3 intervals (at least 15 s) unless refreshed.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub status_every_ms: u64,
+    /// Deliver every win by HTTP POST to this URL (http://[USER:PASSWORD@]HOST[:PORT]/PATH;
+    /// https is refused). Delivery runs beside storing; the database is its backlog. Also
+    /// taken from the environment (keeps a password out of the process list).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "LOTTERY_AWARD_URL",
+        hide_env_values = true
+    )]
+    pub award_url: Option<String>,
+    /// Timeout of one award request (connect, send, response head), in ms.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub award_timeout_ms: u64,
+    /// At most this many award requests per second, retries included (0: unlimited).
+    /// (--rate limits entries read from the stream; this limits deliveries.)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub award_rate: u64,
+    /// Award requests in flight at once: this many delivery threads, each with its own
+    /// database connection, sharing --award-rate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub award_concurrency: u64,
+    /// At start, put the wins whose delivery failed (award_state 'failed') back in the queue.
+    #[arg(long)]
+    pub award_retry_failed: bool,
     /// A summary line at most this often (0: only at exit).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub log_every_ms: u64,

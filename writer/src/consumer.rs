@@ -36,6 +36,10 @@ pub struct Writer {
     pub fatal: Option<i32>,
     /// `counts` as of the last step, for the status hash (status.rs).
     pub status: crate::status::Slot,
+    /// Award delivery: woken after each commit of new rows.
+    pub award_wake: Option<Arc<crate::award::Wake>>,
+    /// Award counters shown in this writer's `progress` / `stopped` lines (one campaign).
+    pub award_stats: Option<Arc<crate::award::AwardStats>>,
 }
 
 impl Writer {
@@ -224,6 +228,11 @@ impl Writer {
         } else {
             self.store.write_wins(&self.campaign, &b.wins)?
         };
+        if inserted > 0 {
+            if let Some(w) = &self.award_wake {
+                w.notify(&self.campaign);
+            }
+        }
         // Committed; still the database we opened (not an unlinked or replaced file)?
         self.verify_store()?;
         let mut c = redis::cmd("XACK");
@@ -398,7 +407,11 @@ impl Writer {
     }
 
     pub fn summary(&self, event: &str) {
-        log::line("info", event, &self.counts.fields());
+        let mut f = self.counts.fields();
+        if let Some(a) = &self.award_stats {
+            f.extend(a.log_fields());
+        }
+        log::line("info", event, &f);
     }
 
     /// Runs until stopped; the exit code (see main.rs).

@@ -8,11 +8,19 @@
 //! - `consumer`: the consumer loop of one campaign or shard; `rate`, `counts`: its rate limit
 //!   and its tallies; `run`: one writer in this thread, or one thread per shard;
 //! - `stream`: parsing the replies; `store`: SQLite and PostgreSQL, `store_mysql`: MySQL /
-//!   MariaDB; `status`: the status hash in Redis; `log`, `signals`.
+//!   MariaDB; `status`: the status hash in Redis; `log`, `signals`;
+//! - `award`: delivery of every win to `--award-url` (`award_deliver`: its loop,
+//!   `award_http`: the HTTP client, `award_body`: the request body, `award_store`: the queue
+//!   in the wins table).
 
 #[macro_use]
 mod log;
 mod args;
+mod award;
+mod award_body;
+mod award_deliver;
+mod award_http;
+mod award_store;
 mod cluster;
 mod connection;
 mod consumer;
@@ -60,9 +68,27 @@ fn real_main(args: args::Args) -> i32 {
         log!("error", "startup_failed", what = "signals", error = e);
         return EXIT_FATAL;
     }
-    match startup::writers(&args, &stop) {
-        // (the codes of a running writer: see consumer.rs and signals.rs)
-        Ok(writers) => run::run(writers, args.shards.is_some(), &stop),
-        Err(code) => code,
-    }
+    // A bad --award-url is a configuration error, found before anything is reached.
+    let endpoint = match args.award_url.as_deref().map(award_http::Endpoint::parse) {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            log!("error", "startup_failed", what = "arguments", error = e);
+            eprintln!("lottery-writer: {}", e);
+            return EXIT_FATAL;
+        }
+    };
+    let mut writers = match startup::writers(&args, &stop) {
+        Ok(w) => w,
+        Err(code) => return code,
+    };
+    let award = match endpoint {
+        None => None,
+        Some(ep) => match award::start(&args, ep, &mut writers, &stop) {
+            Ok(a) => Some(a),
+            Err(code) => return code,
+        },
+    };
+    // (the codes of a running writer: see consumer.rs and signals.rs)
+    run::run(writers, args.shards.is_some(), &stop, award)
 }

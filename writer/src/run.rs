@@ -1,5 +1,6 @@
 //! Running the writers: one in this thread, or one thread per shard.
 
+use crate::award::Award;
 use crate::consumer::Writer;
 use crate::counts::Counts;
 use crate::{log, EXIT_FATAL};
@@ -8,12 +9,21 @@ use std::sync::Arc;
 
 /// Runs `writers` until they stop; the exit code. `sharded`: one thread per shard and a last
 /// `stopped` line with the totals.
-pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i32 {
+/// `award`: the delivery thread, stopped (and waited for) once the writers stopped.
+pub fn run(
+    mut writers: Vec<Writer>,
+    sharded: bool,
+    stop: &Arc<AtomicBool>,
+    mut award: Option<Award>,
+) -> i32 {
     // Publishes until it is dropped, when this function returns.
-    let _status = crate::status::spawn(&writers, stop);
+    let _status = crate::status::spawn(&writers, award.as_ref().map(|a| a.stats.clone()), stop);
     if !sharded {
         let mut w = writers.pop().expect("one campaign");
         let code = w.run();
+        if let Some(a) = award.as_mut() {
+            a.finish(stop);
+        }
         w.summary("stopped");
         return code;
     }
@@ -71,6 +81,10 @@ pub fn run(mut writers: Vec<Writer>, sharded: bool, stop: &Arc<AtomicBool>) -> i
     }
     let mut fields = vec![("shards", n.to_string())];
     fields.extend(total.fields());
+    if let Some(a) = award.as_mut() {
+        a.finish(stop);
+        fields.extend(a.stats.log_fields());
+    }
     log::line("info", "stopped", &fields);
     code
 }

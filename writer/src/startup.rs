@@ -146,6 +146,8 @@ pub fn writers(args: &Args, stop: &Arc<AtomicBool>) -> Result<Vec<Writer>, i32> 
             last_reconciled: false,
             fatal: None,
             status: Default::default(),
+            award_wake: None,
+            award_stats: None,
         };
         if let Err(e) = w.connect() {
             log!("error", "startup_failed", what = "redis", error = e);

@@ -5,6 +5,7 @@
 //! only this thread. A failure to publish is logged (at most once a minute) and counted in
 //! `errors_total`, nothing else.
 
+use crate::award::AwardStats;
 use crate::connection::{redis_err, Redis};
 use crate::consumer::Writer;
 use crate::counts::Counts;
@@ -37,9 +38,14 @@ pub struct Info {
     pub started_ms: u64,
 }
 
-/// The hash's fields: one list, in one place (counters of later features go here too).
-pub fn fields(info: &Info, c: &Counts, updated_ms: u64) -> Vec<(&'static str, String)> {
-    vec![
+/// The hash's fields: one list, in one place (the award counters when `--award-url` is given).
+pub fn fields(
+    info: &Info,
+    c: &Counts,
+    award: Option<&AwardStats>,
+    updated_ms: u64,
+) -> Vec<(&'static str, String)> {
+    let mut f = vec![
         ("target", info.target.clone()),
         ("stream", info.stream.clone()),
         ("group", info.group.clone()),
@@ -54,7 +60,11 @@ pub fn fields(info: &Info, c: &Counts, updated_ms: u64) -> Vec<(&'static str, St
         ("drains_total", c.drains_stored.to_string()),
         ("retries_total", c.retries.to_string()),
         ("errors_total", c.errors.to_string()),
-    ]
+    ];
+    if let Some(a) = award {
+        f.extend(a.fields().into_iter().map(|(k, v)| (k, v.to_string())));
+    }
+    f
 }
 
 pub fn ttl_ms(every_ms: u64) -> u64 {
@@ -80,8 +90,13 @@ impl Drop for Publisher {
     }
 }
 
-/// Starts publishing the status of `writers` (None when `--status-every-ms 0`).
-pub fn spawn(writers: &[Writer], stop: &Arc<AtomicBool>) -> Option<Publisher> {
+/// Starts publishing the status of `writers` and of their award delivery, if any (None when
+/// `--status-every-ms 0`).
+pub fn spawn(
+    writers: &[Writer],
+    award: Option<Arc<AwardStats>>,
+    stop: &Arc<AtomicBool>,
+) -> Option<Publisher> {
     let first = writers.first()?;
     let args = &first.args;
     if args.status_every_ms == 0 {
@@ -113,6 +128,7 @@ pub fn spawn(writers: &[Writer], stop: &Arc<AtomicBool>) -> Option<Publisher> {
         ttl_ms: ttl_ms(args.status_every_ms),
         info,
         slots,
+        award,
         redis,
         failures: 0,
         last_warn: None,
@@ -145,6 +161,7 @@ struct Task {
     ttl_ms: u64,
     info: Info,
     slots: Vec<Slot>,
+    award: Option<Arc<AwardStats>>,
     redis: Redis,
     /// Failures to publish (counted in errors_total).
     failures: u64,
@@ -163,7 +180,7 @@ impl Task {
     }
 
     fn publish(&mut self) {
-        let fields = fields(&self.info, &self.counts(), now_ms());
+        let fields = fields(&self.info, &self.counts(), self.award.as_deref(), now_ms());
         let mut hset = redis::cmd("HSET");
         hset.arg(&self.key);
         for (k, v) in &fields {
@@ -214,12 +231,22 @@ mod tests {
             retries: 2,
             ..Counts::default()
         };
-        let f = fields(&info, &c, 9);
+        let f = fields(&info, &c, None, 9);
         let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("rows_total"), Some("7"));
         assert_eq!(get("retries_total"), Some("2"));
         assert_eq!(get("database"), Some("mysql"));
         assert_eq!(get("updated_ms"), Some("9"));
+        assert_eq!(get("award_backlog"), None);
+        let a = AwardStats::default();
+        a.delivered.store(5, std::sync::atomic::Ordering::Relaxed);
+        a.backlog.store(3, std::sync::atomic::Ordering::Relaxed);
+        let f = fields(&info, &c, Some(&a), 9);
+        let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("awards_delivered_total"), Some("5"));
+        assert_eq!(get("awards_failed_total"), Some("0"));
+        assert_eq!(get("award_backlog"), Some("3"));
+        assert_eq!(get("rows_total"), Some("7"));
         assert_eq!(key("g", "w"), "lottery-writer:g:w");
     }
 }

@@ -22,10 +22,28 @@ pub type Result<T> = std::result::Result<T, String>;
 
 /// Columns added by later versions: (table, column, SQLite type, PostgreSQL type). Tables made
 /// by an earlier version get them at open (`ALTER TABLE ... ADD COLUMN`), existing rows NULL.
-pub(crate) const ADDED_COLUMNS: [(&str, &str, &str, &str); 3] = [
+/// The award columns (see award_store.rs): rows stored before they existed get `award_state`
+/// 'skipped' (never delivered by themselves); the writer inserts NULL (to be delivered).
+pub(crate) const ADDED_COLUMNS: [(&str, &str, &str, &str); 9] = [
     ("wins", "prize_raw", "BLOB", "BYTEA"),
     ("stock_drains", "prize_raw", "BLOB", "BYTEA"),
     ("wins", "code", "BLOB", "BYTEA"),
+    (
+        "wins",
+        "award_state",
+        "TEXT DEFAULT 'skipped'",
+        "TEXT DEFAULT 'skipped'",
+    ),
+    (
+        "wins",
+        "award_attempts",
+        "INTEGER NOT NULL DEFAULT 0",
+        "BIGINT NOT NULL DEFAULT 0",
+    ),
+    ("wins", "award_at_ms", "INTEGER", "BIGINT"),
+    ("wins", "award_error", "TEXT", "TEXT"),
+    ("wins", "award_owner", "TEXT", "TEXT"),
+    ("wins", "award_lease_until_ms", "INTEGER", "BIGINT"),
 ];
 
 /// How a drain batch was recorded.
@@ -50,6 +68,10 @@ pub trait Store: Send {
         Ok(())
     }
     fn kind(&self) -> &'static str;
+    /// The award delivery queue in this database (award_store.rs); None: not supported.
+    fn award(&mut self) -> Option<&mut dyn crate::award_store::AwardSql> {
+        None
+    }
 }
 
 pub enum DbUrl {
@@ -129,7 +151,7 @@ pub fn open(url: &str, timeout: std::time::Duration) -> Result<Box<dyn Store>> {
 
 pub struct Sqlite {
     path: String,
-    conn: rusqlite::Connection,
+    pub(crate) conn: rusqlite::Connection,
     timeout: std::time::Duration,
     /// (device, inode) of the file opened first.
     identity: (u64, u64),
@@ -170,6 +192,12 @@ CREATE TABLE IF NOT EXISTS wins (
     reqid     BLOB,
     prize_raw BLOB,
     code      BLOB,
+    award_state TEXT DEFAULT 'skipped',
+    award_attempts INTEGER NOT NULL DEFAULT 0,
+    award_at_ms INTEGER,
+    award_error TEXT,
+    award_owner TEXT,
+    award_lease_until_ms INTEGER,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -255,6 +283,9 @@ impl Sqlite {
                 }
             }
         }
+        // After the columns: the index names award_state.
+        conn.execute_batch(crate::award_store::SQLITE_INDEX)
+            .map_err(e)?;
         Ok(conn)
     }
 }
@@ -270,8 +301,8 @@ impl Store for Sqlite {
         {
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT OR IGNORE INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code, award_state) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)",
                 )
                 .map_err(e)?;
             for w in wins {
@@ -344,12 +375,16 @@ impl Store for Sqlite {
     fn kind(&self) -> &'static str {
         "sqlite"
     }
+
+    fn award(&mut self) -> Option<&mut dyn crate::award_store::AwardSql> {
+        Some(self)
+    }
 }
 
 // ---------------------------------------------------------------- PostgreSQL
 
 #[cfg(feature = "postgres")]
-mod pg {
+pub(crate) mod pg {
     use super::{DrainOutcome, Result, Store};
     use crate::stream::{Drain, Win};
     use postgres::{Client, NoTls};
@@ -365,6 +400,12 @@ CREATE TABLE IF NOT EXISTS wins (
     reqid     BYTEA,
     prize_raw BYTEA,
     code      BYTEA,
+    award_state TEXT DEFAULT 'skipped',
+    award_attempts BIGINT NOT NULL DEFAULT 0,
+    award_at_ms BIGINT,
+    award_error TEXT,
+    award_owner TEXT,
+    award_lease_until_ms BIGINT,
     PRIMARY KEY (campaign, stream_id)
 );
 CREATE TABLE IF NOT EXISTS stock_drains (
@@ -380,12 +421,12 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     pub struct Postgres {
         url: String,
         timeout: std::time::Duration,
-        client: Client,
+        pub(crate) client: Client,
     }
 
     /// The database's own words: the server's message and SQLSTATE, or the client-side cause
     /// (postgres::Error alone displays as just "db error").
-    pub(super) fn err(what: &str, e: postgres::Error) -> String {
+    pub(crate) fn err(what: &str, e: postgres::Error) -> String {
         if let Some(db) = e.as_db_error() {
             let mut s = format!(
                 "PostgreSQL {}: {} {}: {} (SQLSTATE {})",
@@ -461,6 +502,17 @@ CREATE TABLE IF NOT EXISTS stock_drains (
                 ))?;
             }
         }
+        // The award queue's index, looked up first for the same reason (CREATE INDEX takes a
+        // lock that blocks writes to the table).
+        let has: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&crate::award_store::INDEX_NAME],
+            )?
+            .get(0);
+        if !has {
+            client.batch_execute(crate::award_store::PG_INDEX)?;
+        }
         Ok(())
     }
 
@@ -469,8 +521,8 @@ CREATE TABLE IF NOT EXISTS stock_drains (
             let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
             let st = tx
                 .prepare(
-                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                    "INSERT INTO wins (stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code, award_state) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL) ON CONFLICT DO NOTHING",
                 )
                 .map_err(|e| err("prepare", e))?;
             let mut inserted = 0u64;
@@ -537,6 +589,10 @@ CREATE TABLE IF NOT EXISTS stock_drains (
 
         fn kind(&self) -> &'static str {
             "postgres"
+        }
+
+        fn award(&mut self) -> Option<&mut dyn crate::award_store::AwardSql> {
+            Some(self)
         }
     }
 }

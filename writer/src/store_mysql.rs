@@ -59,8 +59,10 @@ const SCHEMA: [(&str, &str); 2] = [
     ),
 ];
 
+/// `award_state` NULL: every win stored is to be delivered when `--award-url` is given (rows
+/// stored before the column existed got its default, 'skipped').
 const WINS_COLUMNS: &str = "wins (campaign_hash, stream_id, campaign, user_id, prize, ts_ms, \
-                            draw_seq, reqid, prize_raw, code)";
+                            draw_seq, reqid, prize_raw, code, award_state)";
 const DRAINS_COLUMNS: &str =
     "stock_drains (campaign_hash, seq, prize_hash, campaign, prize, sold, prize_raw)";
 
@@ -69,14 +71,22 @@ const DRAINS_COLUMNS: &str =
 const MAX_ROWS_PER_STATEMENT: usize = 128;
 
 /// The MySQL type of a column of `ADDED_COLUMNS` (given there with its PostgreSQL type).
+/// `award_state` is a VARCHAR: it leads the award queue's index.
 fn added_column_type(pg_type: &str) -> Option<&'static str> {
     match pg_type {
         "BYTEA" => Some("LONGBLOB"),
         "TEXT" => Some("LONGTEXT"),
         "BIGINT" => Some("BIGINT"),
+        "TEXT DEFAULT 'skipped'" => Some("VARCHAR(16) DEFAULT 'skipped'"),
+        "BIGINT NOT NULL DEFAULT 0" => Some("BIGINT NOT NULL DEFAULT 0"),
         _ => None,
     }
 }
+
+/// The award queue's index (award_store.rs): not partial in MySQL, so `award_state` leads it;
+/// claiming and counting stay proportional to a campaign's backlog.
+const AWARD_INDEX: &str = "CREATE INDEX wins_award_todo ON wins \
+                           (award_state, campaign_hash, ts_ms, stream_id)";
 
 fn sha256(b: &[u8]) -> Vec<u8> {
     Sha256::digest(b).to_vec()
@@ -193,6 +203,7 @@ impl Mysql {
             }
         }
         add_columns(&mut conn)?;
+        add_award_index(&mut conn)?;
         Ok(conn)
     }
 
@@ -250,6 +261,26 @@ fn add_columns(conn: &mut Conn) -> Result<()> {
                 Err(mysql::Error::MySqlError(m)) if m.code == 1060 => {}
                 Err(e) => return Err(err("add column", e)),
             }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the award queue's index when it is missing (looked up first: creating it needs the
+/// INDEX privilege, which a writer that finds it there does not need).
+fn add_award_index(conn: &mut Conn) -> Result<()> {
+    let has: Option<i64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'wins' AND INDEX_NAME = 'wins_award_todo'",
+        )
+        .map_err(|e| err("read indexes", e))?;
+    if has.unwrap_or(0) == 0 {
+        match conn.query_drop(AWARD_INDEX) {
+            Ok(()) => {}
+            // ER_DUP_KEYNAME: another writer created it meanwhile.
+            Err(mysql::Error::MySqlError(m)) if m.code == 1061 => {}
+            Err(e) => return Err(err("create the award index", e)),
         }
     }
     Ok(())
@@ -313,6 +344,7 @@ impl Store for Mysql {
                     Value::from(w.reqid.clone()),
                     Value::from(w.prize_raw.clone()),
                     Value::from(w.code.clone()),
+                    Value::NULL,
                 ]
             })
             .collect();
@@ -320,7 +352,7 @@ impl Store for Mysql {
             let mut tx = conn
                 .start_transaction(tx_opts())
                 .map_err(|e| ("begin", e))?;
-            let n = insert_rows(&mut tx, WINS_COLUMNS, 10, "stream_id = stream_id", rows)
+            let n = insert_rows(&mut tx, WINS_COLUMNS, 11, "stream_id = stream_id", rows)
                 .map_err(|e| ("insert wins", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
             Ok(n as usize)
@@ -379,6 +411,112 @@ impl Store for Mysql {
 
     fn kind(&self) -> &'static str {
         "mysql"
+    }
+
+    fn award(&mut self) -> Option<&mut dyn crate::award_store::AwardSql> {
+        Some(self)
+    }
+}
+
+/// The award queue (award_store.rs) in MySQL / MariaDB.
+mod award_impl {
+    use super::*;
+    use crate::award_store::{AwardRow, AwardSql, Dialect, P};
+
+    /// The statements name a campaign by its key; the tables are keyed by its SHA-256.
+    fn by_hash(sql: &str) -> String {
+        sql.replace("campaign = ?", "campaign_hash = UNHEX(SHA2(?, 256))")
+    }
+
+    fn values(p: &[P]) -> Vec<Value> {
+        p.iter()
+            .map(|x| match *x {
+                P::Text(s) => Value::from(s),
+                P::Int(n) => Value::Int(n),
+                P::Null => Value::NULL,
+            })
+            .collect()
+    }
+
+    /// Column `i` of `row` as `T`; a NULL or a value of another type is an error, never a
+    /// panic.
+    fn col<T: mysql::prelude::FromValue>(row: &mysql::Row, i: usize) -> Result<T> {
+        match row.get_opt::<T, usize>(i) {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(format!("MySQL award queue: column {}: {}", i, e)),
+            None => Err(format!("MySQL award queue: no column {}", i)),
+        }
+    }
+
+    impl AwardSql for Mysql {
+        fn dialect(&self) -> Dialect {
+            Dialect::MySql
+        }
+
+        fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
+            let (sql, params) = (by_hash(sql), values(params));
+            self.with_conn(|conn| {
+                conn.exec_drop(sql, params)
+                    .map_err(|e| ("award queue", e))?;
+                Ok(conn.affected_rows())
+            })
+        }
+
+        fn rows(&mut self, sql: &str, params: &[P]) -> Result<Vec<AwardRow>> {
+            let (sql, params) = (by_hash(sql), values(params));
+            let rows: Vec<mysql::Row> =
+                self.with_conn(|conn| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
+            rows.iter()
+                .map(|r| {
+                    let prize: String = col(r, 3)?;
+                    let raw: Option<Vec<u8>> = col(r, 4)?;
+                    Ok(AwardRow {
+                        campaign: col(r, 0)?,
+                        stream_id: col(r, 1)?,
+                        user: col(r, 2)?,
+                        prize: raw.unwrap_or_else(|| prize.into_bytes()),
+                        code: col(r, 5)?,
+                        ts_ms: col(r, 6)?,
+                        draw_seq: col(r, 7)?,
+                    })
+                })
+                .collect()
+        }
+
+        fn counts(&mut self, sql: &str, params: &[P]) -> Result<Vec<(String, i64)>> {
+            let (sql, params) = (by_hash(sql), values(params));
+            let rows: Vec<mysql::Row> =
+                self.with_conn(|conn| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
+            rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
+        }
+
+        /// MySQL's commit durability is a server setting, not a session's. What this
+        /// connection needs instead: an UPDATE's row count counts the rows it matched, not only
+        /// those it changed (a lease renewed to the value it has is still held). Set here, on
+        /// the delivery threads' own connections only: the storing connection counts a
+        /// redelivered entry as not inserted by that very difference.
+        fn relax_durability(&mut self) -> Result<()> {
+            let found = mysql::consts::CapabilityFlags::CLIENT_FOUND_ROWS;
+            let flags = self.opts.get_additional_capabilities();
+            if !flags.contains(found) {
+                self.opts = OptsBuilder::from_opts(self.opts.clone())
+                    .additional_capabilities(flags | found)
+                    .into();
+                self.conn = None;
+            }
+            Ok(())
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn statements_use_the_hash() {
+            assert_eq!(
+                super::by_hash("UPDATE wins SET a = ? WHERE campaign = ? AND stream_id = ?"),
+                "UPDATE wins SET a = ? WHERE campaign_hash = UNHEX(SHA2(?, 256)) AND stream_id = ?"
+            );
+        }
     }
 }
 

@@ -567,7 +567,19 @@ fn old_schema_database_gets_the_code_column() {
         }
         let wins = columns(db, "wins");
         assert_eq!(wins.iter().filter(|c| *c == "code").count(), 1, "{wins:?}");
-        assert_eq!(wins.last().map(String::as_str), Some("code"), "{wins:?}");
+        assert_eq!(
+            wins[wins.len() - 7..],
+            [
+                "code",
+                "award_state",
+                "award_attempts",
+                "award_at_ms",
+                "award_error",
+                "award_owner",
+                "award_lease_until_ms"
+            ],
+            "{wins:?}"
+        );
         assert!(columns(db, "stock_drains").contains(&"prize_raw".to_string()));
         let c = sqlite(db);
         // The old row is still there, without a code.
@@ -579,6 +591,17 @@ fn old_schema_database_gets_the_code_column() {
             )
             .unwrap();
         assert_eq!(old, (b"old".to_vec(), None));
+        // Award delivery: the old row is 'skipped' (never delivered by itself), the rows this
+        // version stored are waiting for a writer with --award-url (NULL).
+        let awards: (i64, i64, i64) = c
+            .query_row(
+                "SELECT count(*) FILTER (WHERE award_state = 'skipped' AND campaign = 'old:{c}'), \
+                 count(*) FILTER (WHERE award_state IS NULL), sum(award_attempts) FROM wins",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(awards, (1, xlen(&mut con, STREAM), 0));
         let code: Vec<u8> = c
             .query_row("SELECT code FROM wins WHERE stream_id = ?1", [&id], |r| {
                 r.get(0)

@@ -2,6 +2,7 @@
 //! and checks of the SQLite tables against the stream.
 #![allow(dead_code)]
 
+pub mod http;
 #[cfg(feature = "mysql")]
 pub mod mariadb;
 #[cfg(feature = "postgres")]
