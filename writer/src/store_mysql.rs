@@ -141,24 +141,32 @@ pub struct Mysql {
     /// None after a connection-level failure (the protocol state is unknown): reconnected
     /// before the next statement.
     conn: Option<Conn>,
+    /// The server's `max_allowed_packet` as the session saw it at connect: no statement is
+    /// built larger (a batch of big rows is split into more statements).
+    max_packet: usize,
 }
 
 impl Mysql {
     pub fn open(url: &str, timeout: Duration) -> Result<Self> {
         let opts = opts(url, timeout)?;
-        let conn = Self::connect(&opts)?;
+        let (conn, max_packet) = Self::connect(&opts)?;
         Ok(Mysql {
             opts,
             conn: Some(conn),
+            max_packet,
         })
     }
 
-    fn connect(opts: &Opts) -> Result<Conn> {
+    /// A new session, and its `max_allowed_packet`.
+    fn connect(opts: &Opts) -> Result<(Conn, usize)> {
         let mut conn = Conn::new(opts.clone()).map_err(|e| err("connect", e))?;
         // A commit must survive a crash of the server before the XACK that follows it.
-        let flush: Option<i64> = conn
-            .query_first("SELECT @@innodb_flush_log_at_trx_commit")
+        let vars: Option<(Option<i64>, Option<u64>)> = conn
+            .query_first("SELECT @@innodb_flush_log_at_trx_commit, @@max_allowed_packet")
             .map_err(|e| err("read innodb_flush_log_at_trx_commit", e))?;
+        let (flush, max_packet) = vars.unwrap_or((None, None));
+        // 1 GiB is the largest the server takes; 1 KiB its smallest.
+        let max_packet = max_packet.unwrap_or(1 << 30).clamp(1024, 1 << 30) as usize;
         if flush == Some(0) {
             return Err(
                 "MySQL: innodb_flush_log_at_trx_commit = 0: a commit is lost if the server \
@@ -193,12 +201,14 @@ impl Mysql {
             }
         }
         add_columns(&mut conn)?;
-        Ok(conn)
+        Ok((conn, max_packet))
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
         if self.conn.is_none() {
-            self.conn = Some(Self::connect(&self.opts)?);
+            let (conn, max_packet) = Self::connect(&self.opts)?;
+            self.conn = Some(conn);
+            self.max_packet = max_packet;
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }
@@ -207,10 +217,12 @@ impl Mysql {
     /// connection (its state is unknown), so the next call reconnects.
     fn with_conn<T>(
         &mut self,
-        f: impl FnOnce(&mut Conn) -> std::result::Result<T, (&'static str, mysql::Error)>,
+        f: impl FnOnce(&mut Conn, usize) -> std::result::Result<T, (&'static str, mysql::Error)>,
     ) -> Result<T> {
-        let conn = self.conn()?;
-        match f(conn) {
+        self.conn()?;
+        let max_packet = self.max_packet;
+        let conn = self.conn.as_mut().expect("connected above");
+        match f(conn, max_packet) {
             Ok(v) => Ok(v),
             Err((what, e)) => {
                 if !matches!(e, mysql::Error::MySqlError(_)) {
@@ -267,28 +279,73 @@ fn insert_sql(columns: &str, n: usize, rows: usize, noop: &str) -> String {
     )
 }
 
-/// Inserts `rows` (each `n` values) in statements of at most `MAX_ROWS_PER_STATEMENT` rows;
-/// returns the rows newly inserted (a duplicate updated to itself counts 0).
+/// What a value adds to a COM_STMT_EXECUTE packet at most: its bytes, their length prefix
+/// (up to 9 bytes), its type (2) and its bit in the NULL bitmap (counted as a byte).
+fn value_size(v: &Value) -> usize {
+    12 + match v {
+        Value::Bytes(b) => b.len(),
+        _ => 8,
+    }
+}
+
+/// Room kept in a packet for the command's header and the statement id.
+const PACKET_HEADER: usize = 1024;
+
+/// Inserts `rows` (each `n` values) in statements of at most `MAX_ROWS_PER_STATEMENT` rows,
+/// and of fewer when their values would not fit in a packet of `max_packet` bytes (the
+/// server's `max_allowed_packet`: it refuses a larger one, and closes the connection);
+/// returns the rows newly inserted (a duplicate updated to itself counts 0). A single row
+/// larger than that is sent alone, and its failure says which setting to raise.
 fn insert_rows(
     tx: &mut mysql::Transaction<'_>,
     columns: &str,
     n: usize,
     noop: &str,
     rows: Vec<Vec<Value>>,
+    max_packet: usize,
 ) -> std::result::Result<u64, mysql::Error> {
+    let budget = max_packet.saturating_sub(PACKET_HEADER);
+    let sizes: Vec<usize> = rows
+        .iter()
+        .map(|r| r.iter().map(value_size).sum())
+        .collect();
     let mut inserted = 0;
-    let mut rest = rows.as_slice();
-    while !rest.is_empty() {
-        let k = rest.len().min(MAX_ROWS_PER_STATEMENT);
-        // The largest power of two <= k.
-        let k = 1usize << (usize::BITS - 1 - k.leading_zeros());
-        let (chunk, tail) = rest.split_at(k);
+    let mut start = 0;
+    while start < rows.len() {
+        let k = chunk_len(&sizes[start..], budget);
+        let chunk = &rows[start..start + k];
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-        tx.exec_drop(insert_sql(columns, n, k, noop), params)?;
+        match tx.exec_drop(insert_sql(columns, n, k, noop), params) {
+            Ok(()) => {}
+            // The server closes the connection after a packet too large: it is dropped (an
+            // error other than the server's own) and the batch retried on a new one.
+            Err(e) if sizes[start] > budget => {
+                return Err(mysql::Error::IoError(std::io::Error::other(format!(
+                    "a row of about {} bytes does not fit in the server's max_allowed_packet \
+                     ({} bytes): raise it (SET GLOBAL max_allowed_packet; at most 1 GiB) and \
+                     the batch is stored at the next retry ({})",
+                    sizes[start], max_packet, e
+                ))));
+            }
+            Err(e) => return Err(e),
+        }
         inserted += tx.affected_rows();
-        rest = tail;
+        start += k;
     }
     Ok(inserted)
+}
+
+/// How many of the rows whose sizes are `sizes` go into the next statement: a power of two
+/// (a few prepared statements serve every batch), at most `MAX_ROWS_PER_STATEMENT`, whose
+/// values fit in `budget` bytes; at least 1.
+fn chunk_len(sizes: &[usize], budget: usize) -> usize {
+    let k = sizes.len().min(MAX_ROWS_PER_STATEMENT);
+    // The largest power of two <= k.
+    let mut k = 1usize << (usize::BITS - 1 - k.leading_zeros());
+    while k > 1 && sizes[..k].iter().sum::<usize>() > budget {
+        k /= 2;
+    }
+    k
 }
 
 /// The session's isolation level (READ COMMITTED, set at connect): no extra round trip.
@@ -316,12 +373,19 @@ impl Store for Mysql {
                 ]
             })
             .collect();
-        self.with_conn(|conn| {
+        self.with_conn(|conn, max_packet| {
             let mut tx = conn
                 .start_transaction(tx_opts())
                 .map_err(|e| ("begin", e))?;
-            let n = insert_rows(&mut tx, WINS_COLUMNS, 10, "stream_id = stream_id", rows)
-                .map_err(|e| ("insert wins", e))?;
+            let n = insert_rows(
+                &mut tx,
+                WINS_COLUMNS,
+                10,
+                "stream_id = stream_id",
+                rows,
+                max_packet,
+            )
+            .map_err(|e| ("insert wins", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
             Ok(n as usize)
         })
@@ -347,7 +411,7 @@ impl Store for Mysql {
                 ]
             })
             .collect();
-        self.with_conn(|conn| {
+        self.with_conn(|conn, max_packet| {
             let mut tx = conn.start_transaction(tx_opts()).map_err(|e| ("begin", e))?;
             let exists: Option<i64> = tx
                 .exec_first(
@@ -359,7 +423,7 @@ impl Store for Mysql {
                 return Ok(DrainOutcome::AlreadyStored);
             }
             // A concurrent writer storing the same batch is not an error.
-            insert_rows(&mut tx, DRAINS_COLUMNS, 7, "sold = sold", rows)
+            insert_rows(&mut tx, DRAINS_COLUMNS, 7, "sold = sold", rows, max_packet)
                 .map_err(|e| ("insert drain", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
             Ok(DrainOutcome::Stored)
@@ -373,7 +437,7 @@ impl Store for Mysql {
             }
         }
         self.conn = None;
-        self.conn = Some(Self::connect(&self.opts)?);
+        self.conn()?;
         Ok(())
     }
 
@@ -415,6 +479,18 @@ mod tests {
         assert!(opts("mysql://w:secret@h/db?prefer_socket=true", t)
             .unwrap()
             .get_prefer_socket());
+    }
+
+    #[test]
+    fn chunks_fit_the_packet() {
+        assert_eq!(chunk_len(&[10; 500], 1 << 20), 128);
+        assert_eq!(chunk_len(&[10; 100], 1 << 20), 64);
+        assert_eq!(chunk_len(&[10; 1], 1 << 20), 1);
+        assert_eq!(chunk_len(&[200_000; 40], 1 << 20), 4);
+        assert_eq!(chunk_len(&[2 << 20; 40], 1 << 20), 1);
+        assert_eq!(chunk_len(&[10, 10, 10, 1 << 20], 100), 2);
+        assert_eq!(value_size(&Value::Bytes(vec![0; 100])), 112);
+        assert_eq!(value_size(&Value::NULL), 20);
     }
 
     #[test]
