@@ -7,8 +7,10 @@
 //!        primary key (campaign_hash, seq, prize_hash))
 //! The columns mean what they mean in SQLite and PostgreSQL. A campaign key is up to 4096 bytes
 //! and a prize id text of any length, more than an InnoDB key may hold (3072 bytes), so the keys
-//! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))`, the same for
-//! `prize_hash` and `prize` (readers can look a campaign up by it with that expression).
+//! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))` (readers can look a
+//! campaign up by it with that expression), `prize_hash` the SHA-256 of the prize id's bytes,
+//! `UNHEX(SHA2(COALESCE(prize_raw, prize), 256))`: its text alone is not unique (the text
+//! `\xff` and the byte 0xff, escaped, read the same).
 //!
 //! Every session runs with a strict `sql_mode` (a value that does not fit is an error, never
 //! silently truncated), `utf8mb4`, READ COMMITTED and `innodb_lock_wait_timeout` from
@@ -403,7 +405,9 @@ impl Store for Mysql {
                 vec![
                     Value::Bytes(hash.clone()),
                     Value::Int(drain.seq),
-                    Value::Bytes(sha256(s.prize.as_bytes())),
+                    // The id's bytes, not its text: two ids may share a text (the text
+                    // `\xff` and the byte 0xff, escaped).
+                    Value::Bytes(sha256(s.prize_raw.as_deref().unwrap_or(s.prize.as_bytes()))),
                     Value::from(campaign),
                     Value::from(&s.prize),
                     Value::Int(s.n),

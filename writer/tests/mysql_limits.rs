@@ -5,6 +5,8 @@
 //! - a small `max_allowed_packet`: a batch of rows that each fit is stored (split into
 //!   statements that fit); a single row that cannot fit is retried with an error naming the
 //!   setting, and stored once the setting is raised;
+//! - two prize ids whose stored text is the same (the text `\xff` and the byte 0xff) drained in
+//!   one batch: both are kept, each with its own count.
 
 #![cfg(feature = "mysql")]
 
@@ -78,4 +80,66 @@ fn mysql_rows_that_fit_max_allowed_packet_are_stored_and_one_too_big_is_named() 
     assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
     check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
     assert_no_password(&w.log_text());
+}
+
+/// The prize id `\xff` (4 bytes of text) and the prize id made of the byte 0xff are two
+/// prizes whose `prize` text is the same (the second is escaped): a drain batch holding both
+/// keeps both rows, each with its count.
+#[test]
+fn mysql_drain_keeps_two_prizes_whose_text_is_the_same() {
+    let Some(m) = start_or_skip("mysql_drain_keeps_two_prizes_whose_text_is_the_same") else {
+        return;
+    };
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let text: &[u8] = b"\\xff";
+    let byte: &[u8] = b"\xff";
+    let _: () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg(CAMPAIGN)
+        .arg("PRIZE")
+        .arg(text)
+        .arg(1)
+        .arg("INF")
+        .arg("PRIZE")
+        .arg(byte)
+        .arg(1)
+        .arg("INF")
+        .arg("MAXWINS")
+        .arg("INF")
+        .query(&mut con)
+        .unwrap();
+    draw(&mut con, CAMPAIGN, 0, 200);
+    let log = r.dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &writer_args(&r, CAMPAIGN, GROUP, "w1", &m.url(), FAST),
+    );
+    let mut c = m.db();
+    wait_until(LONG, "rows and a drain", || {
+        count(&mut c) == 200 && common::mariadb::drained_sold(&mut c, CAMPAIGN) > 0
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
+    let rows: Vec<(String, Option<Vec<u8>>, i64)> = c
+        .query("SELECT prize, prize_raw, sold FROM stock_drains")
+        .unwrap();
+    let sold = |p: &[u8]| -> i64 {
+        rows.iter()
+            .filter(|(t, raw, _)| prize_bytes(t.clone(), raw.clone()) == p)
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let mut won = |p: &[u8]| -> i64 {
+        c.exec_first(
+            "SELECT COUNT(*) FROM wins WHERE COALESCE(prize_raw, CAST(prize AS BINARY)) = ?",
+            (p,),
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let (won_text, won_byte) = (won(text), won(byte));
+    assert!(won_text > 0 && won_byte > 0, "{won_text} {won_byte}");
+    assert_eq!(sold(text), won_text, "{rows:?}");
+    assert_eq!(sold(byte), won_byte, "{rows:?}");
+    check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
 }
