@@ -13,8 +13,9 @@
 //! `\xff` and the byte 0xff, escaped, read the same).
 //!
 //! Every session runs with a strict `sql_mode` (a value that does not fit is an error, never
-//! silently truncated), `utf8mb4`, READ COMMITTED and `innodb_lock_wait_timeout` from
-//! `--db-timeout-ms`, which is also the connect, read and write timeout. Tables in another
+//! silently truncated), `utf8mb4`, READ COMMITTED, `innodb_lock_wait_timeout` (row locks) and
+//! `lock_wait_timeout` (table metadata locks) from `--db-timeout-ms`, which is also the
+//! connect, read and write timeout. Tables in another
 //! engine than InnoDB (MyISAM has no transactions) and a server that does not make a commit
 //! durable (`innodb_flush_log_at_trx_commit = 0`) are refused at open.
 //!
@@ -130,6 +131,11 @@ pub fn opts(url: &str, timeout: Duration) -> Result<Opts> {
             "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'".to_string(),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
             format!("SET SESSION innodb_lock_wait_timeout = {}", lock_wait_s),
+            // A table's metadata lock (LOCK TABLES, ALTER TABLE) is waited for up to
+            // lock_wait_timeout, a day by default: a session the writer gave up on (read
+            // timeout, retried on a new one) would keep waiting, one more each retry, until the
+            // server has no connection left.
+            format!("SET SESSION lock_wait_timeout = {}", lock_wait_s),
         ]);
     // TCP to the host and port the URL names, unless it asks for the local socket.
     if !parsed.query_pairs().any(|(k, _)| k == "prefer_socket") {

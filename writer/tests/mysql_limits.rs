@@ -6,7 +6,9 @@
 //!   statements that fit); a single row that cannot fit is retried with an error naming the
 //!   setting, and stored once the setting is raised;
 //! - two prize ids whose stored text is the same (the text `\xff` and the byte 0xff) drained in
-//!   one batch: both are kept, each with its own count.
+//!   one batch: both are kept, each with its own count;
+//! - a table lock held by an operator: the writer's abandoned sessions do not pile up on the
+//!   server waiting for it.
 
 #![cfg(feature = "mysql")]
 
@@ -141,5 +143,51 @@ fn mysql_drain_keeps_two_prizes_whose_text_is_the_same() {
     assert!(won_text > 0 && won_byte > 0, "{won_text} {won_byte}");
     assert_eq!(sold(text), won_text, "{rows:?}");
     assert_eq!(sold(byte), won_byte, "{rows:?}");
+    check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
+}
+
+/// A table lock held by an operator (`LOCK TABLES wins WRITE`; an `ALTER TABLE` waits the
+/// same way): the writer's statements wait for the metadata lock at most `--db-timeout-ms`
+/// on the server too, so the sessions it gave up on (read timeout, retried on a new one) do
+/// not pile up on the server for a day (MariaDB's `lock_wait_timeout` default) and exhaust
+/// its connections. Everything is stored once the lock is released.
+#[test]
+fn mysql_table_lock_wait_is_bounded_on_the_server() {
+    let Some(m) = start_or_skip("mysql_table_lock_wait_is_bounded_on_the_server") else {
+        return;
+    };
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 20);
+    let log = r.dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &writer_args(&r, CAMPAIGN, GROUP, "w1", &m.url(), FAST),
+    );
+    let mut c = m.db();
+    wait_until(LONG, "20 rows", || count(&mut c) == 20);
+    let mut locker = m.db();
+    locker.query_drop("LOCK TABLES wins WRITE").unwrap();
+    draw(&mut con, CAMPAIGN, 20, 40);
+    std::thread::sleep(Duration::from_millis(4000));
+    // (--db-timeout-ms 500: a lock wait ends within a second.)
+    let waiting: Vec<(i64, i64)> = c
+        .exec(
+            "SELECT ID, TIME FROM information_schema.PROCESSLIST WHERE USER = ? \
+             AND STATE LIKE '%metadata lock%'",
+            (USER,),
+        )
+        .unwrap();
+    let old = waiting.iter().filter(|(_, t)| *t >= 3).count();
+    locker.query_drop("UNLOCK TABLES").unwrap();
+    assert_eq!(
+        old, 0,
+        "writer sessions still waiting for the lock: {waiting:?}"
+    );
+    assert!(w.log_text().contains("event=retry"), "{}", w.log_text());
+    wait_until(LONG, "40 rows", || count(&mut c) == 40);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
     check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
 }
