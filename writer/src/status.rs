@@ -1,6 +1,7 @@
 //! The status hash: every `--status-every-ms` a thread of its own writes the writer's counters
-//! into `lottery-writer:<group>:<consumer>` (HSET, then PEXPIRE of 3 intervals, at least 15 s,
-//! so a dead writer's status disappears). It has its own Redis connection and reads the
+//! into `lottery-writer:<group>:<consumer>` (PEXPIRE, HSET, and PEXPIRE again when the HSET
+//! created the hash; a TTL of 3 intervals, at least 15 s, so a dead writer's status
+//! disappears). It has its own Redis connection and reads the
 //! writers' counts from slots they refresh after each step: a slow or failing Redis delays
 //! only this thread. A failure to publish is logged (at most once a minute) and counted in
 //! `errors_total`, nothing else.
@@ -171,10 +172,18 @@ impl Task {
         }
         let mut pexpire = redis::cmd("PEXPIRE");
         pexpire.arg(&self.key).arg(self.ttl_ms);
-        let r = self
-            .redis
-            .query(&self.key, &hset)
-            .and_then(|_| self.redis.query(&self.key, &pexpire));
+        // PEXPIRE first: the hash is written only by a connection allowed to give it its TTL
+        // (else it would never expire), and a hash already there keeps a TTL through the
+        // HSET. PEXPIRE again only when it created the hash (its first publish, or after it
+        // expired): a failure between the two leaves a TTL-less hash that the next publish's
+        // first PEXPIRE fixes.
+        let r = self.redis.query(&self.key, &pexpire).and_then(|existed| {
+            self.redis.query(&self.key, &hset)?;
+            if existed == redis::Value::Int(0) {
+                self.redis.query(&self.key, &pexpire)?;
+            }
+            Ok(())
+        });
         if let Err(e) = r {
             self.failures += 1;
             if self.last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {

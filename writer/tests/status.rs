@@ -198,3 +198,67 @@ fn status_hash_counts_ttl_and_expiry() {
     });
     assert!(stopped.elapsed() > Duration::from_secs(10));
 }
+
+/// The hash never stays without a TTL: a user allowed `HSET` but not `PEXPIRE` on the status
+/// key (an ACL written by hand) writes no hash at all (it would never expire, and outlive the
+/// writer as a live-looking entry); a hash left without a TTL (a writer killed between its two
+/// commands; made by hand here) gets one at the next publish.
+#[test]
+fn status_hash_never_left_without_ttl() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 50);
+    let url = format!("sqlite:{}", r.dir.path().join("wins.db").display());
+    let fast = [
+        "--status-every-ms",
+        "100",
+        "--block-ms",
+        "100",
+        "--log-every-ms",
+        "0",
+    ];
+    let mut acl: Vec<&str> = WRITER_ACL[..WRITER_ACL.len() - 1].to_vec();
+    acl.push("(~lottery-writer:* +hset)");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("writer")
+        .arg(&acl)
+        .query(&mut con)
+        .unwrap();
+    let mut w = WriterProc::spawn(
+        &r.dir.path().join("w1.log"),
+        &args_as_writer(&r, "w1", &url, &fast),
+    );
+    wait_until(LONG, "a failure to publish", || {
+        w.log_text().contains("event=status_failed")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let exists: i64 = redis::cmd("EXISTS").arg(KEY).query(&mut con).unwrap();
+    assert!(w.term().success(), "{}", w.log_text());
+    assert_eq!(exists, 0, "a status hash without its TTL");
+
+    // A hash without a TTL, left before: the next publish gives it one.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("writer")
+        .arg(WRITER_ACL)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(KEY)
+        .arg("updated_ms")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let mut w = WriterProc::spawn(
+        &r.dir.path().join("w2.log"),
+        &args_as_writer(&r, "w1", &url, &fast),
+    );
+    wait_until(LONG, "the hash refreshed", || {
+        status(&mut con, KEY).get("updated_ms").map(String::as_str) != Some("1")
+    });
+    let ttl: i64 = redis::cmd("PTTL").arg(KEY).query(&mut con).unwrap();
+    assert!(ttl > 0 && ttl <= 15_000, "PTTL {ttl}");
+    assert!(w.term().success(), "{}", w.log_text());
+}
