@@ -92,8 +92,27 @@ fn err(what: &str, e: mysql::Error) -> String {
             "MySQL {}: ERROR {} ({}): {}",
             what, m.code, m.state, m.message
         ),
+        other if timed_out(&other) => format!(
+            "MySQL {}: no answer within --db-timeout-ms ({})",
+            what, other
+        ),
         other => format!("MySQL {}: {}", what, other),
     }
+}
+
+/// A read or write that timed out (the socket's timeouts say EAGAIN, `os error 11`; the client
+/// wraps it in its codec's error, so its text is looked at too).
+fn timed_out(e: &mysql::Error) -> bool {
+    if let mysql::Error::IoError(io) = e {
+        if matches!(
+            io.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            return true;
+        }
+    }
+    let s = e.to_string();
+    s.contains("(os error 11)") || s.contains("(os error 110)")
 }
 
 /// A percent-decoded URL part as UTF-8 (the client would silently replace invalid bytes).
@@ -501,6 +520,14 @@ mod tests {
         assert_eq!(chunk_len(&[10, 10, 10, 1 << 20], 100), 2);
         assert_eq!(value_size(&Value::Bytes(vec![0; 100])), 112);
         assert_eq!(value_size(&Value::NULL), 20);
+    }
+
+    #[test]
+    fn timeouts_are_named() {
+        let e = mysql::Error::IoError(std::io::ErrorKind::WouldBlock.into());
+        assert!(err("begin", e).contains("no answer within --db-timeout-ms"));
+        let e = mysql::Error::IoError(std::io::ErrorKind::ConnectionReset.into());
+        assert!(!err("begin", e).contains("no answer"));
     }
 
     #[test]
