@@ -508,6 +508,33 @@ mod tests {
         assert!(opts("mysql://w:secret@h/db?prefer_socket=true", t)
             .unwrap()
             .get_prefer_socket());
+        // IPv6, no port (3306), every reserved character and non-ASCII in the password.
+        let o = opts(
+            "mysql://w:%40%3A%2F%3F%23%25%2B%20%C3%A9%F0%9F%8E%81@[::1]/d%20b",
+            t,
+        )
+        .unwrap();
+        assert_eq!(o.get_pass(), Some("@:/?#%+ é🎁"));
+        assert_eq!(o.get_ip_or_hostname(), "[::1]");
+        assert_eq!(o.get_tcp_port(), 3306);
+        assert_eq!(o.get_db_name(), Some("d b"));
+        // A socket path as a query option.
+        let o = opts(
+            "mysql://w:p@localhost/db?socket=%2Frun%2Fmysqld%2Fm.sock",
+            t,
+        )
+        .unwrap();
+        assert_eq!(o.get_socket(), Some("/run/mysqld/m.sock"));
+        // Unencoded reserved characters in the password: an error that does not quote it.
+        for url in [
+            "mysql://w:se?cret@h/db",
+            "mysql://w:se#cret@h/db",
+            "mysql://w:se/cret@h/db",
+            "mysql://w:12#cret@h/db",
+        ] {
+            let e = opts(url, t).unwrap_err();
+            assert!(!e.contains("cret"), "{url}: {e}");
+        }
     }
 
     #[test]
