@@ -28,7 +28,7 @@ use crate::stream::{Drain, Win};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SCHEMA: [(&str, &str); 2] = [
     (
@@ -171,7 +171,15 @@ pub struct Mysql {
     /// The server's `max_allowed_packet` as the session saw it at connect: no statement is
     /// built larger (a batch of big rows is split into more statements).
     max_packet: usize,
+    /// When the session last answered: after `IDLE_CHECK` without a statement it is pinged
+    /// first (the server may have closed it: `wait_timeout`).
+    last_used: Instant,
 }
+
+/// A session unused this long is pinged before the next transaction, and replaced if the
+/// server closed it meanwhile (`wait_timeout`, 1 s at the least): a lull in the wins is not a
+/// failed attempt, a `retry` line and an error counted.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Mysql {
     pub fn open(url: &str, timeout: Duration) -> Result<Self> {
@@ -181,6 +189,7 @@ impl Mysql {
             opts,
             conn: Some(conn),
             max_packet,
+            last_used: Instant::now(),
         })
     }
 
@@ -246,10 +255,19 @@ impl Mysql {
         &mut self,
         f: impl FnOnce(&mut Conn, usize) -> std::result::Result<T, (&'static str, mysql::Error)>,
     ) -> Result<T> {
+        if self.last_used.elapsed() >= IDLE_CHECK {
+            if let Some(c) = self.conn.as_mut() {
+                if c.ping().is_err() {
+                    self.conn = None;
+                }
+            }
+        }
         self.conn()?;
         let max_packet = self.max_packet;
         let conn = self.conn.as_mut().expect("connected above");
-        match f(conn, max_packet) {
+        let r = f(conn, max_packet);
+        self.last_used = Instant::now();
+        match r {
             Ok(v) => Ok(v),
             Err((what, e)) => {
                 if !matches!(e, mysql::Error::MySqlError(_)) {

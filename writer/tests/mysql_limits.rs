@@ -8,7 +8,8 @@
 //! - two prize ids whose stored text is the same (the text `\xff` and the byte 0xff) drained in
 //!   one batch: both are kept, each with its own count;
 //! - a table lock held by an operator: the writer's abandoned sessions do not pile up on the
-//!   server waiting for it.
+//!   server waiting for it;
+//! - a server that closes idle sessions (`wait_timeout`): replaced with no failed attempt.
 
 #![cfg(feature = "mysql")]
 
@@ -189,5 +190,38 @@ fn mysql_table_lock_wait_is_bounded_on_the_server() {
     wait_until(LONG, "40 rows", || count(&mut c) == 40);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
+    check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
+}
+
+/// A server that closes idle sessions (`wait_timeout`, often a minute or less on hosted
+/// servers): the writer's session closed during a lull is replaced before the next batch, with
+/// no failed attempt (no `retry` line, nothing counted as an error).
+#[test]
+fn mysql_session_closed_while_idle_is_replaced_without_a_retry() {
+    let Some(m) = start_or_skip("mysql_session_closed_while_idle_is_replaced_without_a_retry")
+    else {
+        return;
+    };
+    m.root().query_drop("SET GLOBAL wait_timeout = 1").unwrap();
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    let log = r.dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &writer_args(&r, CAMPAIGN, GROUP, "w1", &m.url(), FAST),
+    );
+    // (A new session for each look: an idle one of the test is closed too.)
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(2200));
+        draw(&mut con, CAMPAIGN, i * 10, i * 10 + 10);
+        wait_until(LONG, "the new rows", || {
+            count(&mut m.db()) == (i as i64 + 1) * 10
+        });
+    }
+    assert_eq!(w.term().code(), Some(0), "{}", w.log_text());
+    let t = w.log_text();
+    assert!(!t.contains("event=retry"), "{t}");
+    assert!(t.contains(" errors=0 "), "{t}");
     check_final(&mut con, &m, CAMPAIGN, STREAM, GROUP);
 }
