@@ -72,7 +72,7 @@ metrics! {
     CAMPAIGNS_DROPPED = "lottery_exporter_campaigns_dropped", Gauge, "Campaigns found by discovery beyond --max-campaigns, not reported";
 }
 
-/// The writer status hash's counter fields (contract: `lottery-writer:<group>:<consumer>`)
+/// The writer status hash's counter fields (contract: `lottery-writer:<group>:<consumer>:<target>`)
 /// and the metric each becomes.
 pub const WRITER_FIELDS: &[(&str, &Metric)] = &[
     ("read_total", &WRITER_READ),

@@ -123,7 +123,7 @@ impl Sampler {
     }
 }
 
-/// Keeps each campaign (by its key as text) and each writer (group, consumer) once over all
+/// Keeps each campaign (by its key as text) and each writer (target, group, consumer) once over all
 /// nodes: two keys differing only in invalid UTF-8, or one key seen on two nodes, would
 /// otherwise give two series with the same labels.
 fn dedupe(nodes: &mut [Node], errors: &mut Vec<String>) {
@@ -143,11 +143,11 @@ fn dedupe(nodes: &mut [Node], errors: &mut Vec<String>) {
             fresh
         });
         n.writers.retain(|w| {
-            let fresh = wseen.insert((w.group.clone(), w.consumer.clone()));
+            let fresh = wseen.insert((w.target.clone(), w.group.clone(), w.consumer.clone()));
             if !fresh {
                 errors.push(format!(
-                    "{}: writer {}:{} reported once only",
-                    addr, w.group, w.consumer
+                    "{}: writer {}:{}:{} reported once only",
+                    addr, w.group, w.consumer, w.target
                 ));
             }
             fresh

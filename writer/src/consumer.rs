@@ -204,7 +204,13 @@ impl Writer {
             self.sleep(w);
         }
         self.bucket.take(b.ack.len());
-        for w in b.wins.iter().filter(|w| w.prize_raw.is_some()) {
+        // Not for an id that is only escaped for its backslashes: that is text.
+        let not_text = |raw: &[u8]| std::str::from_utf8(raw).map_or(true, |s| s.contains('\0'));
+        for w in b
+            .wins
+            .iter()
+            .filter(|w| w.prize_raw.as_deref().is_some_and(not_text))
+        {
             log!(
                 "warn",
                 "prize_not_text",

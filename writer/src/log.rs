@@ -18,28 +18,29 @@ pub fn v(s: &str) -> String {
 }
 
 /// A URL with its password hidden, for the logs: the one in the user info, and the value of
-/// a `password=` query parameter (MySQL URLs take one).
+/// a `password=` query parameter (MySQL URLs take one). The user info is taken to end at the
+/// last `@`: a password may hold `?`, `#`, `/` or `@` left unencoded by mistake (the URL is
+/// logged before it is parsed). An `@` in a query hides more than the password, never less.
 pub fn mask_url(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
     // redis://user:secret@host -> redis://user:***@host
-    let mut out = match (base.find("://"), base.rfind('@')) {
+    let (mut out, rest) = match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let auth = &base[scheme_end + 3..at];
+            let auth = &url[scheme_end + 3..at];
             match auth.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &base[..scheme_end + 3],
-                    &auth[..colon],
-                    &base[at..]
+                Some(colon) => (
+                    format!("{}{}:***", &url[..scheme_end + 3], &auth[..colon]),
+                    &url[at..],
                 ),
-                None => base.to_string(),
+                None => (url[..at].to_string(), &url[at..]),
             }
         }
-        _ => base.to_string(),
+        _ => (String::new(), url),
     };
+    let (base, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    out.push_str(base);
     if let Some(q) = query {
         let q: Vec<String> = q
             .split('&')
@@ -134,5 +135,30 @@ mod tests {
             "mysql://u@h/db?prefer_socket=false&password=***"
         );
         assert_eq!(mask_url("sqlite:wins.db"), "sqlite:wins.db");
+    }
+
+    /// A password with reserved characters left unencoded (`?`, `#`, `/`, `@`): nothing of it
+    /// shows (the URL is logged before it is parsed, and may not parse at all).
+    #[test]
+    fn unencoded_reserved_characters_in_a_password_are_masked() {
+        for (url, secret) in [
+            ("mysql://writer:Secr3t?Pass@h:3306/db", "Secr3t?Pass"),
+            ("mysql://writer:Sec?r3t#P/a@ss@h/db", "Sec?r3t#P/a@ss"),
+            ("redis://u:Xq#Zk@h:1", "Xq#Zk"),
+            ("postgres://u:Xq/Zk?Wv=Yj@h/db", "Xq/Zk?Wv=Yj"),
+        ] {
+            let m = mask_url(url);
+            for part in secret.split(['?', '#', '/', '@', '=']) {
+                assert!(!m.contains(part), "{url} -> {m}");
+            }
+            assert!(
+                m.ends_with("@h:3306/db") || m.contains(":***@h"),
+                "{url} -> {m}"
+            );
+        }
+        assert_eq!(
+            mask_url("mysql://u:p?w@h/db?password=secret"),
+            "mysql://u:***@h/db?password=***"
+        );
     }
 }

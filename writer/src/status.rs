@@ -1,6 +1,7 @@
 //! The status hash: every `--status-every-ms` a thread of its own writes the writer's counters
-//! into `lottery-writer:<group>:<consumer>` (HSET, then PEXPIRE of 3 intervals, at least 15 s,
-//! so a dead writer's status disappears). It has its own Redis connection and reads the
+//! into `lottery-writer:<group>:<consumer>:<target>` (PEXPIRE, HSET, and PEXPIRE again when the HSET
+//! created the hash; a TTL of 3 intervals, at least 15 s, so a dead writer's status
+//! disappears). It has its own Redis connection and reads the
 //! writers' counts from slots they refresh after each step: a slow or failing Redis delays
 //! only this thread. A failure to publish is logged (at most once a minute) and counted in
 //! `errors_total`, nothing else.
@@ -21,8 +22,10 @@ const MIN_TTL_MS: u64 = 15_000;
 /// At most one `status_failed` line this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-pub fn key(group: &str, consumer: &str) -> String {
-    format!("lottery-writer:{}:{}", group, consumer)
+/// `lottery-writer:<group>:<consumer>:<target>`: two writers of two campaigns may well share
+/// their group and consumer names. A campaign key's hash tag puts the hash in its slot.
+pub fn key(group: &str, consumer: &str, target: &str) -> String {
+    format!("lottery-writer:{}:{}:{}", group, consumer, target)
 }
 
 /// What the hash describes, fixed for the writer's life.
@@ -124,7 +127,7 @@ pub fn spawn(
     let every = Duration::from_millis(args.status_every_ms);
     let done = Arc::new(AtomicBool::new(false));
     let mut t = Task {
-        key: key(&args.group, &args.consumer),
+        key: key(&args.group, &args.consumer, &info.target),
         ttl_ms: ttl_ms(args.status_every_ms),
         info,
         slots,
@@ -188,10 +191,18 @@ impl Task {
         }
         let mut pexpire = redis::cmd("PEXPIRE");
         pexpire.arg(&self.key).arg(self.ttl_ms);
-        let r = self
-            .redis
-            .query(&self.key, &hset)
-            .and_then(|_| self.redis.query(&self.key, &pexpire));
+        // PEXPIRE first: the hash is written only by a connection allowed to give it its TTL
+        // (else it would never expire), and a hash already there keeps a TTL through the
+        // HSET. PEXPIRE again only when it created the hash (its first publish, or after it
+        // expired): a failure between the two leaves a TTL-less hash that the next publish's
+        // first PEXPIRE fixes.
+        let r = self.redis.query(&self.key, &pexpire).and_then(|existed| {
+            self.redis.query(&self.key, &hset)?;
+            if existed == redis::Value::Int(0) {
+                self.redis.query(&self.key, &pexpire)?;
+            }
+            Ok(())
+        });
         if let Err(e) = r {
             self.failures += 1;
             if self.last_warn.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
@@ -247,6 +258,6 @@ mod tests {
         assert_eq!(get("awards_failed_total"), Some("0"));
         assert_eq!(get("award_backlog"), Some("3"));
         assert_eq!(get("rows_total"), Some("7"));
-        assert_eq!(key("g", "w"), "lottery-writer:g:w");
+        assert_eq!(key("g", "w", "c:{x}"), "lottery-writer:g:w:c:{x}");
     }
 }

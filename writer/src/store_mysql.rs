@@ -7,12 +7,15 @@
 //!        primary key (campaign_hash, seq, prize_hash))
 //! The columns mean what they mean in SQLite and PostgreSQL. A campaign key is up to 4096 bytes
 //! and a prize id text of any length, more than an InnoDB key may hold (3072 bytes), so the keys
-//! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))`, the same for
-//! `prize_hash` and `prize` (readers can look a campaign up by it with that expression).
+//! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))` (readers can look a
+//! campaign up by it with that expression), `prize_hash` the SHA-256 of the prize id's bytes,
+//! `UNHEX(SHA2(COALESCE(prize_raw, prize), 256))`: its text alone is not unique (the text
+//! `\xff` and the byte 0xff, escaped, read the same).
 //!
 //! Every session runs with a strict `sql_mode` (a value that does not fit is an error, never
-//! silently truncated), `utf8mb4`, READ COMMITTED and `innodb_lock_wait_timeout` from
-//! `--db-timeout-ms`, which is also the connect, read and write timeout. Tables in another
+//! silently truncated), `utf8mb4`, READ COMMITTED, `innodb_lock_wait_timeout` (row locks) and
+//! `lock_wait_timeout` (table metadata locks) from `--db-timeout-ms`, which is also the
+//! connect, read and write timeout. Tables in another
 //! engine than InnoDB (MyISAM has no transactions) and a server that does not make a commit
 //! durable (`innodb_flush_log_at_trx_commit = 0`) are refused at open.
 //!
@@ -25,7 +28,7 @@ use crate::stream::{Drain, Win};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const SCHEMA: [(&str, &str); 2] = [
     (
@@ -99,8 +102,27 @@ fn err(what: &str, e: mysql::Error) -> String {
             "MySQL {}: ERROR {} ({}): {}",
             what, m.code, m.state, m.message
         ),
+        other if timed_out(&other) => format!(
+            "MySQL {}: no answer within --db-timeout-ms ({})",
+            what, other
+        ),
         other => format!("MySQL {}: {}", what, other),
     }
+}
+
+/// A read or write that timed out (the socket's timeouts say EAGAIN, `os error 11`; the client
+/// wraps it in its codec's error, so its text is looked at too).
+fn timed_out(e: &mysql::Error) -> bool {
+    if let mysql::Error::IoError(io) = e {
+        if matches!(
+            io.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            return true;
+        }
+    }
+    let s = e.to_string();
+    s.contains("(os error 11)") || s.contains("(os error 110)")
 }
 
 /// A percent-decoded URL part as UTF-8 (the client would silently replace invalid bytes).
@@ -138,6 +160,11 @@ pub fn opts(url: &str, timeout: Duration) -> Result<Opts> {
             "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'".to_string(),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
             format!("SET SESSION innodb_lock_wait_timeout = {}", lock_wait_s),
+            // A table's metadata lock (LOCK TABLES, ALTER TABLE) is waited for up to
+            // lock_wait_timeout, a day by default: a session the writer gave up on (read
+            // timeout, retried on a new one) would keep waiting, one more each retry, until the
+            // server has no connection left.
+            format!("SET SESSION lock_wait_timeout = {}", lock_wait_s),
         ]);
     // TCP to the host and port the URL names, unless it asks for the local socket.
     if !parsed.query_pairs().any(|(k, _)| k == "prefer_socket") {
@@ -151,24 +178,41 @@ pub struct Mysql {
     /// None after a connection-level failure (the protocol state is unknown): reconnected
     /// before the next statement.
     conn: Option<Conn>,
+    /// The server's `max_allowed_packet` as the session saw it at connect: no statement is
+    /// built larger (a batch of big rows is split into more statements).
+    max_packet: usize,
+    /// When the session last answered: after `IDLE_CHECK` without a statement it is pinged
+    /// first (the server may have closed it: `wait_timeout`).
+    last_used: Instant,
 }
+
+/// A session unused this long is pinged before the next transaction, and replaced if the
+/// server closed it meanwhile (`wait_timeout`, 1 s at the least): a lull in the wins is not a
+/// failed attempt, a `retry` line and an error counted.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Mysql {
     pub fn open(url: &str, timeout: Duration) -> Result<Self> {
         let opts = opts(url, timeout)?;
-        let conn = Self::connect(&opts)?;
+        let (conn, max_packet) = Self::connect(&opts)?;
         Ok(Mysql {
             opts,
             conn: Some(conn),
+            max_packet,
+            last_used: Instant::now(),
         })
     }
 
-    fn connect(opts: &Opts) -> Result<Conn> {
+    /// A new session, and its `max_allowed_packet`.
+    fn connect(opts: &Opts) -> Result<(Conn, usize)> {
         let mut conn = Conn::new(opts.clone()).map_err(|e| err("connect", e))?;
         // A commit must survive a crash of the server before the XACK that follows it.
-        let flush: Option<i64> = conn
-            .query_first("SELECT @@innodb_flush_log_at_trx_commit")
+        let vars: Option<(Option<i64>, Option<u64>)> = conn
+            .query_first("SELECT @@innodb_flush_log_at_trx_commit, @@max_allowed_packet")
             .map_err(|e| err("read innodb_flush_log_at_trx_commit", e))?;
+        let (flush, max_packet) = vars.unwrap_or((None, None));
+        // 1 GiB is the largest the server takes; 1 KiB its smallest.
+        let max_packet = max_packet.unwrap_or(1 << 30).clamp(1024, 1 << 30) as usize;
         if flush == Some(0) {
             return Err(
                 "MySQL: innodb_flush_log_at_trx_commit = 0: a commit is lost if the server \
@@ -204,12 +248,14 @@ impl Mysql {
         }
         add_columns(&mut conn)?;
         add_award_index(&mut conn)?;
-        Ok(conn)
+        Ok((conn, max_packet))
     }
 
     fn conn(&mut self) -> Result<&mut Conn> {
         if self.conn.is_none() {
-            self.conn = Some(Self::connect(&self.opts)?);
+            let (conn, max_packet) = Self::connect(&self.opts)?;
+            self.conn = Some(conn);
+            self.max_packet = max_packet;
         }
         Ok(self.conn.as_mut().expect("connected above"))
     }
@@ -218,10 +264,21 @@ impl Mysql {
     /// connection (its state is unknown), so the next call reconnects.
     fn with_conn<T>(
         &mut self,
-        f: impl FnOnce(&mut Conn) -> std::result::Result<T, (&'static str, mysql::Error)>,
+        f: impl FnOnce(&mut Conn, usize) -> std::result::Result<T, (&'static str, mysql::Error)>,
     ) -> Result<T> {
-        let conn = self.conn()?;
-        match f(conn) {
+        if self.last_used.elapsed() >= IDLE_CHECK {
+            if let Some(c) = self.conn.as_mut() {
+                if c.ping().is_err() {
+                    self.conn = None;
+                }
+            }
+        }
+        self.conn()?;
+        let max_packet = self.max_packet;
+        let conn = self.conn.as_mut().expect("connected above");
+        let r = f(conn, max_packet);
+        self.last_used = Instant::now();
+        match r {
             Ok(v) => Ok(v),
             Err((what, e)) => {
                 if !matches!(e, mysql::Error::MySqlError(_)) {
@@ -298,28 +355,73 @@ fn insert_sql(columns: &str, n: usize, rows: usize, noop: &str) -> String {
     )
 }
 
-/// Inserts `rows` (each `n` values) in statements of at most `MAX_ROWS_PER_STATEMENT` rows;
-/// returns the rows newly inserted (a duplicate updated to itself counts 0).
+/// What a value adds to a COM_STMT_EXECUTE packet at most: its bytes, their length prefix
+/// (up to 9 bytes), its type (2) and its bit in the NULL bitmap (counted as a byte).
+fn value_size(v: &Value) -> usize {
+    12 + match v {
+        Value::Bytes(b) => b.len(),
+        _ => 8,
+    }
+}
+
+/// Room kept in a packet for the command's header and the statement id.
+const PACKET_HEADER: usize = 1024;
+
+/// Inserts `rows` (each `n` values) in statements of at most `MAX_ROWS_PER_STATEMENT` rows,
+/// and of fewer when their values would not fit in a packet of `max_packet` bytes (the
+/// server's `max_allowed_packet`: it refuses a larger one, and closes the connection);
+/// returns the rows newly inserted (a duplicate updated to itself counts 0). A single row
+/// larger than that is sent alone, and its failure says which setting to raise.
 fn insert_rows(
     tx: &mut mysql::Transaction<'_>,
     columns: &str,
     n: usize,
     noop: &str,
     rows: Vec<Vec<Value>>,
+    max_packet: usize,
 ) -> std::result::Result<u64, mysql::Error> {
+    let budget = max_packet.saturating_sub(PACKET_HEADER);
+    let sizes: Vec<usize> = rows
+        .iter()
+        .map(|r| r.iter().map(value_size).sum())
+        .collect();
     let mut inserted = 0;
-    let mut rest = rows.as_slice();
-    while !rest.is_empty() {
-        let k = rest.len().min(MAX_ROWS_PER_STATEMENT);
-        // The largest power of two <= k.
-        let k = 1usize << (usize::BITS - 1 - k.leading_zeros());
-        let (chunk, tail) = rest.split_at(k);
+    let mut start = 0;
+    while start < rows.len() {
+        let k = chunk_len(&sizes[start..], budget);
+        let chunk = &rows[start..start + k];
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-        tx.exec_drop(insert_sql(columns, n, k, noop), params)?;
+        match tx.exec_drop(insert_sql(columns, n, k, noop), params) {
+            Ok(()) => {}
+            // The server closes the connection after a packet too large: it is dropped (an
+            // error other than the server's own) and the batch retried on a new one.
+            Err(e) if sizes[start] > budget => {
+                return Err(mysql::Error::IoError(std::io::Error::other(format!(
+                    "a row of about {} bytes does not fit in the server's max_allowed_packet \
+                     ({} bytes): raise it (SET GLOBAL max_allowed_packet; at most 1 GiB) and \
+                     the batch is stored at the next retry ({})",
+                    sizes[start], max_packet, e
+                ))));
+            }
+            Err(e) => return Err(e),
+        }
         inserted += tx.affected_rows();
-        rest = tail;
+        start += k;
     }
     Ok(inserted)
+}
+
+/// How many of the rows whose sizes are `sizes` go into the next statement: a power of two
+/// (a few prepared statements serve every batch), at most `MAX_ROWS_PER_STATEMENT`, whose
+/// values fit in `budget` bytes; at least 1.
+fn chunk_len(sizes: &[usize], budget: usize) -> usize {
+    let k = sizes.len().min(MAX_ROWS_PER_STATEMENT);
+    // The largest power of two <= k.
+    let mut k = 1usize << (usize::BITS - 1 - k.leading_zeros());
+    while k > 1 && sizes[..k].iter().sum::<usize>() > budget {
+        k /= 2;
+    }
+    k
 }
 
 /// The session's isolation level (READ COMMITTED, set at connect): no extra round trip.
@@ -348,12 +450,19 @@ impl Store for Mysql {
                 ]
             })
             .collect();
-        self.with_conn(|conn| {
+        self.with_conn(|conn, max_packet| {
             let mut tx = conn
                 .start_transaction(tx_opts())
                 .map_err(|e| ("begin", e))?;
-            let n = insert_rows(&mut tx, WINS_COLUMNS, 11, "stream_id = stream_id", rows)
-                .map_err(|e| ("insert wins", e))?;
+            let n = insert_rows(
+                &mut tx,
+                WINS_COLUMNS,
+                11,
+                "stream_id = stream_id",
+                rows,
+                max_packet,
+            )
+            .map_err(|e| ("insert wins", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
             Ok(n as usize)
         })
@@ -371,7 +480,9 @@ impl Store for Mysql {
                 vec![
                     Value::Bytes(hash.clone()),
                     Value::Int(drain.seq),
-                    Value::Bytes(sha256(s.prize.as_bytes())),
+                    // The id's bytes, not its text: two ids may share a text (the text
+                    // `\xff` and the byte 0xff, escaped).
+                    Value::Bytes(sha256(s.prize_raw.as_deref().unwrap_or(s.prize.as_bytes()))),
                     Value::from(campaign),
                     Value::from(&s.prize),
                     Value::Int(s.n),
@@ -379,7 +490,7 @@ impl Store for Mysql {
                 ]
             })
             .collect();
-        self.with_conn(|conn| {
+        self.with_conn(|conn, max_packet| {
             let mut tx = conn.start_transaction(tx_opts()).map_err(|e| ("begin", e))?;
             let exists: Option<i64> = tx
                 .exec_first(
@@ -391,7 +502,7 @@ impl Store for Mysql {
                 return Ok(DrainOutcome::AlreadyStored);
             }
             // A concurrent writer storing the same batch is not an error.
-            insert_rows(&mut tx, DRAINS_COLUMNS, 7, "sold = sold", rows)
+            insert_rows(&mut tx, DRAINS_COLUMNS, 7, "sold = sold", rows, max_packet)
                 .map_err(|e| ("insert drain", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
             Ok(DrainOutcome::Stored)
@@ -405,7 +516,7 @@ impl Store for Mysql {
             }
         }
         self.conn = None;
-        self.conn = Some(Self::connect(&self.opts)?);
+        self.conn()?;
         Ok(())
     }
 
@@ -455,7 +566,7 @@ mod award_impl {
 
         fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
             let (sql, params) = (by_hash(sql), values(params));
-            self.with_conn(|conn| {
+            self.with_conn(|conn, _| {
                 conn.exec_drop(sql, params)
                     .map_err(|e| ("award queue", e))?;
                 Ok(conn.affected_rows())
@@ -465,7 +576,7 @@ mod award_impl {
         fn rows(&mut self, sql: &str, params: &[P]) -> Result<Vec<AwardRow>> {
             let (sql, params) = (by_hash(sql), values(params));
             let rows: Vec<mysql::Row> =
-                self.with_conn(|conn| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
+                self.with_conn(|conn, _| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
             rows.iter()
                 .map(|r| {
                     let prize: String = col(r, 3)?;
@@ -486,7 +597,7 @@ mod award_impl {
         fn counts(&mut self, sql: &str, params: &[P]) -> Result<Vec<(String, i64)>> {
             let (sql, params) = (by_hash(sql), values(params));
             let rows: Vec<mysql::Row> =
-                self.with_conn(|conn| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
+                self.with_conn(|conn, _| conn.exec(sql, params).map_err(|e| ("award queue", e)))?;
             rows.iter().map(|r| Ok((col(r, 0)?, col(r, 1)?))).collect()
         }
 
@@ -553,6 +664,53 @@ mod tests {
         assert!(opts("mysql://w:secret@h/db?prefer_socket=true", t)
             .unwrap()
             .get_prefer_socket());
+        // IPv6, no port (3306), every reserved character and non-ASCII in the password.
+        let o = opts(
+            "mysql://w:%40%3A%2F%3F%23%25%2B%20%C3%A9%F0%9F%8E%81@[::1]/d%20b",
+            t,
+        )
+        .unwrap();
+        assert_eq!(o.get_pass(), Some("@:/?#%+ é🎁"));
+        assert_eq!(o.get_ip_or_hostname(), "[::1]");
+        assert_eq!(o.get_tcp_port(), 3306);
+        assert_eq!(o.get_db_name(), Some("d b"));
+        // A socket path as a query option.
+        let o = opts(
+            "mysql://w:p@localhost/db?socket=%2Frun%2Fmysqld%2Fm.sock",
+            t,
+        )
+        .unwrap();
+        assert_eq!(o.get_socket(), Some("/run/mysqld/m.sock"));
+        // Unencoded reserved characters in the password: an error that does not quote it.
+        for url in [
+            "mysql://w:se?cret@h/db",
+            "mysql://w:se#cret@h/db",
+            "mysql://w:se/cret@h/db",
+            "mysql://w:12#cret@h/db",
+        ] {
+            let e = opts(url, t).unwrap_err();
+            assert!(!e.contains("cret"), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn chunks_fit_the_packet() {
+        assert_eq!(chunk_len(&[10; 500], 1 << 20), 128);
+        assert_eq!(chunk_len(&[10; 100], 1 << 20), 64);
+        assert_eq!(chunk_len(&[10; 1], 1 << 20), 1);
+        assert_eq!(chunk_len(&[200_000; 40], 1 << 20), 4);
+        assert_eq!(chunk_len(&[2 << 20; 40], 1 << 20), 1);
+        assert_eq!(chunk_len(&[10, 10, 10, 1 << 20], 100), 2);
+        assert_eq!(value_size(&Value::Bytes(vec![0; 100])), 112);
+        assert_eq!(value_size(&Value::NULL), 20);
+    }
+
+    #[test]
+    fn timeouts_are_named() {
+        let e = mysql::Error::IoError(std::io::ErrorKind::WouldBlock.into());
+        assert!(err("begin", e).contains("no answer within --db-timeout-ms"));
+        let e = mysql::Error::IoError(std::io::ErrorKind::ConnectionReset.into());
+        assert!(!err("begin", e).contains("no answer"));
     }
 
     #[test]

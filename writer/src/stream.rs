@@ -47,12 +47,14 @@ pub fn bytes(v: &Value) -> Option<&[u8]> {
 }
 
 /// A prize id as text a database can take, and its exact bytes when that text is not them.
-/// Valid UTF-8 without NUL (the usual case) is kept as is; anything else is escaped (`\0` for
-/// NUL, `\xNN` for each byte that is not UTF-8, a backslash doubled) and the raw bytes are kept
-/// too, so nothing is lost: PostgreSQL `text` cannot hold NUL or invalid UTF-8.
+/// Valid UTF-8 without NUL or backslash (the usual case) is kept as is; anything else is
+/// escaped (`\0` for NUL, `\xNN` for each byte that is not UTF-8, a backslash doubled) and the
+/// raw bytes are kept too, so nothing is lost: PostgreSQL `text` cannot hold NUL or invalid
+/// UTF-8. The text is a key of `stock_drains`, so no two ids may share it: a text kept as is
+/// has no backslash, an escaped one has one, and the escaping decodes one way only.
 pub fn prize_text(b: &[u8]) -> (String, Option<Vec<u8>>) {
     if let Ok(s) = std::str::from_utf8(b) {
-        if !s.contains('\0') {
+        if !s.contains(['\0', '\\']) {
             return (s.to_string(), None);
         }
     }
@@ -422,7 +424,13 @@ mod tests {
     #[test]
     fn prize_ids_that_are_not_text() {
         assert_eq!(prize_text(b"gold"), ("gold".into(), None));
-        assert_eq!(prize_text(b"a\\b"), ("a\\b".into(), None));
+        assert_eq!(
+            prize_text(b"a\\b"),
+            ("a\\\\b".into(), Some(b"a\\b".to_vec()))
+        );
+        // Two ids, one text before: the four characters `\xff` and the byte 0xff.
+        assert_ne!(prize_text(b"\\xff").0, prize_text(b"\xff").0);
+        assert_eq!(prize_text(b"\xff").0, "\\xff");
         assert_eq!(
             prize_text(b"a\0b\xff\\"),
             ("a\\0b\\xff\\\\".into(), Some(b"a\0b\xff\\".to_vec()))

@@ -115,6 +115,13 @@ fn mysql_server_killed_and_restarted_under_the_writer() {
     wait_until(LONG, "a retry while hung", || retries(&w) > before);
     assert!(hung.elapsed() < Duration::from_secs(10));
     m.hang(false);
+    // The retry says what happened (not just the socket's EAGAIN).
+    let t = w.log_text();
+    let hung_retry = t.lines().filter(|l| l.contains("event=retry")).nth(before);
+    assert!(
+        hung_retry.is_some_and(|l| l.contains("no answer within --db-timeout-ms")),
+        "{t}"
+    );
     wait_db(&m, LONG, "all rows after the hang", |c| count(c) == 5000);
     std::thread::sleep(Duration::from_millis(300));
     let st = w.term();

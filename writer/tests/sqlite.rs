@@ -621,3 +621,78 @@ fn old_schema_database_gets_the_code_column() {
     // The first version's database stored drains into its migrated stock_drains.
     assert_eq!(drained_sold(&first, CAMPAIGN), 20);
 }
+
+/// The prize id made of the four characters `\xff` and the one made of the byte 0xff: once
+/// stored as the same text, which halted a drain batch holding both (a unique key violation,
+/// retried forever, before any win was stored). Each keeps its own text, row and count.
+#[test]
+fn two_prize_ids_never_share_a_stored_text() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let text: &[u8] = b"\\xff";
+    let byte: &[u8] = b"\xff";
+    let _: () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg(CAMPAIGN)
+        .arg("PRIZE")
+        .arg(text)
+        .arg(1)
+        .arg("INF")
+        .arg("PRIZE")
+        .arg(byte)
+        .arg(1)
+        .arg("INF")
+        .arg("MAXWINS")
+        .arg("INF")
+        .query(&mut con)
+        .unwrap();
+    draw(&mut con, CAMPAIGN, 0, 200);
+    let db = r.dir.path().join("wins.db");
+    let log = r.dir.path().join("w.log");
+    let mut w = WriterProc::spawn(
+        &log,
+        &writer_args(
+            &r,
+            CAMPAIGN,
+            GROUP,
+            "w1",
+            &format!("sqlite:{}", db.display()),
+            &["--drain-every-ms", "50", "--block-ms", "100"],
+        ),
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let drained = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT COALESCE(SUM(sold), 0) FROM stock_drains", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0)
+    };
+    wait_until(LONG, "rows and the drain", || {
+        rows(&db) == 200 && drained(&c) == 200
+    });
+    assert!(w.term().success(), "{}", w.log_text());
+    let by = |sql: &str, p: &[u8]| -> i64 { c.query_row(sql, [p], |r| r.get(0)).unwrap() };
+    let won = |p: &[u8]| {
+        by(
+            "SELECT COUNT(*) FROM wins WHERE COALESCE(prize_raw, CAST(prize AS BLOB)) = ?1",
+            p,
+        )
+    };
+    let sold = |p: &[u8]| {
+        by(
+            "SELECT COALESCE(SUM(sold), 0) FROM stock_drains \
+             WHERE COALESCE(prize_raw, CAST(prize AS BLOB)) = ?1",
+            p,
+        )
+    };
+    assert!(won(text) > 0 && won(byte) > 0);
+    assert_eq!(won(text) + won(byte), 200);
+    assert_eq!((sold(text), sold(byte)), (won(text), won(byte)));
+    let texts: Vec<String> = c
+        .prepare("SELECT DISTINCT prize FROM wins ORDER BY prize")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|x| x.unwrap())
+        .collect();
+    assert_eq!(texts, vec!["\\\\xff".to_string(), "\\xff".to_string()]);
+}

@@ -1,4 +1,4 @@
-//! The status hash `lottery-writer:<group>:<consumer>` against a real redis-server with the
+//! The status hash `lottery-writer:<group>:<consumer>:<target>` against a real redis-server with the
 //! module: its counts follow the writer's work (retries of a locked database included), it
 //! has a TTL, and it disappears once the writer has stopped; `--status-every-ms 0` writes none.
 //! The writer runs as a Redis user made by docs/operations.md's ACL recipe.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const CAMPAIGN: &str = "camp:{st}";
 const STREAM: &str = "camp:{st}:wins";
 const GROUP: &str = "writers";
-const KEY: &str = "lottery-writer:writers:w1";
+const KEY: &str = "lottery-writer:writers:w1:camp:{st}";
 const LONG: Duration = Duration::from_secs(60);
 
 fn status(con: &mut redis::Connection, key: &str) -> HashMap<String, String> {
@@ -169,7 +169,7 @@ fn status_hash_counts_ttl_and_expiry() {
     // The writer's own work never failed because of it.
     assert!(!t.contains("event=retry"), "{t}");
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("lottery-writer:writers:w2")
+        .arg("lottery-writer:writers:w2:camp:{st}")
         .query(&mut con)
         .unwrap();
     assert_eq!(exists, 0);
@@ -185,7 +185,7 @@ fn status_hash_counts_ttl_and_expiry() {
     wait_until(LONG, "w3 stores the new wins", || rows(&db) == 700);
     std::thread::sleep(Duration::from_millis(300));
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("lottery-writer:writers:w3")
+        .arg("lottery-writer:writers:w3:camp:{st}")
         .query(&mut con)
         .unwrap();
     assert_eq!(exists, 0);
@@ -197,4 +197,68 @@ fn status_hash_counts_ttl_and_expiry() {
         status(&mut con, KEY).is_empty()
     });
     assert!(stopped.elapsed() > Duration::from_secs(10));
+}
+
+/// The hash never stays without a TTL: a user allowed `HSET` but not `PEXPIRE` on the status
+/// key (an ACL written by hand) writes no hash at all (it would never expire, and outlive the
+/// writer as a live-looking entry); a hash left without a TTL (a writer killed between its two
+/// commands; made by hand here) gets one at the next publish.
+#[test]
+fn status_hash_never_left_without_ttl() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    configure(&mut con, CAMPAIGN);
+    draw(&mut con, CAMPAIGN, 0, 50);
+    let url = format!("sqlite:{}", r.dir.path().join("wins.db").display());
+    let fast = [
+        "--status-every-ms",
+        "100",
+        "--block-ms",
+        "100",
+        "--log-every-ms",
+        "0",
+    ];
+    let mut acl: Vec<&str> = WRITER_ACL[..WRITER_ACL.len() - 1].to_vec();
+    acl.push("(~lottery-writer:* +hset)");
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("writer")
+        .arg(&acl)
+        .query(&mut con)
+        .unwrap();
+    let mut w = WriterProc::spawn(
+        &r.dir.path().join("w1.log"),
+        &args_as_writer(&r, "w1", &url, &fast),
+    );
+    wait_until(LONG, "a failure to publish", || {
+        w.log_text().contains("event=status_failed")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let exists: i64 = redis::cmd("EXISTS").arg(KEY).query(&mut con).unwrap();
+    assert!(w.term().success(), "{}", w.log_text());
+    assert_eq!(exists, 0, "a status hash without its TTL");
+
+    // A hash without a TTL, left before: the next publish gives it one.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("writer")
+        .arg(WRITER_ACL)
+        .query(&mut con)
+        .unwrap();
+    let _: i64 = redis::cmd("HSET")
+        .arg(KEY)
+        .arg("updated_ms")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    let mut w = WriterProc::spawn(
+        &r.dir.path().join("w2.log"),
+        &args_as_writer(&r, "w1", &url, &fast),
+    );
+    wait_until(LONG, "the hash refreshed", || {
+        status(&mut con, KEY).get("updated_ms").map(String::as_str) != Some("1")
+    });
+    let ttl: i64 = redis::cmd("PTTL").arg(KEY).query(&mut con).unwrap();
+    assert!(ttl > 0 && ttl <= 15_000, "PTTL {ttl}");
+    assert!(w.term().success(), "{}", w.log_text());
 }
