@@ -214,3 +214,31 @@ fn slow_clients_are_cut_off() {
         assert_eq!(parse_reply(&out).status, 408);
     }
 }
+
+/// Many connections that send nothing (more than the connection bound) must not starve a
+/// scrape: it is answered at once, not after the idle ones time out one by one.
+#[test]
+fn idle_connection_flood_does_not_starve_scrapes() {
+    let r = RedisServer::start();
+    let e = Exporter::start(&["--redis", &r.url()], &[]);
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        if let Ok(mut s) = TcpStream::connect(&e.addr) {
+            let _ = s.write_all(b"GET /metr");
+            idle.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let start = Instant::now();
+        let a = e.get("/metrics");
+        assert_eq!(a.status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    drop(idle);
+    assert_eq!(e.get("/metrics").status, 200);
+}
