@@ -1,11 +1,21 @@
 //! GET /api/status: the JSON the status page reads (documented in docs/operations.md).
 //! Text comes from keys and ids made UTF-8 lossily; serde_json escapes every character.
+//! Bounded: at most [`MAX_PRIZES`] prizes per campaign (the rest counted in
+//! `prizes_omitted`), and campaigns past [`MAX_BYTES`] of JSON are left out (counted in
+//! `campaigns_omitted`).
 
 use crate::model::lossy;
 use crate::sampler::State;
 use serde_json::{json, Map, Value};
 
+/// Prizes listed per campaign (a campaign may have 65,536).
+pub const MAX_PRIZES: usize = 500;
+/// Size of the campaigns' JSON past which the next campaigns are left out.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
 pub fn render(st: &State, refresh_ms: u64) -> String {
+    let mut size = 0usize;
+    let mut omitted = 0u64;
     let s = &st.sample;
     let mut campaigns = Vec::new();
     let mut lags: Vec<(String, String, Option<i64>)> = Vec::new();
@@ -37,6 +47,10 @@ pub fn render(st: &State, refresh_ms: u64) -> String {
                     lags.push((st.clone(), lossy(&g.name), g.lag));
                 }
             }
+            if size >= MAX_BYTES {
+                omitted += 1;
+                continue;
+            }
             let mut rejections = Map::new();
             for (o, x) in &c.rejections {
                 rejections.insert(o.clone(), json!(x));
@@ -44,6 +58,7 @@ pub fn render(st: &State, refresh_ms: u64) -> String {
             let prizes: Vec<Value> = c
                 .prizes
                 .iter()
+                .take(MAX_PRIZES)
                 .map(|p| {
                     json!({
                         "id": lossy(&p.id),
@@ -68,16 +83,19 @@ pub fn render(st: &State, refresh_ms: u64) -> String {
                 .get(&key)
                 .map(|h| h.iter().map(|p| json!(p)).collect())
                 .unwrap_or_default();
-            campaigns.push(json!({
+            let card = json!({
                 "key": key,
                 "state": c.state,
                 "draws": c.draws, "wins": c.wins, "losses": c.losses, "users": c.users,
                 "rejections": rejections,
                 "prizes": prizes,
+                "prizes_omitted": c.prizes.len().saturating_sub(MAX_PRIZES),
                 "stream": stream,
                 "recent_wins": wins,
                 "history": history,
-            }));
+            });
+            size += card.to_string().len();
+            campaigns.push(card);
         }
     }
     let mut writers = Vec::new();
@@ -102,6 +120,7 @@ pub fn render(st: &State, refresh_ms: u64) -> String {
         "time_ms": s.time_ms,
         "refresh_ms": refresh_ms,
         "campaigns": campaigns,
+        "campaigns_omitted": omitted,
         "writers": writers,
         "server": { "version": version, "module_version": module_version },
         "errors": s.errors,

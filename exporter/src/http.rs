@@ -45,7 +45,9 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    /// The body, in parts written one after the other (parts rendered once per sample are
+    /// shared by every connection rather than copied into each).
+    pub body: Vec<Arc<[u8]>>,
 }
 
 impl Response {
@@ -54,7 +56,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
+            body: vec![Arc::from(body.as_bytes())],
         }
     }
 }
@@ -172,7 +174,7 @@ fn write_response(s: &mut TcpStream, r: &Response, head_only: bool) {
         r.status,
         reason(r.status),
         r.content_type,
-        r.body.len()
+        r.body.iter().map(|p| p.len()).sum::<usize>()
     );
     for (k, v) in &r.headers {
         out.push_str(k);
@@ -181,22 +183,22 @@ fn write_response(s: &mut TcpStream, r: &Response, head_only: bool) {
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(&r.body);
-    }
+    let head = Arc::from(out.into_bytes());
+    let body = if head_only { &[][..] } else { &r.body[..] };
     let deadline = Instant::now() + WRITE_TIMEOUT;
-    let mut rest = &bytes[..];
-    while !rest.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
-            return;
-        }
-        match s.write(&rest[..rest.len().min(64 * 1024)]) {
-            Ok(0) => return,
-            Ok(k) => rest = &rest[k..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+    for part in std::iter::once(&head).chain(body) {
+        let mut rest = &part[..];
+        while !rest.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
+                return;
+            }
+            match s.write(&rest[..rest.len().min(64 * 1024)]) {
+                Ok(0) => return,
+                Ok(k) => rest = &rest[k..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
         }
     }
     let _ = s.flush();

@@ -80,12 +80,7 @@ fn authorized(req: &Request, token: &[u8]) -> bool {
     query_token(req.query).is_some_and(|q| same_token(&q, token))
 }
 
-fn handle(
-    req: &Request,
-    token: Option<&[u8]>,
-    shared: &sampler::Shared,
-    refresh_ms: u64,
-) -> Response {
+fn handle(req: &Request, token: Option<&[u8]>, shared: &sampler::Shared) -> Response {
     if req.method != b"GET" && req.method != b"HEAD" {
         let mut r = Response::text(
             405,
@@ -108,23 +103,23 @@ fn handle(
         b"/metrics" => {
             let st = sampler::lock(shared);
             let age = st.taken.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
-            let body = prom::render(&st.sample, st.errors_total, age);
             Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 headers: Vec::new(),
-                body: body.into_bytes(),
+                body: vec![
+                    st.metrics.0.clone(),
+                    Arc::from(prom::age_line(age).into_bytes()),
+                    st.metrics.1.clone(),
+                ],
             }
         }
-        b"/api/status" => {
-            let body = api::render(&sampler::lock(shared), refresh_ms);
-            Response {
-                status: 200,
-                content_type: "application/json",
-                headers: Vec::new(),
-                body: body.into_bytes(),
-            }
-        }
+        b"/api/status" => Response {
+            status: 200,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: vec![sampler::lock(shared).api.clone()],
+        },
         b"/" => Response {
             status: 200,
             content_type: "text/html; charset=utf-8",
@@ -137,7 +132,7 @@ fn handle(
                 ("Referrer-Policy", "no-referrer".into()),
                 ("X-Frame-Options", "DENY".into()),
             ],
-            body: STATUS_PAGE.as_bytes().to_vec(),
+            body: vec![Arc::from(STATUS_PAGE.as_bytes())],
         },
         _ => Response::text(404, "not found: try /, /metrics or /api/status\n"),
     }
@@ -172,7 +167,7 @@ fn main() {
     let shared: sampler::Shared = Default::default();
     let mut s = sampler::Sampler::new(nodes, opts, Duration::from_millis(a.sample_ms));
     // The first sample before serving, so the first scrape has data.
-    sampler::publish(&shared, s.sample());
+    sampler::publish(&shared, s.sample(), a.sample_ms);
     let sh = shared.clone();
     std::thread::spawn(move || s.run(sh));
     let local = listener
@@ -189,10 +184,9 @@ fn main() {
         }
     );
     let token = a.token.map(String::into_bytes);
-    let refresh = a.sample_ms;
     http::serve(
         listener,
-        Arc::new(move |req: &Request| handle(req, token.as_deref(), &shared, refresh)),
+        Arc::new(move |req: &Request| handle(req, token.as_deref(), &shared)),
     );
 }
 

@@ -27,6 +27,11 @@ pub struct State {
     pub history: HashMap<String, VecDeque<[i64; 3]>>,
     /// The last sample in which each node answered.
     pub last_good: HashMap<String, Node>,
+    /// `/metrics` of `sample`, rendered once (the two parts around the sample age line),
+    /// shared by every response.
+    pub metrics: (Arc<[u8]>, Arc<[u8]>),
+    /// `/api/status` of this state, rendered once.
+    pub api: Arc<[u8]>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -117,7 +122,7 @@ impl Sampler {
                     errors: vec!["internal error while sampling (a bug: please report)".into()],
                     ..Default::default()
                 });
-            publish(&shared, s);
+            publish(&shared, s, self.every.as_millis() as u64);
             std::thread::sleep(self.every.saturating_sub(start.elapsed()));
         }
     }
@@ -155,8 +160,9 @@ fn dedupe(nodes: &mut [Node], errors: &mut Vec<String>) {
     }
 }
 
-/// Stores a new sample: history, last good node samples, error count.
-pub fn publish(shared: &Shared, mut s: Sample) {
+/// Stores a new sample: history, last good node samples, error count; and renders the
+/// answers of `/metrics` and `/api/status` (`refresh_ms`: the page's refresh period).
+pub fn publish(shared: &Shared, mut s: Sample, refresh_ms: u64) {
     let mut st = lock(shared);
     st.errors_total += s.errors.len() as u64;
     s.errors.truncate(MAX_ERRORS);
@@ -196,4 +202,7 @@ pub fn publish(shared: &Shared, mut s: Sample) {
     }
     st.sample = s;
     st.taken = Some(Instant::now());
+    let (a, b) = crate::prom::render_parts(&st.sample, st.errors_total);
+    st.metrics = (Arc::from(a.into_bytes()), Arc::from(b.into_bytes()));
+    st.api = Arc::from(crate::api::render(&st, refresh_ms).into_bytes());
 }
