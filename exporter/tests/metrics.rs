@@ -534,3 +534,54 @@ fn writer_status_hash() {
     assert_eq!(w["lag"], 3); // 5 entries, 2 delivered to the group
     assert!(w["age_ms"].as_i64().unwrap() >= 3000);
 }
+
+/// Two databases of one server are two nodes (each read in its own database); the same
+/// server given twice is refused rather than reported twice under one label.
+#[test]
+fn two_databases_of_one_server() {
+    let r = RedisServer::start();
+    let mut c0 = r.con();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("db0camp")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(5)
+        .query(&mut c0)
+        .unwrap();
+    let mut c1 = redis::Client::open(format!("{}/1", r.url()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("db1camp")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(7)
+        .query(&mut c1)
+        .unwrap();
+    let e = Exporter::start(
+        &["--redis", &r.url(), "--redis", &format!("{}/1", r.url())],
+        &[],
+    );
+    let m = e.metrics(); // the strict parser refuses a duplicate series
+    assert_eq!(m.all("lottery_up").len(), 2);
+    assert_eq!(
+        m.get(
+            "lottery_prize_stock",
+            &[("campaign", "db0camp"), ("prize", "p")]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        m.get(
+            "lottery_prize_stock",
+            &[("campaign", "db1camp"), ("prize", "p")]
+        ),
+        Some(7.0)
+    );
+    let (code, err) = exporter_refuses(&["--redis", &r.url(), "--redis", &r.url()], &[]);
+    assert_eq!(code, 2, "{}", err);
+    assert!(err.contains("same node"), "{}", err);
+}
