@@ -82,6 +82,24 @@ fn scan(
     Ok((keys, dropped))
 }
 
+/// A discovery `SCAN` the server refused (an ACL without `+scan`, say) finds nothing and is
+/// a scrape error; the node is up and its named campaigns are still read. A connection
+/// problem stays an `Err` (the node is down).
+fn refused(
+    r: redis::RedisResult<(Vec<Vec<u8>>, u64)>,
+    addr: &str,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> redis::RedisResult<(Vec<Vec<u8>>, u64)> {
+    match r {
+        Err(e) if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) => {
+            errors.push(format!("{}: {} (SCAN): {}", addr, what, e));
+            Ok((Vec::new(), 0))
+        }
+        other => other,
+    }
+}
+
 /// Samples one node. A connection-level failure is returned as `Err` (the node is down);
 /// problems with single replies go to `errors`.
 pub fn sample_node(
@@ -136,11 +154,21 @@ pub fn sample_node(
     // The campaigns.
     if disc.at.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
         let (keys, dropped) = if opts.campaigns.is_empty() {
-            scan(con, "*", names::CAMPAIGN_TYPE, opts.max_campaigns)?
+            refused(
+                scan(con, "*", names::CAMPAIGN_TYPE, opts.max_campaigns),
+                addr,
+                "campaign discovery",
+                errors,
+            )?
         } else {
             (Vec::new(), 0)
         };
-        let (writer_keys, writers_dropped) = scan(con, names::WRITER_PATTERN, "hash", MAX_WRITERS)?;
+        let (writer_keys, writers_dropped) = refused(
+            scan(con, names::WRITER_PATTERN, "hash", MAX_WRITERS),
+            addr,
+            "writer status discovery",
+            errors,
+        )?;
         *disc = Discovered {
             keys,
             dropped,

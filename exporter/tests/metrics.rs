@@ -585,3 +585,46 @@ fn two_databases_of_one_server() {
     assert_eq!(code, 2, "{}", err);
     assert!(err.contains("same node"), "{}", err);
 }
+
+/// A user that may not SCAN (campaigns named with --campaign) still gets its campaigns: the
+/// writer status discovery failing is a scrape error, not a node down.
+#[test]
+fn a_user_without_scan_still_reports_named_campaigns() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("camp:a")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("noscan")
+        .arg("on")
+        .arg(">pw")
+        .arg("resetkeys")
+        .arg("%R~camp:*")
+        .arg("-@all")
+        .arg("+lottery.stats")
+        .arg("+info")
+        .arg("+xlen")
+        .arg("+xinfo|groups")
+        .arg("+xrevrange")
+        .arg("+hgetall")
+        .query(&mut con)
+        .unwrap();
+    let url = format!("redis://noscan:pw@127.0.0.1:{}", r.port);
+    let e = Exporter::start(&["--redis", &url, "--campaign", "camp:a"], &[]);
+    let m = e.metrics();
+    let node = format!("127.0.0.1:{}", r.port);
+    assert_eq!(m.get("lottery_up", &[("node", &node)]), Some(1.0));
+    assert_eq!(
+        m.get("lottery_draws_total", &[("campaign", "camp:a")]),
+        Some(0.0)
+    );
+    // The refusal is counted (at each discovery, every 10 s).
+    assert!(m.get("lottery_exporter_scrape_errors_total", &[]).unwrap() >= 1.0);
+}
