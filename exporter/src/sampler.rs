@@ -122,7 +122,16 @@ impl Sampler {
                     errors: vec!["internal error while sampling (a bug: please report)".into()],
                     ..Default::default()
                 });
-            publish(&shared, s, self.every.as_millis() as u64);
+            let refresh = self.every.as_millis() as u64;
+            // Publishing renders the answers: a bug there must not end the thread either
+            // (the answers of the previous sample stay, and the next sample tries again).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                publish(&shared, s, refresh)
+            }))
+            .is_err()
+            {
+                lock(&shared).errors_total += 1;
+            }
             std::thread::sleep(self.every.saturating_sub(start.elapsed()));
         }
     }
