@@ -28,8 +28,8 @@ pub const LINGER: Duration = Duration::from_millis(200);
 pub const LINGER_BYTES: usize = 64 * 1024;
 /// Connections served at once (one thread each).
 pub const MAX_CONNECTIONS: usize = 256;
-/// When every connection is taken and none is reading its head, one answering for longer
-/// than this may be evicted for a new one.
+/// When every connection is taken and none is reading its head, one answering and open for
+/// longer than this may be evicted for a new one.
 pub const BUSY_EVICT: Duration = Duration::from_secs(2);
 /// Stack of a connection thread (rendering needs little: the sample is on the heap).
 const THREAD_STACK: usize = 256 * 1024;
@@ -238,8 +238,8 @@ fn lock(c: &SharedConns) -> std::sync::MutexGuard<'_, Conns> {
 }
 
 /// Registers a new connection. If all [`MAX_CONNECTIONS`] are taken, evicts the oldest one
-/// still reading its head, or else the oldest one answering for more than [`BUSY_EVICT`] (a
-/// client reading its answer slowly). None: no connection may be evicted (drop the new one).
+/// still reading its head, or else the oldest one answering and open for more than
+/// [`BUSY_EVICT`] (a client reading its answer slowly). None: no connection may be evicted (drop the new one).
 fn admit(conns: &SharedConns, s: &TcpStream) -> Option<u64> {
     let mut c = lock(conns);
     if c.open.len() >= MAX_CONNECTIONS {
