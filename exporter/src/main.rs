@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STATUS_PAGE: &str = include_str!("status_page.html");
+/// Longest wait for the first sample before serving (at least twice `--timeout-ms`).
+const FIRST_SAMPLE_WAIT: Duration = Duration::from_secs(3);
 
 /// Equal without an early exit: the time depends on the expected token's length only.
 fn same_token(given: &[u8], expected: &[u8]) -> bool {
@@ -165,11 +167,16 @@ fn main() {
         max_campaigns: a.max_campaigns,
     };
     let shared: sampler::Shared = Default::default();
-    let mut s = sampler::Sampler::new(nodes, opts, Duration::from_millis(a.sample_ms));
-    // The first sample before serving, so the first scrape has data.
-    sampler::publish(&shared, s.sample(), a.sample_ms);
+    sampler::placeholder(&shared, nodes.seed_addrs(), a.sample_ms);
+    let s = sampler::Sampler::new(nodes, opts, Duration::from_millis(a.sample_ms));
+    let (ready, first) = std::sync::mpsc::channel();
     let sh = shared.clone();
-    std::thread::spawn(move || s.run(sh));
+    std::thread::spawn(move || s.run(sh, ready));
+    // Serve once the first sample is in (so the first scrape has data), or after a bound:
+    // a Redis that answers a byte at a time never trips the per-read timeout, and must not
+    // keep the exporter from serving (its sample age then grows).
+    let _ = first.recv_timeout(FIRST_SAMPLE_WAIT.max(Duration::from_millis(a.timeout_ms) * 2));
+    drop(first);
     let local = listener
         .local_addr()
         .map(|x| x.to_string())

@@ -65,6 +65,11 @@ impl Nodes {
         })
     }
 
+    /// The labels of the `--redis` nodes.
+    pub fn seed_addrs(&self) -> Vec<String> {
+        self.seeds.iter().map(addr_of).collect()
+    }
+
     /// The nodes to sample now: the seeds, or (cluster) every master the seeds' slot map
     /// names, credentials from the first seed. Errors are returned alongside.
     pub fn targets(&mut self, errors: &mut Vec<String>) -> Vec<(String, ConnectionInfo)> {

@@ -111,8 +111,9 @@ impl Sampler {
         }
     }
 
-    /// Samples forever, publishing into `shared`.
-    pub fn run(mut self, shared: Shared) {
+    /// Samples forever, publishing into `shared`; `ready` is told after each publish (while
+    /// someone listens).
+    pub fn run(mut self, shared: Shared, ready: std::sync::mpsc::Sender<()>) {
         loop {
             let start = Instant::now();
             // A bug in sampling must not stop the exporter silently: the sample reports it.
@@ -132,6 +133,7 @@ impl Sampler {
             {
                 lock(&shared).errors_total += 1;
             }
+            let _ = ready.send(());
             std::thread::sleep(self.every.saturating_sub(start.elapsed()));
         }
     }
@@ -167,6 +169,28 @@ fn dedupe(nodes: &mut [Node], errors: &mut Vec<String>) {
             fresh
         });
     }
+}
+
+/// What the answers show until the first sample is in: every node (`addrs`) down, with an
+/// error text that is not counted as a scrape error; the sample's age counts from now.
+pub fn placeholder(shared: &Shared, addrs: Vec<String>, refresh_ms: u64) {
+    let s = Sample {
+        time_ms: now_ms(),
+        nodes: addrs
+            .into_iter()
+            .map(|addr| Node {
+                addr,
+                ..Default::default()
+            })
+            .collect(),
+        errors: vec!["the first sample is not finished yet".into()],
+        ..Default::default()
+    };
+    publish(shared, s, refresh_ms);
+    let mut st = lock(shared);
+    st.errors_total = 0;
+    let (a, b) = crate::prom::render_parts(&st.sample, 0);
+    st.metrics = (Arc::from(a.into_bytes()), Arc::from(b.into_bytes()));
 }
 
 /// Stores a new sample: history, last good node samples, error count; and renders the
