@@ -5,6 +5,7 @@
 
 mod api;
 mod args;
+mod bounded;
 mod collect;
 mod http;
 mod model;

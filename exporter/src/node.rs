@@ -65,6 +65,11 @@ impl Nodes {
         })
     }
 
+    /// The timeout of every connect, read and write.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The labels of the `--redis` nodes.
     pub fn seed_addrs(&self) -> Vec<String> {
         self.seeds.iter().map(addr_of).collect()

@@ -76,10 +76,10 @@ impl Sampler {
         let mut nodes = Vec::new();
         for (addr, info) in &targets {
             let disc = self.disc.entry(addr.clone()).or_default();
-            let r = self
-                .nodes
-                .con(addr, info)
-                .and_then(|con| collect::sample_node(con, addr, &self.opts, disc, &mut errors));
+            let raw = (info, self.nodes.timeout());
+            let r = self.nodes.con(addr, info).and_then(|con| {
+                collect::sample_node(con, raw, addr, &self.opts, disc, &mut errors)
+            });
             match r {
                 Ok(n) => nodes.push(n),
                 Err(e) => {

@@ -62,3 +62,49 @@ fn a_huge_hostile_campaign_gives_bounded_answers() {
         );
     }
 }
+
+/// Wins whose user id is 8 MB (the module takes any length), with an 8 MB foreign field
+/// added by hand: the 20 newest entries are read at every sample, yet the exporter's memory
+/// stays small (strings are cut while they are read, not after).
+#[test]
+fn huge_stream_entries_are_read_with_bounded_memory() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("big")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg("INF")
+        .query(&mut con)
+        .unwrap();
+    let huge = vec![b'u'; 8 << 20];
+    for i in 0..10u8 {
+        let mut user = huge.clone();
+        user[0] = b'0' + i;
+        let _: redis::Value = redis::cmd("LOTTERY.DRAW")
+            .arg("big")
+            .arg(&user)
+            .query(&mut con)
+            .unwrap();
+        let _: String = redis::cmd("XADD")
+            .arg("{big}:wins")
+            .arg("*")
+            .arg("user")
+            .arg(&user)
+            .arg("junk")
+            .arg(&huge)
+            .query(&mut con)
+            .unwrap();
+    }
+    let e = Exporter::start(&["--redis", &r.url(), "--sample-ms", "200"], &[]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let s = e.status();
+    let wins = s["campaigns"][0]["recent_wins"].as_array().unwrap();
+    assert_eq!(wins.len(), 20, "{}", s["errors"]);
+    assert_eq!(wins[0]["user"].as_str().unwrap().len(), 512);
+    assert!(wins[0]["user"].as_str().unwrap().starts_with('9'));
+    // 20 entries of 8 to 16 MB each were read at each of about 5 samples.
+    let peak = e.peak_rss_kib();
+    assert!(peak < 64 * 1024, "peak RSS {} KiB", peak);
+}
