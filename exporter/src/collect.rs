@@ -1,6 +1,7 @@
 //! One sample of one Redis node: `INFO`, the campaigns (found by `SCAN ... TYPE` or given),
-//! one pipelined round of `LOTTERY.STATS` for all of them, one of `XLEN` + `XINFO GROUPS` +
-//! `XREVRANGE ... COUNT 20` for their streams, and the writer status hashes. Work per
+//! one pipelined round of `LOTTERY.STATS` for all of them, one of `XLEN` + `XINFO GROUPS`
+//! for their streams, one of `XREVRANGE ... COUNT 20` over a bounded reader (bounded.rs), and
+//! the writer status hashes. Work per
 //! sample: a constant number of round trips per [`crate::node::PIPELINE_BATCH`] campaigns,
 //! plus the `SCAN` of discovery (the whole keyspace, at most every [`DISCOVER_EVERY`]).
 
@@ -82,10 +83,29 @@ fn scan(
     Ok((keys, dropped))
 }
 
+/// A discovery `SCAN` the server refused (an ACL without `+scan`, say) finds nothing and is
+/// a scrape error; the node is up and its named campaigns are still read. A connection
+/// problem stays an `Err` (the node is down).
+fn refused(
+    r: redis::RedisResult<(Vec<Vec<u8>>, u64)>,
+    addr: &str,
+    what: &str,
+    errors: &mut Vec<String>,
+) -> redis::RedisResult<(Vec<Vec<u8>>, u64)> {
+    match r {
+        Err(e) if !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()) => {
+            errors.push(format!("{}: {} (SCAN): {}", addr, what, e));
+            Ok((Vec::new(), 0))
+        }
+        other => other,
+    }
+}
+
 /// Samples one node. A connection-level failure is returned as `Err` (the node is down);
 /// problems with single replies go to `errors`.
 pub fn sample_node(
     con: &mut Connection,
+    raw: (&redis::ConnectionInfo, Duration),
     addr: &str,
     opts: &Options,
     disc: &mut Discovered,
@@ -136,11 +156,21 @@ pub fn sample_node(
     // The campaigns.
     if disc.at.is_none_or(|t| t.elapsed() >= DISCOVER_EVERY) {
         let (keys, dropped) = if opts.campaigns.is_empty() {
-            scan(con, "*", names::CAMPAIGN_TYPE, opts.max_campaigns)?
+            refused(
+                scan(con, "*", names::CAMPAIGN_TYPE, opts.max_campaigns),
+                addr,
+                "campaign discovery",
+                errors,
+            )?
         } else {
             (Vec::new(), 0)
         };
-        let (writer_keys, writers_dropped) = scan(con, names::WRITER_PATTERN, "hash", MAX_WRITERS)?;
+        let (writer_keys, writers_dropped) = refused(
+            scan(con, names::WRITER_PATTERN, "hash", MAX_WRITERS),
+            addr,
+            "writer status discovery",
+            errors,
+        )?;
         *disc = Discovered {
             keys,
             dropped,
@@ -193,8 +223,10 @@ pub fn sample_node(
         disc.at = None;
     }
 
-    // Their streams: length, consumer groups, the newest wins.
+    // Their streams: length and consumer groups; the newest wins over a bounded reader
+    // (bounded.rs: an entry may be of any size).
     let mut cmds = Vec::new();
+    let mut recent = Vec::new();
     let with_stream: Vec<usize> = (0..node.campaigns.len())
         .filter(|&i| {
             node.campaigns[i]
@@ -207,26 +239,45 @@ pub fn sample_node(
         let s = node.campaigns[i].stream.as_ref().expect("filtered");
         cmds.push(redis::cmd("XLEN").arg(s).clone());
         cmds.push(redis::cmd("XINFO").arg("GROUPS").arg(s).clone());
-        cmds.push(
-            redis::cmd("XREVRANGE")
-                .arg(s)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(RECENT_WINS)
-                .clone(),
-        );
+        recent.push(vec![
+            b"XREVRANGE".to_vec(),
+            s.clone(),
+            b"+".to_vec(),
+            b"-".to_vec(),
+            b"COUNT".to_vec(),
+            RECENT_WINS.to_string().into_bytes(),
+        ]);
     }
     let replies = pipeline(con, &cmds)?;
-    for (&i, r) in with_stream.iter().zip(replies.chunks_exact(3)) {
+    let wins = if recent.is_empty() {
+        Ok(Vec::new())
+    } else {
+        crate::bounded::Reader::connect(raw.0, raw.1).and_then(|mut r| {
+            let mut out = Vec::with_capacity(recent.len());
+            for batch in recent.chunks(crate::node::PIPELINE_BATCH) {
+                out.extend(r.run(batch)?);
+            }
+            for e in r.errors.iter().take(crate::sampler::MAX_ERRORS) {
+                errors.push(format!("{}: XREVRANGE: {}", addr, e));
+            }
+            Ok(out)
+        })
+    };
+    let wins = wins.unwrap_or_else(|e| {
+        errors.push(format!("{}: XREVRANGE (the newest wins): {}", addr, e));
+        Vec::new()
+    });
+    for (k, (&i, r)) in with_stream.iter().zip(replies.chunks_exact(2)).enumerate() {
         let c = &mut node.campaigns[i];
         c.stream_length = model::int(&r[0]);
         // No stream yet (no win so far): XINFO says "no such key"; nothing to report.
         if server_error(&r[1]).is_none() {
             c.groups = model::parse_groups(&r[1]);
         }
-        c.recent_wins = model::parse_wins(&r[2]);
-        c.recent_wins.truncate(RECENT_WINS);
+        if let Some(w) = wins.get(k) {
+            c.recent_wins = model::parse_wins(w);
+            c.recent_wins.truncate(RECENT_WINS);
+        }
     }
 
     // Writer status hashes.

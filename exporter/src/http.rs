@@ -3,12 +3,16 @@
 //! every bound chosen here: the head at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] lines,
 //! read within [`HEAD_TIMEOUT`] in total (a client sending one byte at a time is cut off),
 //! the answer written within [`WRITE_TIMEOUT`] in total,
-//! [`WORKERS`] threads and at most [`QUEUE`] connections waiting (more are closed at once).
+//! one thread per connection and at most [`MAX_CONNECTIONS`] of them. When all are taken, a
+//! new connection evicts the oldest one still sending its head (closed without an answer), so
+//! clients that open connections and send nothing cannot starve a scrape: a real request
+//! sends its head within milliseconds and is answered. (With a fixed pool and a queue, a
+//! few dozen idle connections kept every scrape waiting or closed.)
 //! A request is parsed as bytes; nothing in it can panic the server.
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +26,13 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// the answer).
 pub const LINGER: Duration = Duration::from_millis(200);
 pub const LINGER_BYTES: usize = 64 * 1024;
-pub const WORKERS: usize = 4;
-pub const QUEUE: usize = 64;
+/// Connections served at once (one thread each).
+pub const MAX_CONNECTIONS: usize = 256;
+/// When every connection is taken and none is reading its head, one answering and open for
+/// longer than this may be evicted for a new one.
+pub const BUSY_EVICT: Duration = Duration::from_secs(2);
+/// Stack of a connection thread (rendering needs little: the sample is on the heap).
+const THREAD_STACK: usize = 256 * 1024;
 
 pub struct Request<'a> {
     pub method: &'a [u8],
@@ -36,7 +45,9 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
-    pub body: Vec<u8>,
+    /// The body, in parts written one after the other (parts rendered once per sample are
+    /// shared by every connection rather than copied into each).
+    pub body: Vec<Arc<[u8]>>,
 }
 
 impl Response {
@@ -45,7 +56,7 @@ impl Response {
             status,
             content_type: "text/plain; charset=utf-8",
             headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
+            body: vec![Arc::from(body.as_bytes())],
         }
     }
 }
@@ -163,7 +174,7 @@ fn write_response(s: &mut TcpStream, r: &Response, head_only: bool) {
         r.status,
         reason(r.status),
         r.content_type,
-        r.body.len()
+        r.body.iter().map(|p| p.len()).sum::<usize>()
     );
     for (k, v) in &r.headers {
         out.push_str(k);
@@ -172,22 +183,22 @@ fn write_response(s: &mut TcpStream, r: &Response, head_only: bool) {
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if !head_only {
-        bytes.extend_from_slice(&r.body);
-    }
+    let head = Arc::from(out.into_bytes());
+    let body = if head_only { &[][..] } else { &r.body[..] };
     let deadline = Instant::now() + WRITE_TIMEOUT;
-    let mut rest = &bytes[..];
-    while !rest.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
-            return;
-        }
-        match s.write(&rest[..rest.len().min(64 * 1024)]) {
-            Ok(0) => return,
-            Ok(k) => rest = &rest[k..],
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
+    for part in std::iter::once(&head).chain(body) {
+        let mut rest = &part[..];
+        while !rest.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || s.set_write_timeout(Some(left)).is_err() {
+                return;
+            }
+            match s.write(&rest[..rest.len().min(64 * 1024)]) {
+                Ok(0) => return,
+                Ok(k) => rest = &rest[k..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
         }
     }
     let _ = s.flush();
@@ -212,8 +223,60 @@ fn linger(s: &mut TcpStream) {
     }
 }
 
-fn serve_one(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Sync)) {
-    let (resp, head_only) = match read_head(&mut s) {
+/// The connections being served: id -> (accepted at, still reading its head, a handle to
+/// close it).
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    open: HashMap<u64, (Instant, bool, TcpStream)>,
+}
+
+type SharedConns = Arc<Mutex<Conns>>;
+
+fn lock(c: &SharedConns) -> std::sync::MutexGuard<'_, Conns> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Registers a new connection. If all [`MAX_CONNECTIONS`] are taken, evicts the oldest one
+/// still reading its head, or else the oldest one answering and open for more than
+/// [`BUSY_EVICT`] (a client reading its answer slowly). None: no connection may be evicted (drop the new one).
+fn admit(conns: &SharedConns, s: &TcpStream) -> Option<u64> {
+    let mut c = lock(conns);
+    if c.open.len() >= MAX_CONNECTIONS {
+        let oldest = |reading: bool| {
+            c.open
+                .iter()
+                .filter(|(_, (_, r, _))| *r == reading)
+                .min_by_key(|(_, (at, _, _))| *at)
+                .map(|(id, (at, _, _))| (*id, *at))
+        };
+        let oldest = oldest(true)
+            .or_else(|| oldest(false).filter(|(_, at)| at.elapsed() >= BUSY_EVICT))
+            .map(|(id, _)| id)?;
+        if let Some((_, _, victim)) = c.open.remove(&oldest) {
+            let _ = victim.shutdown(std::net::Shutdown::Both);
+        }
+    }
+    let handle = s.try_clone().ok()?;
+    let id = c.next;
+    c.next += 1;
+    c.open.insert(id, (Instant::now(), true, handle));
+    Some(id)
+}
+
+fn serve_one(
+    mut s: TcpStream,
+    handler: &(dyn Fn(&Request) -> Response + Sync),
+    conns: &SharedConns,
+    id: u64,
+) {
+    let head = read_head(&mut s);
+    // From here on the connection is answered, not evicted (unless it was already).
+    match lock(conns).open.get_mut(&id) {
+        Some(e) => e.1 = false,
+        None => return,
+    }
+    let (resp, head_only) = match head {
         Ok(head) => match parse(&head) {
             Ok(req) => (handler(&req), req.method == b"HEAD"),
             Err(status) => (Response::text(status, reason(status)), false),
@@ -225,36 +288,33 @@ fn serve_one(mut s: TcpStream, handler: &(dyn Fn(&Request) -> Response + Sync)) 
     linger(&mut s);
 }
 
-fn worker(
-    rx: Arc<Mutex<Receiver<TcpStream>>>,
-    handler: Arc<dyn Fn(&Request) -> Response + Send + Sync>,
-) {
-    loop {
-        let next = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-        let Ok(s) = next else { return };
-        let h = handler.clone();
-        // A panic in a handler must not take the worker down with it.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serve_one(s, &*h)));
-    }
-}
-
 /// Serves `listener` forever with `handler`.
 pub fn serve(listener: TcpListener, handler: Arc<dyn Fn(&Request) -> Response + Send + Sync>) {
-    let (tx, rx): (SyncSender<TcpStream>, _) = sync_channel(QUEUE);
-    let rx = Arc::new(Mutex::new(rx));
-    for _ in 0..WORKERS {
-        let (rx, h) = (rx.clone(), handler.clone());
-        std::thread::spawn(move || worker(rx, h));
-    }
+    let conns: SharedConns = Default::default();
     for conn in listener.incoming() {
-        match conn {
-            Ok(s) => match tx.try_send(s) {
-                Ok(()) => {}
-                Err(TrySendError::Full(s)) => drop(s), // busy: close at once
-                Err(TrySendError::Disconnected(_)) => return,
-            },
+        let s = match conn {
+            Ok(s) => s,
             // EMFILE and the like: wait a little rather than spin.
-            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let Some(id) = admit(&conns, &s) else {
+            continue; // all busy answering: close at once
+        };
+        let (h, c) = (handler.clone(), conns.clone());
+        let spawned = std::thread::Builder::new()
+            .stack_size(THREAD_STACK)
+            .spawn(move || {
+                // A panic in a handler must not leave its connection registered.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    serve_one(s, &*h, &c, id)
+                }));
+                lock(&c).open.remove(&id);
+            });
+        if spawned.is_err() {
+            lock(&conns).open.remove(&id);
         }
     }
 }

@@ -5,6 +5,7 @@
 
 mod api;
 mod args;
+mod bounded;
 mod collect;
 mod http;
 mod model;
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STATUS_PAGE: &str = include_str!("status_page.html");
+/// Longest wait for the first sample before serving (at least twice `--timeout-ms`).
+const FIRST_SAMPLE_WAIT: Duration = Duration::from_secs(3);
 
 /// Equal without an early exit: the time depends on the expected token's length only.
 fn same_token(given: &[u8], expected: &[u8]) -> bool {
@@ -80,12 +83,7 @@ fn authorized(req: &Request, token: &[u8]) -> bool {
     query_token(req.query).is_some_and(|q| same_token(&q, token))
 }
 
-fn handle(
-    req: &Request,
-    token: Option<&[u8]>,
-    shared: &sampler::Shared,
-    refresh_ms: u64,
-) -> Response {
+fn handle(req: &Request, token: Option<&[u8]>, shared: &sampler::Shared) -> Response {
     if req.method != b"GET" && req.method != b"HEAD" {
         let mut r = Response::text(
             405,
@@ -108,23 +106,23 @@ fn handle(
         b"/metrics" => {
             let st = sampler::lock(shared);
             let age = st.taken.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
-            let body = prom::render(&st.sample, st.errors_total, age);
             Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
                 headers: Vec::new(),
-                body: body.into_bytes(),
+                body: vec![
+                    st.metrics.0.clone(),
+                    Arc::from(prom::age_line(age).into_bytes()),
+                    st.metrics.1.clone(),
+                ],
             }
         }
-        b"/api/status" => {
-            let body = api::render(&sampler::lock(shared), refresh_ms);
-            Response {
-                status: 200,
-                content_type: "application/json",
-                headers: Vec::new(),
-                body: body.into_bytes(),
-            }
-        }
+        b"/api/status" => Response {
+            status: 200,
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: vec![sampler::lock(shared).api.clone()],
+        },
         b"/" => Response {
             status: 200,
             content_type: "text/html; charset=utf-8",
@@ -137,7 +135,7 @@ fn handle(
                 ("Referrer-Policy", "no-referrer".into()),
                 ("X-Frame-Options", "DENY".into()),
             ],
-            body: STATUS_PAGE.as_bytes().to_vec(),
+            body: vec![Arc::from(STATUS_PAGE.as_bytes())],
         },
         _ => Response::text(404, "not found: try /, /metrics or /api/status\n"),
     }
@@ -170,11 +168,16 @@ fn main() {
         max_campaigns: a.max_campaigns,
     };
     let shared: sampler::Shared = Default::default();
-    let mut s = sampler::Sampler::new(nodes, opts, Duration::from_millis(a.sample_ms));
-    // The first sample before serving, so the first scrape has data.
-    sampler::publish(&shared, s.sample());
+    sampler::placeholder(&shared, nodes.seed_addrs(), a.sample_ms);
+    let s = sampler::Sampler::new(nodes, opts, Duration::from_millis(a.sample_ms));
+    let (ready, first) = std::sync::mpsc::channel();
     let sh = shared.clone();
-    std::thread::spawn(move || s.run(sh));
+    std::thread::spawn(move || s.run(sh, ready));
+    // Serve once the first sample is in (so the first scrape has data), or after a bound:
+    // a Redis that answers a byte at a time never trips the per-read timeout, and must not
+    // keep the exporter from serving (its sample age then grows).
+    let _ = first.recv_timeout(FIRST_SAMPLE_WAIT.max(Duration::from_millis(a.timeout_ms) * 2));
+    drop(first);
     let local = listener
         .local_addr()
         .map(|x| x.to_string())
@@ -189,10 +192,9 @@ fn main() {
         }
     );
     let token = a.token.map(String::into_bytes);
-    let refresh = a.sample_ms;
     http::serve(
         listener,
-        Arc::new(move |req: &Request| handle(req, token.as_deref(), &shared, refresh)),
+        Arc::new(move |req: &Request| handle(req, token.as_deref(), &shared)),
     );
 }
 

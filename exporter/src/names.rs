@@ -70,6 +70,7 @@ metrics! {
     SAMPLE_AGE = "lottery_exporter_sample_age_seconds", Gauge, "Age of the sample this response shows";
     CAMPAIGNS = "lottery_exporter_campaigns", Gauge, "Campaigns reported";
     CAMPAIGNS_DROPPED = "lottery_exporter_campaigns_dropped", Gauge, "Campaigns found by discovery beyond --max-campaigns, not reported";
+    SERIES_DROPPED = "lottery_exporter_series_dropped", Gauge, "Campaign and writer series left out of this response (over the exposition's size bound)";
 }
 
 /// The writer status hash's counter fields (contract: `lottery-writer:<group>:<consumer>:<target>`)

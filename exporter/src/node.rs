@@ -15,8 +15,14 @@ pub struct Nodes {
     cons: HashMap<String, redis::Connection>,
 }
 
+/// The node's label: `host:port`, with `/db` when the database is not 0 (two databases of
+/// one server are two nodes, each with its own connection).
 pub fn addr_of(info: &ConnectionInfo) -> String {
-    match &info.addr {
+    let db = match info.redis.db {
+        0 => String::new(),
+        n => format!("/{}", n),
+    };
+    let addr = match &info.addr {
         ConnectionAddr::Tcp(h, p)
         | ConnectionAddr::TcpTls {
             host: h, port: p, ..
@@ -28,7 +34,8 @@ pub fn addr_of(info: &ConnectionInfo) -> String {
             }
         }
         ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
-    }
+    };
+    addr + &db
 }
 
 impl Nodes {
@@ -39,6 +46,12 @@ impl Nodes {
                 .as_str()
                 .into_connection_info()
                 .map_err(|e| format!("bad --redis URL: {}", e.detail().unwrap_or("invalid")))?;
+            if let Some(same) = seeds.iter().find(|s| addr_of(s) == addr_of(&info)) {
+                return Err(format!(
+                    "two --redis URLs name the same node {} (give each server and database once)",
+                    addr_of(same)
+                ));
+            }
             seeds.push(info);
         }
         if seeds.is_empty() {
@@ -50,6 +63,16 @@ impl Nodes {
             timeout,
             cons: HashMap::new(),
         })
+    }
+
+    /// The timeout of every connect, read and write.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The labels of the `--redis` nodes.
+    pub fn seed_addrs(&self) -> Vec<String> {
+        self.seeds.iter().map(addr_of).collect()
     }
 
     /// The nodes to sample now: the seeds, or (cluster) every master the seeds' slot map

@@ -2,6 +2,11 @@
 //! `# TYPE` line per metric of `names::ALL` (always, even without series), then its series,
 //! contiguous. Label values are text (keys and ids made UTF-8 lossily) with `\`, `"` and
 //! newline escaped, so no byte of a key can break a line or a label.
+//!
+//! Bounded: the series of campaigns and writers (whose number and label sizes clients
+//! control: 65,536 prizes per campaign, keys of 4096 bytes) stop at [`MAX_BYTES`] of text;
+//! the series left out are counted in `lottery_exporter_series_dropped`. The node and
+//! exporter series are always there.
 
 use crate::model::Sample;
 use crate::names::{self, Metric};
@@ -19,11 +24,30 @@ pub fn escape_label(out: &mut String, s: &str) {
     }
 }
 
+/// Size of the exposition past which campaign and writer series are left out.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
 struct Out {
     text: String,
+    /// Where the sample age series goes (it is written at each request).
+    age_at: usize,
+    dropped: u64,
 }
 
 impl Out {
+    /// A series of a campaign or writer: left out (and counted) past [`MAX_BYTES`].
+    fn bounded(&mut self, m: &Metric, labels: &[(&str, &str)], value: &str) {
+        if self.text.len() >= MAX_BYTES {
+            self.dropped += 1;
+        } else {
+            self.series(m, labels, value);
+        }
+    }
+
+    fn bounded_int(&mut self, m: &Metric, labels: &[(&str, &str)], v: i64) {
+        self.bounded(m, labels, &v.to_string());
+    }
+
     fn header(&mut self, m: &Metric) {
         let _ = writeln!(self.text, "# HELP {} {}", m.name, m.help);
         let _ = writeln!(self.text, "# TYPE {} {}", m.name, m.kind.as_str());
@@ -54,11 +78,26 @@ impl Out {
     }
 }
 
-/// Renders `s`. `errors_total`: the exporter's running count of sampling problems;
-/// `age_s`: how old the sample is.
+/// Renders `s` with the age of the sample (for tests; the server renders once per sample
+/// with [`render_parts`] and adds [`age_line`] at each request).
+#[cfg(test)]
 pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
+    let (a, b) = render_parts(s, errors_total);
+    format!("{}{}{}", a, age_line(age_s), b)
+}
+
+/// The series of the sample's age (`age_s`: how old it is).
+pub fn age_line(age_s: f64) -> String {
+    format!("{} {}\n", names::SAMPLE_AGE.name, age_s)
+}
+
+/// Renders `s`, in two parts that go on either side of [`age_line`]. `errors_total`: the
+/// exporter's running count of sampling problems.
+pub fn render_parts(s: &Sample, errors_total: u64) -> (String, String) {
     let mut o = Out {
         text: String::with_capacity(4096),
+        age_at: 0,
+        dropped: 0,
     };
     let up_nodes = || s.nodes.iter().filter(|n| n.up);
     let campaigns = || up_nodes().flat_map(|n| n.campaigns.iter());
@@ -75,7 +114,7 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                 for c in campaigns() {
                     let key = crate::model::lossy(&c.key);
                     for (outcome, x) in &c.rejections {
-                        o.int(m, &[("campaign", &key), ("outcome", outcome)], *x);
+                        o.bounded_int(m, &[("campaign", &key), ("outcome", outcome)], *x);
                     }
                 }
             }
@@ -95,7 +134,7 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                             continue;
                         }
                         if let Some(v) = v {
-                            o.int(m, &[("campaign", &key), ("prize", &id)], v);
+                            o.bounded_int(m, &[("campaign", &key), ("prize", &id)], v);
                         }
                     }
                 }
@@ -115,7 +154,7 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                             continue;
                         }
                         if let Some(v) = v {
-                            o.int(m, &[("campaign", &key), ("group", &name)], v);
+                            o.bounded_int(m, &[("campaign", &key), ("group", &name)], v);
                         }
                     }
                 }
@@ -133,13 +172,14 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                 for w in writers() {
                     if let Some(u) = w.updated_ms {
                         let age = (s.time_ms.saturating_sub(u)).max(0) as f64 / 1000.0;
-                        o.series(m, &writer_labels(w), &format!("{}", age));
+                        o.bounded(m, &writer_labels(w), &format!("{}", age));
                     }
                 }
             }
             n if n == names::SCRAPE_DURATION.name => o.series(m, &[], &format!("{}", s.duration_s)),
             n if n == names::SCRAPE_ERRORS.name => o.int(m, &[], errors_total as i64),
-            n if n == names::SAMPLE_AGE.name => o.series(m, &[], &format!("{}", age_s)),
+            n if n == names::SAMPLE_AGE.name => o.age_at = o.text.len(),
+            n if n == names::SERIES_DROPPED.name => o.int(m, &[], o.dropped as i64),
             n if n == names::CAMPAIGNS.name => o.int(m, &[], campaigns().count() as i64),
             n if n == names::CAMPAIGNS_DROPPED.name => {
                 o.int(m, &[], s.nodes.iter().map(|n| n.dropped as i64).sum())
@@ -158,7 +198,7 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                 {
                     for w in writers() {
                         if let Some((_, x)) = w.counters.iter().find(|(f, _)| f == field) {
-                            o.int(m, &writer_labels(w), *x);
+                            o.bounded_int(m, &writer_labels(w), *x);
                         }
                     }
                 } else {
@@ -176,14 +216,15 @@ pub fn render(s: &Sample, errors_total: u64, age_s: f64) -> String {
                             _ => None,
                         };
                         if let Some(v) = v {
-                            o.int(m, &[("campaign", &key)], v);
+                            o.bounded_int(m, &[("campaign", &key)], v);
                         }
                     }
                 }
             }
         }
     }
-    o.text
+    let b = o.text.split_off(o.age_at);
+    (o.text, b)
 }
 
 fn writer_labels(w: &crate::model::Writer) -> [(&'static str, &str); 3] {

@@ -27,6 +27,11 @@ pub struct State {
     pub history: HashMap<String, VecDeque<[i64; 3]>>,
     /// The last sample in which each node answered.
     pub last_good: HashMap<String, Node>,
+    /// `/metrics` of `sample`, rendered once (the two parts around the sample age line),
+    /// shared by every response.
+    pub metrics: (Arc<[u8]>, Arc<[u8]>),
+    /// `/api/status` of this state, rendered once.
+    pub api: Arc<[u8]>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -71,10 +76,10 @@ impl Sampler {
         let mut nodes = Vec::new();
         for (addr, info) in &targets {
             let disc = self.disc.entry(addr.clone()).or_default();
-            let r = self
-                .nodes
-                .con(addr, info)
-                .and_then(|con| collect::sample_node(con, addr, &self.opts, disc, &mut errors));
+            let raw = (info, self.nodes.timeout());
+            let r = self.nodes.con(addr, info).and_then(|con| {
+                collect::sample_node(con, raw, addr, &self.opts, disc, &mut errors)
+            });
             match r {
                 Ok(n) => nodes.push(n),
                 Err(e) => {
@@ -106,8 +111,9 @@ impl Sampler {
         }
     }
 
-    /// Samples forever, publishing into `shared`.
-    pub fn run(mut self, shared: Shared) {
+    /// Samples forever, publishing into `shared`; `ready` is told after each publish (while
+    /// someone listens).
+    pub fn run(mut self, shared: Shared, ready: std::sync::mpsc::Sender<()>) {
         loop {
             let start = Instant::now();
             // A bug in sampling must not stop the exporter silently: the sample reports it.
@@ -117,7 +123,17 @@ impl Sampler {
                     errors: vec!["internal error while sampling (a bug: please report)".into()],
                     ..Default::default()
                 });
-            publish(&shared, s);
+            let refresh = self.every.as_millis() as u64;
+            // Publishing renders the answers: a bug there must not end the thread either
+            // (the answers of the previous sample stay, and the next sample tries again).
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                publish(&shared, s, refresh)
+            }))
+            .is_err()
+            {
+                lock(&shared).errors_total += 1;
+            }
+            let _ = ready.send(());
             std::thread::sleep(self.every.saturating_sub(start.elapsed()));
         }
     }
@@ -155,8 +171,31 @@ fn dedupe(nodes: &mut [Node], errors: &mut Vec<String>) {
     }
 }
 
-/// Stores a new sample: history, last good node samples, error count.
-pub fn publish(shared: &Shared, mut s: Sample) {
+/// What the answers show until the first sample is in: every node (`addrs`) down, with an
+/// error text that is not counted as a scrape error; the sample's age counts from now.
+pub fn placeholder(shared: &Shared, addrs: Vec<String>, refresh_ms: u64) {
+    let s = Sample {
+        time_ms: now_ms(),
+        nodes: addrs
+            .into_iter()
+            .map(|addr| Node {
+                addr,
+                ..Default::default()
+            })
+            .collect(),
+        errors: vec!["the first sample is not finished yet".into()],
+        ..Default::default()
+    };
+    publish(shared, s, refresh_ms);
+    let mut st = lock(shared);
+    st.errors_total = 0;
+    let (a, b) = crate::prom::render_parts(&st.sample, 0);
+    st.metrics = (Arc::from(a.into_bytes()), Arc::from(b.into_bytes()));
+}
+
+/// Stores a new sample: history, last good node samples, error count; and renders the
+/// answers of `/metrics` and `/api/status` (`refresh_ms`: the page's refresh period).
+pub fn publish(shared: &Shared, mut s: Sample, refresh_ms: u64) {
     let mut st = lock(shared);
     st.errors_total += s.errors.len() as u64;
     s.errors.truncate(MAX_ERRORS);
@@ -196,4 +235,7 @@ pub fn publish(shared: &Shared, mut s: Sample) {
     }
     st.sample = s;
     st.taken = Some(Instant::now());
+    let (a, b) = crate::prom::render_parts(&st.sample, st.errors_total);
+    st.metrics = (Arc::from(a.into_bytes()), Arc::from(b.into_bytes()));
+    st.api = Arc::from(crate::api::render(&st, refresh_ms).into_bytes());
 }

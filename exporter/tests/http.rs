@@ -214,3 +214,74 @@ fn slow_clients_are_cut_off() {
         assert_eq!(parse_reply(&out).status, 408);
     }
 }
+
+/// Many connections that send nothing (more than the connection bound) must not starve a
+/// scrape: it is answered at once, not after the idle ones time out one by one.
+#[test]
+fn idle_connection_flood_does_not_starve_scrapes() {
+    let r = RedisServer::start();
+    let e = Exporter::start(&["--redis", &r.url()], &[]);
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        if let Ok(mut s) = TcpStream::connect(&e.addr) {
+            let _ = s.write_all(b"GET /metr");
+            idle.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..3 {
+        let start = Instant::now();
+        let a = e.get("/metrics");
+        assert_eq!(a.status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    drop(idle);
+    assert_eq!(e.get("/metrics").status, 200);
+}
+
+/// A Redis that answers one byte at a time (never tripping the per-read timeout) keeps the
+/// first sample from finishing: the exporter still starts serving, and says it has no node
+/// up and how old its (empty) sample is.
+#[test]
+fn a_trickling_redis_does_not_keep_the_exporter_from_serving() {
+    let fake = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = fake.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in fake.incoming() {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let reply = format!("${}\r\n{}\r\n", 1000, "x".repeat(1000));
+                for b in reply.bytes() {
+                    if c.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let start = Instant::now();
+    let e = Exporter::start(
+        &[
+            "--redis",
+            &format!("redis://127.0.0.1:{}", port),
+            "--timeout-ms",
+            "500",
+        ],
+        &[],
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        start.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let m = e.metrics();
+    let node = format!("127.0.0.1:{}", port);
+    assert_eq!(m.get("lottery_up", &[("node", &node)]), Some(0.0));
+    assert!(m.get("lottery_exporter_sample_age_seconds", &[]).unwrap() >= 1.0);
+}

@@ -534,3 +534,97 @@ fn writer_status_hash() {
     assert_eq!(w["lag"], 3); // 5 entries, 2 delivered to the group
     assert!(w["age_ms"].as_i64().unwrap() >= 3000);
 }
+
+/// Two databases of one server are two nodes (each read in its own database); the same
+/// server given twice is refused rather than reported twice under one label.
+#[test]
+fn two_databases_of_one_server() {
+    let r = RedisServer::start();
+    let mut c0 = r.con();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("db0camp")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(5)
+        .query(&mut c0)
+        .unwrap();
+    let mut c1 = redis::Client::open(format!("{}/1", r.url()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("db1camp")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(7)
+        .query(&mut c1)
+        .unwrap();
+    let e = Exporter::start(
+        &["--redis", &r.url(), "--redis", &format!("{}/1", r.url())],
+        &[],
+    );
+    let m = e.metrics(); // the strict parser refuses a duplicate series
+    assert_eq!(m.all("lottery_up").len(), 2);
+    assert_eq!(
+        m.get(
+            "lottery_prize_stock",
+            &[("campaign", "db0camp"), ("prize", "p")]
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        m.get(
+            "lottery_prize_stock",
+            &[("campaign", "db1camp"), ("prize", "p")]
+        ),
+        Some(7.0)
+    );
+    let (code, err) = exporter_refuses(&["--redis", &r.url(), "--redis", &r.url()], &[]);
+    assert_eq!(code, 2, "{}", err);
+    assert!(err.contains("same node"), "{}", err);
+}
+
+/// A user that may not SCAN (campaigns named with --campaign) still gets its campaigns: the
+/// writer status discovery failing is a scrape error, not a node down.
+#[test]
+fn a_user_without_scan_still_reports_named_campaigns() {
+    let r = RedisServer::start();
+    let mut con = r.con();
+    let () = redis::cmd("LOTTERY.CONFIGURE")
+        .arg("camp:a")
+        .arg("PRIZE")
+        .arg("p")
+        .arg(1)
+        .arg(5)
+        .query(&mut con)
+        .unwrap();
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("noscan")
+        .arg("on")
+        .arg(">pw")
+        .arg("resetkeys")
+        .arg("%R~camp:*")
+        .arg("-@all")
+        .arg("+lottery.stats")
+        .arg("+info")
+        .arg("+xlen")
+        .arg("+xinfo|groups")
+        .arg("+xrevrange")
+        .arg("+hgetall")
+        .query(&mut con)
+        .unwrap();
+    let url = format!("redis://noscan:pw@127.0.0.1:{}", r.port);
+    let e = Exporter::start(&["--redis", &url, "--campaign", "camp:a"], &[]);
+    let m = e.metrics();
+    let node = format!("127.0.0.1:{}", r.port);
+    assert_eq!(m.get("lottery_up", &[("node", &node)]), Some(1.0));
+    assert_eq!(
+        m.get("lottery_draws_total", &[("campaign", "camp:a")]),
+        Some(0.0)
+    );
+    // The refusal is counted (at each discovery, every 10 s).
+    assert!(m.get("lottery_exporter_scrape_errors_total", &[]).unwrap() >= 1.0);
+}

@@ -158,6 +158,16 @@ impl Exporter {
         Exporter { child, addr }
     }
 
+    /// The peak resident memory of the exporter so far, in KiB (VmHWM).
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
     pub fn get(&self, path: &str) -> HttpReply {
         http(
             &self.addr,
