@@ -184,12 +184,18 @@ def test_hostile_api_data_stays_text_and_layout_holds():
             assert _page_errors(b) == []
 
             # many campaigns: the first 200 drawn, the rest counted
-            many = {"refresh_ms": 300, "campaigns": [{"key": f"c{i}", "state": "active", "draws": i}
-                                                     for i in range(250)]}
+            many = {"refresh_ms": 300, "campaigns_omitted": 7,
+                    "campaigns": [{"key": f"c{i}", "state": "active", "draws": i,
+                                   "prizes": [{"id": "p", "stock": 1, "sold": 0}], "prizes_omitted": 3 if i == 0 else 0}
+                                  for i in range(250)]}
             api.status = many
             page.wait_for("document.querySelector('[data-field=campaigns_hidden]')?.dataset.value === '50'", timeout=10)
             assert page.eval("document.querySelectorAll('[data-campaign]').length") == 200
             assert page.eval("document.querySelectorAll('[data-campaign]')[199].dataset.campaign") == "c199"
+            # what the exporter's size bounds left out is said, not silently missing
+            assert page.eval("document.querySelector('[data-field=campaigns_omitted]').dataset.value") == "7"
+            assert page.eval("document.querySelectorAll('[data-field=prizes_omitted]').length") == 1
+            assert page.eval("document.querySelector('[data-campaign=c0] [data-field=prizes_omitted]').dataset.value") == "3"
 
             # a header-safe token goes both ways
             page2 = b.open(api.url + "?token=abc.DEF-123")
