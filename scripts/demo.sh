@@ -130,13 +130,16 @@ mkdir -p "$DATA_DIR"
 T0=$SECONDS
 
 section "Start redis-server on 127.0.0.1:$PORT"
-if ! redis-server "$CONF" \
+# redis.conf.example's `dir ./.run` is read before --dir and must exist where the server
+# starts: start it from the demo's directory, whatever the caller's.
+mkdir -p "$DEMO_DIR/.run"
+if ! (cd "$DEMO_DIR" && redis-server "$CONF" \
     --port "$PORT" \
     --dir "$DATA_DIR" \
     --logfile "$LOG" \
     --pidfile "$PIDFILE" \
     --daemonize yes \
-    --loadmodule "$MODULE"; then
+    --loadmodule "$MODULE"); then
     die "redis-server refused to start (see above)"
 fi
 SERVER_UP=yes
