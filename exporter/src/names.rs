@@ -73,7 +73,7 @@ metrics! {
     SERIES_DROPPED = "lottery_exporter_series_dropped", Gauge, "Campaign and writer series left out of this response (over the exposition's size bound)";
 }
 
-/// The writer status hash's counter fields (contract: `lottery-writer:<group>:<consumer>:<target>`)
+/// The writer status hash's counter fields (contract: `lottery-writer:{}:<group>:<consumer>:<target>`)
 /// and the metric each becomes.
 pub const WRITER_FIELDS: &[(&str, &Metric)] = &[
     ("read_total", &WRITER_READ),

@@ -73,7 +73,7 @@ pub struct Args {
     /// How often to check that the campaign still exists and still writes to the same stream.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=MAX_MS))]
     pub check_every_ms: u64,
-    /// Publish the counters into the hash `lottery-writer:<group>:<consumer>:<target>` this often
+    /// Publish the counters into the hash `lottery-writer:{}:<group>:<consumer>:<target>` this often
     /// (0: never). It expires after 3 intervals (at least 15 s) unless refreshed.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=MAX_MS))]
     pub status_every_ms: u64,

@@ -1,5 +1,5 @@
 //! The status hash: every `--status-every-ms` a thread of its own writes the writer's counters
-//! into `lottery-writer:<group>:<consumer>:<target>` (PEXPIRE, HSET, and PEXPIRE again when the HSET
+//! into `lottery-writer:{}:<group>:<consumer>:<target>` (PEXPIRE, HSET, and PEXPIRE again when the HSET
 //! created the hash; a TTL of 3 intervals, at least 15 s, so a dead writer's status
 //! disappears). It has its own Redis connection and reads the
 //! writers' counts from slots they refresh after each step: a slow or failing Redis delays
@@ -22,10 +22,12 @@ const MIN_TTL_MS: u64 = 15_000;
 /// At most one `status_failed` line this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// `lottery-writer:<group>:<consumer>:<target>`: two writers of two campaigns may well share
-/// their group and consumer names. A campaign key's hash tag puts the hash in its slot.
+/// `lottery-writer:{}:<group>:<consumer>:<target>`: two writers of two campaigns may well
+/// share their group and consumer names, so the key names the target. The empty hash tag `{}`
+/// comes first, so the whole key is hashed: a hash tag in a name (a campaign's `{spring}`)
+/// does not put the hash in that campaign's slot, which slot migrations move whole.
 pub fn key(group: &str, consumer: &str, target: &str) -> String {
-    format!("lottery-writer:{}:{}:{}", group, consumer, target)
+    format!("lottery-writer:{{}}:{}:{}:{}", group, consumer, target)
 }
 
 /// What the hash describes, fixed for the writer's life.
@@ -258,6 +260,6 @@ mod tests {
         assert_eq!(get("awards_failed_total"), Some("0"));
         assert_eq!(get("award_backlog"), Some("3"));
         assert_eq!(get("rows_total"), Some("7"));
-        assert_eq!(key("g", "w", "c:{x}"), "lottery-writer:g:w:c:{x}");
+        assert_eq!(key("g", "w", "c:{x}"), "lottery-writer:{}:g:w:c:{x}");
     }
 }

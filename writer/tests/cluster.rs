@@ -406,7 +406,7 @@ fn sharded_kill9_restart_every_win_once() {
         rows(&db) == total_xlen(&c, &keys)
     });
     // The status hash (on the master owning its key): the shards' counts added up.
-    let status_key = format!("lottery-writer:{GROUP}:w1:shards:wt");
+    let status_key = format!("lottery-writer:{{}}:{GROUP}:w1:shards:wt");
     let new_rows = (total_xlen(&c, &keys) - mid).to_string();
     let mut h: HashMap<String, String> = HashMap::new();
     wait_until(LONG, "the status hash counts every new row", || {

@@ -1,4 +1,4 @@
-//! The status hash `lottery-writer:<group>:<consumer>:<target>` against a real redis-server with the
+//! The status hash `lottery-writer:{}:<group>:<consumer>:<target>` against a real redis-server with the
 //! module: its counts follow the writer's work (retries of a locked database included), it
 //! has a TTL, and it disappears once the writer has stopped; `--status-every-ms 0` writes none.
 //! The writer runs as a Redis user made by docs/operations.md's ACL recipe.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const CAMPAIGN: &str = "camp:{st}";
 const STREAM: &str = "camp:{st}:wins";
 const GROUP: &str = "writers";
-const KEY: &str = "lottery-writer:writers:w1:camp:{st}";
+const KEY: &str = "lottery-writer:{}:writers:w1:camp:{st}";
 const LONG: Duration = Duration::from_secs(60);
 
 fn status(con: &mut redis::Connection, key: &str) -> HashMap<String, String> {
@@ -169,7 +169,7 @@ fn status_hash_counts_ttl_and_expiry() {
     // The writer's own work never failed because of it.
     assert!(!t.contains("event=retry"), "{t}");
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("lottery-writer:writers:w2:camp:{st}")
+        .arg("lottery-writer:{}:writers:w2:camp:{st}")
         .query(&mut con)
         .unwrap();
     assert_eq!(exists, 0);
@@ -185,7 +185,7 @@ fn status_hash_counts_ttl_and_expiry() {
     wait_until(LONG, "w3 stores the new wins", || rows(&db) == 700);
     std::thread::sleep(Duration::from_millis(300));
     let exists: i64 = redis::cmd("EXISTS")
-        .arg("lottery-writer:writers:w3:camp:{st}")
+        .arg("lottery-writer:{}:writers:w3:camp:{st}")
         .query(&mut con)
         .unwrap();
     assert_eq!(exists, 0);
