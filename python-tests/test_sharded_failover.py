@@ -55,7 +55,8 @@ def test_sharded_campaign_through_failover(cluster_factory):  # noqa: F811
     d = check_json(c, name)
     assert d["ok"] and d["pending"] == 0, d
     sts = shard_stats(c, desc)
-    assert _totals(sts, "a") == (0, stock), "sold out exactly"
+    assert _totals(sts, "a") == (0, stock), \
+        f"sold out exactly: {sts}; draws {load.count}; the mover said:\n{out[-3000:]}"
     # every WIN a client saw is in its shard's stream on today's master, once
     rc = c.client()
     try:
