@@ -69,6 +69,12 @@ fn classify(r: Result<Reply, String>) -> Outcome {
     }
 }
 
+/// Whether a request's result counts as delivered (a complete 2xx head, nothing else).
+#[cfg(test)]
+pub(crate) fn delivered(r: &Result<Reply, String>) -> bool {
+    matches!(classify(r.clone()), Outcome::Delivered)
+}
+
 /// A small xorshift for the backoff jitter (no need for a real generator).
 struct Jitter(u64);
 
