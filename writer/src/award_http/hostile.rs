@@ -5,6 +5,7 @@
 use super::*;
 use crate::award_deliver::delivered;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 /// What the peer does after reading the request.
 enum Step {
@@ -260,4 +261,26 @@ fn names_that_do_not_resolve_fail_within_the_deadline() {
     let start = Instant::now();
     assert!(post(&ep, &[], b"{}", T).is_err());
     assert!(start.elapsed() < T + Duration::from_millis(100));
+}
+
+#[test]
+fn concurrent_resolutions_of_a_good_name_all_succeed() {
+    // More requests at once than resolutions allowed to hang: none of these hangs, so none
+    // may be refused as if earlier ones did.
+    for _ in 0..30 {
+        let b = Arc::new(std::sync::Barrier::new(16));
+        let ts: Vec<_> = (0..16)
+            .map(|_| {
+                let b = Arc::clone(&b);
+                std::thread::spawn(move || {
+                    b.wait();
+                    resolve("localhost", 80, Instant::now() + Duration::from_secs(5))
+                })
+            })
+            .collect();
+        for t in ts {
+            let r = t.join().unwrap();
+            assert!(r.is_ok(), "{:?}", r);
+        }
+    }
 }
