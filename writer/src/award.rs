@@ -56,7 +56,7 @@ pub struct Wake {
 }
 
 impl Wake {
-    fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize) -> Self {
         Wake {
             woken: Mutex::new(vec![HashSet::new(); threads]),
             cv: Condvar::new(),

@@ -267,6 +267,12 @@ impl Deliverer {
     /// Posts one claimed win (lease extended first if needed) and records the outcome.
     /// `lease`: until when the claim holds. A win that is no longer ours is skipped.
     fn deliver(&mut self, row: &AwardRow, lease: i64) -> Res<()> {
+        // The rate first: its wait (shared by the threads, so unbounded at a low rate) must
+        // not come between the lease check and the request, or the lease could lapse and
+        // another thread or writer claim and post the same win meanwhile.
+        if !self.pace() {
+            return Ok(());
+        }
         let timeout_ms = self.cfg.timeout.as_millis() as i64;
         if lease - now_ms() < timeout_ms + LEASE_MARGIN_MS {
             let new = self.next_lease();
@@ -274,9 +280,6 @@ impl Deliverer {
             if !q::renew(self.db()?, &row.campaign, &row.stream_id, &owner, new)? {
                 return Ok(());
             }
-        }
-        if !self.pace() {
-            return Ok(());
         }
         let key = idempotency_key(row.campaign.as_bytes(), &row.stream_id);
         let b = body(row);
@@ -414,6 +417,39 @@ impl Deliverer {
     }
 }
 
+impl Deliverer {
+    fn new(k: usize, threads: usize, cfg: Config, store: Box<dyn Store>, shared: Shared) -> Self {
+        let Shared {
+            stop,
+            stats,
+            wake,
+            bucket,
+        } = shared;
+        let timeout_ms = cfg.timeout.as_millis() as i64;
+        let ours = cfg.campaigns.iter().cloned().collect();
+        Deliverer {
+            k,
+            claim_size: (CLAIM_BATCH / threads.max(1)).max(MIN_CLAIM),
+            bucket,
+            lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
+            cfg,
+            store,
+            stop,
+            stats,
+            wake,
+            jitter: Jitter::new(),
+            failures: 0,
+            last_lease: 0,
+            unrecorded: VecDeque::new(),
+            next_campaign: 0,
+            busy: HashSet::new(),
+            ours,
+            last_backlog: None,
+            last_log: Instant::now(),
+        }
+    }
+}
+
 /// Starts delivery thread `k`.
 pub fn spawn(
     k: usize,
@@ -422,34 +458,7 @@ pub fn spawn(
     store: Box<dyn Store>,
     shared: Shared,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let Shared {
-        stop,
-        stats,
-        wake,
-        bucket,
-    } = shared;
-    let timeout_ms = cfg.timeout.as_millis() as i64;
-    let ours = cfg.campaigns.iter().cloned().collect();
-    let mut d = Deliverer {
-        k,
-        claim_size: (CLAIM_BATCH / threads.max(1)).max(MIN_CLAIM),
-        bucket,
-        lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
-        cfg,
-        store,
-        stop,
-        stats,
-        wake,
-        jitter: Jitter::new(),
-        failures: 0,
-        last_lease: 0,
-        unrecorded: VecDeque::new(),
-        next_campaign: 0,
-        busy: HashSet::new(),
-        ours,
-        last_backlog: None,
-        last_log: Instant::now(),
-    };
+    let mut d = Deliverer::new(k, threads, cfg, store, shared);
     std::thread::Builder::new()
         .name(format!("award-{}", k))
         .spawn(move || {
@@ -457,6 +466,9 @@ pub fn spawn(
             d.run()
         })
 }
+
+#[cfg(test)]
+mod leases;
 
 #[cfg(test)]
 mod tests {
