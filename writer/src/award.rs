@@ -186,6 +186,7 @@ pub fn start(
             .then(|| Duration::from_millis(args.log_every_ms)),
     };
     let bucket = Arc::new(Mutex::new(crate::rate::Bucket::new(args.award_rate)));
+    let counted = Arc::new(crate::award_deliver::Counted::default());
     let mut award = Award {
         stats: Arc::clone(&stats),
         threads: Vec::new(),
@@ -202,6 +203,7 @@ pub fn start(
             stats: Arc::clone(&stats),
             wake: Arc::clone(&wake),
             bucket: Arc::clone(&bucket),
+            counted: Arc::clone(&counted),
         };
         match crate::award_deliver::spawn(k, n, cfg, store, shared) {
             Ok(t) => award.threads.push(t),

@@ -8,7 +8,7 @@ use crate::rate::Bucket;
 use crate::store::Store;
 use crate::{log, Res};
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,6 +99,16 @@ pub struct Shared {
     pub wake: Arc<Wake>,
     /// `--award-rate`, over all threads.
     pub bucket: Arc<Mutex<Bucket>>,
+    pub counted: Arc<Counted>,
+}
+
+/// When the backlog was last counted by any delivery thread of the process (one count per
+/// `BACKLOG_EVERY`, whatever `--award-concurrency`: the count reads the whole backlog), and
+/// how many times.
+#[derive(Default)]
+pub struct Counted {
+    at: Mutex<Option<Instant>>,
+    times: AtomicU64,
 }
 
 struct Deliverer {
@@ -126,7 +136,7 @@ struct Deliverer {
     busy: HashSet<String>,
     /// `cfg.campaigns` as a set.
     ours: HashSet<String>,
-    last_backlog: Option<Instant>,
+    counted: Arc<Counted>,
     last_log: Instant,
     lease_ms: i64,
 }
@@ -206,27 +216,34 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Counts the undelivered wins of our campaigns (if no thread did for `BACKLOG_EVERY`),
+    /// and tells every thread which campaigns have some.
     fn refresh_backlog(&mut self) -> Res<()> {
-        if self
-            .last_backlog
-            .is_some_and(|t| t.elapsed() < BACKLOG_EVERY)
-        {
-            return Ok(());
-        }
-        let first = self.last_backlog.is_none();
-        self.last_backlog = Some(Instant::now());
+        let first = {
+            let Ok(mut at) = self.counted.at.lock() else {
+                return Ok(());
+            };
+            if at.is_some_and(|t| t.elapsed() < BACKLOG_EVERY) {
+                return Ok(());
+            }
+            let first = at.is_none();
+            *at = Some(Instant::now());
+            first
+        };
+        self.counted.times.fetch_add(1, Ordering::Relaxed);
         let counts = &q::backlog(self.db()?)?;
         let mut ours = 0i64;
         for (c, n) in counts {
             if *n > 0 && self.ours.contains(c) {
                 ours += n;
                 self.busy.insert(c.clone());
+                self.wake.notify(c);
             }
         }
         self.stats
             .backlog
             .store(ours.max(0) as u64, Ordering::Relaxed);
-        if first && self.k == 0 {
+        if first {
             // What is about to be delivered (wins stored before, e.g. without --award-url).
             log!("info", "award_ready", backlog = ours);
         }
@@ -424,6 +441,7 @@ impl Deliverer {
             stats,
             wake,
             bucket,
+            counted,
         } = shared;
         let timeout_ms = cfg.timeout.as_millis() as i64;
         let ours = cfg.campaigns.iter().cloned().collect();
@@ -444,7 +462,7 @@ impl Deliverer {
             next_campaign: 0,
             busy: HashSet::new(),
             ours,
-            last_backlog: None,
+            counted,
             last_log: Instant::now(),
         }
     }
@@ -468,7 +486,7 @@ pub fn spawn(
 }
 
 #[cfg(test)]
-mod leases;
+mod threads;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,5 @@
-//! Delivery threads sharing a slow `--award-rate`, on a real SQLite queue and a real HTTP
-//! server, with leases much shorter than the wait for the rate: a claim must never lapse
-//! between its last check and its request (another thread would post the same win).
+//! Several delivery threads of one process on a real SQLite queue and a real HTTP server:
+//! what they share (the rate, the backlog count) must not cost correctness or work per thread.
 
 use super::*;
 use crate::award_http::Endpoint;
@@ -44,6 +43,9 @@ fn server() -> (u16, Arc<Mutex<HashMap<String, u32>>>) {
     (port, keys)
 }
 
+/// Threads sharing a slow `--award-rate`, with leases much shorter than the wait for the rate: a
+/// claim must never lapse between its last check and its request (another thread would post
+/// the same win).
 #[test]
 fn a_claim_never_lapses_while_waiting_for_the_rate() {
     const WINS: usize = 12;
@@ -88,6 +90,7 @@ fn a_claim_never_lapses_while_waiting_for_the_rate() {
                 stats: Arc::clone(&stats),
                 wake: Arc::clone(&wake),
                 bucket: Arc::clone(&bucket),
+                counted: Arc::default(),
             };
             let mut d = Deliverer::new(
                 k,
@@ -115,4 +118,80 @@ fn a_claim_never_lapses_while_waiting_for_the_rate() {
     assert_eq!(keys.len(), WINS, "every win delivered: {:?}", keys);
     let twice: Vec<_> = keys.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "posted more than once: {:?}", twice);
+}
+
+/// With the award service refusing, many threads keep failing and so keep counting: the
+/// backlog (a read of the whole queue) is still counted once per `BACKLOG_EVERY` by the
+/// process, not once per thread.
+#[test]
+fn the_backlog_is_counted_once_per_period_whatever_the_threads() {
+    const THREADS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("w.db").display());
+    let timeout = Duration::from_secs(5);
+    let mut store = crate::store::open(&url, timeout).unwrap();
+    let wins: Vec<Win> = (0..200)
+        .map(|i| Win {
+            id: format!("{}-0", i + 1),
+            user: b"u".to_vec(),
+            prize: "gold".into(),
+            prize_raw: None,
+            ts_ms: i + 1,
+            draw_seq: i,
+            reqid: None,
+            code: None,
+        })
+        .collect();
+    store.write_wins("c", &wins).unwrap();
+    // Nothing listens there: every request is refused at once.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(AwardStats::default());
+    let wake = Arc::new(Wake::new(THREADS));
+    let bucket = Arc::new(Mutex::new(Bucket::new(0)));
+    let counted = Arc::new(Counted::default());
+    let threads: Vec<_> = (0..THREADS)
+        .map(|k| {
+            let cfg = Config {
+                endpoint: Endpoint::parse(&format!("http://127.0.0.1:{}/", port)).unwrap(),
+                timeout: Duration::from_secs(1),
+                max_backoff: Duration::from_millis(50),
+                owner: format!("t#{}", k),
+                campaigns: vec!["c".into()],
+                retry_failed: false,
+                log_every: None,
+            };
+            let shared = Shared {
+                stop: Arc::clone(&stop),
+                stats: Arc::clone(&stats),
+                wake: Arc::clone(&wake),
+                bucket: Arc::clone(&bucket),
+                counted: Arc::clone(&counted),
+            };
+            let store = crate::store::open(&url, timeout).unwrap();
+            let mut d = Deliverer::new(k, THREADS, cfg, store, shared);
+            std::thread::spawn(move || d.run())
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::sleep(BACKLOG_EVERY + Duration::from_millis(500));
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let periods = start.elapsed().as_millis() / BACKLOG_EVERY.as_millis() + 1;
+    let times = counted.times.load(Ordering::SeqCst) as u128;
+    assert!(
+        (1..=periods).contains(&times),
+        "counted {} times in {} periods",
+        times,
+        periods
+    );
+    // Every thread took part (the count told them all where the wins are).
+    assert!(stats.retries.load(Ordering::SeqCst) >= THREADS as u64);
+    assert_eq!(stats.backlog.load(Ordering::SeqCst), 200);
 }
