@@ -129,14 +129,19 @@ pub fn claim(
             ],
         )?,
         // SKIP LOCKED: concurrent claimers pass over each other's rows; the conditions again
-        // outside: a row updated by a concurrent claim meanwhile is re-checked (read committed).
+        // outside: a row updated by a concurrent claim meanwhile is re-checked (read
+        // committed). The batch is a MATERIALIZED CTE, computed once: as an `IN (sub-select)`
+        // a plan may rescan it per row, each rescan skipping the rows this statement just
+        // updated and returning others, so one claim could take the whole backlog.
         Dialect::Postgres => db.exec(
-            "UPDATE wins SET award_owner = $1, award_lease_until_ms = $2 WHERE \
-             (campaign, stream_id) IN (SELECT campaign, stream_id FROM wins WHERE campaign = $3 \
-             AND award_state IS NULL AND (award_lease_until_ms IS NULL OR \
-             award_lease_until_ms < $4 OR award_owner = $1) ORDER BY ts_ms, stream_id LIMIT $5 \
-             FOR UPDATE SKIP LOCKED) AND award_state IS NULL AND \
-             (award_lease_until_ms IS NULL OR award_lease_until_ms < $4 OR award_owner = $1)",
+            "WITH batch AS MATERIALIZED (SELECT campaign, stream_id FROM wins WHERE \
+             campaign = $3 AND award_state IS NULL AND (award_lease_until_ms IS NULL OR \
+             award_lease_until_ms < $4 OR award_owner = $1) ORDER BY ts_ms, stream_id \
+             LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE wins SET award_owner = $1, award_lease_until_ms = $2 FROM batch WHERE \
+             wins.campaign = batch.campaign AND wins.stream_id = batch.stream_id AND \
+             wins.award_state IS NULL AND (wins.award_lease_until_ms IS NULL OR \
+             wins.award_lease_until_ms < $4 OR wins.award_owner = $1)",
             &[
                 P::Text(owner),
                 P::Int(lease_until),
