@@ -56,7 +56,7 @@ pub struct Wake {
 }
 
 impl Wake {
-    fn new(threads: usize) -> Self {
+    pub(crate) fn new(threads: usize) -> Self {
         Wake {
             woken: Mutex::new(vec![HashSet::new(); threads]),
             cv: Condvar::new(),
@@ -178,23 +178,38 @@ pub fn start(
         endpoint,
         timeout: Duration::from_millis(args.award_timeout_ms),
         max_backoff: Duration::from_millis(args.max_backoff_ms),
-        // Unambiguous for any group and consumer names.
-        owner: format!("{}:{}:{}", args.group.len(), args.group, args.consumer),
+        // Per thread, below.
+        owner: String::new(),
         campaigns: writers.iter().map(|w| w.campaign.clone()).collect(),
         retry_failed: args.award_retry_failed,
         log_every: (sharded && args.log_every_ms > 0)
             .then(|| Duration::from_millis(args.log_every_ms)),
     };
     let bucket = Arc::new(Mutex::new(crate::rate::Bucket::new(args.award_rate)));
+    let counted = Arc::new(crate::award_deliver::Counted::default());
     let mut award = Award {
         stats: Arc::clone(&stats),
         threads: Vec::new(),
     };
+    // The claims of this writer's earlier processes (one killed mid-batch): free at once.
+    let prefix = crate::award_store::owner_prefix(&args.group, &args.consumer);
+    if let Some(db) = stores.first_mut().and_then(|s| s.award()) {
+        match crate::award_store::release_claims(db, &prefix) {
+            Ok(n) => log!("info", "award_claims_released", wins = n),
+            Err(e) => log!(
+                "warn",
+                "award_claims_not_released",
+                error = e,
+                effect = "claimable again when their lease ends"
+            ),
+        }
+    }
+    let instance = format!("{}.{}", std::process::id(), now_ms());
     for (k, store) in stores.into_iter().enumerate() {
         let mut cfg = cfg.clone();
+        // Each thread of each process claims under its own name.
+        cfg.owner = format!("{}{}/{}", prefix, k, instance);
         if k > 0 {
-            // Each thread claims under its own name (the first one's is the writer's).
-            cfg.owner = format!("{}#{}", cfg.owner, k);
             cfg.log_every = None;
         }
         let shared = crate::award_deliver::Shared {
@@ -202,6 +217,7 @@ pub fn start(
             stats: Arc::clone(&stats),
             wake: Arc::clone(&wake),
             bucket: Arc::clone(&bucket),
+            counted: Arc::clone(&counted),
         };
         match crate::award_deliver::spawn(k, n, cfg, store, shared) {
             Ok(t) => award.threads.push(t),

@@ -8,7 +8,7 @@ use crate::rate::Bucket;
 use crate::store::Store;
 use crate::{log, Res};
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,12 @@ fn classify(r: Result<Reply, String>) -> Outcome {
     }
 }
 
+/// Whether a request's result counts as delivered (a complete 2xx head, nothing else).
+#[cfg(test)]
+pub(crate) fn delivered(r: &Result<Reply, String>) -> bool {
+    matches!(classify(r.clone()), Outcome::Delivered)
+}
+
 /// A small xorshift for the backoff jitter (no need for a real generator).
 struct Jitter(u64);
 
@@ -93,6 +99,16 @@ pub struct Shared {
     pub wake: Arc<Wake>,
     /// `--award-rate`, over all threads.
     pub bucket: Arc<Mutex<Bucket>>,
+    pub counted: Arc<Counted>,
+}
+
+/// When the backlog was last counted by any delivery thread of the process (one count per
+/// `BACKLOG_EVERY`, whatever `--award-concurrency`: the count reads the whole backlog), and
+/// how many times.
+#[derive(Default)]
+pub struct Counted {
+    at: Mutex<Option<Instant>>,
+    times: AtomicU64,
 }
 
 struct Deliverer {
@@ -120,7 +136,7 @@ struct Deliverer {
     busy: HashSet<String>,
     /// `cfg.campaigns` as a set.
     ours: HashSet<String>,
-    last_backlog: Option<Instant>,
+    counted: Arc<Counted>,
     last_log: Instant,
     lease_ms: i64,
 }
@@ -200,27 +216,34 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Counts the undelivered wins of our campaigns (if no thread did for `BACKLOG_EVERY`),
+    /// and tells every thread which campaigns have some.
     fn refresh_backlog(&mut self) -> Res<()> {
-        if self
-            .last_backlog
-            .is_some_and(|t| t.elapsed() < BACKLOG_EVERY)
-        {
-            return Ok(());
-        }
-        let first = self.last_backlog.is_none();
-        self.last_backlog = Some(Instant::now());
+        let first = {
+            let Ok(mut at) = self.counted.at.lock() else {
+                return Ok(());
+            };
+            if at.is_some_and(|t| t.elapsed() < BACKLOG_EVERY) {
+                return Ok(());
+            }
+            let first = at.is_none();
+            *at = Some(Instant::now());
+            first
+        };
+        self.counted.times.fetch_add(1, Ordering::Relaxed);
         let counts = &q::backlog(self.db()?)?;
         let mut ours = 0i64;
         for (c, n) in counts {
             if *n > 0 && self.ours.contains(c) {
                 ours += n;
                 self.busy.insert(c.clone());
+                self.wake.notify(c);
             }
         }
         self.stats
             .backlog
             .store(ours.max(0) as u64, Ordering::Relaxed);
-        if first && self.k == 0 {
+        if first {
             // What is about to be delivered (wins stored before, e.g. without --award-url).
             log!("info", "award_ready", backlog = ours);
         }
@@ -261,6 +284,12 @@ impl Deliverer {
     /// Posts one claimed win (lease extended first if needed) and records the outcome.
     /// `lease`: until when the claim holds. A win that is no longer ours is skipped.
     fn deliver(&mut self, row: &AwardRow, lease: i64) -> Res<()> {
+        // The rate first: its wait (shared by the threads, so unbounded at a low rate) must
+        // not come between the lease check and the request, or the lease could lapse and
+        // another thread or writer claim and post the same win meanwhile.
+        if !self.pace() {
+            return Ok(());
+        }
         let timeout_ms = self.cfg.timeout.as_millis() as i64;
         if lease - now_ms() < timeout_ms + LEASE_MARGIN_MS {
             let new = self.next_lease();
@@ -268,9 +297,6 @@ impl Deliverer {
             if !q::renew(self.db()?, &row.campaign, &row.stream_id, &owner, new)? {
                 return Ok(());
             }
-        }
-        if !self.pace() {
-            return Ok(());
         }
         let key = idempotency_key(row.campaign.as_bytes(), &row.stream_id);
         let b = body(row);
@@ -408,6 +434,40 @@ impl Deliverer {
     }
 }
 
+impl Deliverer {
+    fn new(k: usize, threads: usize, cfg: Config, store: Box<dyn Store>, shared: Shared) -> Self {
+        let Shared {
+            stop,
+            stats,
+            wake,
+            bucket,
+            counted,
+        } = shared;
+        let timeout_ms = cfg.timeout.as_millis() as i64;
+        let ours = cfg.campaigns.iter().cloned().collect();
+        Deliverer {
+            k,
+            claim_size: (CLAIM_BATCH / threads.max(1)).max(MIN_CLAIM),
+            bucket,
+            lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
+            cfg,
+            store,
+            stop,
+            stats,
+            wake,
+            jitter: Jitter::new(),
+            failures: 0,
+            last_lease: 0,
+            unrecorded: VecDeque::new(),
+            next_campaign: 0,
+            busy: HashSet::new(),
+            ours,
+            counted,
+            last_log: Instant::now(),
+        }
+    }
+}
+
 /// Starts delivery thread `k`.
 pub fn spawn(
     k: usize,
@@ -416,34 +476,7 @@ pub fn spawn(
     store: Box<dyn Store>,
     shared: Shared,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let Shared {
-        stop,
-        stats,
-        wake,
-        bucket,
-    } = shared;
-    let timeout_ms = cfg.timeout.as_millis() as i64;
-    let ours = cfg.campaigns.iter().cloned().collect();
-    let mut d = Deliverer {
-        k,
-        claim_size: (CLAIM_BATCH / threads.max(1)).max(MIN_CLAIM),
-        bucket,
-        lease_ms: (2 * timeout_ms + 2 * LEASE_MARGIN_MS).max(60_000),
-        cfg,
-        store,
-        stop,
-        stats,
-        wake,
-        jitter: Jitter::new(),
-        failures: 0,
-        last_lease: 0,
-        unrecorded: VecDeque::new(),
-        next_campaign: 0,
-        busy: HashSet::new(),
-        ours,
-        last_backlog: None,
-        last_log: Instant::now(),
-    };
+    let mut d = Deliverer::new(k, threads, cfg, store, shared);
     std::thread::Builder::new()
         .name(format!("award-{}", k))
         .spawn(move || {
@@ -451,6 +484,9 @@ pub fn spawn(
             d.run()
         })
 }
+
+#[cfg(test)]
+mod threads;
 
 #[cfg(test)]
 mod tests {

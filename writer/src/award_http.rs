@@ -9,7 +9,8 @@
 use base64::Engine as _;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The largest response head (status line and headers, 1xx heads included) read.
@@ -20,9 +21,12 @@ pub const MAX_ERROR_BODY: usize = 256;
 const ERROR_BODY_WAIT: Duration = Duration::from_millis(500);
 /// Name resolutions left running after their deadline (getaddrinfo cannot be cancelled):
 /// beyond this many, a resolution fails at once instead of starting one more thread.
+/// Resolutions still within their deadline do not count (there are at most
+/// `--award-concurrency` of those).
 const MAX_STUCK_RESOLVERS: usize = 4;
 
-static RESOLVING: AtomicUsize = AtomicUsize::new(0);
+/// Resolutions given up by their caller and still running.
+static STUCK: AtomicUsize = AtomicUsize::new(0);
 
 /// Where the awards go.
 #[derive(Debug, Clone)]
@@ -178,34 +182,59 @@ fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, 
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    if RESOLVING.load(Ordering::SeqCst) >= MAX_STUCK_RESOLVERS {
+    if STUCK.load(Ordering::SeqCst) >= MAX_STUCK_RESOLVERS {
         return Err(format!(
             "resolving {}: earlier resolutions still hang",
             host
         ));
     }
-    RESOLVING.fetch_add(1, Ordering::SeqCst);
+    // RUNNING until the resolution ends (DONE) or its caller gives up (ABANDONED, counted in
+    // STUCK until it ends): resolutions merely in progress never refuse another.
+    const RUNNING: u8 = 0;
+    const ABANDONED: u8 = 1;
+    const DONE: u8 = 2;
+    let state = Arc::new(AtomicU8::new(RUNNING));
     let (tx, rx) = std::sync::mpsc::channel();
     let name = format!("{}:{}", host, port);
-    let spawned = std::thread::Builder::new()
+    let theirs = Arc::clone(&state);
+    std::thread::Builder::new()
         .name("award-resolve".into())
         .spawn(move || {
             let r = name
                 .to_socket_addrs()
                 .map(|a| a.collect::<Vec<_>>())
                 .map_err(|e| e.to_string());
-            RESOLVING.fetch_sub(1, Ordering::SeqCst);
+            if theirs.swap(DONE, Ordering::SeqCst) == ABANDONED {
+                STUCK.fetch_sub(1, Ordering::SeqCst);
+            }
             let _ = tx.send(r);
-        });
-    if let Err(e) = spawned {
-        RESOLVING.fetch_sub(1, Ordering::SeqCst);
-        return Err(format!("resolving {}: {}", host, e));
-    }
-    match rx.recv_timeout(remaining(deadline)?) {
+        })
+        .map_err(|e| format!("resolving {}: {}", host, e))?;
+    let give_up = || {
+        // Counted first, so that the resolver's decrement never comes before it.
+        STUCK.fetch_add(1, Ordering::SeqCst);
+        if state
+            .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            STUCK.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    let left = match remaining(deadline) {
+        Ok(l) => l,
+        Err(e) => {
+            give_up();
+            return Err(e);
+        }
+    };
+    match rx.recv_timeout(left) {
         Ok(Ok(a)) if !a.is_empty() => Ok(a),
         Ok(Ok(_)) => Err(format!("resolving {}: no address", host)),
         Ok(Err(e)) => Err(format!("resolving {}: {}", host, e)),
-        Err(_) => Err(format!("resolving {}: timed out", host)),
+        Err(_) => {
+            give_up();
+            Err(format!("resolving {}: timed out", host))
+        }
     }
 }
 
@@ -373,6 +402,9 @@ pub fn post(
         return Ok(reply);
     }
 }
+
+#[cfg(test)]
+mod hostile;
 
 #[cfg(test)]
 mod tests {

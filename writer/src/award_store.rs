@@ -7,7 +7,9 @@
 //!   award_attempts        requests made for this win
 //!   award_at_ms           when it was delivered (or failed)
 //!   award_error           the last failure, bounded text
-//!   award_owner           the delivering writer (`<group len>:<group>:<consumer>`)
+//!   award_owner           the delivering thread: `<owner prefix><thread>/<pid>.<start ms>`,
+//!                         the prefix `<group len>:<group>:<consumer len>:<consumer>/` naming
+//!                         the writer (see `owner_prefix`)
 //!   award_lease_until_ms  the owner's claim holds until then (the owner's clock)
 //!
 //! A delivery thread claims a batch with one UPDATE (the oldest undelivered rows of a campaign
@@ -127,14 +129,19 @@ pub fn claim(
             ],
         )?,
         // SKIP LOCKED: concurrent claimers pass over each other's rows; the conditions again
-        // outside: a row updated by a concurrent claim meanwhile is re-checked (read committed).
+        // outside: a row updated by a concurrent claim meanwhile is re-checked (read
+        // committed). The batch is a MATERIALIZED CTE, computed once: as an `IN (sub-select)`
+        // a plan may rescan it per row, each rescan skipping the rows this statement just
+        // updated and returning others, so one claim could take the whole backlog.
         Dialect::Postgres => db.exec(
-            "UPDATE wins SET award_owner = $1, award_lease_until_ms = $2 WHERE \
-             (campaign, stream_id) IN (SELECT campaign, stream_id FROM wins WHERE campaign = $3 \
-             AND award_state IS NULL AND (award_lease_until_ms IS NULL OR \
-             award_lease_until_ms < $4 OR award_owner = $1) ORDER BY ts_ms, stream_id LIMIT $5 \
-             FOR UPDATE SKIP LOCKED) AND award_state IS NULL AND \
-             (award_lease_until_ms IS NULL OR award_lease_until_ms < $4 OR award_owner = $1)",
+            "WITH batch AS MATERIALIZED (SELECT campaign, stream_id FROM wins WHERE \
+             campaign = $3 AND award_state IS NULL AND (award_lease_until_ms IS NULL OR \
+             award_lease_until_ms < $4 OR award_owner = $1) ORDER BY ts_ms, stream_id \
+             LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             UPDATE wins SET award_owner = $1, award_lease_until_ms = $2 FROM batch WHERE \
+             wins.campaign = batch.campaign AND wins.stream_id = batch.stream_id AND \
+             wins.award_state IS NULL AND (wins.award_lease_until_ms IS NULL OR \
+             wins.award_lease_until_ms < $4 OR wins.award_owner = $1)",
             &[
                 P::Text(owner),
                 P::Int(lease_until),
@@ -249,6 +256,39 @@ pub fn note_retry(
         &[P::Text(error), P::Text(campaign), P::Text(stream_id)],
     )?;
     Ok(())
+}
+
+/// What every claim of a writer (group and consumer name) starts with, in every process and
+/// thread of it; no other writer's claims start with it (the lengths make it unambiguous).
+pub fn owner_prefix(group: &str, consumer: &str) -> String {
+    format!("{}:{}:{}:{}/", group.len(), group, consumer.len(), consumer)
+}
+
+/// Releases the claims held under `prefix` (this writer's name) by earlier processes, e.g.
+/// one killed mid-batch: claimable again at once instead of when their lease ends. Run before
+/// this process claims anything; how many. (Each process claims under its own name, so that
+/// two processes started under one consumer name never post the same win at the same time.)
+pub fn release_claims(db: &mut dyn AwardSql, prefix: &str) -> Result<u64> {
+    let d = db.dialect();
+    // Characters, not bytes, in every dialect (MySQL's LENGTH counts bytes).
+    let len = if d == Dialect::MySql {
+        "char_length"
+    } else {
+        "length"
+    };
+    db.exec(
+        &sql(
+            d,
+            &format!(
+                "UPDATE wins SET award_lease_until_ms = NULL WHERE award_state IS NULL AND \
+                 award_lease_until_ms IS NOT NULL AND \
+                 substr(award_owner, 1, {}(CAST(?1 AS {}))) = ?2",
+                len,
+                if d == Dialect::MySql { "CHAR" } else { "TEXT" }
+            ),
+        ),
+        &[P::Text(prefix), P::Text(prefix)],
+    )
 }
 
 /// Puts a campaign's failed wins back in the queue; how many.

@@ -135,6 +135,9 @@ fn handle(mut s: TcpStream, state: Arc<Mutex<State>>) {
             .or_else(|| st.default.clone())
             .unwrap_or(OK)
     };
+    // When the answer went out (before the write: a client can go on only after it, so a
+    // busy machine delaying this thread never makes requests seem to overlap).
+    let mut done = None;
     let answered = match &act {
         Act::Status(code, retry_after, text, delay) => {
             std::thread::sleep(*delay);
@@ -148,6 +151,7 @@ fn handle(mut s: TcpStream, state: Arc<Mutex<State>>) {
             }
             r.push_str("\r\n");
             r.push_str(text);
+            done = Some(Instant::now());
             s.write_all(r.as_bytes()).ok().map(|_| *code)
         }
         Act::Hang(d) => {
@@ -165,7 +169,7 @@ fn handle(mut s: TcpStream, state: Arc<Mutex<State>>) {
         headers,
         body,
         at,
-        done: Instant::now(),
+        done: done.unwrap_or_else(Instant::now),
         answered,
     });
 }
