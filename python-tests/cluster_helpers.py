@@ -11,7 +11,9 @@ Every node is a lottery_helpers.RedisServer (own temp dir, free port, module loa
 --cluster-node-timeout 3000``. The cluster is created with ``redis-cli --cluster create ...
 --cluster-replicas R --cluster-yes``; the constructor returns once every node reports
 ``cluster_state:ok``, knows every other node, agrees on who owns every slot, and every replica's
-link to its master is up.
+link to its master is up. Node ports come from ``cluster_port()`` (outside the ephemeral range,
+never twice in a process, bus port included); a set-up that fails (a node cannot bind, a port
+answered by another process, no convergence) is started over on fresh ports, 3 times at most.
 
 Fixtures (import them into a test module: ``from cluster_helpers import cluster_factory``):
 ``cluster_factory(**Cluster kwargs)`` starts clusters that are checked and cleaned up after the
@@ -22,6 +24,7 @@ import os
 import random
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -126,17 +129,43 @@ def _port_free(port):
     return True
 
 
-_USED_PORTS = set()
+BUS_OFFSET = 10000           # a node's cluster bus port is its port + 10000
+MAX_CLUSTER_PORT = 65535 - BUS_OFFSET
+MIN_CLUSTER_PORT = 10000     # below: well-known services
+SETUP_TRIES = 3              # cluster set-ups tried, each on fresh ports, before a test fails
+
+_USED_PORTS = set()          # every node port and bus port handed out in this process
+
+
+def _cluster_port_ranges():
+    """Inclusive ranges where neither a port nor its bus port is in the kernel's ephemeral range
+    (where port-0 binds, free_port() included, and outgoing connections take theirs); the whole
+    MIN..MAX if the ephemeral range leaves no room."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        lo, hi = 32768, 60999
+    ranges = []
+    if lo > MIN_CLUSTER_PORT + BUS_OFFSET:
+        ranges.append((MIN_CLUSTER_PORT, lo - BUS_OFFSET - 1))
+    if hi < MAX_CLUSTER_PORT:
+        ranges.append((max(hi + 1, MIN_CLUSTER_PORT), MAX_CLUSTER_PORT))
+    return ranges or [(MIN_CLUSTER_PORT, MAX_CLUSTER_PORT)]
 
 
 def cluster_port():
-    """A free port p <= 55535 whose cluster bus port p + 10000 is free too (Redis refuses
-    higher ports). Random in 20000..55535, not handed out before in this process."""
+    """A port p <= 55535 for a cluster node (Redis refuses a bus port p + 10000 over 65535):
+    random outside the ephemeral range, neither p nor p + 10000 handed out before in this
+    process, both free now."""
     rng = random.Random()
+    candidates = [p for a, b in _cluster_port_ranges() for p in range(a, b + 1)]
     for _ in range(10000):
-        p = rng.randrange(20000, 55536)
-        if p not in _USED_PORTS and _port_free(p) and _port_free(p + 10000):
-            _USED_PORTS.add(p)
+        p = rng.choice(candidates)
+        if p in _USED_PORTS or p + BUS_OFFSET in _USED_PORTS:
+            continue
+        _USED_PORTS.update((p, p + BUS_OFFSET))
+        if _port_free(p) and _port_free(p + BUS_OFFSET):
             return p
     raise RuntimeError("no free port pair for a cluster node")
 
@@ -144,23 +173,53 @@ def cluster_port():
 class Cluster:
     def __init__(self, masters=3, replicas=1, module_args=("debug-clock", "yes"),
                  node_timeout=3000, extra_args=(), timeout=60):
+        """Starts the nodes and creates the cluster. Another process can take a port between
+        cluster_port() and the node's bind: when a node exits during start-up, a port is
+        answered by another process, or the creation or convergence fails, every node is
+        killed and the set-up starts over on fresh ports (SETUP_TRIES in all)."""
         self.nmasters = masters
         self.nreplicas = replicas
-        self.nodes = []
-        try:
-            for _ in range(masters * (1 + replicas)):
-                self.nodes.append(H.RedisServer(
-                    port=cluster_port(), module_args=module_args,
-                    extra_args=["--cluster-enabled", "yes",
-                                "--cluster-config-file", "nodes.conf",
-                                "--cluster-node-timeout", str(node_timeout),
-                                *extra_args]))
-            self._create(timeout)
-        except BaseException:
-            self.cleanup()
-            raise
-        self._ids = {s.port: _dec(s.client().execute_command("CLUSTER", "MYID"))
-                     for s in self.nodes}
+        why = []
+        for attempt in range(1, SETUP_TRIES + 1):
+            self.nodes = []
+            try:
+                for _ in range(masters * (1 + replicas)):
+                    self.nodes.append(H.RedisServer(
+                        port=cluster_port(), module_args=module_args,
+                        extra_args=["--cluster-enabled", "yes",
+                                    "--cluster-config-file", "nodes.conf",
+                                    "--cluster-node-timeout", str(node_timeout),
+                                    *extra_args]))
+                self._check_own_processes()
+                self._create(timeout)
+                self._ids = {s.port: _dec(s.client().execute_command("CLUSTER", "MYID"))
+                             for s in self.nodes}
+                return
+            except (RuntimeError, AssertionError, redis.RedisError,
+                    subprocess.TimeoutExpired) as e:
+                self.cleanup()
+                msg = f"attempt {attempt}/{SETUP_TRIES}: {e}"
+                why.append(msg)
+                print(f"cluster set-up failed, starting over on fresh ports: {msg}",
+                      file=sys.stderr)
+            except BaseException:
+                self.cleanup()
+                raise
+        raise RuntimeError(f"could not set up a cluster in {SETUP_TRIES} attempts:\n"
+                           + "\n".join(why))
+
+    def _check_own_processes(self):
+        """Every node's port is answered by the process started for it (PING alone would be
+        answered by whatever server took the port)."""
+        for s in self.nodes:
+            c = redis.Redis(host=HOST, port=s.port, socket_timeout=5)
+            try:
+                pid = c.info("server").get("process_id")
+            finally:
+                c.close()
+            if pid != s.proc.pid:
+                raise RuntimeError(f"port {s.port} is answered by process {pid}, "
+                                   f"not by the redis-server started on it ({s.proc.pid})")
 
     # -- creation and waiting
     def _create(self, timeout):

@@ -538,3 +538,55 @@ def test_deleted_stream_is_recreated_outside_migration(cl):
     rep = r.call("LOTTERY.DRAW", key, "u1")
     assert rep[0] == b"WIN", rep
     assert r.call("XLEN", H.default_stream(key)) == 1
+
+
+def test_cluster_setup_starts_over_on_taken_ports(cluster_factory, monkeypatch, capsys):
+    """The set-up starts over on fresh ports when a node's port is answered by another server
+    (attempt 1: the PING would succeed, the process id does not match) and when a node cannot
+    bind its bus port (attempt 2); the third attempt's cluster works and the other server is
+    left alone."""
+    import socket
+    other = H.RedisServer(module=False, port=C.cluster_port())
+    held = C.cluster_port()
+    bus = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    real = C.cluster_port
+    picks = []
+
+    def pick():
+        picks.append(None)
+        return {1: other.port, 5: held}.get(len(picks)) or real()
+
+    try:
+        bus.bind((C.HOST, held + C.BUS_OFFSET))
+        bus.listen()
+        monkeypatch.setattr(C, "cluster_port", pick)
+        c = cluster_factory(masters=3, replicas=0)
+        assert len(picks) == 3 + 2 + 3      # attempt 2 stops at its 2nd node (started in turn)
+        assert not {s.port for s in c.nodes} & {other.port, held}
+        assert "cluster_state:ok" in c.nodes[0].client().execute_command("CLUSTER", "INFO")
+        assert other.client().info("server")["process_id"] == other.proc.pid
+    finally:
+        bus.close()
+        other.cleanup()
+    err = capsys.readouterr().err
+    assert "attempt 1/3" in err and f"port {other.port} is answered by process" in err, err
+    assert "attempt 2/3" in err and "exited with 1 during start-up" in err, err
+
+
+def test_cluster_setup_gives_up_after_three_attempts(monkeypatch):
+    """When every attempt fails, the set-up fails with the reason of each."""
+    import socket
+    held = C.cluster_port()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((C.HOST, held))
+        s.listen()
+        monkeypatch.setattr(C, "cluster_port", lambda: held)
+        with pytest.raises(RuntimeError) as e:
+            C.Cluster(masters=3, replicas=0)
+    finally:
+        s.close()
+    msg = str(e.value)
+    assert "in 3 attempts" in msg, msg
+    for a in (1, 2, 3):
+        assert f"attempt {a}/3: redis-server exited with 1 during start-up" in msg, msg

@@ -3,95 +3,15 @@
 //! keys are found on whichever master owns them.
 
 mod common;
+use common::redis_cluster::{start_cluster, Node};
 use common::*;
 use lottery_cluster::keyslot::key_slot;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-struct Node {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port whose cluster bus port (+10000) is free too.
-fn cluster_port() -> u16 {
-    loop {
-        let p = free_port();
-        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
-            return p;
-        }
-    }
-}
 
 fn con(port: u16) -> redis::Connection {
     redis::Client::open(format!("redis://127.0.0.1:{}", port))
         .unwrap()
         .get_connection()
         .unwrap()
-}
-
-fn start_cluster() -> Vec<Node> {
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let port = cluster_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "3000"])
-            .args(["--cluster-config-file", &format!("nodes-{}.conf", port)])
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--loadmodule")
-            .arg(module_path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not found in PATH");
-        nodes.push(Node {
-            child,
-            port,
-            _dir: dir,
-        });
-    }
-    for n in &nodes {
-        wait_until(Duration::from_secs(10), "redis-server up", || {
-            redis::Client::open(format!("redis://127.0.0.1:{}", n.port))
-                .and_then(|c| c.get_connection())
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                .is_ok()
-        });
-    }
-    let mut create = Command::new("redis-cli");
-    create.args(["--cluster", "create"]);
-    for n in &nodes {
-        create.arg(format!("127.0.0.1:{}", n.port));
-    }
-    let out = create
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    for n in &nodes {
-        let mut c = con(n.port);
-        wait_until(Duration::from_secs(20), "cluster_state:ok", || {
-            let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).unwrap();
-            info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
-        });
-    }
-    nodes
 }
 
 /// The port of the master owning `key`'s slot (CLUSTER SLOTS as node 0 sees it).
@@ -120,7 +40,7 @@ fn owner(nodes: &[Node], key: &str) -> u16 {
 
 #[test]
 fn cluster_every_master() {
-    let nodes = start_cluster();
+    let nodes = start_cluster(&module_path(), 3, 0);
     // Campaigns spread over the masters (different hash tags), 2 draws each.
     let keys: Vec<String> = (0..12).map(|i| format!("camp:{{t{}}}", i)).collect();
     let mut owners = std::collections::HashSet::new();

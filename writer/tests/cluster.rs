@@ -4,41 +4,18 @@
 
 mod common;
 
+use common::redis_cluster::{self, start_cluster, Node};
 use common::*;
 use redis::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const GROUP: &str = "writers";
 const LONG: Duration = Duration::from_secs(60);
 
-struct Node {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct TestCluster {
     nodes: Vec<Node>,
-}
-
-/// A port whose cluster bus port (+10000) is free too.
-fn cluster_port() -> u16 {
-    loop {
-        let p = free_port();
-        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
-            return p;
-        }
-    }
 }
 
 fn url(port: u16) -> String {
@@ -58,11 +35,7 @@ fn info_field(con: &mut redis::Connection, section: &str, field: &str) -> String
     } else {
         redis::cmd("CLUSTER").arg(section).query(con).unwrap()
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{}:", field)))
-        .unwrap_or("")
-        .trim()
-        .to_string()
+    redis_cluster::info_field(&text, field)
 }
 
 impl TestCluster {
@@ -71,63 +44,9 @@ impl TestCluster {
     }
 
     fn start_with_replicas(masters: usize, replicas: usize) -> Self {
-        let module = module_path();
-        let mut nodes = Vec::new();
-        let total = masters * (1 + replicas);
-        for _ in 0..total {
-            let dir = tempfile::tempdir().unwrap();
-            let port = cluster_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "3000"])
-                .args(["--cluster-config-file", &format!("nodes-{}.conf", port)])
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--loadmodule")
-                .arg(&module)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server not found in PATH");
-            nodes.push(Node {
-                child,
-                port,
-                _dir: dir,
-            });
+        TestCluster {
+            nodes: start_cluster(&module_path(), masters, replicas),
         }
-        for n in &nodes {
-            wait_until(Duration::from_secs(10), "redis-server up", || {
-                redis::Client::open(url(n.port))
-                    .and_then(|c| c.get_connection())
-                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-                    .is_ok()
-            });
-        }
-        let mut create = Command::new("redis-cli");
-        create.arg("--cluster").arg("create");
-        for n in &nodes {
-            create.arg(format!("127.0.0.1:{}", n.port));
-        }
-        let out = create
-            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let c = TestCluster { nodes };
-        for n in &c.nodes {
-            let mut con = connect(n.port);
-            wait_until(Duration::from_secs(20), "cluster_state:ok", || {
-                info_field(&mut con, "INFO", "cluster_state") == "ok"
-                    && info_field(&mut con, "INFO", "cluster_known_nodes") == total.to_string()
-            });
-        }
-        c
     }
 
     fn seed(&self) -> String {
@@ -695,8 +614,7 @@ fn sharded_through_an_unplanned_failover() {
     std::thread::sleep(Duration::from_millis(300));
     // The master dies (SIGKILL) and stays dead; its replica takes over.
     let victim = c.nodes.iter_mut().find(|n| n.port == old).unwrap();
-    let _ = victim.child.kill();
-    let _ = victim.child.wait();
+    victim.kill();
     let _: () = redis::cmd("CLUSTER")
         .arg("FAILOVER")
         .arg("TAKEOVER")
@@ -722,4 +640,129 @@ fn sharded_through_an_unplanned_failover() {
     assert_eq!(st.code(), Some(0), "log:\n{}", text);
     check_shards(&c, &keys, &db);
     eprintln!("unplanned failover test took {:?}", t0.elapsed());
+}
+
+/// Cluster ports taken from many threads at once: no port or bus port handed out twice (free
+/// ports included), none over 55535, and neither a port nor its bus port in the kernel's
+/// ephemeral range (where free ports and outgoing connections come from).
+#[test]
+fn cluster_ports_are_never_handed_out_twice() {
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                (0..40)
+                    .map(|_| (redis_cluster::cluster_port(), free_port()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let got: Vec<(u16, u16)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let r: Vec<u16> = range
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    let mut all = std::collections::HashSet::new();
+    for (p, f) in &got {
+        assert!(*p <= redis_cluster::MAX_CLUSTER_PORT, "{p}");
+        let bus = p + redis_cluster::BUS_OFFSET;
+        assert!(bus < r[0] || *p > r[1], "{p} or {bus} in {r:?}");
+        for x in [*p, bus, *f] {
+            assert!(all.insert(x), "{x} handed out twice");
+        }
+    }
+    assert_eq!(all.len(), 3 * 8 * 40);
+}
+
+/// A redis-server without cluster mode on `port`, killed when dropped.
+struct PlainServer {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl PlainServer {
+    fn start(port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(Duration::from_secs(10), "the plain redis-server", || {
+            redis::Client::open(url(port))
+                .and_then(|c| c.get_connection())
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+        });
+        PlainServer { child, _dir: dir }
+    }
+}
+
+impl Drop for PlainServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The set-up starts over on fresh ports when a node's port is answered by another server
+/// (attempt 1) and when a node cannot bind its bus port (attempt 2); the third attempt's
+/// cluster works, and the other server was left alone.
+#[test]
+fn cluster_setup_starts_over_on_taken_ports() {
+    let other_port = redis_cluster::cluster_port();
+    let other = PlainServer::start(other_port);
+    let held = redis_cluster::cluster_port();
+    let _bus = std::net::TcpListener::bind(("127.0.0.1", held + redis_cluster::BUS_OFFSET))
+        .expect("hold a bus port");
+    let mut picks = 0;
+    let nodes = redis_cluster::start_cluster_on(&module_path(), 3, 0, &mut || {
+        picks += 1;
+        match picks {
+            1 => other_port,
+            5 => held,
+            _ => redis_cluster::cluster_port(),
+        }
+    });
+    assert_eq!(picks, 9, "three attempts of three nodes each");
+    for n in &nodes {
+        assert!(n.port != other_port && n.port != held);
+        let text: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut connect(n.port))
+            .unwrap();
+        assert_eq!(redis_cluster::info_field(&text, "cluster_state"), "ok");
+    }
+    let mut c = connect(other_port);
+    let info: String = redis::cmd("INFO").arg("server").query(&mut c).unwrap();
+    assert_eq!(
+        redis_cluster::info_field(&info, "process_id"),
+        other.child.id().to_string()
+    );
+}
+
+/// When every attempt fails, the test fails with the reason of each.
+#[test]
+fn cluster_setup_gives_up_after_three_attempts() {
+    let held = redis_cluster::cluster_port();
+    let _l = std::net::TcpListener::bind(("127.0.0.1", held)).expect("hold a port");
+    let r = std::panic::catch_unwind(|| {
+        redis_cluster::start_cluster_on(&module_path(), 3, 0, &mut || held)
+    });
+    let Err(err) = r else {
+        panic!("a cluster on a port held by the test")
+    };
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("in 3 attempts"), "{msg}");
+    for a in 1..=3 {
+        assert!(msg.contains(&format!("attempt {a}: ")), "{msg}");
+    }
+    assert!(msg.contains(&format!("port {held}")), "{msg}");
 }

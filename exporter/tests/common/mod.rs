@@ -2,9 +2,12 @@
 //! free port, a raw HTTP client, and a strict parser of the Prometheus text format.
 #![allow(dead_code)]
 
+#[path = "../../../test-support/redis_cluster.rs"]
+pub mod redis_cluster;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,12 +31,9 @@ pub fn module_path() -> PathBuf {
     p
 }
 
+/// A free port no other test of this process got (see `redis_cluster`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    redis_cluster::free_port()
 }
 
 pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {

@@ -7,10 +7,11 @@ pub mod http;
 pub mod mariadb;
 #[cfg(feature = "postgres")]
 pub mod pg;
+#[path = "../../../test-support/redis_cluster.rs"]
+pub mod redis_cluster;
 
 use redis::Value;
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -62,12 +63,9 @@ pub fn tool_missing(test: &str, what: &str) {
     eprintln!("SKIPPED {test}: {what} is not installed (make deps)");
 }
 
+/// A free port no other test of this process got (see `redis_cluster`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    redis_cluster::free_port()
 }
 
 pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
