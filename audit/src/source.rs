@@ -99,7 +99,7 @@ pub fn read_stream(
                 out.refused.push((id.to_string(), why));
                 continue;
             }
-            if raw.len() % 2 != 0 || raw.iter().any(|f| bytes(f).is_none()) {
+            if !raw.len().is_multiple_of(2) || raw.iter().any(|f| bytes(f).is_none()) {
                 out.refused
                     .push((id.to_string(), "fields are not name/value strings".into()));
                 continue;
@@ -150,7 +150,7 @@ fn verify_row(id: &str, fields: &str, out: &mut Read) {
     }
     let decoded: Option<Vec<Vec<u8>>> = list.iter().map(|s| from_text(s)).collect();
     match decoded {
-        Some(d) if d.len() % 2 == 0 => {
+        Some(d) if d.len().is_multiple_of(2) => {
             let mut it = d.into_iter();
             let mut fields = Vec::new();
             while let (Some(k), Some(v)) = (it.next(), it.next()) {

@@ -88,7 +88,7 @@ pub fn parse(id: &str, fields: &[Value]) -> (VerifyEntry, Option<String>) {
         }
     }
     json.push(']');
-    if fields.len() % 2 != 0 {
+    if !fields.len().is_multiple_of(2) {
         why.get_or_insert_with(|| "odd number of fields".into());
     }
     for kv in fields.chunks(2) {

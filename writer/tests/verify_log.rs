@@ -53,7 +53,10 @@ fn row(kind: String, epoch: Option<i64>, draw: Option<i64>, fields: String) -> R
 }
 
 /// The typed entries the test appends: (fields, expected kind, epoch, draw).
-fn typed_entries() -> Vec<(Vec<Vec<u8>>, &'static str, Option<i64>, Option<i64>)> {
+/// An entry to append: its fields, and the row it must give (kind, epoch, draw).
+type Typed = (Vec<Vec<u8>>, &'static str, Option<i64>, Option<i64>);
+
+fn typed_entries() -> Vec<Typed> {
     let h = "0f".repeat(32);
     let f = |x: &[&[u8]]| x.iter().map(|b| b.to_vec()).collect::<Vec<_>>();
     vec![
