@@ -1,6 +1,6 @@
 //! The checks, over every entry of a campaign in ID order (see README.md, "What it checks").
 
-use crate::construction::{commitment, draw_pick, parse_seed, total};
+use crate::construction::{commitment, parse_seed, Words};
 use crate::entry::{decimal, show, Entry, Id};
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,6 +31,10 @@ pub struct Table {
     pub from_draw: u64,
     /// (prize id, weight), NOTHING last (its id: empty).
     pub entries: Vec<(Vec<u8>, u64)>,
+    /// The weights' prefix sums (the last: W, below 2^64), computed once.
+    prefix: Vec<u64>,
+    /// Prize id -> weight (NOTHING not included).
+    weight_of: HashMap<Vec<u8>, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -216,24 +220,36 @@ pub fn audit(
         }
     }
 
+    // The table in force for (tier, s): the latest entry of the tier with from_draw <= s.
+    let mut by_tier: HashMap<&[u8], BTreeMap<u64, usize>> = HashMap::new();
+    for (i, t) in tables.iter().enumerate() {
+        by_tier.entry(&t.tier).or_default().insert(t.from_draw, i);
+    }
+    // No epoch at all: nothing can be verified (the campaign is not VERIFIABLE, or every
+    // epoch entry was deleted).
+    if epochs.is_empty() {
+        r.mismatch("epochs", "no epoch entry: nothing is verifiable");
+    }
+
     // Draws.
     let mut by_draw: HashMap<u64, usize> = HashMap::new();
     let ep_list: Vec<&Epoch> = epochs.values().collect();
     for (i, d) in draws.iter().enumerate() {
         r.draws += 1;
-        if by_draw.insert(d.s, i).is_some() {
+        if by_draw.contains_key(&d.s) {
             r.mismatch(d.id, format!("draw {} appears twice", d.s));
             continue;
         }
+        by_draw.insert(d.s, i);
         let Some(ep) = ep_list.iter().rev().find(|e| e.from_draw <= d.s) else {
             r.mismatch(d.id, format!("draw {}: no epoch in force", d.s));
             continue;
         };
-        let Some(t) = tables
-            .iter()
-            .rev()
-            .find(|t| t.tier == d.tier && t.from_draw <= d.s)
-        else {
+        let in_force = by_tier
+            .get(d.tier)
+            .and_then(|m| m.range(..=d.s).next_back())
+            .map(|(_, &i)| &tables[i]);
+        let Some(t) = in_force else {
             r.mismatch(
                 d.id,
                 format!(
@@ -303,23 +319,38 @@ fn parse_table(e: &Entry) -> Result<Table, String> {
         };
         entries.push((id, w));
     }
-    let weights: Vec<u64> = entries.iter().map(|(_, w)| *w).collect();
-    if total(&weights).is_none_or(|t| t == 0) {
-        return Err("table entry whose weights sum to 0 or beyond 64 bits".into());
+    let mut prefix = Vec::with_capacity(entries.len());
+    let mut sum = 0u64;
+    for (_, w) in &entries {
+        sum = sum
+            .checked_add(*w)
+            .ok_or("table entry whose weights sum beyond 64 bits")?;
+        prefix.push(sum);
     }
+    if sum == 0 {
+        return Err("table entry whose weights sum to 0".into());
+    }
+    let weight_of = entries[..entries.len() - 1]
+        .iter()
+        .map(|(p, w)| (p.clone(), *w))
+        .collect();
     Ok(Table {
         tier: e.fields[2].1.clone(),
         from_draw,
         entries,
+        prefix,
+        weight_of,
     })
 }
 
 fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &Draw) {
-    let weights: Vec<u64> = t.entries.iter().map(|(_, w)| *w).collect();
-    let Some((x, i)) = draw_pick(seed, campaign, d.s, &weights) else {
+    // x = the first "uniform below W"; the pick: the first entry whose prefix sum exceeds x.
+    let total = *t.prefix.last().expect("a table ends with NOTHING");
+    let Some(x) = Words::new(seed, campaign, d.s).uniform(total) else {
         r.mismatch(d.id, format!("draw {}: no pick from its table", d.s));
         return;
     };
+    let i = t.prefix.partition_point(|&p| p <= x);
     let want = &t.entries[i].0;
     if d.pick != want.as_slice() {
         r.mismatch(
@@ -334,12 +365,8 @@ fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &D
         );
         return;
     }
-    let in_table = |id: &[u8], any: bool| {
-        id.is_empty()
-            || t.entries[..t.entries.len() - 1]
-                .iter()
-                .any(|(p, w)| p == id && (any || *w > 0))
-    };
+    let in_table =
+        |id: &[u8], any: bool| id.is_empty() || t.weight_of.get(id).is_some_and(|&w| any || w > 0);
     match d.rule {
         None if d.outcome != d.pick => r.mismatch(
             d.id,

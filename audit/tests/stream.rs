@@ -206,6 +206,11 @@ fn tampering_is_found() {
     set(&mut c.entries[i], b"rule", b"luck");
     tampered(&r, "rule2", &c, &[], "unknown rule");
 
+    // Every typed entry deleted: only wins are left, nothing is verifiable.
+    let mut c = Campaign::build(KEY.as_bytes());
+    c.entries.retain(|e| get(e, b"type").is_none());
+    tampered(&r, "untyped", &c, &[], "no epoch entry");
+
     // A draw entry missing a field.
     let mut c = Campaign::build(KEY.as_bytes());
     let i = draw_of(&c, &|_| true);
@@ -316,4 +321,76 @@ fn errors_and_limits() {
         j["first_mismatches"].to_string().contains("entry refused"),
         "{out}"
     );
+}
+
+#[test]
+fn a_table_of_65536_prizes_and_20000_draws() {
+    use lottery_audit::construction::{commitment, hex, pick_index, Words};
+    let r = Redis::start(None);
+    let mut con = r.con();
+    let seed = [7u8; 32];
+    let n = 65_536u64;
+    let weights: Vec<u64> = (0..n).map(|i| i % 5).chain([3]).collect();
+    let mut x = redis::cmd("XADD");
+    x.arg("big")
+        .arg("*")
+        .arg(&["type", "epoch", "epoch", "1", "commitment"]);
+    x.arg(commitment(&seed)).arg(&["from_draw", "1"]);
+    let _: String = x.query(&mut con).unwrap();
+    let mut t = redis::cmd("XADD");
+    t.arg("big")
+        .arg("*")
+        .arg(&["type", "table", "from_draw", "1", "tier", ""]);
+    for (i, w) in weights.iter().enumerate() {
+        if i as u64 == n {
+            t.arg("NOTHING").arg(*w);
+        } else {
+            t.arg(format!("p{i}")).arg(*w);
+        }
+    }
+    let _: String = t.query(&mut con).unwrap();
+    let draws = 20_000u64;
+    let prefix: Vec<u64> = weights
+        .iter()
+        .scan(0u64, |a, w| {
+            *a += w;
+            Some(*a)
+        })
+        .collect();
+    let total = *prefix.last().unwrap();
+    let mut p = redis::pipe();
+    for s in 1..=draws {
+        let x = Words::new(&seed, KEY.as_bytes(), s).uniform(total).unwrap();
+        let i = prefix.partition_point(|&p| p <= x);
+        if s <= 3 {
+            assert_eq!(pick_index(&weights, x), Some(i));
+        }
+        let pick = if i as u64 == n {
+            String::new()
+        } else {
+            format!("p{i}")
+        };
+        p.cmd("XADD")
+            .arg("big")
+            .arg("*")
+            .arg(&["type", "draw", "draw"])
+            .arg(s)
+            .arg("user")
+            .arg(format!("u{s}"))
+            .arg("outcome")
+            .arg(&pick)
+            .arg("pick")
+            .arg(&pick);
+    }
+    let _: Vec<String> = p.query(&mut con).unwrap();
+    let url = r.url();
+    let seed_arg = format!("1={}", hex(&seed));
+    let start = std::time::Instant::now();
+    let (code, out, err) = audit(&stream_args(&url, "big", &["--seed", &seed_arg]));
+    let took = start.elapsed();
+    assert_eq!(code, 0, "{out}{err}");
+    let j = json(&out);
+    assert_eq!(j["draws_checked"], draws);
+    assert_eq!(j["tables"][0]["entries"], n + 1);
+    eprintln!("65,537-entry table, {draws} draws: audited in {took:?}");
 }
