@@ -1,5 +1,5 @@
 //! The database path: lottery-writer (the real binary, on a redis-server with the module)
-//! stores a synthetic campaign's stream into SQLite and PostgreSQL; lottery-audit --db gives
+//! stores a synthetic campaign's stream into SQLite, PostgreSQL and MariaDB; lottery-audit --db gives
 //! the same report as lottery-audit --redis, clean and tampered.
 //! Needs the module ($LOTTERY_MODULE or target/release/liblottery.so) and the lottery-writer
 //! binary next to this test's (`cargo test --workspace` builds it; or
@@ -202,7 +202,7 @@ fn postgres_report_equals_the_stream_report() {
     };
     let m = module();
     let dir = tempfile::tempdir().unwrap();
-    let root = unsafe_is_root();
+    let root = is_root();
     let run = |prog: &PathBuf, args: &[&str]| {
         let mut c = if root {
             let mut c = Command::new("runuser");
@@ -289,12 +289,139 @@ fn postgres_report_equals_the_stream_report() {
     }
 }
 
-fn unsafe_is_root() -> bool {
-    // The uid of this process's files: root owns what it creates.
-    let p = std::env::temp_dir().join(format!("audit-uid-{}", std::process::id()));
-    std::fs::write(&p, b"").unwrap();
+fn is_root() -> bool {
+    // /proc/self belongs to the process's effective user.
     use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata(&p).unwrap().uid();
-    let _ = std::fs::remove_file(&p);
-    uid == 0
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// A throwaway MariaDB (mariadb-install-db into a temp dir, mariadbd on a free port) with a
+/// database `lottery` and a user `w` (password `pw`) over TCP; killed on drop.
+struct Maria {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Maria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin_in(name: &str, dirs: &[&str]) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.is_file())
+}
+
+fn start_mariadb() -> Option<Maria> {
+    use mysql::prelude::Queryable;
+    let dirs = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"];
+    let mariadbd = bin_in("mariadbd", &dirs)?;
+    let install = bin_in("mariadb-install-db", &dirs)?;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("tmp")).unwrap();
+    let opts = [
+        "--innodb-buffer-pool-size=32M",
+        "--innodb-log-file-size=16M",
+        "--skip-name-resolve",
+        "--performance-schema=OFF",
+    ];
+    let root = is_root();
+    let mut c = Command::new(install);
+    c.arg("--no-defaults")
+        .arg(format!("--datadir={}", d.join("data").display()))
+        .arg(format!("--tmpdir={}", d.join("tmp").display()))
+        .arg("--auth-root-authentication-method=normal")
+        .arg("--skip-test-db")
+        .args(opts);
+    if root {
+        c.arg("--user=root");
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let sock = d.join("m.sock");
+    let mut c = Command::new(mariadbd);
+    c.arg("--no-defaults")
+        .arg(format!("--datadir={}", d.join("data").display()))
+        .arg(format!("--tmpdir={}", d.join("tmp").display()))
+        .arg(format!("--socket={}", sock.display()))
+        .arg(format!("--pid-file={}", d.join("m.pid").display()))
+        .arg(format!("--log-error={}", d.join("error.log").display()))
+        .arg(format!("--port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .args(opts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if root {
+        c.arg("--user=root");
+    }
+    let m = Maria {
+        child: c.spawn().unwrap(),
+        port,
+        _dir: dir,
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut con = loop {
+        let o = mysql::OptsBuilder::new()
+            .socket(Some(sock.to_str().unwrap()))
+            .user(Some("root"));
+        if let Ok(c) = mysql::Conn::new(o) {
+            break c;
+        }
+        assert!(Instant::now() < end, "mariadbd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for s in [
+        "CREATE DATABASE lottery",
+        "CREATE USER 'w'@'127.0.0.1' IDENTIFIED BY 'pw'",
+        "GRANT ALL ON lottery.* TO 'w'@'127.0.0.1'",
+    ] {
+        con.query_drop(s).unwrap();
+    }
+    Some(m)
+}
+
+#[test]
+fn mariadb_report_equals_the_stream_report() {
+    use mysql::prelude::Queryable;
+    let Some(maria) = start_mariadb() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MariaDB is not installed, and CI is set"
+        );
+        eprintln!("skipped: MariaDB (mariadbd, mariadb-install-db) is not installed");
+        return;
+    };
+    let m = module();
+    let url = format!("mysql://w:pw@127.0.0.1:{}/lottery", maria.port);
+    for clean in [true, false] {
+        let r = Redis::start(Some(&m));
+        let c = if clean {
+            Campaign::build(KEY.as_bytes())
+        } else {
+            tampered()
+        };
+        let mut db = mysql::Conn::new(mysql::Opts::from_url(&url).unwrap()).unwrap();
+        db.query_drop("DROP TABLE IF EXISTS wins, stock_drains, lottery_verify_log")
+            .unwrap();
+        setup(&r, &c);
+        store(&r, &url, c.entries.len(), &mut || {
+            db.query_first::<i64, _>(
+                "SELECT (SELECT count(*) FROM wins) + (SELECT count(*) FROM lottery_verify_log)",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(0) as usize
+        });
+        check(&r, &url, &c, clean);
+    }
 }
