@@ -229,7 +229,11 @@ pub fn read_db(url: &str, campaign: &str, timeout: Duration) -> Result<Read, Str
             );
         }
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let e = |e: postgres::Error| format!("PostgreSQL: {}", e);
+        // The server's own message when there is one ("db error" alone says nothing).
+        let e = |e: postgres::Error| match e.as_db_error() {
+            Some(d) => format!("PostgreSQL: {} (SQLSTATE {})", d.message(), d.code().code()),
+            None => format!("PostgreSQL: {}", e),
+        };
         let mut config: postgres::Config = url.parse().map_err(e)?;
         config.connect_timeout(timeout);
         let mut c = config.connect(postgres::NoTls).map_err(e)?;
@@ -252,7 +256,9 @@ pub fn read_db(url: &str, campaign: &str, timeout: Duration) -> Result<Read, Str
     } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
         use mysql::prelude::Queryable;
         let u = url.replacen("mariadb://", "mysql://", 1);
-        let opts = mysql::Opts::from_url(&u).map_err(|e| format!("invalid MySQL URL: {}", e))?;
+        // The parser's message may quote the URL, password included: not shown.
+        let opts = mysql::Opts::from_url(&u)
+            .map_err(|_| "invalid MySQL URL (mysql://USER:PASSWORD@HOST:PORT/DB)".to_string())?;
         let opts = mysql::OptsBuilder::from_opts(opts)
             .prefer_socket(false)
             .tcp_connect_timeout(Some(timeout))

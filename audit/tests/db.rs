@@ -1,6 +1,6 @@
 //! The database path: lottery-writer (the real binary, on a redis-server with the module)
-//! stores a synthetic campaign's stream into SQLite, PostgreSQL and MariaDB; lottery-audit --db gives
-//! the same report as lottery-audit --redis, clean and tampered.
+//! stores a synthetic campaign's stream into SQLite, PostgreSQL and MariaDB; lottery-audit
+//! --db gives the same report as lottery-audit --redis, clean and tampered.
 //! Needs the module ($LOTTERY_MODULE or target/release/liblottery.so) and the lottery-writer
 //! binary next to this test's (`cargo test --workspace` builds it; or
 //! `cargo build -p lottery-writer`).
