@@ -238,16 +238,11 @@ impl Writer {
             );
         }
         self.verify_store()?;
-        let inserted = if b.wins.is_empty() {
-            0
+        // The wins and the typed entries (the verifiable-draw log) in one transaction.
+        let (inserted, verify_inserted) = if b.wins.is_empty() && b.verify.is_empty() {
+            (0, 0)
         } else {
-            self.store.write_wins(&self.campaign, &b.wins)?
-        };
-        // Typed entries (the verifiable-draw log): committed before the XACK, like the wins.
-        let verify_inserted = if b.verify.is_empty() {
-            0
-        } else {
-            self.store.write_verify(&self.campaign, &b.verify)?
+            self.store.write_batch(&self.campaign, &b.wins, &b.verify)?
         };
         if inserted > 0 {
             if let Some(w) = &self.award_wake {

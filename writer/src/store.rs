@@ -61,11 +61,19 @@ pub enum DrainOutcome {
 
 pub trait Store: Send {
     /// Inserts the wins in one transaction; returns how many rows were new
-    /// (the others were already there: redeliveries).
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize>;
-    /// Inserts the typed entries (verify_log.rs) in one transaction; returns how many rows
-    /// were new.
-    fn write_verify(&mut self, campaign: &str, entries: &[VerifyEntry]) -> Result<usize>;
+    /// (the others were already there: redeliveries). A batch without typed entries.
+    #[cfg(test)]
+    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+        Ok(self.write_batch(campaign, wins, &[])?.0)
+    }
+    /// Inserts the wins and the typed entries (verify_log.rs, into `lottery_verify_log`) of a
+    /// batch in one transaction; returns how many of each were new.
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)>;
     /// Records one drain batch in one transaction, unless its seq is already stored.
     fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome>;
     /// Makes sure the connection is usable again after an error (reconnects if needed).
@@ -308,7 +316,12 @@ impl Sqlite {
 }
 
 impl Store for Sqlite {
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)> {
         let e = |e: rusqlite::Error| format!("SQLite write of wins: {}", e);
         let tx = self
             .conn
@@ -338,26 +351,16 @@ impl Store for Sqlite {
                     .map_err(e)?;
             }
         }
-        tx.commit().map_err(e)?;
-        Ok(inserted)
-    }
-
-    fn write_verify(&mut self, campaign: &str, entries: &[VerifyEntry]) -> Result<usize> {
-        let e = |e: rusqlite::Error| format!("SQLite write of lottery_verify_log: {}", e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(e)?;
-        let mut inserted = 0;
-        {
+        let mut verify_inserted = 0;
+        if !verify.is_empty() {
             let mut st = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO lottery_verify_log (campaign, entry_id, kind, epoch, draw, fields) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(e)?;
-            for v in entries {
-                inserted += st
+            for v in verify {
+                verify_inserted += st
                     .execute(rusqlite::params![
                         campaign, v.id, v.kind, v.epoch, v.draw, v.fields
                     ])
@@ -365,7 +368,7 @@ impl Store for Sqlite {
             }
         }
         tx.commit().map_err(e)?;
-        Ok(inserted)
+        Ok((inserted, verify_inserted))
     }
 
     fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome> {
@@ -570,7 +573,12 @@ CREATE TABLE IF NOT EXISTS lottery_verify_log (
     }
 
     impl Store for Postgres {
-        fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+        fn write_batch(
+            &mut self,
+            campaign: &str,
+            wins: &[Win],
+            verify: &[VerifyEntry],
+        ) -> Result<(usize, usize)> {
             let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
             let st = tx
                 .prepare(
@@ -597,29 +605,25 @@ CREATE TABLE IF NOT EXISTS lottery_verify_log (
                     )
                     .map_err(|e| err("insert wins", e))?;
             }
-            tx.commit().map_err(|e| err("commit", e))?;
-            Ok(inserted as usize)
-        }
-
-        fn write_verify(&mut self, campaign: &str, entries: &[VerifyEntry]) -> Result<usize> {
-            let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
-            let st = tx
+            let mut verify_inserted = 0u64;
+            if !verify.is_empty() {
+                let st = tx
                 .prepare(
                     "INSERT INTO lottery_verify_log (campaign, entry_id, kind, epoch, draw, fields) \
                      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 )
                 .map_err(|e| err("prepare", e))?;
-            let mut inserted = 0u64;
-            for v in entries {
-                inserted += tx
-                    .execute(
-                        &st,
-                        &[&campaign, &v.id, &v.kind, &v.epoch, &v.draw, &v.fields],
-                    )
-                    .map_err(|e| err("insert lottery_verify_log", e))?;
+                for v in verify {
+                    verify_inserted += tx
+                        .execute(
+                            &st,
+                            &[&campaign, &v.id, &v.kind, &v.epoch, &v.draw, &v.fields],
+                        )
+                        .map_err(|e| err("insert lottery_verify_log", e))?;
+                }
             }
             tx.commit().map_err(|e| err("commit", e))?;
-            Ok(inserted as usize)
+            Ok((inserted as usize, verify_inserted as usize))
         }
 
         fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome> {

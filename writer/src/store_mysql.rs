@@ -447,8 +447,31 @@ fn tx_opts() -> TxOpts {
     TxOpts::default()
 }
 
+/// The rows of `lottery_verify_log` for `entries`.
+fn verify_rows(campaign: &str, hash: &[u8], entries: &[VerifyEntry]) -> Vec<Vec<Value>> {
+    entries
+        .iter()
+        .map(|v| {
+            vec![
+                Value::Bytes(hash.to_vec()),
+                Value::from(&v.id),
+                Value::from(campaign),
+                Value::from(&v.kind),
+                Value::from(v.epoch),
+                Value::from(v.draw),
+                Value::from(&v.fields),
+            ]
+        })
+        .collect()
+}
+
 impl Store for Mysql {
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)> {
         let hash = sha256(campaign.as_bytes());
         let rows: Vec<Vec<Value>> = wins
             .iter()
@@ -468,6 +491,7 @@ impl Store for Mysql {
                 ]
             })
             .collect();
+        let verify_rows = verify_rows(campaign, &hash, verify);
         self.with_conn(|conn, max_packet| {
             let mut tx = conn
                 .start_transaction(tx_opts())
@@ -481,42 +505,17 @@ impl Store for Mysql {
                 max_packet,
             )
             .map_err(|e| ("insert wins", e))?;
-            tx.commit().map_err(|e| ("commit", e))?;
-            Ok(n as usize)
-        })
-    }
-
-    fn write_verify(&mut self, campaign: &str, entries: &[VerifyEntry]) -> Result<usize> {
-        let hash = sha256(campaign.as_bytes());
-        let rows: Vec<Vec<Value>> = entries
-            .iter()
-            .map(|v| {
-                vec![
-                    Value::Bytes(hash.clone()),
-                    Value::from(&v.id),
-                    Value::from(campaign),
-                    Value::from(&v.kind),
-                    Value::from(v.epoch),
-                    Value::from(v.draw),
-                    Value::from(&v.fields),
-                ]
-            })
-            .collect();
-        self.with_conn(|conn, max_packet| {
-            let mut tx = conn
-                .start_transaction(tx_opts())
-                .map_err(|e| ("begin", e))?;
-            let n = insert_rows(
+            let v = insert_rows(
                 &mut tx,
                 VERIFY_COLUMNS,
                 7,
                 "entry_id = entry_id",
-                rows,
+                verify_rows,
                 max_packet,
             )
             .map_err(|e| ("insert lottery_verify_log", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
-            Ok(n as usize)
+            Ok((n as usize, v as usize))
         })
     }
 
