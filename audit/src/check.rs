@@ -1,7 +1,7 @@
 //! The checks, over every entry of a campaign in ID order (see README.md, "What it checks").
 
 use crate::construction::{commitment, parse_seed, Words};
-use crate::entry::{decimal, show, Entry, Id};
+use crate::entry::{decimal, short, Entry, Id};
 use std::collections::{BTreeMap, HashMap};
 
 /// Mismatches listed in the report at most (all are counted).
@@ -255,7 +255,7 @@ pub fn audit(
                 format!(
                     "draw {}: no table in force for tier {:?}",
                     d.s,
-                    show(d.tier)
+                    short(d.tier)
                 ),
             );
             continue;
@@ -284,10 +284,10 @@ pub fn audit(
                 format!(
                     "win of draw {} (user {:?}, prize {:?}) differs from its draw entry (user {:?}, outcome {:?})",
                     s,
-                    show(user),
-                    show(prize),
-                    show(d.user),
-                    show(d.outcome)
+                    short(user),
+                    short(prize),
+                    short(d.user),
+                    short(d.outcome)
                 ),
             ),
             Some(_) => {}
@@ -358,8 +358,8 @@ fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &D
             format!(
                 "draw {}: pick {:?}, recomputed {:?} (x = {})",
                 d.s,
-                show(d.pick),
-                show(want),
+                short(d.pick),
+                short(want),
                 x
             ),
         );
@@ -370,7 +370,7 @@ fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &D
     match d.rule {
         None if d.outcome != d.pick => r.mismatch(
             d.id,
-            format!("draw {}: outcome {:?} differs from its pick {:?} with no rule", d.s, show(d.outcome), show(d.pick)),
+            format!("draw {}: outcome {:?} differs from its pick {:?} with no rule", d.s, short(d.outcome), short(d.pick)),
         ),
         None => {}
         Some(rule @ (b"soldout" | b"redraw" | b"guarantee")) if !in_table(d.outcome, false) => r.mismatch(
@@ -378,15 +378,15 @@ fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &D
             format!(
                 "draw {}: outcome {:?} (rule {}) is not NOTHING nor a prize of the table with a weight",
                 d.s,
-                show(d.outcome),
-                show(rule)
+                short(d.outcome),
+                short(rule)
             ),
         ),
         Some(b"fallback") if !in_table(d.outcome, true) => r.mismatch(
             d.id,
-            format!("draw {}: outcome {:?} (rule fallback) is not NOTHING nor a prize of the table", d.s, show(d.outcome)),
+            format!("draw {}: outcome {:?} (rule fallback) is not NOTHING nor a prize of the table", d.s, short(d.outcome)),
         ),
         Some(b"soldout" | b"redraw" | b"guarantee" | b"fallback") => {}
-        Some(other) => r.mismatch(d.id, format!("draw {}: unknown rule {:?}", d.s, show(other))),
+        Some(other) => r.mismatch(d.id, format!("draw {}: unknown rule {:?}", d.s, short(other))),
     }
 }

@@ -117,6 +117,17 @@ pub fn show(b: &[u8]) -> String {
     out
 }
 
+/// Bytes shown in a mismatch's reason: `show` of the first `SHOWN` bytes at most, and the
+/// length when they are longer (a value may be megabytes).
+pub fn short(b: &[u8]) -> String {
+    if b.len() <= SHOWN {
+        return show(b);
+    }
+    format!("{}... ({} bytes)", show(&b[..SHOWN]), b.len())
+}
+
+const SHOWN: usize = 100;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +151,10 @@ mod tests {
         assert_eq!(decimal(b"0"), Some(0));
         assert_eq!(decimal(b"18446744073709551616"), None);
         assert_eq!(Id::parse("1-2"), Some(Id(1, 2)));
+        assert_eq!(
+            short(&[b'a'; 150]),
+            format!("{}... (150 bytes)", "a".repeat(100))
+        );
         assert!(Id(10, 0) > Id(9, 5));
     }
 }
