@@ -177,7 +177,10 @@ pub fn audit(
         if ep.n != want && i == 0 {
             r.mismatch(
                 format!("epoch {}", ep.n),
-                format!("epochs before {} have no epoch entry", ep.n),
+                format!(
+                    "the first epoch entry is epoch {}, not 1: an epoch entry is missing",
+                    ep.n
+                ),
             );
         } else if ep.n != want {
             r.mismatch(

@@ -161,7 +161,7 @@ fn tampering_is_found() {
     let mut c = Campaign::build(KEY.as_bytes());
     let i = c.find(|e| is_kind(e, b"epoch"));
     c.entries.remove(i);
-    tampered(&r, "epoch1", &c, &[], "epoch");
+    tampered(&r, "epoch1", &c, &[], "the first epoch entry is epoch 2");
     let mut c = Campaign::build(KEY.as_bytes());
     let i = c.find(|e| is_kind(e, b"epoch") && get(e, b"epoch") == Some(b"2"));
     c.entries.remove(i);
