@@ -29,8 +29,8 @@ deps: ## install what building and testing need (Debian/Ubuntu: apt packages, Py
 	@$(PY) -m pip install -q --disable-pip-version-check -r python-tests/requirements.txt
 	@PY=$(CURDIR)/$(PY) bash scripts/servers.sh install $(SERVERS)
 
-build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer / lottery-exporter tools
-	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer -p lottery-exporter
+build: ## build the release module (target/release/liblottery.so) and the lottery-shards / lottery-writer / lottery-exporter / lottery-audit tools
+	cargo build --release -p redis-lottery -p lottery-shards -p lottery-writer -p lottery-exporter -p lottery-audit
 
 lint: ## cargo fmt --check and clippy -D warnings
 	cargo fmt --all -- --check

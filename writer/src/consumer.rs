@@ -228,11 +228,21 @@ impl Writer {
                 reason = why
             );
         }
+        for (id, why) in &b.verify_malformed {
+            log!(
+                "warn",
+                "malformed_verify_entry",
+                stream = self.stream,
+                id = id,
+                reason = why
+            );
+        }
         self.verify_store()?;
-        let inserted = if b.wins.is_empty() {
-            0
+        // The wins and the typed entries (the verifiable-draw log) in one transaction.
+        let (inserted, verify_inserted) = if b.wins.is_empty() && b.verify.is_empty() {
+            (0, 0)
         } else {
-            self.store.write_wins(&self.campaign, &b.wins)?
+            self.store.write_batch(&self.campaign, &b.wins, &b.verify)?
         };
         if inserted > 0 {
             if let Some(w) = &self.award_wake {
@@ -253,6 +263,9 @@ impl Writer {
         self.counts.acked += acked;
         self.counts.deleted += b.deleted as u64;
         self.counts.malformed += b.malformed.len() as u64;
+        self.counts.verify_inserted += verify_inserted as u64;
+        self.counts.verify_duplicates += (b.verify.len() - verify_inserted) as u64;
+        self.counts.verify_malformed += b.verify_malformed.len() as u64;
         match source {
             "pending" => self.counts.recovered += n,
             "claimed" => self.counts.claimed += n,
@@ -268,6 +281,8 @@ impl Writer {
                 duplicates = b.wins.len() - inserted,
                 deleted = b.deleted,
                 malformed = b.malformed.len(),
+                verify_inserted = verify_inserted,
+                verify_malformed = b.verify_malformed.len(),
                 acked = acked
             );
         }

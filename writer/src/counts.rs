@@ -8,6 +8,10 @@ pub struct Counts {
     pub acked: u64,
     pub deleted: u64,
     pub malformed: u64,
+    /// Typed entries (lottery_verify_log): rows new, already there, malformed for their type.
+    pub verify_inserted: u64,
+    pub verify_duplicates: u64,
+    pub verify_malformed: u64,
     pub recovered: u64,
     pub claimed: u64,
     pub batches: u64,
@@ -31,6 +35,9 @@ impl Counts {
             ("claimed", self.claimed),
             ("deleted", self.deleted),
             ("malformed", self.malformed),
+            ("verify_inserted", self.verify_inserted),
+            ("verify_duplicates", self.verify_duplicates),
+            ("verify_malformed", self.verify_malformed),
             ("batches", self.batches),
             ("drains_stored", self.drains_stored),
             ("drains_skipped", self.drains_skipped),
@@ -50,6 +57,9 @@ impl Counts {
         self.acked += o.acked;
         self.deleted += o.deleted;
         self.malformed += o.malformed;
+        self.verify_inserted += o.verify_inserted;
+        self.verify_duplicates += o.verify_duplicates;
+        self.verify_malformed += o.verify_malformed;
         self.recovered += o.recovered;
         self.claimed += o.claimed;
         self.batches += o.batches;

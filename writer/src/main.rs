@@ -7,8 +7,8 @@
 //! - `connection`: one Redis server or a cluster; `cluster`: slot routing in a cluster;
 //! - `consumer`: the consumer loop of one campaign or shard; `rate`, `counts`: its rate limit
 //!   and its tallies; `run`: one writer in this thread, or one thread per shard;
-//! - `stream`: parsing the replies; `store`: SQLite and PostgreSQL, `store_mysql`: MySQL /
-//!   MariaDB; `status`: the status hash in Redis; `log`, `signals`;
+//! - `stream`: parsing the replies (`verify_log`: the entries that are not wins); `store`:
+//!   SQLite and PostgreSQL, `store_mysql`: MySQL / MariaDB; `status`: the status hash in Redis; `log`, `signals`;
 //! - `award`: delivery of every win to `--award-url` (`award_deliver`: its loop,
 //!   `award_http`: the HTTP client, `award_body`: the request body, `award_store`: the queue
 //!   in the wins table).
@@ -34,6 +34,7 @@ mod store;
 #[cfg(feature = "mysql")]
 mod store_mysql;
 mod stream;
+mod verify_log;
 
 use clap::Parser;
 use std::sync::atomic::AtomicBool;

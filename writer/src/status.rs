@@ -61,6 +61,7 @@ pub fn fields(
         ("read_total", c.read.to_string()),
         ("rows_total", c.inserted.to_string()),
         ("duplicates_total", c.duplicates.to_string()),
+        ("verify_rows_total", c.verify_inserted.to_string()),
         ("acked_total", c.acked.to_string()),
         ("drains_total", c.drains_stored.to_string()),
         ("retries_total", c.retries.to_string()),
@@ -241,12 +242,14 @@ mod tests {
         };
         let c = Counts {
             inserted: 7,
+            verify_inserted: 4,
             retries: 2,
             ..Counts::default()
         };
         let f = fields(&info, &c, None, 9);
         let get = |k: &str| f.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("rows_total"), Some("7"));
+        assert_eq!(get("verify_rows_total"), Some("4"));
         assert_eq!(get("retries_total"), Some("2"));
         assert_eq!(get("database"), Some("mysql"));
         assert_eq!(get("updated_ms"), Some("9"));

@@ -5,6 +5,10 @@
 //!   wins(stream_id, campaign, user_id, prize, ts_ms, draw_seq, reqid, prize_raw, code,
 //!        primary key (campaign, stream_id))
 //!   stock_drains(campaign, seq, prize, sold, prize_raw, primary key (campaign, seq, prize))
+//!   lottery_verify_log(campaign, entry_id, kind, epoch, draw, fields,
+//!        primary key (campaign, entry_id)): the stream's entries that have a `type` field
+//!        (verify_log.rs). A table missing from a database made by an earlier version is
+//!        created at open.
 //! `user_id`, `reqid` and `code` are BLOB / bytea: the exact bytes the client gave Redis (the
 //! code: the one a win of a code prize handed out, NULL for other wins). `prize_raw` holds a
 //! prize id's bytes when it is not plain text (see `stream::prize_text`). Columns added after
@@ -17,6 +21,7 @@
 //! acknowledged into a file nobody will read.
 
 use crate::stream::{Drain, Win};
+use crate::verify_log::VerifyEntry;
 
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -56,8 +61,19 @@ pub enum DrainOutcome {
 
 pub trait Store: Send {
     /// Inserts the wins in one transaction; returns how many rows were new
-    /// (the others were already there: redeliveries).
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize>;
+    /// (the others were already there: redeliveries). A batch without typed entries.
+    #[cfg(test)]
+    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+        Ok(self.write_batch(campaign, wins, &[])?.0)
+    }
+    /// Inserts the wins and the typed entries (verify_log.rs, into `lottery_verify_log`) of a
+    /// batch in one transaction; returns how many of each were new.
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)>;
     /// Records one drain batch in one transaction, unless its seq is already stored.
     fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome>;
     /// Makes sure the connection is usable again after an error (reconnects if needed).
@@ -208,6 +224,15 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     prize_raw BLOB,
     PRIMARY KEY (campaign, seq, prize)
 );
+CREATE TABLE IF NOT EXISTS lottery_verify_log (
+    campaign TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    epoch    INTEGER,
+    draw     INTEGER,
+    fields   TEXT NOT NULL,
+    PRIMARY KEY (campaign, entry_id)
+);
 ";
 
 impl Sqlite {
@@ -291,7 +316,12 @@ impl Sqlite {
 }
 
 impl Store for Sqlite {
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)> {
         let e = |e: rusqlite::Error| format!("SQLite write of wins: {}", e);
         let tx = self
             .conn
@@ -321,8 +351,24 @@ impl Store for Sqlite {
                     .map_err(e)?;
             }
         }
+        let mut verify_inserted = 0;
+        if !verify.is_empty() {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO lottery_verify_log (campaign, entry_id, kind, epoch, draw, fields) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(e)?;
+            for v in verify {
+                verify_inserted += st
+                    .execute(rusqlite::params![
+                        campaign, v.id, v.kind, v.epoch, v.draw, v.fields
+                    ])
+                    .map_err(e)?;
+            }
+        }
         tx.commit().map_err(e)?;
-        Ok(inserted)
+        Ok((inserted, verify_inserted))
     }
 
     fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome> {
@@ -387,6 +433,7 @@ impl Store for Sqlite {
 pub(crate) mod pg {
     use super::{DrainOutcome, Result, Store};
     use crate::stream::{Drain, Win};
+    use crate::verify_log::VerifyEntry;
     use postgres::{Client, NoTls};
 
     const SCHEMA: &str = "
@@ -415,6 +462,15 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     sold     BIGINT NOT NULL,
     prize_raw BYTEA,
     PRIMARY KEY (campaign, seq, prize)
+);
+CREATE TABLE IF NOT EXISTS lottery_verify_log (
+    campaign TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    epoch    BIGINT,
+    draw     BIGINT,
+    fields   TEXT NOT NULL,
+    PRIMARY KEY (campaign, entry_id)
 );
 ";
 
@@ -517,7 +573,12 @@ CREATE TABLE IF NOT EXISTS stock_drains (
     }
 
     impl Store for Postgres {
-        fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+        fn write_batch(
+            &mut self,
+            campaign: &str,
+            wins: &[Win],
+            verify: &[VerifyEntry],
+        ) -> Result<(usize, usize)> {
             let mut tx = self.client.transaction().map_err(|e| err("begin", e))?;
             let st = tx
                 .prepare(
@@ -544,8 +605,25 @@ CREATE TABLE IF NOT EXISTS stock_drains (
                     )
                     .map_err(|e| err("insert wins", e))?;
             }
+            let mut verify_inserted = 0u64;
+            if !verify.is_empty() {
+                let st = tx
+                .prepare(
+                    "INSERT INTO lottery_verify_log (campaign, entry_id, kind, epoch, draw, fields) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .map_err(|e| err("prepare", e))?;
+                for v in verify {
+                    verify_inserted += tx
+                        .execute(
+                            &st,
+                            &[&campaign, &v.id, &v.kind, &v.epoch, &v.draw, &v.fields],
+                        )
+                        .map_err(|e| err("insert lottery_verify_log", e))?;
+                }
+            }
             tx.commit().map_err(|e| err("commit", e))?;
-            Ok(inserted as usize)
+            Ok((inserted as usize, verify_inserted as usize))
         }
 
         fn write_drain(&mut self, campaign: &str, drain: &Drain) -> Result<DrainOutcome> {

@@ -5,6 +5,8 @@
 //!        code, primary key (campaign_hash, stream_id))
 //!   stock_drains(campaign_hash, seq, prize_hash, campaign, prize, sold, prize_raw,
 //!        primary key (campaign_hash, seq, prize_hash))
+//!   lottery_verify_log(campaign_hash, entry_id, campaign, kind, epoch, draw, fields,
+//!        primary key (campaign_hash, entry_id))
 //! The columns mean what they mean in SQLite and PostgreSQL. A campaign key is up to 4096 bytes
 //! and a prize id text of any length, more than an InnoDB key may hold (3072 bytes), so the keys
 //! use their SHA-256 instead: `campaign_hash = UNHEX(SHA2(campaign, 256))` (readers can look a
@@ -25,12 +27,13 @@
 
 use crate::store::{DrainOutcome, Result, Store, ADDED_COLUMNS};
 use crate::stream::{Drain, Win};
+use crate::verify_log::VerifyEntry;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
 
-const SCHEMA: [(&str, &str); 2] = [
+const SCHEMA: [(&str, &str); 3] = [
     (
         "wins",
         "CREATE TABLE IF NOT EXISTS wins (
@@ -60,12 +63,27 @@ const SCHEMA: [(&str, &str); 2] = [
     PRIMARY KEY (campaign_hash, seq, prize_hash)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
     ),
+    (
+        "lottery_verify_log",
+        "CREATE TABLE IF NOT EXISTS lottery_verify_log (
+    campaign_hash BINARY(32) NOT NULL,
+    entry_id  VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+    campaign  TEXT NOT NULL,
+    kind      LONGTEXT NOT NULL,
+    epoch     BIGINT,
+    draw      BIGINT,
+    fields    LONGTEXT NOT NULL,
+    PRIMARY KEY (campaign_hash, entry_id)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin",
+    ),
 ];
 
 /// `award_state` NULL: every win stored is to be delivered when `--award-url` is given (rows
 /// stored before the column existed got its default, 'skipped').
 const WINS_COLUMNS: &str = "wins (campaign_hash, stream_id, campaign, user_id, prize, ts_ms, \
                             draw_seq, reqid, prize_raw, code, award_state)";
+const VERIFY_COLUMNS: &str =
+    "lottery_verify_log (campaign_hash, entry_id, campaign, kind, epoch, draw, fields)";
 const DRAINS_COLUMNS: &str =
     "stock_drains (campaign_hash, seq, prize_hash, campaign, prize, sold, prize_raw)";
 
@@ -294,7 +312,7 @@ impl Mysql {
 fn tables(conn: &mut Conn) -> Result<Vec<(String, Option<String>)>> {
     conn.query(
         "SELECT TABLE_NAME, ENGINE FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('wins', 'stock_drains')",
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('wins', 'stock_drains', 'lottery_verify_log')",
     )
     .map_err(|e| err("read the tables", e))
 }
@@ -429,8 +447,31 @@ fn tx_opts() -> TxOpts {
     TxOpts::default()
 }
 
+/// The rows of `lottery_verify_log` for `entries`.
+fn verify_rows(campaign: &str, hash: &[u8], entries: &[VerifyEntry]) -> Vec<Vec<Value>> {
+    entries
+        .iter()
+        .map(|v| {
+            vec![
+                Value::Bytes(hash.to_vec()),
+                Value::from(&v.id),
+                Value::from(campaign),
+                Value::from(&v.kind),
+                Value::from(v.epoch),
+                Value::from(v.draw),
+                Value::from(&v.fields),
+            ]
+        })
+        .collect()
+}
+
 impl Store for Mysql {
-    fn write_wins(&mut self, campaign: &str, wins: &[Win]) -> Result<usize> {
+    fn write_batch(
+        &mut self,
+        campaign: &str,
+        wins: &[Win],
+        verify: &[VerifyEntry],
+    ) -> Result<(usize, usize)> {
         let hash = sha256(campaign.as_bytes());
         let rows: Vec<Vec<Value>> = wins
             .iter()
@@ -450,6 +491,7 @@ impl Store for Mysql {
                 ]
             })
             .collect();
+        let verify_rows = verify_rows(campaign, &hash, verify);
         self.with_conn(|conn, max_packet| {
             let mut tx = conn
                 .start_transaction(tx_opts())
@@ -463,8 +505,17 @@ impl Store for Mysql {
                 max_packet,
             )
             .map_err(|e| ("insert wins", e))?;
+            let v = insert_rows(
+                &mut tx,
+                VERIFY_COLUMNS,
+                7,
+                "entry_id = entry_id",
+                verify_rows,
+                max_packet,
+            )
+            .map_err(|e| ("insert lottery_verify_log", e))?;
             tx.commit().map_err(|e| ("commit", e))?;
-            Ok(n as usize)
+            Ok((n as usize, v as usize))
         })
     }
 

@@ -1,5 +1,6 @@
 //! Parsing of the replies of XREADGROUP, XAUTOCLAIM, LOTTERY.STATS and LOTTERY.DRAIN.
 
+use crate::verify_log::{self, VerifyEntry};
 use redis::Value;
 
 /// One win, as read from the wins stream.
@@ -18,14 +19,19 @@ pub struct Win {
     pub code: Option<Vec<u8>>,
 }
 
-/// What a read handed us: wins to store, and the IDs of every entry read (stored or
-/// not: entries deleted from the stream or malformed are acknowledged without a row).
+/// What a read handed us: wins to store, typed entries to store, and the IDs of every entry
+/// read (stored or not: entries deleted from the stream or malformed wins are acknowledged
+/// without a row).
 #[derive(Debug, Default)]
 pub struct Batch {
     pub wins: Vec<Win>,
     pub ack: Vec<String>,
     pub deleted: usize,
     pub malformed: Vec<(String, String)>,
+    /// Entries with a `type` field (the verifiable-draw log), for `lottery_verify_log`.
+    pub verify: Vec<VerifyEntry>,
+    /// Those of them malformed for their type, or of an unknown type (stored all the same).
+    pub verify_malformed: Vec<(String, String)>,
     /// The last entry ID in the reply (for paging through the pending list).
     pub last_id: Option<String>,
 }
@@ -118,6 +124,14 @@ fn parse_entry(e: &Value, out: &mut Batch) -> Result<(), String> {
             }
         },
     };
+    if verify_log::is_typed(fields) {
+        let (entry, why) = verify_log::parse(&id, fields);
+        if let Some(why) = why {
+            out.verify_malformed.push((id, why));
+        }
+        out.verify.push(entry);
+        return Ok(());
+    }
     let (mut user, mut prize, mut ts, mut draw, mut reqid, mut code) =
         (None, None, None, None, None, None);
     let mut ts_seen = false;
