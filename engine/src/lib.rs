@@ -39,6 +39,7 @@ pub mod ledger;
 pub mod period;
 pub mod reqcache;
 pub mod users;
+pub mod verify;
 
 pub mod campaign;
 
