@@ -13,6 +13,75 @@ use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
 use super::users::{UserDay, UserLife, UserWins};
+use super::verify::{self, Words, SEED_LEN};
+use sha2::{Digest, Sha256};
+
+/// A table's fingerprint: SHA-256 (first 16 bytes) of its prize ids and weights, in order
+/// (NOTHING's weight last), so a table entry is published again only when one of them
+/// changed.
+fn table_fingerprint(prizes: &[super::campaign::Prize], weights: &[u32]) -> u128 {
+    let mut h = Sha256::new();
+    for p in prizes {
+        h.update((p.id.len() as u64).to_le_bytes());
+        h.update(&p.id);
+    }
+    for w in weights {
+        h.update(w.to_le_bytes());
+    }
+    let d: [u8; 32] = h.finalize().into();
+    let mut f = [0u8; 16];
+    f.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(f)
+}
+
+/// The rule that made a verifiable draw's outcome differ from its table pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PickRule {
+    Guarantee,
+    Redraw,
+    Fallback,
+    Soldout,
+}
+
+impl PickRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            PickRule::Guarantee => "guarantee",
+            PickRule::Redraw => "redraw",
+            PickRule::Fallback => "fallback",
+            PickRule::Soldout => "soldout",
+        }
+    }
+}
+
+/// What a verifiable draw that passed the checks picked, for its stream entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerifiedPick {
+    /// The draw number (the words' `s`).
+    pub draw: u64,
+    /// The table entry `x` fell in: a prize's index, or `prizes().len()` for NOTHING (also
+    /// for a table whose weights all came to 0, which takes no word).
+    pub entry: usize,
+    /// The rule that changed the outcome from the pick, if one did.
+    pub rule: Option<PickRule>,
+    /// The tier whose table was in force (index in `rules().tiers`).
+    pub tier: Option<usize>,
+    /// The table in force differs from the last one published for its tier name: the
+    /// command layer appends a table entry (`table_weights_in_force`) before the draw's
+    /// entries, then calls `note_published`.
+    pub publish: bool,
+    /// The current seed was revealed: the draw used the fresh seed it was given, and the
+    /// command layer starts the new epoch (`start_epoch`) before committing.
+    pub new_epoch: bool,
+}
+
+/// The verifiable inputs of a draw: the campaign's key name at draw time (raw bytes), and a
+/// fresh seed for a new epoch in case the current seed was revealed.
+#[derive(Clone, Copy, Debug)]
+pub struct DrawKey<'a> {
+    pub key: &'a [u8],
+    pub fresh_seed: Option<&'a [u8; SEED_LEN]>,
+}
 
 /// One exact pick among `items` with their weights (0: never): a uniform number below the
 /// weights' sum, then the item whose run holds it. None when the weights come to 0. O(items).
@@ -83,9 +152,18 @@ impl Campaign {
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        if self.verify.is_some() {
+            self.table_verify = (
+                verify::prefix_sums(&w),
+                table_fingerprint(&self.prizes, &w),
+            );
+        } else {
+            self.table_verify = (Vec::new(), 0);
+        }
         self.table_weights = w;
         self.tier_tables.clear();
         self.tier_tables.resize(self.rules.tiers.len(), None);
+        self.tier_verify.clear();
         let prizes = &self.prizes;
         self.table_paced = self
             .ids
@@ -178,7 +256,26 @@ impl Campaign {
         now: i64,
         rng: &mut U,
     ) -> Plan {
-        self.plan(user, request, client, tier, now, rng)
+        self.plan(user, request, client, tier, now, rng, None).0
+    }
+
+    /// `plan_draw_tier` of a VERIFIABLE campaign: a draw that passes the checks picks with
+    /// the words of its draw number (`verify::Words`, keyed by the epoch's seed and `key`)
+    /// instead of `rng`, which only ADMIT's coin still uses. Returns what it picked for the
+    /// stream entries (None: the campaign is not verifiable, or the draw did not pass).
+    /// Changes nothing observable, like every plan.
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_draw_verified<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
+        now: i64,
+        rng: &mut U,
+        key: DrawKey<'_>,
+    ) -> (Plan, Option<VerifiedPick>) {
+        self.plan(user, request, client, tier, now, rng, Some(key))
     }
 
     /// Decides a draw by `user` (from `client`, a client key, if given) without changing
@@ -193,9 +290,10 @@ impl Campaign {
         now: i64,
         rng: &mut U,
     ) -> Plan {
-        self.plan(user, request, client, None, now, rng)
+        self.plan(user, request, client, None, now, rng, None).0
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn plan<U: Uniform + ?Sized>(
         &mut self,
         user: u128,
@@ -204,6 +302,25 @@ impl Campaign {
         tier: Option<usize>,
         now: i64,
         rng: &mut U,
+        key: Option<DrawKey<'_>>,
+    ) -> (Plan, Option<VerifiedPick>) {
+        let mut picked = None;
+        let plan = self.plan_checks(user, request, client, tier, now, rng, key, &mut picked);
+        (plan, picked)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn plan_checks<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
+        now: i64,
+        rng: &mut U,
+        key: Option<DrawKey<'_>>,
+        picked: &mut Option<VerifiedPick>,
     ) -> Plan {
         if let Some(rk) = request {
             if let Some(r) = self.reqs.get(rk, now, self.rules.idempotency_ms) {
@@ -324,10 +441,18 @@ impl Campaign {
                 }
             }
         }
-        let prize = self.pick(tier, &life, now, rng);
+        let seq = self.counters.draws.saturating_add(1);
+        let prize = match key {
+            Some(k) if self.verify.is_some() => {
+                let (prize, p) = self.pick_verified(tier, &life, now, k, seq);
+                *picked = Some(p);
+                prize
+            }
+            _ => self.pick(tier, &life, now, rng),
+        };
         Plan::Pass {
             prize,
-            seq: self.counters.draws.saturating_add(1),
+            seq,
             day,
             life,
             gate,
@@ -360,7 +485,114 @@ impl Campaign {
             }
         }
         let entry = self.table_in_force(tier).0.pick(rng)?;
-        self.resolve(entry as usize, tier, nth, now, rng)
+        self.resolve(entry as usize, tier, nth, now, rng, false)
+    }
+
+    /// `pick` of a VERIFIABLE campaign, with the words of draw `seq`: `x` first (uniform
+    /// below the total of the table in force, prefix sums), then GUARANTEE's pick from the
+    /// next words if the user reached it, else `resolve` of `x`'s entry (REDRAW's picks from
+    /// the next words too). Returns the outcome and what the stream entries say of it.
+    fn pick_verified(
+        &mut self,
+        tier: Option<usize>,
+        life: &UserLife,
+        now: i64,
+        key: DrawKey<'_>,
+        seq: u64,
+    ) -> (Option<usize>, VerifiedPick) {
+        if self.table_verify.0.is_empty() {
+            self.table_dirty = true;
+        }
+        self.ensure_table(now);
+        let tier = tier.filter(|&t| t < self.rules.tiers.len());
+        if let Some(t) = tier {
+            self.ensure_tier(t, now);
+        }
+        let n = self.prizes.len();
+        let (seed, new_epoch) = match (self.verify, key.fresh_seed) {
+            (Some(v), Some(f)) if v.revealed => (*f, true),
+            (Some(v), _) => (v.seed, false),
+            (None, _) => ([0; SEED_LEN], false),
+        };
+        let mut words = Words::new(&seed, key.key, seq);
+        let (prefix, fp) = self.verify_table(tier);
+        let entry = verify::table_pick(prefix, &mut words).unwrap_or(n);
+        let nth = life.draws.saturating_add(1);
+        let mut outcome = None;
+        let mut rule = None;
+        if let Some(g) = &self.rules.guarantee {
+            if life.since_win.saturating_add(1) >= g.n {
+                if let Some(i) = self.guaranteed_pick(tier, nth, now, &mut words) {
+                    outcome = Some(i);
+                    rule = Some(PickRule::Guarantee);
+                }
+            }
+        }
+        if rule.is_none() {
+            outcome = self.resolve(entry, tier, nth, now, &mut words, true);
+            if entry < n && !self.winnable(entry, nth, now) {
+                let available = self.prizes[entry].available(self.rules.window, now);
+                rule = Some(match self.rules.soldout {
+                    SoldOut::Redraw if available => PickRule::Redraw,
+                    SoldOut::Fallback => PickRule::Fallback,
+                    _ => PickRule::Soldout,
+                });
+            }
+        }
+        let picked = (entry < n).then_some(entry);
+        if outcome == picked {
+            rule = None;
+        }
+        let name: &[u8] = match tier.and_then(|t| self.rules.tiers.get(t)) {
+            Some(t) => &t.name,
+            None => b"",
+        };
+        let publish = !self
+            .published
+            .iter()
+            .any(|(t, f)| t.as_slice() == name && *f == fp);
+        (
+            outcome,
+            VerifiedPick {
+                draw: seq,
+                entry,
+                rule,
+                tier,
+                publish,
+                new_epoch,
+            },
+        )
+    }
+
+    /// The prefix sums and fingerprint of the table in force (see `table_in_force`).
+    fn verify_table(&self, tier: Option<usize>) -> (&[u64], u128) {
+        let built = tier.and_then(|t| self.tier_tables.get(t)?.as_ref()).is_some();
+        match tier.and_then(|t| self.tier_verify.get(t)?.as_ref()) {
+            Some((p, f)) if built => (p, *f),
+            _ => (&self.table_verify.0, self.table_verify.1),
+        }
+    }
+
+    /// The weights of the table a verifiable draw on `tier` used (prizes in table order,
+    /// NOTHING last; REDRAW's zeros included): what its table entry lists.
+    pub fn table_weights_in_force(&self, tier: Option<usize>) -> &[u32] {
+        self.table_in_force(tier.filter(|&t| t < self.rules.tiers.len()))
+            .1
+    }
+
+    /// Notes the table in force for `tier` as published in the wins stream (host
+    /// bookkeeping: a later draw on the same table publishes nothing).
+    pub fn note_published(&mut self, tier: Option<usize>) {
+        let tier = tier.filter(|&t| t < self.rules.tiers.len());
+        let fp = self.verify_table(tier).1;
+        let name = match tier.and_then(|t| self.rules.tiers.get(t)) {
+            Some(t) => t.name.clone(),
+            None => Vec::new(),
+        };
+        match self.published.iter_mut().find(|(t, _)| *t == name) {
+            Some(e) => e.1 = fp,
+            None => self.published.push((name, fp)),
+        }
     }
 
     /// The exact integer mass of each entry (the prizes in table order, then NOTHING) of the
@@ -380,7 +612,9 @@ impl Campaign {
 
     /// Builds a tier's table if it is not built (`ensure_table` first, at the same `now`).
     fn ensure_tier(&mut self, t: usize, now: i64) {
-        if self.tier_tables.get(t).is_some_and(Option::is_some) {
+        if self.tier_tables.get(t).is_some_and(Option::is_some)
+            && (self.verify.is_none() || self.tier_verify.get(t).is_some_and(Option::is_some))
+        {
             return;
         }
         let Some(tier) = self.rules.tiers.get(t) else {
@@ -404,6 +638,17 @@ impl Campaign {
         }
         if self.tier_tables.len() < self.rules.tiers.len() {
             self.tier_tables.resize(self.rules.tiers.len(), None);
+        }
+        if self.verify.is_some() {
+            if self.tier_verify.len() < self.rules.tiers.len() {
+                self.tier_verify.resize(self.rules.tiers.len(), None);
+            }
+            if let Some(slot) = self.tier_verify.get_mut(t) {
+                *slot = Some((
+                    verify::prefix_sums(&w),
+                    table_fingerprint(&self.prizes, &w),
+                ));
+            }
         }
         if let Some(slot) = self.tier_tables.get_mut(t) {
             *slot = Some((AliasTable::new(&w), w));
@@ -464,6 +709,7 @@ impl Campaign {
     /// REDRAW a pick among the winnable entries with their relative weights (picks of a
     /// locked prize drawn again, then one exact pick over the winnable ones); FALLBACK the
     /// fallback prize if the user can win it now.
+    /// `verified`: REDRAW picks with the table's prefix sums (a verifiable draw).
     fn resolve<U: Uniform + ?Sized>(
         &self,
         entry: usize,
@@ -471,6 +717,7 @@ impl Campaign {
         nth: u32,
         now: i64,
         rng: &mut U,
+        verified: bool,
     ) -> Option<usize> {
         let p = self.prizes.get(entry)?; // the last entry (NOTHING) is not a prize
         if self.winnable(entry, nth, now) {
@@ -480,7 +727,7 @@ impl Campaign {
             SoldOut::Lose => None,
             // Sold out or held back (not in the table's odds any more): a loss, as before.
             SoldOut::Redraw if !p.available(self.rules.window, now) => None,
-            SoldOut::Redraw => self.redraw(tier, nth, now, rng),
+            SoldOut::Redraw => self.redraw(tier, nth, now, rng, verified),
             SoldOut::Fallback => {
                 let f = self.rules.fallback.as_deref()?;
                 let i = self.prize_index(f)?;
@@ -499,11 +746,16 @@ impl Campaign {
         nth: u32,
         now: i64,
         rng: &mut U,
+        verified: bool,
     ) -> Option<usize> {
         let (table, weights) = self.table_in_force(tier);
         let n = self.prizes.len();
         for _ in 0..REDRAW_TRIES {
-            let e = table.pick(rng)? as usize;
+            let e = if verified {
+                verify::table_pick(self.verify_table(tier).0, rng)?
+            } else {
+                table.pick(rng)? as usize
+            };
             if e >= n {
                 return None;
             }

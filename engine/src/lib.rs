@@ -49,6 +49,7 @@ pub mod parse;
 pub mod admin;
 pub mod configure;
 pub mod draw;
+pub mod epochs;
 pub mod flow_state;
 pub mod transfer;
 pub mod views;
