@@ -153,10 +153,7 @@ impl Campaign {
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
         if self.verify.is_some() {
-            self.table_verify = (
-                verify::prefix_sums(&w),
-                table_fingerprint(&self.prizes, &w),
-            );
+            self.table_verify = (verify::prefix_sums(&w), table_fingerprint(&self.prizes, &w));
         } else {
             self.table_verify = (Vec::new(), 0);
         }
@@ -566,7 +563,9 @@ impl Campaign {
 
     /// The prefix sums and fingerprint of the table in force (see `table_in_force`).
     fn verify_table(&self, tier: Option<usize>) -> (&[u64], u128) {
-        let built = tier.and_then(|t| self.tier_tables.get(t)?.as_ref()).is_some();
+        let built = tier
+            .and_then(|t| self.tier_tables.get(t)?.as_ref())
+            .is_some();
         match tier.and_then(|t| self.tier_verify.get(t)?.as_ref()) {
             Some((p, f)) if built => (p, *f),
             _ => (&self.table_verify.0, self.table_verify.1),
@@ -644,10 +643,7 @@ impl Campaign {
                 self.tier_verify.resize(self.rules.tiers.len(), None);
             }
             if let Some(slot) = self.tier_verify.get_mut(t) {
-                *slot = Some((
-                    verify::prefix_sums(&w),
-                    table_fingerprint(&self.prizes, &w),
-                ));
+                *slot = Some((verify::prefix_sums(&w), table_fingerprint(&self.prizes, &w)));
             }
         }
         if let Some(slot) = self.tier_tables.get_mut(t) {

@@ -24,9 +24,7 @@ impl Campaign {
     /// prefix sums are built by the next draw. Returns the effect to replicate.
     pub fn start_epoch(&mut self, seed: [u8; SEED_LEN], log: Option<SeedLog>) -> Effect {
         let v = Verifiable {
-            log: log
-                .or(self.verify.map(|v| v.log))
-                .unwrap_or(SeedLog::Wins),
+            log: log.or(self.verify.map(|v| v.log)).unwrap_or(SeedLog::Wins),
             epoch: self.verify.map_or(1, |v| v.epoch.saturating_add(1)),
             seed,
             from_draw: self.counters.draws.saturating_add(1),

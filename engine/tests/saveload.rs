@@ -167,7 +167,9 @@ fn run(seed: u64) -> bool {
                         key: &key,
                         fresh_seed: Some(&fresh),
                     };
-                    let r = p.master.plan_draw_verified(u, rk, ck, None, now, &mut gen, dk);
+                    let r = p
+                        .master
+                        .plan_draw_verified(u, rk, ck, None, now, &mut gen, dk);
                     if r.1.is_some_and(|v| v.new_epoch) {
                         let e = p.master.start_epoch(fresh, None);
                         p.effect(e);
@@ -255,7 +257,11 @@ fn run(seed: u64) -> bool {
             11 => {
                 // VERIFIABLE: turned on (an epoch starts), its log changed, a new epoch, a
                 // reveal.
-                let log = if g.random_bool(0.5) { &b"WINS"[..] } else { b"ALL" };
+                let log = if g.random_bool(0.5) {
+                    &b"WINS"[..]
+                } else {
+                    b"ALL"
+                };
                 let args = vec![b"VERIFIABLE".to_vec(), b"LOG".to_vec(), log.to_vec()];
                 let ch = change(&args);
                 let starts = p.master.starts_verifiable(&ch);
@@ -347,7 +353,10 @@ fn a_version_5_record_loads_as_not_verifiable() {
     v[0] = 6;
     let back = persist::decode_meta(&v).unwrap();
     let s = back.verifiable().unwrap();
-    assert_eq!((s.epoch, s.seed, s.from_draw, s.revealed), (1, [7; 32], 1, false));
+    assert_eq!(
+        (s.epoch, s.seed, s.from_draw, s.revealed),
+        (1, [7; 32], 1, false)
+    );
 }
 
 #[test]

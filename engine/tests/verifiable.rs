@@ -150,10 +150,14 @@ fn soldout_rules_give_their_documented_outcomes() {
     // FALLBACK: the fallback prize.
     let mut c = create("PRIZE a 1000000 0 PRIZE b 1 INF SOLDOUT FALLBACK b MAXWINS INF");
     let (prize, p) = draw(&mut c, b"u");
-    assert_eq!((prize, p.entry, p.rule), (Some(1), 0, Some(PickRule::Fallback)));
+    assert_eq!(
+        (prize, p.entry, p.rule),
+        (Some(1), 0, Some(PickRule::Fallback))
+    );
     // REDRAW past a prize locked by AFTER: the redraw's picks come from the next words and
     // never give the locked prize.
-    let mut c = create("PRIZE a 1000000 INF AFTER 3 PRIZE b 1 INF NOTHING 1 SOLDOUT REDRAW MAXWINS INF");
+    let mut c =
+        create("PRIZE a 1000000 INF AFTER 3 PRIZE b 1 INF NOTHING 1 SOLDOUT REDRAW MAXWINS INF");
     let (prize, p) = draw(&mut c, b"u");
     assert_eq!((p.entry, p.rule), (0, Some(PickRule::Redraw)));
     assert_ne!(prize, Some(0));
@@ -227,7 +231,10 @@ fn a_revealed_seed_never_decides_a_draw() {
     let Effect::Seed(v) = c.start_epoch(fresh, None) else {
         panic!()
     };
-    assert_eq!((v.epoch, v.from_draw, v.revealed, v.log), (2, 2, false, SeedLog::Wins));
+    assert_eq!(
+        (v.epoch, v.from_draw, v.revealed, v.log),
+        (2, 2, false, SeedLog::Wins)
+    );
     c.commit_draw(u, None, T0, &plan, None);
 }
 

@@ -155,7 +155,10 @@ fn picks_match_the_vectors() {
         assert_eq!(x, t.get("x").u64(), "{t:?}");
         assert_eq!(prefix_pick(&prefix, x), Some(t.get("entry").u64() as usize));
         let mut w = Words::new(&seed, &key, t.get("draw").u64());
-        assert_eq!(table_pick(&prefix, &mut w), Some(t.get("entry").u64() as usize));
+        assert_eq!(
+            table_pick(&prefix, &mut w),
+            Some(t.get("entry").u64() as usize)
+        );
     }
 }
 
@@ -249,7 +252,10 @@ fn prefix_pick_is_exact() {
         assert_eq!(count, weights);
         assert_eq!(prefix_pick(&prefix, total), None);
     }
-    assert_eq!(table_pick(&prefix_sums(&[0, 0]), &mut Listed(vec![], 0)), None);
+    assert_eq!(
+        table_pick(&prefix_sums(&[0, 0]), &mut Listed(vec![], 0)),
+        None
+    );
     assert_eq!(table_pick(&[], &mut Listed(vec![], 0)), None);
 }
 
@@ -272,7 +278,12 @@ fn state_round_trips() {
     for bad in [
         vec![1u8, 2],
         [vec![1, 0], vec![0; 8]].concat(),
-        [vec![1, 0], 1u64.to_le_bytes().to_vec(), vec![3, 0, 0, 0, 1, 2, 3]].concat(),
+        [
+            vec![1, 0],
+            1u64.to_le_bytes().to_vec(),
+            vec![3, 0, 0, 0, 1, 2, 3],
+        ]
+        .concat(),
     ] {
         assert!(Verifiable::decode_opt(&mut Reader::new(&bad)).is_err());
     }
