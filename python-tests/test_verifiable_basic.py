@@ -180,3 +180,30 @@ def test_seed_reveal_errors_and_log_wins(server):
     assert new[0] == {b"type": b"epoch", b"epoch": b"2", b"commitment": bytes(st[b"seed_commitment"]),
                       b"from_draw": b"13"}
     assert len(new) == (3 if rep[0] == b"WIN" else 1)
+
+
+def test_reload_and_rename_keep_the_epoch(server):
+    """DEBUG RELOAD (RDB) keeps the seed and epoch, and the first draw after it publishes its
+    table again; after RENAME the words use the new key name."""
+    raw = server.raw()
+    raw.call("LOTTERY.DEBUG", "CLOCK", T0)
+    assert raw.call("LOTTERY.CONFIGURE", "{r}a", "PRIZE", "a", "1", "INF", "NOTHING", "1",
+                    "MAXWINS", "INF", "STREAM", "{r}:s", "VERIFIABLE", "LOG", "ALL") == "OK"
+    for i in range(3):
+        raw.call("LOTTERY.DRAW", "{r}a", f"u{i}")
+    before = stats_b(raw, "{r}a")
+    assert raw.call("DEBUG", "RELOAD") == "OK"
+    raw.call("LOTTERY.DEBUG", "CLOCK", T0 + 1)
+    assert stats_b(raw, "{r}a") == before
+    raw.call("LOTTERY.DRAW", "{r}a", "after-reload")
+    assert raw.call("RENAME", "{r}a", "{r}b") == "OK"
+    raw.call("LOTTERY.DRAW", "{r}b", "after-rename")
+    seed = bytes.fromhex(raw.call("LOTTERY.SEED", "{r}b", "ROTATE").decode())
+    es = [f for _, f, _ in entries(raw, b"{r}:s")]
+    tables = [f[b"from_draw"] for f in es if f.get(b"type") == b"table"]
+    assert tables == [b"1", b"4"], "the first draw after the reload publishes its table again"
+    draws = {int(f[b"draw"]): f for f in es if f.get(b"type") == b"draw"}
+    assert sorted(draws) == [1, 2, 3, 4, 5]
+    for s, f in draws.items():
+        key = b"{r}b" if s == 5 else b"{r}a"
+        assert f[b"pick"] == [b"a", b""][pick(seed, key, s, [1, 1])], s
