@@ -207,3 +207,21 @@ def test_reload_and_rename_keep_the_epoch(server):
     for s, f in draws.items():
         key = b"{r}b" if s == 5 else b"{r}a"
         assert f[b"pick"] == [b"a", b""][pick(seed, key, s, [1, 1])], s
+
+
+def test_a_new_stream_gets_the_epoch_and_table_again(server):
+    raw = server.raw()
+    raw.call("LOTTERY.DEBUG", "CLOCK", T0)
+    assert raw.call("LOTTERY.CONFIGURE", "{m}", "PRIZE", "a", "1", "INF", "MAXWINS", "INF",
+                    "STREAM", "{m}:one", "VERIFIABLE") == "OK"
+    raw.call("LOTTERY.DRAW", "{m}", "u1")
+    raw.call("SET", "{m}:bad", "x")
+    H.expect_err(raw, "LOTTERY.CONFIGURE", "{m}", "STREAM", "{m}:bad", prefix="WRONGTYPE")
+    assert bytes(stats_b(raw, "{m}")[b"stream"]) == b"{m}:one"
+    assert raw.call("LOTTERY.CONFIGURE", "{m}", "STREAM", "{m}:two") == "OK"
+    raw.call("LOTTERY.DRAW", "{m}", "u2")
+    one = [f for _, f, _ in entries(raw, b"{m}:one")]
+    two = [f for _, f, _ in entries(raw, b"{m}:two")]
+    assert one[0] == two[0] and one[0][b"type"] == b"epoch"
+    assert [f.get(b"type", b"win") for f in two] == [b"epoch", b"table", b"win", b"draw"]
+    assert two[1][b"from_draw"] == b"2"

@@ -959,6 +959,7 @@ impl Campaign {
         let mut n = self.clone();
         n.counters = self.sent_counters();
         n.host = Default::default();
+        n.published.clear();
         n
     }
 

@@ -675,8 +675,16 @@ fn write_fuzz_seeds() {
     let vch = lottery_engine::parse::configure_args(&vargs).unwrap();
     let mut v = Campaign::create(&vch, (5, 6), b"{v}:wins".to_vec()).unwrap();
     v.start_epoch([1; 32], vch.verifiable);
-    put("verifiable-epoch".into(), 2, &v.start_epoch([2; 32], None).encode());
-    put("verifiable-reveal".into(), 2, &v.reveal_seed().unwrap().encode());
+    put(
+        "verifiable-epoch".into(),
+        2,
+        &v.start_epoch([2; 32], None).encode(),
+    );
+    put(
+        "verifiable-reveal".into(),
+        2,
+        &v.reveal_seed().unwrap().encode(),
+    );
     put("verifiable-meta".into(), 0, &persist::encode_meta(&v));
     std::fs::write(pa.join("verifiable"), vopts.replace(' ', "\0")).unwrap();
     // One seed per command parser (the arguments after the campaign key).

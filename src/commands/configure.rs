@@ -219,6 +219,11 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
         Some(c) => c.starts_verifiable(&change),
         None => change.verifiable.is_some(),
     };
+    if let (Some(s), Ok(Some(c))) = (&change.stream, k.campaign_mut()) {
+        if c.verifiable().is_some() && !starts {
+            verify_log::check_stream(ctx, s).map_err(RedisError::String)?;
+        }
+    }
     let seed = if starts {
         let stream = match (&change.stream, k.campaign_mut().map_err(key_error)?) {
             (Some(s), _) => s.clone(),
@@ -230,9 +235,14 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     } else {
         None
     };
+    // A VERIFIABLE campaign moving to another wins stream: the new stream gets the current
+    // epoch's entry again (its tables are published again by the next draws).
+    let mut moved = false;
     let effect = match k.campaign_mut().map_err(key_error)? {
         Some(c) => {
+            let old_stream = c.verifiable().map(|_| c.rules().stream.clone());
             c.configure(&change).map_err(|e| err(e.to_string()))?;
+            moved = old_stream.is_some_and(|s| s != c.rules().stream);
             Effect::Configure {
                 created: None,
                 args: given(),
@@ -263,6 +273,16 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if let Some(seed) = seed {
         let c = campaign_mut(&mut k)?;
         start_verifiable(ctx, key, c, seed, &change)?;
+    } else if moved {
+        let c = campaign_mut(&mut k)?;
+        if let Some(v) = c.verifiable().copied() {
+            let now = clock::now_ms();
+            verify_log::append_epoch(ctx, c, v.epoch, &v.seed, v.from_draw, now).map_err(|e| {
+                RedisError::String(format!(
+                    "{e} (the options were applied; the new wins stream lacks the epoch entry)"
+                ))
+            })?;
+        }
     }
     Ok(RedisValue::SimpleStringStatic("OK"))
 }
