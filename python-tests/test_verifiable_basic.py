@@ -225,3 +225,31 @@ def test_a_new_stream_gets_the_epoch_and_table_again(server):
     assert one[0] == two[0] and one[0][b"type"] == b"epoch"
     assert [f.get(b"type", b"win") for f in two] == [b"epoch", b"table", b"win", b"draw"]
     assert two[1][b"from_draw"] == b"2"
+
+
+def test_tier_and_rule_fields_and_aof_reload(server_factory):
+    """A TIER draw's table and draw entries name the tier; a pick the rules overrode has its
+    `rule`; everything comes back identical from the AOF."""
+    srv = server_factory(appendonly=True)
+    raw = srv.raw()
+    raw.call("LOTTERY.DEBUG", "CLOCK", T0)
+    assert raw.call("LOTTERY.CONFIGURE", "{x}", "PRIZE", "a", "1000000", "0", "PRIZE", "b", "1",
+                    "INF", "NOTHING", "1", "MAXWINS", "INF", "TIER", "vip", "PRIZE-WEIGHT", "b",
+                    "7", "VERIFIABLE", "LOG", "ALL") == "OK"
+    stream = bytes(stats_b(raw, "{x}")[b"stream"])
+    assert raw.call("LOTTERY.DRAW", "{x}", "u1")[0] == b"LOSE"
+    raw.call("LOTTERY.DRAW", "{x}", "u2", "TIER", "vip")
+    es = [(f, o) for _, f, o in entries(raw, stream)]
+    assert es[1][0] == {b"type": b"table", b"from_draw": b"1", b"tier": b"", b"a": b"1000000",
+                        b"b": b"1", b"NOTHING": b"1"}
+    assert es[2] == ({b"type": b"draw", b"draw": b"1", b"user": b"u1", b"outcome": b"",
+                      b"pick": b"a", b"rule": b"soldout"},
+                     [b"type", b"draw", b"user", b"outcome", b"pick", b"rule"])
+    assert es[3][0] == {b"type": b"table", b"from_draw": b"2", b"tier": b"vip", b"a": b"1000000",
+                        b"b": b"7", b"NOTHING": b"1"}
+    last = es[-1]
+    assert last[0][b"tier"] == b"vip" and last[0][b"draw"] == b"2"
+    assert last[1][:6] == [b"type", b"draw", b"user", b"outcome", b"pick", b"tier"]
+    before = (H.xrange_raw(raw, stream), stats_b(raw, "{x}"))
+    assert raw.call("DEBUG", "LOADAOF") == "OK"
+    assert (H.xrange_raw(raw, stream), stats_b(raw, "{x}")) == before

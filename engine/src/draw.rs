@@ -590,7 +590,14 @@ impl Campaign {
         };
         match self.published.iter_mut().find(|(t, _)| *t == name) {
             Some(e) => e.1 = fp,
-            None => self.published.push((name, fp)),
+            None => {
+                // Names of tiers removed since are forgotten: at most one entry a tier, plus
+                // the base table.
+                let tiers = &self.rules.tiers;
+                self.published
+                    .retain(|(t, _)| t.is_empty() || tiers.iter().any(|x| x.name == *t));
+                self.published.push((name, fp));
+            }
         }
     }
 

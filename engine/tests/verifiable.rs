@@ -298,3 +298,37 @@ fn epochs_reach_a_replica_and_verifiable_cannot_be_turned_off() {
     m.configure(&change("WINDOW 1 5")).unwrap();
     assert!(m.may_reveal(5) && !m.may_reveal(4));
 }
+
+/// The fuzz targets' checks over mutations of the VERIFIABLE seeds (arguments with tiers,
+/// rules and reveals; the version 6 meta record and effects): nothing panics.
+#[test]
+fn mutated_verifiable_inputs_never_panic() {
+    use lottery_engine::fuzz_checks::{decode_payload, parse_args};
+    use rand::{Rng, SeedableRng};
+    let mut g = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(6);
+    let args = b"PRIZE\0a\x001\x005\0PRIZE\0b\x002\0INF\0NOTHING\x000\0GUARANTEE\x002\0SOLDOUT\0REDRAW\0PRIZE\0c\x009\x000\0AFTER\x003\0TIER\0t\0PRIZE-WEIGHT\0a\x004\0VERIFIABLE\0LOG\0ALL".to_vec();
+    parse_args(&args);
+    let mut v = Campaign::create(
+        &change("PRIZE a 1 5 NOTHING 1 VERIFIABLE"),
+        (1, 2),
+        b"w".to_vec(),
+    )
+    .unwrap();
+    v.start_epoch(SEED, None);
+    let meta = [vec![0u8], persist::encode_meta(&v)].concat();
+    let eff = [vec![2u8], v.start_epoch([3; 32], None).encode()].concat();
+    for _ in 0..3000 {
+        for base in [&args, &meta, &eff] {
+            let mut m = base.clone();
+            for _ in 0..g.random_range(1..4) {
+                let i = g.random_range(0..m.len());
+                m[i] = g.random();
+            }
+            if base == &args {
+                parse_args(&m);
+            } else {
+                decode_payload(&m);
+            }
+        }
+    }
+}
