@@ -253,3 +253,30 @@ def test_tier_and_rule_fields_and_aof_reload(server_factory):
     before = (H.xrange_raw(raw, stream), stats_b(raw, "{x}"))
     assert raw.call("DEBUG", "LOADAOF") == "OK"
     assert (H.xrange_raw(raw, stream), stats_b(raw, "{x}")) == before
+
+
+def test_an_encoding_5_dump_loads_as_not_verifiable_and_becomes_verifiable(server):
+    """fixtures/campaign-encoding-v5.dump: DUMP written by the build before VERIFIABLE (meta
+    encoding 5: GUARANTEE, AFTER, CODES, TOTAL, PERIOD, TIER, their per-user records)."""
+    import json
+    import pathlib
+    fixtures = pathlib.Path(__file__).parent / "fixtures"
+    blob = (fixtures / "campaign-encoding-v5.dump").read_bytes()
+    want = json.loads((fixtures / "campaign-encoding-v5.json").read_text())
+    r = server.client()
+    assert r.restore("old:{v5}", 0, blob)
+    H.pin(r, want["clock"])
+    got = r.execute_command("LOTTERY.STATS", "old:{v5}")
+    assert got[:len(want["stats"])] == want["stats"]
+    assert got[len(want["stats"]):] == ["verifiable", 0, "seed_log", None, "seed_epoch", 0,
+                                        "seed_commitment", None, "seed_from_draw", -1,
+                                        "seed_revealed", 0]
+    for u, flat in want["users"].items():
+        assert r.execute_command("LOTTERY.USER", "old:{v5}", u) == flat, u
+    draws = dict(zip(got[0::2], got[1::2]))["draws"]
+    H.configure(r, "old:{v5}", "VERIFIABLE")
+    st = H.stats(r, "old:{v5}")
+    assert (st["verifiable"], st["seed_epoch"], st["seed_from_draw"]) == (1, 1, draws + 1)
+    assert r.execute_command("LOTTERY.DRAW", "old:{v5}", "newcomer")[0] in ("WIN", "LOSE")
+    r.execute_command("DEBUG", "RELOAD")
+    assert H.stats(r, "old:{v5}")["seed_commitment"] == st["seed_commitment"]
