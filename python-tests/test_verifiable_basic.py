@@ -280,3 +280,17 @@ def test_an_encoding_5_dump_loads_as_not_verifiable_and_becomes_verifiable(serve
     assert r.execute_command("LOTTERY.DRAW", "old:{v5}", "newcomer")[0] in ("WIN", "LOSE")
     r.execute_command("DEBUG", "RELOAD")
     assert H.stats(r, "old:{v5}")["seed_commitment"] == st["seed_commitment"]
+
+
+def test_a_stream_of_the_wrong_type_refuses_the_draw_whole(server):
+    raw = server.raw()
+    raw.call("LOTTERY.DEBUG", "CLOCK", T0)
+    assert raw.call("LOTTERY.CONFIGURE", "{z}", "PRIZE", "a", "0", "INF", "NOTHING", "1",
+                    "STREAM", "{z}:s", "VERIFIABLE", "LOG", "ALL") == "OK"
+    assert raw.call("LOTTERY.DRAW", "{z}", "u")[0] == b"LOSE"
+    raw.call("DEL", "{z}:s")
+    raw.call("SET", "{z}:s", "x")
+    before = stats_b(raw, "{z}")
+    H.expect_err(raw, "LOTTERY.DRAW", "{z}", "v", prefix="WRONGTYPE")
+    H.expect_err(raw, "LOTTERY.SEED", "{z}", "ROTATE", prefix="WRONGTYPE")
+    assert stats_b(raw, "{z}") == before

@@ -209,6 +209,13 @@ pub fn before_draw(
         let g = guard(c);
         append(ctx, c, &f, now, g)?;
         c.note_published(p.tier);
+    } else if c
+        .verifiable()
+        .is_some_and(|v| v.log == verify::SeedLog::All)
+    {
+        // Every draw gets an entry: a stream of the wrong type refuses the draw before it
+        // changes anything (a win's own append checks the same).
+        check_stream(ctx, &c.rules().stream)?;
     }
     Ok(())
 }

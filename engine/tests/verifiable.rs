@@ -332,3 +332,33 @@ fn mutated_verifiable_inputs_never_panic() {
         }
     }
 }
+
+/// The published-table notes hold one entry per tier at most (plus the base table), however
+/// many tiers come and go.
+#[test]
+fn published_notes_stay_bounded() {
+    let mut c = create("PRIZE a 1 INF NOTHING 1 MAXWINS INF");
+    let mut early = 0;
+    for i in 0..200 {
+        if i == 20 {
+            early = c.mem_bytes();
+        }
+        c.configure(&change(&format!(
+            "TIER t{i} NOTHING 2 TIER t{} OFF",
+            i + 1000
+        )))
+        .unwrap();
+        if i > 0 {
+            c.configure(&change(&format!("TIER t{} OFF", i - 1)))
+                .unwrap();
+        }
+        let (_, p) = draw_with(&mut c, b"u", Some(0), T0, &mut Unused);
+        let p = p.unwrap();
+        assert!(p.publish);
+        c.note_published(p.tier);
+        c.note_published(None);
+    }
+    // Forgetting nothing would hold 180 more names (over 7 KB).
+    let late = c.mem_bytes();
+    assert!(late <= early + 1024, "{early} -> {late}");
+}
