@@ -66,8 +66,10 @@ def test_verifiable_draws_end_to_end(server_factory):
     assert st[b"seed_from_draw"] == 1 and st[b"seed_revealed"] == 0
     commitment = bytes(st[b"seed_commitment"])
     assert len(commitment) == 64 and commitment == commitment.lower()
-    # VERIFIABLE again keeps the epoch (only the log changes).
+    # VERIFIABLE again changes nothing; LOG changes the log alone.
     assert raw.call("LOTTERY.CONFIGURE", KEY, "VERIFIABLE") == "OK"
+    assert stats_b(raw, KEY) == st
+    assert raw.call("LOTTERY.CONFIGURE", KEY, "VERIFIABLE", "LOG", "WINS") == "OK"
     st = stats_b(raw, KEY)
     assert (st[b"seed_log"], st[b"seed_epoch"], bytes(st[b"seed_commitment"])) == \
         (b"WINS", 1, commitment)

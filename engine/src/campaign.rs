@@ -268,10 +268,10 @@ pub struct ConfigChange {
     pub period: Option<Period>,
     /// TIER clauses in order: a definition, or None for `TIER name OFF`.
     pub tiers: Vec<(Vec<u8>, Option<Tier>)>,
-    /// VERIFIABLE [LOG WINS|ALL]: on a campaign not yet verifiable the command layer then
-    /// starts its first epoch (`start_epoch`, with a seed from the OS); on one that is, only
-    /// the log changes.
-    pub verifiable: Option<SeedLog>,
+    /// VERIFIABLE [LOG WINS|ALL] (the inner None: no LOG given): on a campaign not yet
+    /// verifiable the command layer then starts its first epoch (`start_epoch`, with a seed
+    /// from the OS; LOG WINS unless given); on one that is, only a given LOG changes.
+    pub verifiable: Option<Option<SeedLog>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -329,7 +329,7 @@ impl Campaign {
         self.rules = rules;
         self.table_dirty = true;
         self.users.set_lifetime(self.needs_lifetime());
-        if let (Some(log), Some(v)) = (change.verifiable, self.verify.as_mut()) {
+        if let (Some(Some(log)), Some(v)) = (change.verifiable, self.verify.as_mut()) {
             v.log = log;
         }
         Ok(())

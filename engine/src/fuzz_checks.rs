@@ -120,7 +120,7 @@ pub fn parse_args(data: &[u8]) {
         for (s, b) in seed.iter_mut().zip(data.iter().rev()) {
             *s = *b;
         }
-        c.start_epoch(seed, change.verifiable);
+        c.start_epoch(seed, change.verifiable.flatten());
     }
     let mut g = Bytes(data, 0);
     let fresh = [7u8; 32];

@@ -674,7 +674,7 @@ fn write_fuzz_seeds() {
     let vargs: Vec<&[u8]> = vopts.split(' ').map(str::as_bytes).collect();
     let vch = lottery_engine::parse::configure_args(&vargs).unwrap();
     let mut v = Campaign::create(&vch, (5, 6), b"{v}:wins".to_vec()).unwrap();
-    v.start_epoch([1; 32], vch.verifiable);
+    v.start_epoch([1; 32], vch.verifiable.flatten());
     put(
         "verifiable-epoch".into(),
         2,

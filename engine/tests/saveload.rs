@@ -273,7 +273,7 @@ fn run(seed: u64) -> bool {
                             args,
                         });
                         if starts {
-                            let e = p.master.start_epoch(g.random(), ch.verifiable);
+                            let e = p.master.start_epoch(g.random(), ch.verifiable.flatten());
                             p.effect(e);
                         }
                     }

@@ -34,7 +34,7 @@ fn create(s: &str) -> Campaign {
     let ch = change(&format!("{s} VERIFIABLE"));
     let mut c = Campaign::create(&ch, (1, 2), b"{t}:wins".to_vec()).unwrap();
     assert!(c.starts_verifiable(&ch));
-    c.start_epoch(SEED, ch.verifiable);
+    c.start_epoch(SEED, ch.verifiable.flatten());
     c
 }
 
@@ -260,19 +260,23 @@ fn epochs_reach_a_replica_and_verifiable_cannot_be_turned_off() {
         created: None,
         args: on,
     };
-    let e2 = m.start_epoch(SEED, ch.verifiable);
+    let e2 = m.start_epoch(SEED, ch.verifiable.flatten());
     for e in [e1, e2] {
         r.apply(&Effect::decode(&e.encode()).unwrap()).unwrap();
     }
     assert_eq!(r.verifiable(), m.verifiable());
     assert_eq!(m.verifiable().unwrap().log, SeedLog::All);
-    // The log changes alone; the epoch stays.
-    let ch = change("VERIFIABLE");
+    // VERIFIABLE again changes nothing; a LOG changes the log alone; the epoch stays.
+    let before = persist::fingerprint(&m);
+    m.configure(&change("VERIFIABLE")).unwrap();
+    assert_eq!(m.verifiable().unwrap().log, SeedLog::All);
+    assert_eq!(persist::fingerprint(&m), before);
+    let ch = change("VERIFIABLE LOG WINS");
     assert!(!m.starts_verifiable(&ch));
     m.configure(&ch).unwrap();
     r.apply(&Effect::Configure {
         created: None,
-        args: args("VERIFIABLE"),
+        args: args("VERIFIABLE LOG WINS"),
     })
     .unwrap();
     let v = *m.verifiable().unwrap();

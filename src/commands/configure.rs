@@ -304,7 +304,7 @@ fn start_verifiable(
             "{e} (the other options were applied; the campaign is not VERIFIABLE)"
         ))
     })?;
-    let e = c.start_epoch(seed, change.verifiable);
+    let e = c.start_epoch(seed, change.verifiable.flatten());
     replication::replicate(ctx, key, &e);
     Ok(())
 }

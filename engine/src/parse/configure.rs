@@ -380,10 +380,10 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                 if args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"OFF")) {
                     return Err(VERIFIABLE_OFF.into());
                 }
-                let mut log = SeedLog::Wins;
+                let mut log = None;
                 if args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"LOG")) {
                     need(i, 1, "LOG needs WINS or ALL")?;
-                    log = match args[i + 1].to_ascii_uppercase().as_slice() {
+                    log = Some(match args[i + 1].to_ascii_uppercase().as_slice() {
                         b"WINS" => SeedLog::Wins,
                         b"ALL" => SeedLog::All,
                         _ => {
@@ -392,7 +392,7 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                                 shown(args[i + 1])
                             ))
                         }
-                    };
+                    });
                     i += 2;
                 }
                 c.verifiable = Some(log);
