@@ -4,84 +4,19 @@
 //!
 //! Time (`now`, Unix ms) and randomness (`Uniform`) come in as arguments, so every rule is
 //! unit-tested, and so a replica applies a draw's effect without reading a clock or drawing.
+//! A VERIFIABLE campaign picks in `draw_verified`.
 
 use super::alias::{AliasTable, Uniform};
 use super::campaign::{
     Campaign, Counters, DrawReply, Outcome, Plan, SoldOut, StreamId, REJECTION_COUNT,
 };
+use super::draw_verified::table_fingerprint;
+pub use super::draw_verified::{DrawKey, PickRule, VerifiedPick};
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
 use super::users::{UserDay, UserLife, UserWins};
-use super::verify::{self, Words, SEED_LEN};
-use sha2::{Digest, Sha256};
-
-/// A table's fingerprint: SHA-256 (first 16 bytes) of its prize ids and weights, in order
-/// (NOTHING's weight last), so a table entry is published again only when one of them
-/// changed.
-fn table_fingerprint(prizes: &[super::campaign::Prize], weights: &[u32]) -> u128 {
-    let mut h = Sha256::new();
-    for p in prizes {
-        h.update((p.id.len() as u64).to_le_bytes());
-        h.update(&p.id);
-    }
-    for w in weights {
-        h.update(w.to_le_bytes());
-    }
-    let d: [u8; 32] = h.finalize().into();
-    let mut f = [0u8; 16];
-    f.copy_from_slice(&d[..16]);
-    u128::from_le_bytes(f)
-}
-
-/// The rule that made a verifiable draw's outcome differ from its table pick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PickRule {
-    Guarantee,
-    Redraw,
-    Fallback,
-    Soldout,
-}
-
-impl PickRule {
-    pub fn name(self) -> &'static str {
-        match self {
-            PickRule::Guarantee => "guarantee",
-            PickRule::Redraw => "redraw",
-            PickRule::Fallback => "fallback",
-            PickRule::Soldout => "soldout",
-        }
-    }
-}
-
-/// What a verifiable draw that passed the checks picked, for its stream entries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerifiedPick {
-    /// The draw number (the words' `s`).
-    pub draw: u64,
-    /// The table entry `x` fell in: a prize's index, or `prizes().len()` for NOTHING (also
-    /// for a table whose weights all came to 0, which takes no word).
-    pub entry: usize,
-    /// The rule that changed the outcome from the pick, if one did.
-    pub rule: Option<PickRule>,
-    /// The tier whose table was in force (index in `rules().tiers`).
-    pub tier: Option<usize>,
-    /// The table in force differs from the last one published for its tier name: the
-    /// command layer appends a table entry (`table_weights_in_force`) before the draw's
-    /// entries, then calls `note_published`.
-    pub publish: bool,
-    /// The current seed was revealed: the draw used the fresh seed it was given, and the
-    /// command layer starts the new epoch (`start_epoch`) before committing.
-    pub new_epoch: bool,
-}
-
-/// The verifiable inputs of a draw: the campaign's key name at draw time (raw bytes), and a
-/// fresh seed for a new epoch in case the current seed was revealed.
-#[derive(Clone, Copy, Debug)]
-pub struct DrawKey<'a> {
-    pub key: &'a [u8],
-    pub fresh_seed: Option<&'a [u8; SEED_LEN]>,
-}
+use super::verify;
 
 /// One exact pick among `items` with their weights (0: never): a uniform number below the
 /// weights' sum, then the item whose run holds it. None when the weights come to 0. O(items).
@@ -121,7 +56,7 @@ impl Campaign {
     /// Builds the alias table if the prizes changed. Under SOLDOUT REDRAW, prizes that cannot
     /// be won (sold out, or paced and ahead of their pace at `now`) get weight 0, so a draw
     /// picks among the others with exactly their relative odds.
-    fn ensure_table(&mut self, now: i64) {
+    pub(crate) fn ensure_table(&mut self, now: i64) {
         let redraw = self.rules.soldout == SoldOut::Redraw;
         if redraw && !self.ids.paced.is_empty() {
             let w = self.rules.window;
@@ -260,7 +195,10 @@ impl Campaign {
     /// the words of its draw number (`verify::Words`, keyed by the epoch's seed and `key`)
     /// instead of `rng`, which only ADMIT's coin still uses. Returns what it picked for the
     /// stream entries (None: the campaign is not verifiable, or the draw did not pass).
-    /// Changes nothing observable, like every plan.
+    /// A current seed already revealed is not used: the pick then takes `key.fresh_seed`
+    /// (`VerifiedPick::new_epoch`), which the caller makes the next epoch's seed. Changes
+    /// nothing observable, like every plan. (`plan_draw`, `plan_draw_from` and
+    /// `plan_draw_tier` pick with `rng` whatever the campaign.)
     #[allow(clippy::too_many_arguments)]
     pub fn plan_draw_verified<U: Uniform + ?Sized>(
         &mut self,
@@ -485,122 +423,6 @@ impl Campaign {
         self.resolve(entry as usize, tier, nth, now, rng, false)
     }
 
-    /// `pick` of a VERIFIABLE campaign, with the words of draw `seq`: `x` first (uniform
-    /// below the total of the table in force, prefix sums), then GUARANTEE's pick from the
-    /// next words if the user reached it, else `resolve` of `x`'s entry (REDRAW's picks from
-    /// the next words too). Returns the outcome and what the stream entries say of it.
-    fn pick_verified(
-        &mut self,
-        tier: Option<usize>,
-        life: &UserLife,
-        now: i64,
-        key: DrawKey<'_>,
-        seq: u64,
-    ) -> (Option<usize>, VerifiedPick) {
-        if self.table_verify.0.is_empty() {
-            self.table_dirty = true;
-        }
-        self.ensure_table(now);
-        let tier = tier.filter(|&t| t < self.rules.tiers.len());
-        if let Some(t) = tier {
-            self.ensure_tier(t, now);
-        }
-        let n = self.prizes.len();
-        let (seed, new_epoch) = match (self.verify, key.fresh_seed) {
-            (Some(v), Some(f)) if v.revealed => (*f, true),
-            (Some(v), _) => (v.seed, false),
-            (None, _) => ([0; SEED_LEN], false),
-        };
-        let mut words = Words::new(&seed, key.key, seq);
-        let (prefix, fp) = self.verify_table(tier);
-        let entry = verify::table_pick(prefix, &mut words).unwrap_or(n);
-        let nth = life.draws.saturating_add(1);
-        let mut outcome = None;
-        let mut rule = None;
-        if let Some(g) = &self.rules.guarantee {
-            if life.since_win.saturating_add(1) >= g.n {
-                if let Some(i) = self.guaranteed_pick(tier, nth, now, &mut words) {
-                    outcome = Some(i);
-                    rule = Some(PickRule::Guarantee);
-                }
-            }
-        }
-        if rule.is_none() {
-            outcome = self.resolve(entry, tier, nth, now, &mut words, true);
-            if entry < n && !self.winnable(entry, nth, now) {
-                let available = self.prizes[entry].available(self.rules.window, now);
-                rule = Some(match self.rules.soldout {
-                    SoldOut::Redraw if available => PickRule::Redraw,
-                    SoldOut::Fallback => PickRule::Fallback,
-                    _ => PickRule::Soldout,
-                });
-            }
-        }
-        let picked = (entry < n).then_some(entry);
-        if outcome == picked {
-            rule = None;
-        }
-        let name: &[u8] = match tier.and_then(|t| self.rules.tiers.get(t)) {
-            Some(t) => &t.name,
-            None => b"",
-        };
-        let publish = !self
-            .published
-            .iter()
-            .any(|(t, f)| t.as_slice() == name && *f == fp);
-        (
-            outcome,
-            VerifiedPick {
-                draw: seq,
-                entry,
-                rule,
-                tier,
-                publish,
-                new_epoch,
-            },
-        )
-    }
-
-    /// The prefix sums and fingerprint of the table in force (see `table_in_force`).
-    fn verify_table(&self, tier: Option<usize>) -> (&[u64], u128) {
-        let built = tier
-            .and_then(|t| self.tier_tables.get(t)?.as_ref())
-            .is_some();
-        match tier.and_then(|t| self.tier_verify.get(t)?.as_ref()) {
-            Some((p, f)) if built => (p, *f),
-            _ => (&self.table_verify.0, self.table_verify.1),
-        }
-    }
-
-    /// The weights of the table a verifiable draw on `tier` used (prizes in table order,
-    /// NOTHING last; REDRAW's zeros included): what its table entry lists.
-    pub fn table_weights_in_force(&self, tier: Option<usize>) -> &[u32] {
-        self.table_in_force(tier.filter(|&t| t < self.rules.tiers.len()))
-            .1
-    }
-
-    /// Notes the table in force for `tier` as published in the wins stream (host
-    /// bookkeeping: a later draw on the same table publishes nothing).
-    pub fn note_published(&mut self, tier: Option<usize>) {
-        let tier = tier.filter(|&t| t < self.rules.tiers.len());
-        let fp = self.verify_table(tier).1;
-        let name = match tier.and_then(|t| self.rules.tiers.get(t)) {
-            Some(t) => t.name.clone(),
-            None => Vec::new(),
-        };
-        match self.published.iter_mut().find(|(t, _)| *t == name) {
-            Some(e) => e.1 = fp,
-            None => {
-                // Names of tiers removed since are forgotten: at most one entry a tier, plus
-                // the base table.
-                let tiers = &self.rules.tiers;
-                self.published
-                    .retain(|(t, _)| t.is_empty() || tiers.iter().any(|x| x.name == *t));
-                self.published.push((name, fp));
-            }
-        }
-    }
-
     /// The exact integer mass of each entry (the prizes in table order, then NOTHING) of the
     /// table a draw at `now` uses: the tier's (index in `rules().tiers`) or, with None or an
     /// index past the tiers, the base table; built first if needed, as a draw would. Entry
@@ -617,7 +439,7 @@ impl Campaign {
     }
 
     /// Builds a tier's table if it is not built (`ensure_table` first, at the same `now`).
-    fn ensure_tier(&mut self, t: usize, now: i64) {
+    pub(crate) fn ensure_tier(&mut self, t: usize, now: i64) {
         if self.tier_tables.get(t).is_some_and(Option::is_some)
             && (self.verify.is_none() || self.tier_verify.get(t).is_some_and(Option::is_some))
         {
@@ -661,7 +483,7 @@ impl Campaign {
     /// The table in force and its weights (prizes then NOTHING; 0 for a prize REDRAW took
     /// out): the tier's when it is built, else the base table.
     #[inline]
-    fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
+    pub(crate) fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
         match tier.and_then(|t| self.tier_tables.get(t)?.as_ref()) {
             Some((t, w)) => (t, w),
             None => (&self.table, &self.table_weights),
@@ -671,7 +493,7 @@ impl Campaign {
     /// Whether prize `i` can be won on the user's `nth` draw at `now`: in stock, not ahead of
     /// its pace, unlocked.
     #[inline]
-    fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
+    pub(crate) fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
         self.prizes
             .get(i)
             .is_some_and(|p| p.available(self.rules.window, now) && nth >= p.after)
@@ -680,7 +502,7 @@ impl Campaign {
     /// A guaranteed draw's prize: one of the GUARANTEE prizes (every prize if none are
     /// listed) that is winnable and weighs something in the table in force, chosen with
     /// those weights. None when no prize qualifies (the draw is then an ordinary one).
-    fn guaranteed_pick<U: Uniform + ?Sized>(
+    pub(crate) fn guaranteed_pick<U: Uniform + ?Sized>(
         &self,
         tier: Option<usize>,
         nth: u32,
@@ -713,7 +535,7 @@ impl Campaign {
     /// locked prize drawn again, then one exact pick over the winnable ones); FALLBACK the
     /// fallback prize if the user can win it now.
     /// `verified`: REDRAW picks with the table's prefix sums (a verifiable draw).
-    fn resolve<U: Uniform + ?Sized>(
+    pub(crate) fn resolve<U: Uniform + ?Sized>(
         &self,
         entry: usize,
         tier: Option<usize>,
