@@ -209,6 +209,13 @@ def test_reload_and_rename_keep_the_epoch(server):
     for s, f in draws.items():
         key = b"{r}b" if s == 5 else b"{r}a"
         assert f[b"pick"] == [b"a", b""][pick(seed, key, s, [1, 1])], s
+    # COPY keeps the seed (DUMP/RESTORE alike); the copy publishes its table again.
+    assert raw.call("COPY", "{r}b", "{r}c") == 1
+    assert stats_b(raw, "{r}c") == stats_b(raw, "{r}b")
+    raw.call("LOTTERY.DRAW", "{r}c", "on-the-copy")
+    last = [f for _, f, _ in entries(raw, b"{r}:s")][-2:]
+    assert last[0][b"type"] == b"table" and last[0][b"from_draw"] == b"6"
+    assert last[1][b"draw"] == b"6" and last[1][b"user"] == b"on-the-copy"
 
 
 def test_a_new_stream_gets_the_epoch_and_table_again(server):
