@@ -377,7 +377,8 @@ STATS_FIELDS = ["state", "nothing_weight", "cooldown_ms", "daily", "maxwins", "d
                 "rejected_cooldown", "rejected_quota", "rejected_already_won",
                 "rejected_not_started", "rejected_ended", "rejected_paused", "rejected_banned",
                 "rejected_busy", "rejected_retry", "rejected_limited", "rejected_total",
-                "drain_seq", "pace", "after", "codes", "tiers", "prizes"]
+                "drain_seq", "pace", "after", "codes", "tiers", "prizes", "verifiable",
+                "seed_log", "seed_epoch", "seed_commitment", "seed_from_draw", "seed_revealed"]
 
 USER_FIELDS = ["draws_today", "chances_left", "bonus", "wins", "last_prize", "last_draw_ms",
                "cooldown_left_ms", "banned_until_ms", "admit_waiting", "draws_total",

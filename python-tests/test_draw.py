@@ -302,10 +302,12 @@ def test_resp_types(server, r):
     st = raw.call("LOTTERY.STATS", "c")
     assert all(type(k) is bytes for k in st[0::2])
     assert type(st[1]) is bytes and st[1] == b"paused"
-    assert all(type(st[i]) is int for i in range(3, len(st) - 2, 2)
+    assert all(type(st[i]) is int for i in range(3, len(st), 2)
                if st[i - 1] not in (b"soldout", b"fallback", b"stream", b"admit",
                                     b"admit_retry", b"pace", b"guarantee_prizes", b"period",
-                                    b"after", b"codes", b"tiers")), st
+                                    b"after", b"codes", b"tiers", b"prizes", b"seed_log",
+                                    b"seed_commitment")), st
+    assert st[st.index(b"seed_log") + 1] is None and st[st.index(b"seed_commitment") + 1] is None
     for f in (b"pace", b"guarantee_prizes", b"after", b"codes", b"tiers"):
         assert st[st.index(f) + 1] == [], f
     assert st[st.index(b"period") + 1] == b"DAY"

@@ -23,6 +23,7 @@ mod notify;
 mod replication;
 mod rng;
 mod stats_sync;
+mod verify_log;
 
 use datatype::LOTTERY_TYPE;
 use entry::Level;

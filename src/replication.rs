@@ -101,7 +101,7 @@ pub struct Win<'a> {
 /// The ID that carries the draw's time exactly and follows the campaign's last entry: `now-0`,
 /// or `now-(seq+1)` after an entry in the same millisecond. None: no such ID (a negative
 /// time, or the clock behind the last entry).
-fn exact_id(now: i64, hint: Option<StreamId>) -> Option<(u64, u64)> {
+pub fn exact_id(now: i64, hint: Option<StreamId>) -> Option<(u64, u64)> {
     let ms = u64::try_from(now).ok().filter(|&ms| ms > 0)?;
     match hint {
         Some(h) if h.ms == ms => Some((ms, h.seq.checked_add(1)?)),

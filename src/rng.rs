@@ -84,3 +84,11 @@ pub fn seed() -> Option<(u64, u64)> {
         u64::from_le_bytes(c.try_into().ok()?),
     ))
 }
+
+/// A VERIFIABLE campaign's seed: 32 bytes from the OS's CSPRNG (only the master draws one;
+/// replicas and the AOF get it in the epoch's effect).
+pub fn seed32() -> Option<[u8; 32]> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).ok()?;
+    Some(b)
+}

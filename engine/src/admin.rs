@@ -259,6 +259,8 @@ impl Campaign {
         }
         self.rules.stream = default;
         self.rules.stream_default = true;
+        // The new stream holds none of the tables published so far.
+        self.published.clear();
         true
     }
 }

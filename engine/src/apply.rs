@@ -62,6 +62,7 @@ impl Campaign {
                 created: Some(_), ..
             } => return Err(DecodeError("configure effect creates an existing campaign")),
             Effect::Chunk(b) => persist::load_chunk(self, b)?,
+            Effect::Seed(v) => self.set_verifiable(*v),
             Effect::Draw(d) => {
                 if let Some(p) = &d.prize {
                     let prize = self

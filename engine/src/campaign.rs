@@ -14,6 +14,7 @@ use super::ledger::Transfers;
 use super::reqcache::ReqCache;
 use super::segmap::{Cursor, SegMap};
 use super::users::{UserDay, UserLife, Users, Winners};
+use super::verify::{SeedLog, Verifiable};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -267,6 +268,10 @@ pub struct ConfigChange {
     pub period: Option<Period>,
     /// TIER clauses in order: a definition, or None for `TIER name OFF`.
     pub tiers: Vec<(Vec<u8>, Option<Tier>)>,
+    /// VERIFIABLE [LOG WINS|ALL] (the inner None: no LOG given): on a campaign not yet
+    /// verifiable the command layer then starts its first epoch (`start_epoch`, with a seed
+    /// from the OS; LOG WINS unless given); on one that is, only a given LOG changes.
+    pub verifiable: Option<Option<SeedLog>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -429,6 +434,17 @@ pub struct Campaign {
     pub(crate) tier_tables: Vec<Option<(AliasTable, Vec<u32>)>>,
     /// The code prizes' pools.
     pub(crate) codes: CodePools,
+    /// VERIFIABLE: the epoch's seed and the log (None: draws use the module's generator).
+    pub(crate) verify: Option<Verifiable>,
+    /// While verifiable: the prefix sums of `table_weights` and the table's fingerprint
+    /// (`draw::table_fingerprint`), built with the table.
+    pub(crate) table_verify: (Vec<u64>, u128),
+    /// The same for each tier's table, as `tier_tables` holds them.
+    pub(crate) tier_verify: Vec<Option<(Vec<u64>, u128)>>,
+    /// The command layer's bookkeeping of the last table it published in the wins stream
+    /// for each tier name (empty: the base table), by fingerprint. Never persisted,
+    /// replicated or compared: empty after a load, so the first draw publishes again.
+    pub(crate) published: Vec<(Vec<u8>, u128)>,
     /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
     pub(crate) ids: IdIndex,
     /// The command layer's notes on this campaign (see `HostNotes`).
@@ -500,6 +516,10 @@ impl Campaign {
             table_paced: Vec::new(),
             tier_tables: Vec::new(),
             codes: CodePools::default(),
+            verify: None,
+            table_verify: (Vec::new(), 0),
+            tier_verify: Vec::new(),
+            published: Vec::new(),
             ids: IdIndex::default(),
             host: HostNotes::default(),
         }

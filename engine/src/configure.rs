@@ -322,9 +322,16 @@ impl Campaign {
         }
         self.index_paced();
 
+        if rules.stream != self.rules.stream {
+            // A new wins stream holds none of the tables published so far.
+            self.published.clear();
+        }
         self.rules = rules;
         self.table_dirty = true;
         self.users.set_lifetime(self.needs_lifetime());
+        if let (Some(Some(log)), Some(v)) = (change.verifiable, self.verify.as_mut()) {
+            v.log = log;
+        }
         Ok(())
     }
 

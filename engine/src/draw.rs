@@ -4,15 +4,19 @@
 //!
 //! Time (`now`, Unix ms) and randomness (`Uniform`) come in as arguments, so every rule is
 //! unit-tested, and so a replica applies a draw's effect without reading a clock or drawing.
+//! A VERIFIABLE campaign picks in `draw_verified`.
 
 use super::alias::{AliasTable, Uniform};
 use super::campaign::{
     Campaign, Counters, DrawReply, Outcome, Plan, SoldOut, StreamId, REJECTION_COUNT,
 };
+use super::draw_verified::table_fingerprint;
+pub use super::draw_verified::{DrawKey, PickRule, VerifiedPick};
 use super::effect::{DrawEffect, Effect, PrizeDelta, COUNT_REPLAYS};
 use super::flow::{self, Gate, Swept, PPM};
 use super::reqcache::Remembered;
 use super::users::{UserDay, UserLife, UserWins};
+use super::verify;
 
 /// One exact pick among `items` with their weights (0: never): a uniform number below the
 /// weights' sum, then the item whose run holds it. None when the weights come to 0. O(items).
@@ -52,7 +56,7 @@ impl Campaign {
     /// Builds the alias table if the prizes changed. Under SOLDOUT REDRAW, prizes that cannot
     /// be won (sold out, or paced and ahead of their pace at `now`) get weight 0, so a draw
     /// picks among the others with exactly their relative odds.
-    fn ensure_table(&mut self, now: i64) {
+    pub(crate) fn ensure_table(&mut self, now: i64) {
         let redraw = self.rules.soldout == SoldOut::Redraw;
         if redraw && !self.ids.paced.is_empty() {
             let w = self.rules.window;
@@ -83,9 +87,15 @@ impl Campaign {
             .collect();
         w.push(self.rules.nothing);
         self.table = AliasTable::new(&w);
+        if self.verify.is_some() {
+            self.table_verify = (verify::prefix_sums(&w), table_fingerprint(&self.prizes, &w));
+        } else {
+            self.table_verify = (Vec::new(), 0);
+        }
         self.table_weights = w;
         self.tier_tables.clear();
         self.tier_tables.resize(self.rules.tiers.len(), None);
+        self.tier_verify.clear();
         let prizes = &self.prizes;
         self.table_paced = self
             .ids
@@ -178,7 +188,29 @@ impl Campaign {
         now: i64,
         rng: &mut U,
     ) -> Plan {
-        self.plan(user, request, client, tier, now, rng)
+        self.plan(user, request, client, tier, now, rng, None).0
+    }
+
+    /// `plan_draw_tier` of a VERIFIABLE campaign: a draw that passes the checks picks with
+    /// the words of its draw number (`verify::Words`, keyed by the epoch's seed and `key`)
+    /// instead of `rng`, which only ADMIT's coin still uses. Returns what it picked for the
+    /// stream entries (None: the campaign is not verifiable, or the draw did not pass).
+    /// A current seed already revealed is not used: the pick then takes `key.fresh_seed`
+    /// (`VerifiedPick::new_epoch`), which the caller makes the next epoch's seed. Changes
+    /// nothing observable, like every plan. (`plan_draw`, `plan_draw_from` and
+    /// `plan_draw_tier` pick with `rng` whatever the campaign.)
+    #[allow(clippy::too_many_arguments)]
+    pub fn plan_draw_verified<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
+        now: i64,
+        rng: &mut U,
+        key: DrawKey<'_>,
+    ) -> (Plan, Option<VerifiedPick>) {
+        self.plan(user, request, client, tier, now, rng, Some(key))
     }
 
     /// Decides a draw by `user` (from `client`, a client key, if given) without changing
@@ -193,9 +225,10 @@ impl Campaign {
         now: i64,
         rng: &mut U,
     ) -> Plan {
-        self.plan(user, request, client, None, now, rng)
+        self.plan(user, request, client, None, now, rng, None).0
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn plan<U: Uniform + ?Sized>(
         &mut self,
         user: u128,
@@ -204,6 +237,25 @@ impl Campaign {
         tier: Option<usize>,
         now: i64,
         rng: &mut U,
+        key: Option<DrawKey<'_>>,
+    ) -> (Plan, Option<VerifiedPick>) {
+        let mut picked = None;
+        let plan = self.plan_checks(user, request, client, tier, now, rng, key, &mut picked);
+        (plan, picked)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn plan_checks<U: Uniform + ?Sized>(
+        &mut self,
+        user: u128,
+        request: Option<u128>,
+        client: Option<u128>,
+        tier: Option<usize>,
+        now: i64,
+        rng: &mut U,
+        key: Option<DrawKey<'_>>,
+        picked: &mut Option<VerifiedPick>,
     ) -> Plan {
         if let Some(rk) = request {
             if let Some(r) = self.reqs.get(rk, now, self.rules.idempotency_ms) {
@@ -324,10 +376,18 @@ impl Campaign {
                 }
             }
         }
-        let prize = self.pick(tier, &life, now, rng);
+        let seq = self.counters.draws.saturating_add(1);
+        let prize = match key {
+            Some(k) if self.verify.is_some() => {
+                let (prize, p) = self.pick_verified(tier, &life, now, k, seq);
+                *picked = Some(p);
+                prize
+            }
+            _ => self.pick(tier, &life, now, rng),
+        };
         Plan::Pass {
             prize,
-            seq: self.counters.draws.saturating_add(1),
+            seq,
             day,
             life,
             gate,
@@ -360,7 +420,7 @@ impl Campaign {
             }
         }
         let entry = self.table_in_force(tier).0.pick(rng)?;
-        self.resolve(entry as usize, tier, nth, now, rng)
+        self.resolve(entry as usize, tier, nth, now, rng, false)
     }
 
     /// The exact integer mass of each entry (the prizes in table order, then NOTHING) of the
@@ -379,8 +439,10 @@ impl Campaign {
     }
 
     /// Builds a tier's table if it is not built (`ensure_table` first, at the same `now`).
-    fn ensure_tier(&mut self, t: usize, now: i64) {
-        if self.tier_tables.get(t).is_some_and(Option::is_some) {
+    pub(crate) fn ensure_tier(&mut self, t: usize, now: i64) {
+        if self.tier_tables.get(t).is_some_and(Option::is_some)
+            && (self.verify.is_none() || self.tier_verify.get(t).is_some_and(Option::is_some))
+        {
             return;
         }
         let Some(tier) = self.rules.tiers.get(t) else {
@@ -405,6 +467,14 @@ impl Campaign {
         if self.tier_tables.len() < self.rules.tiers.len() {
             self.tier_tables.resize(self.rules.tiers.len(), None);
         }
+        if self.verify.is_some() {
+            if self.tier_verify.len() < self.rules.tiers.len() {
+                self.tier_verify.resize(self.rules.tiers.len(), None);
+            }
+            if let Some(slot) = self.tier_verify.get_mut(t) {
+                *slot = Some((verify::prefix_sums(&w), table_fingerprint(&self.prizes, &w)));
+            }
+        }
         if let Some(slot) = self.tier_tables.get_mut(t) {
             *slot = Some((AliasTable::new(&w), w));
         }
@@ -413,7 +483,7 @@ impl Campaign {
     /// The table in force and its weights (prizes then NOTHING; 0 for a prize REDRAW took
     /// out): the tier's when it is built, else the base table.
     #[inline]
-    fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
+    pub(crate) fn table_in_force(&self, tier: Option<usize>) -> (&AliasTable, &[u32]) {
         match tier.and_then(|t| self.tier_tables.get(t)?.as_ref()) {
             Some((t, w)) => (t, w),
             None => (&self.table, &self.table_weights),
@@ -423,7 +493,7 @@ impl Campaign {
     /// Whether prize `i` can be won on the user's `nth` draw at `now`: in stock, not ahead of
     /// its pace, unlocked.
     #[inline]
-    fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
+    pub(crate) fn winnable(&self, i: usize, nth: u32, now: i64) -> bool {
         self.prizes
             .get(i)
             .is_some_and(|p| p.available(self.rules.window, now) && nth >= p.after)
@@ -432,7 +502,7 @@ impl Campaign {
     /// A guaranteed draw's prize: one of the GUARANTEE prizes (every prize if none are
     /// listed) that is winnable and weighs something in the table in force, chosen with
     /// those weights. None when no prize qualifies (the draw is then an ordinary one).
-    fn guaranteed_pick<U: Uniform + ?Sized>(
+    pub(crate) fn guaranteed_pick<U: Uniform + ?Sized>(
         &self,
         tier: Option<usize>,
         nth: u32,
@@ -464,13 +534,15 @@ impl Campaign {
     /// REDRAW a pick among the winnable entries with their relative weights (picks of a
     /// locked prize drawn again, then one exact pick over the winnable ones); FALLBACK the
     /// fallback prize if the user can win it now.
-    fn resolve<U: Uniform + ?Sized>(
+    /// `verified`: REDRAW picks with the table's prefix sums (a verifiable draw).
+    pub(crate) fn resolve<U: Uniform + ?Sized>(
         &self,
         entry: usize,
         tier: Option<usize>,
         nth: u32,
         now: i64,
         rng: &mut U,
+        verified: bool,
     ) -> Option<usize> {
         let p = self.prizes.get(entry)?; // the last entry (NOTHING) is not a prize
         if self.winnable(entry, nth, now) {
@@ -480,7 +552,7 @@ impl Campaign {
             SoldOut::Lose => None,
             // Sold out or held back (not in the table's odds any more): a loss, as before.
             SoldOut::Redraw if !p.available(self.rules.window, now) => None,
-            SoldOut::Redraw => self.redraw(tier, nth, now, rng),
+            SoldOut::Redraw => self.redraw(tier, nth, now, rng, verified),
             SoldOut::Fallback => {
                 let f = self.rules.fallback.as_deref()?;
                 let i = self.prize_index(f)?;
@@ -499,11 +571,16 @@ impl Campaign {
         nth: u32,
         now: i64,
         rng: &mut U,
+        verified: bool,
     ) -> Option<usize> {
         let (table, weights) = self.table_in_force(tier);
         let n = self.prizes.len();
         for _ in 0..REDRAW_TRIES {
-            let e = table.pick(rng)? as usize;
+            let e = if verified {
+                verify::table_pick(self.verify_table(tier).0, rng)?
+            } else {
+                table.pick(rng)? as usize
+            };
             if e >= n {
                 return None;
             }
@@ -711,6 +788,7 @@ impl Campaign {
         let mut n = self.clone();
         n.counters = self.sent_counters();
         n.host = Default::default();
+        n.published.clear();
         n
     }
 

@@ -12,14 +12,16 @@ use super::limits::{MAX_CODES_PER_CALL, MAX_CODE_LEN, MAX_TIERS};
 use super::limits::{MAX_ID_LEN, MAX_NAMES, MAX_PRIZES, MAX_STREAM_KEY_LEN};
 use super::reqcache::{read_remembered, write_remembered, Remembered};
 use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
+use super::verify::Verifiable;
 
 /// Version of the effect encoding written; 1..=this are read (an AOF written by an older
 /// build still loads), a newer one is refused, never guessed at. Version 2 added the
 /// flow-control `Gate` to draws and counts; version 3 the keys their sweep removed
 /// (`Swept`: idle client records, expired ADMIT memory) and `Configure`; version 4 the wins
 /// stream entry a draw appended (`WinEntry`) and `Stats`; version 5 the user's lifetime
-/// counts and the code a draw handed out, `Codes`, and the codes of a `Transfer`'s record.
-pub const EFFECT_VERSION: u8 = 5;
+/// counts and the code a draw handed out, `Codes`, and the codes of a `Transfer`'s record;
+/// version 6 `Seed` (a VERIFIABLE campaign's epoch: started, revealed, its log).
+pub const EFFECT_VERSION: u8 = 6;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrizeDelta {
@@ -148,6 +150,9 @@ pub enum Effect {
         add: bool,
         codes: Vec<Vec<u8>>,
     },
+    /// A VERIFIABLE campaign's whole verifiable state, as absolute values: an epoch started
+    /// (its number, seed, first draw and log), its seed revealed, or its log changed.
+    Seed(Verifiable),
 }
 
 const T_CONFIG: u8 = 1;
@@ -165,6 +170,7 @@ const T_CLIENT: u8 = 12;
 const T_CONFIGURE: u8 = 13;
 const T_STATS: u8 = 14;
 const T_CODES: u8 = 15;
+const T_SEED: u8 = 16;
 
 /// The most options a CONFIGURE the parser accepts can have, so its effect always decodes:
 /// every prize's clause with AFTER (6 each), a PACE clause per prize (3), GUARANTEE's list
@@ -331,6 +337,10 @@ impl Effect {
                 for c in codes {
                     w.bytes(c);
                 }
+            }
+            Effect::Seed(v) => {
+                w.u8(T_SEED);
+                v.encode(&mut w);
             }
             Effect::Transfer { record, stock } => {
                 w.u8(T_TRANSFER);
@@ -515,6 +525,7 @@ impl Effect {
                 }
                 Effect::Codes { prize, add, codes }
             }
+            T_SEED if v >= 6 => Effect::Seed(Verifiable::decode(&mut r)?),
             T_CLIENT if v >= 2 => {
                 let (key, state) = read_client(&mut r)?;
                 Effect::Client { key, state }

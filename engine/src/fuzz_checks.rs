@@ -113,11 +113,44 @@ pub fn parse_args(data: &[u8]) {
         return;
     };
     let _ = c.configure(&change);
+    // VERIFIABLE: an epoch with a seed from the input; draws then pick from its words (on
+    // the tiers too), and half of them find the seed revealed.
+    if c.starts_verifiable(&change) {
+        let mut seed = [0u8; 32];
+        for (s, b) in seed.iter_mut().zip(data.iter().rev()) {
+            *s = *b;
+        }
+        c.start_epoch(seed, change.verifiable.flatten());
+    }
     let mut g = Bytes(data, 0);
+    let fresh = [7u8; 32];
     for i in 0..16i64 {
         let now = 1_700_000_000_000 + i;
         let u = c.user_key(&i.to_le_bytes());
-        let plan = c.plan_draw(u, None, now, &mut g);
+        let plan = if c.verifiable().is_some() {
+            if i == 8 {
+                let _ = c.reveal_seed();
+            }
+            let tier = (i % 3 == 1).then_some(i as usize % 5);
+            let key = crate::draw::DrawKey {
+                key: data,
+                fresh_seed: Some(&fresh),
+            };
+            let (plan, picked) = c.plan_draw_verified(u, None, None, tier, now, &mut g, key);
+            if let Some(p) = picked {
+                assert!(p.entry <= c.prizes().len());
+                assert_eq!(c.table_weights_in_force(p.tier).len(), c.prizes().len() + 1);
+                if p.new_epoch {
+                    c.start_epoch(fresh, None);
+                }
+                if p.publish {
+                    c.note_published(p.tier);
+                }
+            }
+            plan
+        } else {
+            c.plan_draw(u, None, now, &mut g)
+        };
         match plan {
             Plan::Pass { .. } => {
                 c.commit_draw(u, None, now, &plan, None);

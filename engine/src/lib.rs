@@ -7,7 +7,8 @@
 //!
 //! 1. Building blocks, knowing nothing of a campaign: `codec` (byte reader and writer),
 //!    `segmap`, `alias` (the alias table), `keyslot`, `route`, `limits` (every bound a campaign
-//!    keeps to), `period` (what DAILY counts: days, weeks, months).
+//!    keeps to), `period` (what DAILY counts: days, weeks, months), `verify` (a VERIFIABLE
+//!    draw's words: HMAC-SHA256 of the seed, uniform integers, prefix-sum picks).
 //! 2. Records a campaign is made of, each with its encoding: `users` (per-user records and
 //!    their map), `reqcache` (REQID memory), `codes` (a code prize's pool) and `code_pools`
 //!    (a campaign's pools), `flow` (flow-control rules and the state a draw's
@@ -16,11 +17,12 @@
 //!    draw's reply and plan), read access to the state, the keys of users and clients.
 //! 4. Over the campaign: `parse` (CONFIGURE and command arguments) and `effect` (what a write
 //!    did, and its encoding).
-//! 5. What a campaign does, each an `impl Campaign` returning effects: `configure`, `draw`,
+//! 5. What a campaign does, each an `impl Campaign` returning effects: `configure`, `draw`
+//!    (with `draw_verified`, a VERIFIABLE campaign's pick), `epochs` (its seeds),
 //!    `flow_state` (storing what the checks changed, the sweep, the client penalty box),
 //!    `admin` (GRANT, RESTOCK, PAUSE, BAN, DRAIN...), `transfer` (LOTTERY.TRANSFER), `views`
-//!    (reads). They call one another's methods on the campaign; the one import among them
-//!    is `admin`'s `OpError` in `transfer`.
+//!    (reads). They call one another's methods on the campaign; the imports among them are
+//!    `admin`'s `OpError` in `transfer` and `draw_verified`'s types in `draw`.
 //! 6. On top, applying to the whole campaign: `persist` (the RDB/DUMP/AOF encoding) and
 //!    `apply` (replaying an effect on a replica or from the AOF).
 #![forbid(unsafe_code)]
@@ -39,6 +41,7 @@ pub mod ledger;
 pub mod period;
 pub mod reqcache;
 pub mod users;
+pub mod verify;
 
 pub mod campaign;
 
@@ -48,6 +51,8 @@ pub mod parse;
 pub mod admin;
 pub mod configure;
 pub mod draw;
+pub mod draw_verified;
+pub mod epochs;
 pub mod flow_state;
 pub mod transfer;
 pub mod views;

@@ -18,6 +18,7 @@ use super::limits::{
 };
 use super::reqcache::{read_remembered, write_remembered};
 use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
+use super::verify::Verifiable;
 
 /// Version of the meta/chunk encoding written by this build. Loading accepts 1..=this.
 /// 2 added the transfer records at the end of the meta record (none in version 1); 3 the
@@ -26,8 +27,10 @@ use super::users::{read_day, write_day, UserDay, UserLife, UserWins};
 /// (it ends by the IDEMPOTENCY window in force, not only the one it was made under); 5 the
 /// campaign rules GUARANTEE, TOTAL, PERIOD, TIER, a prize's AFTER and CODES, the codes of
 /// pending transfer records, and chunks of lifetime counts, code pools, the codes moved out of
-/// them and the codes of remembered wins.
-pub const ENCODING_VERSION: u8 = 5;
+/// them and the codes of remembered wins; 6 the VERIFIABLE state (log, epoch, seed, first
+/// draw, revealed) at the end of the meta record (a record of an older version loads as not
+/// verifiable).
+pub const ENCODING_VERSION: u8 = 6;
 /// Entries per chunk: 4096 users is about 128 KiB of payload.
 pub const CHUNK_ENTRIES: usize = 4096;
 
@@ -232,6 +235,8 @@ pub fn encode_meta(c: &Campaign) -> Vec<u8> {
             w.u32(*wt);
         }
     }
+    // Version 6: VERIFIABLE.
+    Verifiable::encode_opt(c.verify.as_ref(), &mut w);
     w.buf
 }
 
@@ -438,6 +443,11 @@ pub fn decode_meta(buf: &[u8]) -> DResult<Campaign> {
     }
     if v >= 5 {
         read_rules_v5(&mut r, &mut c.rules)?;
+    }
+    if v >= 6 {
+        if let Some(s) = Verifiable::decode_opt(&mut r)? {
+            c.set_verifiable(s);
+        }
     }
     r.finish()?;
     validate(&mut c)?;

@@ -78,6 +78,18 @@ impl Campaign {
                 .flatten()
                 .map(|(t, w)| t.mem_bytes() + w.capacity() * 4)
                 .sum::<usize>()
+            + self.table_verify.0.capacity() * 8
+            + self
+                .tier_verify
+                .iter()
+                .flatten()
+                .map(|(p, _)| p.capacity() * 8)
+                .sum::<usize>()
+            + self
+                .published
+                .iter()
+                .map(|(n, _)| n.capacity() + 40)
+                .sum::<usize>()
             + self.codes.mem_bytes()
             + self.transfers.mem_bytes()
             + self.clients.mem_bytes()

@@ -668,6 +668,25 @@ fn write_fuzz_seeds() {
     for (i, a) in args.iter().enumerate() {
         std::fs::write(pa.join(format!("args{i}")), a.replace(' ', "\0")).unwrap();
     }
+    // VERIFIABLE (encoding and effect version 6): a campaign in its second epoch, revealed,
+    // and its epoch effect.
+    let vopts = "PRIZE a 1 5 PRIZE b 2 INF NOTHING 3 MAXWINS INF TIER t PRIZE-WEIGHT a 4 VERIFIABLE LOG ALL";
+    let vargs: Vec<&[u8]> = vopts.split(' ').map(str::as_bytes).collect();
+    let vch = lottery_engine::parse::configure_args(&vargs).unwrap();
+    let mut v = Campaign::create(&vch, (5, 6), b"{v}:wins".to_vec()).unwrap();
+    v.start_epoch([1; 32], vch.verifiable.flatten());
+    put(
+        "verifiable-epoch".into(),
+        2,
+        &v.start_epoch([2; 32], None).encode(),
+    );
+    put(
+        "verifiable-reveal".into(),
+        2,
+        &v.reveal_seed().unwrap().encode(),
+    );
+    put("verifiable-meta".into(), 0, &persist::encode_meta(&v));
+    std::fs::write(pa.join("verifiable"), vopts.replace(' ', "\0")).unwrap();
     // One seed per command parser (the arguments after the campaign key).
     for (name, a) in PARSER_SEEDS {
         std::fs::write(pa.join(name), a.replace(' ', "\0")).unwrap();

@@ -1662,7 +1662,7 @@ fn truncated_or_corrupted_chunks_of_the_new_kinds_are_refused_cleanly() {
 fn every_prefix_of_a_v5_meta_or_effect_is_refused() {
     let c = every_chunk_kind();
     let meta = persist::encode_meta(&c);
-    assert_eq!(meta[0], 5);
+    assert_eq!(meta[0], persist::ENCODING_VERSION);
     for len in 0..meta.len() {
         assert!(
             persist::decode_meta(&meta[..len]).is_err(),
@@ -1768,9 +1768,10 @@ fn downgrade_to_v4(c: &Campaign, meta: &[u8]) -> Vec<u8> {
             pos += 5;
         }
     }
-    // The rest up to the version 5 rules: GUARANTEE off, TOTAL INF, PERIOD DAY, no tier.
-    let end = meta.len() - 7;
-    assert_eq!(&meta[end..], &[0, 0, 0, 0, 0, 0, 0]);
+    // The rest up to the version 5 rules: GUARANTEE off, TOTAL INF, PERIOD DAY, no tier;
+    // then version 6's VERIFIABLE, off.
+    let end = meta.len() - 8;
+    assert_eq!(&meta[end..], &[0, 0, 0, 0, 0, 0, 0, 0]);
     let rest = end - pos;
     copy(&mut out, &mut pos, rest);
     out

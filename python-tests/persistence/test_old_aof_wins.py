@@ -112,7 +112,9 @@ def _install_aof(dirpath, body: bytes):
 # What later builds added to STATS and USER, with the values a campaign of the fixture's
 # build has: none of the campaign rules.
 NEW_STATS = {"guarantee": -1, "guarantee_prizes": [], "total": -1, "period": "DAY",
-             "rejected_total": 0, "after": [], "codes": [], "tiers": []}
+             "rejected_total": 0, "after": [], "codes": [], "tiers": [], "verifiable": 0,
+             "seed_log": None, "seed_epoch": 0, "seed_commitment": None, "seed_from_draw": -1,
+             "seed_revealed": 0}
 NEW_USER = {"draws_total": 0, "draws_since_win": 0}
 
 

@@ -5,14 +5,14 @@
 //! share), so the effect is as large as the command, whatever the campaign's history. The
 //! arguments are described in `CONFIGURE` below and parsed by `parse::configure_args`.
 
-use super::{err, key_error, perr, write_key};
+use super::{campaign_mut, err, key_error, perr, write_key};
 use crate::command_docs::{Arg, Command, RW, UPDATE};
-use crate::engine::campaign::Campaign;
+use crate::engine::campaign::{Campaign, ConfigChange};
 use crate::engine::effect::Effect;
 use crate::engine::keyslot;
 use crate::engine::limits::MAX_KEY_LEN;
 use crate::ffi::Str;
-use crate::{acl, metrics, notify, parse, replication, rng};
+use crate::{acl, clock, metrics, notify, parse, replication, rng, verify_log};
 use redis_module::{Context, RedisError, RedisResult, RedisString, RedisValue};
 
 /// LOTTERY.CONFIGURE's description: registration, COMMAND DOCS and docs/commands.md.
@@ -171,6 +171,17 @@ pub static CONFIGURE: Command = Command {
         .tok(c"TIER")
         .opt()
         .multi(),
+        Arg::block(
+            c"verifiable",
+            &[Arg::oneof(
+                c"log",
+                &[Arg::pure(c"wins", c"WINS"), Arg::pure(c"all", c"ALL")],
+            )
+            .tok(c"LOG")
+            .opt()],
+        )
+        .tok(c"VERIFIABLE")
+        .opt(),
     ],
 };
 
@@ -202,9 +213,36 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     }
     let given = || args[2..].iter().map(|a| a.as_slice().to_vec()).collect();
     let mut k = write_key(ctx, key);
+    // VERIFIABLE on a campaign that is not yet: its seed, and a wins stream that takes the
+    // epoch entry, before anything changes.
+    let starts = match k.campaign_mut().map_err(key_error)? {
+        Some(c) => c.starts_verifiable(&change),
+        None => change.verifiable.is_some(),
+    };
+    if let (Some(s), Ok(Some(c))) = (&change.stream, k.campaign_mut()) {
+        if c.verifiable().is_some() && !starts {
+            verify_log::check_stream(ctx, s).map_err(RedisError::String)?;
+        }
+    }
+    let seed = if starts {
+        let stream = match (&change.stream, k.campaign_mut().map_err(key_error)?) {
+            (Some(s), _) => s.clone(),
+            (None, Some(c)) => c.rules().stream.clone(),
+            (None, None) => keyslot::default_stream(key.as_slice()),
+        };
+        verify_log::check_stream(ctx, &stream).map_err(RedisError::String)?;
+        Some(verify_log::fresh_seed().map_err(RedisError::String)?)
+    } else {
+        None
+    };
+    // A VERIFIABLE campaign moving to another wins stream: the new stream gets the current
+    // epoch's entry again (its tables are published again by the next draws).
+    let mut moved = false;
     let effect = match k.campaign_mut().map_err(key_error)? {
         Some(c) => {
+            let old_stream = c.verifiable().map(|_| c.rules().stream.clone());
             c.configure(&change).map_err(|e| err(e.to_string()))?;
+            moved = old_stream.is_some_and(|s| s != c.rules().stream);
             Effect::Configure {
                 created: None,
                 args: given(),
@@ -232,5 +270,41 @@ pub fn configure(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     };
     replication::replicate(ctx, key, &effect);
     notify::event(ctx, notify::CONFIGURE, Str::of(key));
+    if let Some(seed) = seed {
+        let c = campaign_mut(&mut k)?;
+        start_verifiable(ctx, key, c, seed, &change)?;
+    } else if moved {
+        let c = campaign_mut(&mut k)?;
+        if let Some(v) = c.verifiable().copied() {
+            let now = clock::now_ms();
+            verify_log::append_epoch(ctx, c, v.epoch, &v.seed, v.from_draw, now).map_err(|e| {
+                RedisError::String(format!(
+                    "{e} (the options were applied; the new wins stream lacks the epoch entry)"
+                ))
+            })?;
+        }
+    }
     Ok(RedisValue::SimpleStringStatic("OK"))
+}
+
+/// Makes a configured campaign VERIFIABLE: its first epoch's entry is appended, then the
+/// epoch starts (and is replicated). If the stream refuses the entry (its IDs exhausted)
+/// the campaign stays as configured, not verifiable, and the reply says so.
+fn start_verifiable(
+    ctx: &Context,
+    key: &RedisString,
+    c: &mut Campaign,
+    seed: [u8; 32],
+    change: &ConfigChange,
+) -> Result<(), RedisError> {
+    let now = clock::now_ms();
+    let from = c.counters().draws.saturating_add(1);
+    verify_log::append_epoch(ctx, c, 1, &seed, from, now).map_err(|e| {
+        RedisError::String(format!(
+            "{e} (the other options were applied; the campaign is not VERIFIABLE)"
+        ))
+    })?;
+    let e = c.start_epoch(seed, change.verifiable.flatten());
+    replication::replicate(ctx, key, &e);
+    Ok(())
 }

@@ -17,10 +17,11 @@
 
 use crate::command_docs::{Arg, Command, ACCESS, RW, UPDATE};
 use crate::engine::campaign::{Campaign, DrawReply, Plan};
+use crate::engine::draw::DrawKey;
 use crate::engine::effect::{Effect, WinEntry};
 use crate::entry::{self, Failure};
 use crate::ffi::{Key, KeyError, Str};
-use crate::{clock, parse, replication, rng, stats_sync};
+use crate::{clock, parse, replication, rng, stats_sync, verify_log};
 use redis_module::Context;
 
 /// LOTTERY.DRAW's description: registration, COMMAND DOCS and docs/commands.md. Its entry
@@ -94,8 +95,33 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
         },
         None => None,
     };
-    let plan = rng::with(|g| c.plan_draw_tier(ukey, rkey, ckey, tier, now, g))
-        .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
+    // A VERIFIABLE campaign picks from its seed's words (`verify_log` appends its entries);
+    // a revealed seed is replaced first, with a fresh one, by a draw that passes.
+    let (plan, picked, fresh) = match c.verifiable().map(|v| v.revealed) {
+        None => {
+            let plan = rng::with(|g| c.plan_draw_tier(ukey, rkey, ckey, tier, now, g))
+                .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
+            (plan, None, None)
+        }
+        Some(revealed) => {
+            let fresh = if revealed {
+                Some(verify_log::fresh_seed().map_err(Failure::Msg)?)
+            } else {
+                None
+            };
+            let dk = DrawKey {
+                key: key_arg.bytes(),
+                fresh_seed: fresh.as_ref(),
+            };
+            let (plan, picked) =
+                rng::with(|g| c.plan_draw_verified(ukey, rkey, ckey, tier, now, g, dk))
+                    .ok_or_else(|| fail("ERR the OS gave no randomness"))?;
+            (plan, picked, fresh)
+        }
+    };
+    if let Some(p) = &picked {
+        verify_log::before_draw(ctx, key_arg, c, p, fresh.as_ref(), now).map_err(Failure::Msg)?;
+    }
     let replay = matches!(plan, Plan::Replay(_));
     let won = match plan {
         Plan::Pass { prize, .. } => prize,
@@ -160,6 +186,9 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
                 if entry.is_some() {
                     d.entry = entry;
                     replication::replicate_win(ctx, key_arg, &effect, user_arg, reqid_arg);
+                    if let Some(p) = &picked {
+                        verify_log::after_draw(ctx, c, p, user, won, now);
+                    }
                     stats_sync::renote(ctx, key_arg, c);
                     let code = match &effect {
                         Effect::Draw(d) => d.code.as_deref(),
@@ -174,6 +203,9 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
     };
     let (reply, effect) = effect;
     replication::replicate_str(ctx, key_arg, &effect);
+    if let Some(p) = &picked {
+        verify_log::after_draw(ctx, c, p, user, won, now);
+    }
     stats_sync::renote(ctx, key_arg, c);
     finish(ctx, key_arg, c, &reply, replay, won, None);
     Ok(())

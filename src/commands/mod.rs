@@ -11,6 +11,7 @@ pub mod draw;
 pub mod grant;
 pub mod pause;
 pub mod restock;
+pub mod seed;
 pub mod stats;
 pub mod transfer;
 pub mod user;
@@ -106,7 +107,7 @@ pub fn after_key(args: &[RedisString]) -> Result<Vec<&[u8]>, RedisError> {
 }
 
 /// Every command's description, in registration order (LOTTERY.DRAW first: the hot path).
-pub static ALL: [&Command; 15] = [
+pub static ALL: [&Command; 16] = [
     &draw::DRAW,
     &configure::CONFIGURE,
     &drain::DRAIN,
@@ -120,6 +121,7 @@ pub static ALL: [&Command; 15] = [
     &stats::STATS,
     &transfer::TRANSFER,
     &codes::CODES,
+    &seed::SEED,
     &debug::DEBUG,
     &apply::APPLY,
 ];

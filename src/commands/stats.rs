@@ -177,5 +177,21 @@ pub fn stats(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             })
             .collect(),
     ));
+    // VERIFIABLE: the current epoch (its seed only as its commitment).
+    let s = c.verifiable();
+    v.extend([
+        text("verifiable"),
+        int(i64::from(s.is_some())),
+        text("seed_log"),
+        s.map_or(RedisValue::Null, |s| text(s.log.name())),
+        text("seed_epoch"),
+        int(s.map_or(0, |s| s.epoch)),
+        text("seed_commitment"),
+        s.map_or(RedisValue::Null, |s| bulk(&s.commitment())),
+        text("seed_from_draw"),
+        s.map_or(RedisValue::Integer(-1), |s| int(s.from_draw)),
+        text("seed_revealed"),
+        int(i64::from(s.is_some_and(|s| s.revealed))),
+    ]);
     Ok(RedisValue::Array(v))
 }

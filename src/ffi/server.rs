@@ -123,6 +123,25 @@ pub fn replicate_key_blob_args(
     })
 }
 
+/// Replicates `<command> <argv...>` verbatim (the strings passed as they are, not copied).
+/// False: Redis refused.
+pub fn replicate_argv(ctx: &Context, command: &CStr, argv: &[Str<'_>]) -> bool {
+    let Some(f) = (unsafe { raw::RedisModule_Replicate }) else {
+        return false;
+    };
+    // SAFETY: "v" = an array of RedisModuleString pointers and its length; a `Str` is a
+    // transparent pointer to a string valid for the call, and Redis only reads the array.
+    ok(unsafe {
+        f(
+            ctx.ctx,
+            command.as_ptr(),
+            c"v".as_ptr(),
+            argv.as_ptr().cast_mut(),
+            argv.len(),
+        )
+    })
+}
+
 /// Why an ACL check could not answer.
 pub enum AclError {
     /// The server has no ACL module API (before Redis 7.0).

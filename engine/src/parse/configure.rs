@@ -7,7 +7,12 @@ use crate::limits::{
     MAX_DAYOFFSET_MIN, MAX_GUARANTEE, MAX_IDEMPOTENCY_MS, MAX_KEY_LEN, MAX_PRIZES, MAX_TIERS,
     MAX_TIER_NAME_LEN,
 };
+use crate::verify::SeedLog;
 use std::collections::HashSet;
+
+/// The refusal of `VERIFIABLE OFF`.
+pub const VERIFIABLE_OFF: &str =
+    "VERIFIABLE cannot be turned off: a published seed commitment cannot be withdrawn";
 
 /// Parses the options of LOTTERY.CONFIGURE (everything after the key).
 pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
@@ -368,6 +373,29 @@ pub fn configure_args(args: &[&[u8]]) -> PResult<ConfigChange> {
                 }
                 c.pace.push((id, on));
                 i += 3;
+            }
+            b"VERIFIABLE" => {
+                once(&c.verifiable, "VERIFIABLE")?;
+                i += 1;
+                if args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"OFF")) {
+                    return Err(VERIFIABLE_OFF.into());
+                }
+                let mut log = None;
+                if args.get(i).is_some_and(|a| a.eq_ignore_ascii_case(b"LOG")) {
+                    need(i, 1, "LOG needs WINS or ALL")?;
+                    log = Some(match args[i + 1].to_ascii_uppercase().as_slice() {
+                        b"WINS" => SeedLog::Wins,
+                        b"ALL" => SeedLog::All,
+                        _ => {
+                            return Err(format!(
+                                "invalid LOG '{}': expected WINS or ALL",
+                                shown(args[i + 1])
+                            ))
+                        }
+                    });
+                    i += 2;
+                }
+                c.verifiable = Some(log);
             }
             _ => return Err(format!("unknown option '{}'", shown(args[i]))),
         }

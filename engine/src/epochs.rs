@@ -1,0 +1,60 @@
+//! VERIFIABLE campaigns' epochs: starting one (a new seed, from the next draw on), revealing
+//! its seed, changing the log. The seed comes in from the command layer (the OS's CSPRNG on
+//! the master); replicas and the AOF get the whole state in `Effect::Seed`, never a seed of
+//! their own, so a failover continues the same epoch.
+
+use super::campaign::{Campaign, ConfigChange};
+use super::effect::Effect;
+use super::verify::{SeedLog, Verifiable, SEED_LEN};
+
+impl Campaign {
+    /// The verifiable state (None: not VERIFIABLE).
+    pub fn verifiable(&self) -> Option<&Verifiable> {
+        self.verify.as_ref()
+    }
+
+    /// Whether `change` makes the campaign VERIFIABLE (it is not yet): the command layer
+    /// then starts the first epoch with `start_epoch`.
+    pub fn starts_verifiable(&self, change: &ConfigChange) -> bool {
+        change.verifiable.is_some() && self.verify.is_none()
+    }
+
+    /// Starts a new epoch with `seed`: the next epoch number (1 for the first), from the
+    /// next draw on, not revealed; `log` (None: the current one, else WINS). The tables'
+    /// prefix sums are built by the next draw. Returns the effect to replicate.
+    pub fn start_epoch(&mut self, seed: [u8; SEED_LEN], log: Option<SeedLog>) -> Effect {
+        let v = Verifiable {
+            log: log.or(self.verify.map(|v| v.log)).unwrap_or(SeedLog::Wins),
+            epoch: self.verify.map_or(1, |v| v.epoch.saturating_add(1)),
+            seed,
+            from_draw: self.counters.draws.saturating_add(1),
+            revealed: false,
+        };
+        self.set_verifiable(v);
+        Effect::Seed(v)
+    }
+
+    /// Marks the current seed revealed. None (nothing changed) if it already was, or the
+    /// campaign is not VERIFIABLE.
+    pub fn reveal_seed(&mut self) -> Option<Effect> {
+        let v = self.verify.as_mut().filter(|v| !v.revealed)?;
+        v.revealed = true;
+        Some(Effect::Seed(*v))
+    }
+
+    /// Whether LOTTERY.SEED REVEAL may show the current seed at `now`: the campaign has a
+    /// WINDOW and it has ended.
+    pub fn may_reveal(&self, now: i64) -> bool {
+        self.rules.window.is_some_and(|(_, end)| now >= end)
+    }
+
+    /// Sets the whole verifiable state (an applied `Effect::Seed`, a decoded record).
+    pub(crate) fn set_verifiable(&mut self, v: Verifiable) {
+        let fresh = self.verify.is_none();
+        self.verify = Some(v);
+        if fresh {
+            // The tables get their prefix sums at their next build.
+            self.table_dirty = true;
+        }
+    }
+}
