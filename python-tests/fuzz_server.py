@@ -633,6 +633,14 @@ class Gen:
                                                case(rng, b"INF")])])
         if rng.random() < 0.12:
             opts.append([b"PERIOD", case(rng, rng.choice([b"DAY", b"WEEK", b"MONTH"]))])
+        if rng.random() < 0.1:
+            o = [b"VERIFIABLE"]
+            v = rng.random()
+            if v < 0.4:
+                o += [case(rng, b"LOG"), case(rng, rng.choice([b"WINS", b"ALL"]))]
+            elif v < 0.5:
+                o += [rng.choice([b"OFF", b"LOG", b"LOG\x00", hostile(rng)])]
+            opts.append(o)
         tier_names = []
         tier_clauses = []
         if rng.random() < 0.2:
@@ -768,6 +776,10 @@ class Gen:
             return [b"LOTTERY.DEBUG", b"CLOCK", b"%d" % self.clock]
         if r < 0.89:
             return [b"LOTTERY.APPLY", k(), rand_str(rng, rng.randrange(0, 60))]
+        if r < 0.895:
+            sub = rng.random()
+            word = rng.choice([b"ROTATE", b"REVEAL"]) if sub < 0.9 else hostile(rng)
+            return [b"LOTTERY.SEED", k(), case(rng, word)]
         if r < 0.92:
             key = k()
             sub = rng.random()
@@ -785,7 +797,7 @@ class Gen:
                            b"LOTTERY.RESTOCK", b"LOTTERY.PAUSE", b"LOTTERY.RESUME",
                            b"LOTTERY.BAN", b"LOTTERY.UNBAN", b"LOTTERY.USER", b"LOTTERY.STATS",
                            b"LOTTERY.DRAIN", b"LOTTERY.TRANSFER", b"LOTTERY.DEBUG",
-                           b"LOTTERY.APPLY", b"LOTTERY.CODES"])
+                           b"LOTTERY.APPLY", b"LOTTERY.CODES", b"LOTTERY.SEED"])
         return [name] + [hostile(rng) for _ in range(rng.choice([0, 1, 2, 3, 5, 8]))]
 
     def mutate(self, args):

@@ -504,7 +504,7 @@ def populate(r, rb=None, t0=T0):
               "IDEMPOTENCY", 3_600_000)
     configure(r, "other:{t}", "PRIZE", "p", 1, 3, "NOTHING", 1, "MAXWINS", "INF",
               "WINDOW", t0 - 1000, t0 + 10 * DAY_MS, "SOLDOUT", "REDRAW",
-              "STREAM", "{t}:stream")
+              "STREAM", "{t}:stream", "VERIFIABLE", "LOG", "ALL")
     users = {"camp": [f"u{i}".encode() for i in range(20)] + [b"ghost"],
              "other:{t}": [b"bin\x00\xff", b"x"]}
     reqs = []

@@ -306,6 +306,8 @@ def _rand_options(rng, key, table, t, creating):
     if window and finite and rng.random() < 0.6:
         for pid in rng.sample(finite, min(len(finite), rng.randint(1, 3))):
             o += ["PACE", pid, rng.choice(["LINEAR", "LINEAR", "NONE"])]
+    if rng.random() < 0.3:
+        o += ["VERIFIABLE"] + rng.choice([[], ["LOG", "ALL"], ["LOG", "WINS"]])
     return o
 
 
