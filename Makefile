@@ -55,15 +55,23 @@ stop: ## stop the server that `make run` started
 	redis-cli -p $(PORT) shutdown nosave || true
 
 BENCH_ARGS ?=
-bench: build deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short); then bench-configure
+bench: build deps bench-deps ## benchmark LOTTERY.DRAW vs INCR and a Lua script, into bench/results.md (BENCH_ARGS=--quick: short); then bench-configure and bench-verifiable
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/configure.py
+	$(PY) bench/verifiable.py
+
+bench-deps: ## install what the benchmarks add to `make deps` (valgrind, for instruction counts)
+	@dpkg -s valgrind >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq valgrind; }
+
+bench-verifiable: build deps bench-deps ## what a VERIFIABLE draw costs against an ordinary one: stream and AOF bytes, server time, instructions (callgrind), into bench/results-verifiable.md
+	$(PY) bench/verifiable.py
 
 bench-configure: build deps ## time LOTTERY.CONFIGURE on 65,536 prizes (create, no-op, same table, all-new) vs HSET/SET, into bench/results-configure.md
 	$(PY) bench/configure.py
 
 BEFORE ?=
-bench-profile: build deps ## callgrind: instructions per command for a win, a COOLDOWN rejection, a lose, INCR and the peer seckill script, into bench/results-profile.md (BEFORE=<git ref>: that commit's build side by side)
+bench-profile: build deps bench-deps ## callgrind: instructions per command for a win, a COOLDOWN rejection, a lose, INCR and the peer seckill script, into bench/results-profile.md (BEFORE=<git ref>: that commit's build side by side)
 	@if [ -n "$(BEFORE)" ]; then \
 	  dir=$(CURDIR)/target/before-src; rm -rf $$dir; git worktree prune; \
 	  git worktree add -q --detach $$dir $(BEFORE) && \
@@ -96,4 +104,4 @@ clean: ## remove build outputs and the venv
 	cargo clean
 	rm -rf $(VENV) .run
 
-.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-configure bench-profile bench-cluster bench-engine
+.PHONY: help deps build lint unit pytest test run demo stop clean fuzz fuzz-server bench bench-deps bench-verifiable bench-configure bench-profile bench-cluster bench-engine
