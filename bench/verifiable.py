@@ -57,7 +57,12 @@ VARIANTS = [
 
 def configure(r, name: str, extra: list) -> None:
     r.execute_command("LOTTERY.CONFIGURE", name, "PRIZE", "p", 1, STOCK, "NOTHING", 9,
-                      "MAXWINS", "INF", "STREAM", f"{name}:wins", *extra)  # fmt: skip
+                      "MAXWINS", "INF", *extra)  # fmt: skip
+
+
+def stream_of(name: str) -> str:
+    """The default wins stream of a key without a hash tag."""
+    return "{" + name + "}:wins"
 
 
 def draws(name: str, n: int, base: int) -> list[tuple]:
@@ -128,8 +133,8 @@ def measure_bytes(n: int) -> list[dict]:
             aof1 = srv.aof_size()
             st = stats(r, name)
             cs = r.info("commandstats").get("cmdstat_lottery.draw", {})
-            stream = r.memory_usage(f"{name}:wins", samples=0) or 0
-            entries = r.xlen(f"{name}:wins")
+            stream = r.memory_usage(stream_of(name), samples=0) or 0
+            entries = r.xlen(stream_of(name))
             row = {
                 "name": name,
                 "draws": int(st[b"draws"]),
@@ -228,7 +233,7 @@ def main() -> None:
     lines += [
         "",
         "Ratios are against `ordinary`. The extra cost of a verifiable draw: the HMAC-SHA256 words "
-        "(two SHA-256 compressions per word with a precomputed key, one word for almost every draw), "
+        "(the seed's HMAC key states made once per epoch, then two SHA-256 compressions per word, one word for almost every draw), "
         "and, for each logged draw, one more stream entry appended and replicated as an XADD.",
         "",
     ]

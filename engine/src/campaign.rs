@@ -14,7 +14,7 @@ use super::ledger::Transfers;
 use super::reqcache::ReqCache;
 use super::segmap::{Cursor, SegMap};
 use super::users::{UserDay, UserLife, Users, Winners};
-use super::verify::{SeedLog, Verifiable};
+use super::verify::{Hmac, SeedLog, Verifiable, SEED_LEN};
 use siphasher::sip128::{Hasher128, SipHasher13};
 use std::collections::HashMap;
 use std::hash::Hasher;
@@ -445,6 +445,9 @@ pub struct Campaign {
     /// for each tier name (empty: the base table), by fingerprint. Never persisted,
     /// replicated or compared: empty after a load, so the first draw publishes again.
     pub(crate) published: Vec<(Vec<u8>, u128)>,
+    /// The HMAC states of the seed that last decided a draw, with that seed (derived, never
+    /// persisted: made again when the seed changes).
+    pub(crate) seed_mac: Option<Box<([u8; SEED_LEN], Hmac)>>,
     /// Lookups by prize id, derived from `names` and `prizes` (never persisted).
     pub(crate) ids: IdIndex,
     /// The command layer's notes on this campaign (see `HostNotes`).
@@ -520,6 +523,7 @@ impl Campaign {
             table_verify: (Vec::new(), 0),
             tier_verify: Vec::new(),
             published: Vec::new(),
+            seed_mac: None,
             ids: IdIndex::default(),
             host: HostNotes::default(),
         }

@@ -5,7 +5,7 @@
 
 use super::campaign::{Campaign, SoldOut};
 use super::users::UserLife;
-use super::verify::{self, Words, SEED_LEN};
+use super::verify::{self, Hmac, Words, SEED_LEN};
 use sha2::{Digest, Sha256};
 
 /// A table's fingerprint: SHA-256 (first 16 bytes) of its prize ids and weights, in order
@@ -102,7 +102,13 @@ impl Campaign {
             (Some(v), _) => (v.seed, false),
             (None, _) => ([0; SEED_LEN], false),
         };
-        let mut words = Words::new(&seed, key.key, seq);
+        if self.seed_mac.as_ref().is_none_or(|m| m.0 != seed) {
+            self.seed_mac = Some(Box::new((seed, Hmac::new(&seed))));
+        }
+        let mut words = match &self.seed_mac {
+            Some(m) => Words::with_mac(&m.1, key.key, seq),
+            None => Words::new(&seed, key.key, seq),
+        };
         let (prefix, fp) = self.verify_table(tier);
         let entry = verify::table_pick(prefix, &mut words).unwrap_or(n);
         let nth = life.draws.saturating_add(1);

@@ -179,15 +179,16 @@ pub fn commitment(seed: &[u8; SEED_LEN]) -> [u8; 64] {
     out
 }
 
-/// HMAC-SHA256 with its key's two padded states ready (RFC 2104).
+/// HMAC-SHA256 with its key's two padded states ready (RFC 2104): made once per seed, each
+/// word then costs two SHA-256 compressions (for messages up to 55 bytes) instead of four.
 #[derive(Clone)]
-struct Hmac {
+pub struct Hmac {
     inner: Sha256,
     outer: Sha256,
 }
 
 impl Hmac {
-    fn new(key: &[u8]) -> Hmac {
+    pub fn new(key: &[u8]) -> Hmac {
         let mut k = [0u8; 64];
         if key.len() > 64 {
             let d: [u8; 32] = Sha256::digest(key).into();
@@ -238,10 +239,15 @@ pub struct Words<'a> {
 impl<'a> Words<'a> {
     /// The words of draw number `draw` of the campaign at key `key`, with `seed`.
     pub fn new(seed: &[u8; SEED_LEN], key: &'a [u8], draw: u64) -> Words<'a> {
+        Words::with_mac(&Hmac::new(seed), key, draw)
+    }
+
+    /// `new` with the seed's HMAC states made already (`Hmac::new(seed)`).
+    pub fn with_mac(mac: &Hmac, key: &'a [u8], draw: u64) -> Words<'a> {
         let mut text = [0u8; 20];
         let draw_len = decimal(draw, &mut text).len();
         Words {
-            mac: Hmac::new(seed),
+            mac: mac.clone(),
             key,
             draw_len,
             draw_text: text,
