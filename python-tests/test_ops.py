@@ -24,7 +24,7 @@ import lottery_helpers as H
 COMMANDS = ["lottery.configure", "lottery.draw", "lottery.drain", "lottery.grant",
             "lottery.restock", "lottery.pause", "lottery.resume", "lottery.ban",
             "lottery.unban", "lottery.user", "lottery.stats", "lottery.transfer",
-            "lottery.codes", "lottery.debug", "lottery.apply"]
+            "lottery.codes", "lottery.seed", "lottery.debug", "lottery.apply"]
 
 
 def info_fields(server):
@@ -544,7 +544,7 @@ EXPECTED_ARGS = {
     "lottery.configure": ["key", "prize", "nothing", "cooldown", "daily", "maxwins", "dayoffset",
                           "window", "soldout", "stream", "idempotency", "rate", "admit",
                           "clientlimit", "penalty", "pace", "guarantee", "total", "period",
-                          "tier"],
+                          "tier", "verifiable"],
     "lottery.draw": ["key", "user", "request-id", "client-id", "tier"],
     "lottery.drain": ["key", "last"],
     "lottery.grant": ["key", "user", "n", "cap"],
@@ -557,6 +557,7 @@ EXPECTED_ARGS = {
     "lottery.stats": ["key"],
     "lottery.transfer": ["key", "step"],
     "lottery.codes": ["key", "prize", "operation"],
+    "lottery.seed": ["key", "action"],
     "lottery.debug": ["subcommand"],
     "lottery.apply": ["key", "blob", "user", "request-id"],
 }
