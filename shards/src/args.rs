@@ -11,6 +11,7 @@ use lottery_shards::cluster::normalise_seed;
 use lottery_shards::error::{Error, Result};
 
 use crate::commands::codes::{DEFAULT_BATCH, MAX_BATCH};
+use crate::commands::seed::SeedAction;
 use crate::commands::{name_ok, restock::parse_delta};
 
 #[derive(Parser)]
@@ -108,6 +109,14 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: CodesCmd,
     },
+    /// A VERIFIABLE campaign's seeds: LOTTERY.SEED ROTATE|REVEAL on every shard
+    Seed {
+        name: String,
+        #[arg(value_enum, ignore_case = true)]
+        action: SeedAction,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -179,6 +188,7 @@ pub fn check(cmd: &Cmd) -> Result<()> {
         | Cmd::Resume { name }
         | Cmd::Rebalance { name, .. }
         | Cmd::Check { name, .. }
+        | Cmd::Seed { name, .. }
         | Cmd::Codes {
             cmd: CodesCmd::Add { name, .. } | CodesCmd::Count { name, .. },
         } => name_ok(name)?,
@@ -292,6 +302,45 @@ mod tests {
         assert!(check(&cli.cmd).is_ok());
         let cli = Cli::try_parse_from(["x", "codes", "count", "bad name", "card"]).unwrap();
         assert!(check(&cli.cmd).is_err());
+    }
+
+    #[test]
+    fn seed_subcommand() {
+        for (word, want) in [
+            ("rotate", SeedAction::Rotate),
+            ("REVEAL", SeedAction::Reveal),
+        ] {
+            let cli = Cli::try_parse_from(["x", "seed", "s", word, "--json"]).unwrap();
+            assert!(matches!(
+                cli.cmd,
+                Cmd::Seed { ref name, action, json: true } if name == "s" && action == want
+            ));
+            assert!(check(&cli.cmd).is_ok());
+        }
+        for bad in [
+            &["x", "seed", "s"][..],
+            &["x", "seed", "s", "off"],
+            &["x", "seed"],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["x", "seed", "bad name", "rotate"]).unwrap();
+        assert!(check(&cli.cmd).is_err());
+    }
+
+    #[test]
+    fn verifiable_is_checked_before_connecting() {
+        let run = |opts: &[&str]| {
+            let mut a = vec!["x", "create", "s", "--shards", "3", "--"];
+            a.extend_from_slice(opts);
+            check(&Cli::try_parse_from(a).unwrap().cmd)
+        };
+        assert!(run(&["PRIZE", "p", "1", "3", "VERIFIABLE", "LOG", "ALL"]).is_ok());
+        match run(&["PRIZE", "p", "1", "3", "VERIFIABLE", "OFF"]) {
+            Err(Error::Usage(m)) => assert!(m.contains("cannot be turned off"), "{m}"),
+            other => panic!("{:?}", other.err()),
+        }
+        assert!(run(&["VERIFIABLE", "LOG", "NONE"]).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use lottery_shards::cluster::Cluster;
 use lottery_shards::error::{Error, Result, SIGNAL_EXIT_BASE};
 
 use args::{Cli, Cmd, CodesCmd};
-use commands::{codes, configure, create, inspect, pause, rebalance, restock};
+use commands::{codes, configure, create, inspect, pause, rebalance, restock, seed};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -118,5 +118,6 @@ fn run(cli: Cli) -> Result<u8> {
         Cmd::Codes {
             cmd: CodesCmd::Count { name, prize },
         } => codes::count(&mut c, &name, &prize),
+        Cmd::Seed { name, action, json } => seed::seed(&mut c, &name, action, json),
     }
 }

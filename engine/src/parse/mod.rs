@@ -10,7 +10,7 @@ mod commands;
 mod configure;
 
 pub use commands::*;
-pub use configure::configure_args;
+pub use configure::{configure_args, VERIFIABLE_OFF};
 
 use crate::flow::parse_ppm;
 use crate::limits::{MAX_ID_LEN, MAX_REQID_LEN};

@@ -79,16 +79,36 @@ pub fn show_stats(c: &mut Cluster, name: &str, json: bool) -> Result<u8> {
             .map(|p| format!("{} {}/{}", p.id, inf(p.stock), p.sold))
             .collect();
         println!(
-            "shard {i} {key} {node}: {} draws {} wins {} losses {} users {}; remaining/sold: {}",
+            "shard {i} {key} {node}: {} draws {} wins {} losses {} users {}; remaining/sold: {}{}",
             s.get_str("state"),
             s.get_i64("draws"),
             s.get_i64("wins"),
             s.get_i64("losses"),
             s.get_i64("users"),
-            prizes.join(", ")
+            prizes.join(", "),
+            seed_part(s)
         );
     }
     Ok(0)
+}
+
+/// A VERIFIABLE shard's seed in `stats`: `; seed epoch <n> from draw <s> commitment <hex>`
+/// (` revealed` once its seed was shown); nothing for a shard that is not verifiable.
+pub fn seed_part(s: &ShardStats) -> String {
+    if s.get_i64("verifiable") != 1 {
+        return String::new();
+    }
+    format!(
+        "; seed epoch {} from draw {} commitment {}{}",
+        s.get_i64("seed_epoch"),
+        s.get_i64("seed_from_draw"),
+        s.get_str("seed_commitment"),
+        if s.get_i64("seed_revealed") == 1 {
+            " revealed"
+        } else {
+            ""
+        }
+    )
 }
 
 const STATS_AND_LIST: &str =

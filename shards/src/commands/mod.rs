@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod pause;
 pub mod rebalance;
 pub mod restock;
+pub mod seed;
 
 use std::collections::BTreeMap;
 
