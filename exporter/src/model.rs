@@ -201,12 +201,21 @@ pub fn parse_groups(v: &Value) -> Vec<Group> {
 
 /// An `XREVRANGE` reply: entries `[id, [field, value, ...]]` (fields: user, prize, draw,
 /// then code, reqid, ts as the entry has them; the time is the id's first part unless `ts`).
+/// Entries whose first field is `type` (a VERIFIABLE campaign's epoch, table, draw and
+/// reveal entries) are not wins: left out.
 pub fn parse_wins(v: &Value) -> Vec<Win> {
     let mut out = Vec::new();
     for e in array(v).unwrap_or(&[]) {
         let Some([id, fields, ..]) = array(e) else {
             continue;
         };
+        if array(fields)
+            .and_then(<[Value]>::first)
+            .and_then(bytes)
+            .is_some_and(|f| f == b"type")
+        {
+            continue;
+        }
         let Some(id) = bytes(id) else { continue };
         let id = lossy(id);
         let mut w = Win {
@@ -313,6 +322,10 @@ mod tests {
             Value::Array(vec![b(b"5-0"), Value::Array(vec![b(b"user"), b(b"\xff")])]),
             Value::Array(vec![b(b"x")]),
             Value::Array(vec![b(b"9-1"), Value::Array(vec![b(b"ts"), b(b"12")])]),
+            Value::Array(vec![
+                b(b"9-2"),
+                Value::Array(vec![b(b"type"), b(b"draw"), b(b"user"), b(b"u")]),
+            ]),
         ]));
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].ts_ms, Some(5));
