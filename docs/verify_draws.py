@@ -24,7 +24,10 @@ def below(ws, n):
 
 
 def table_pick(ws, weights):
-    """x = below(W), W the sum; the pick is the first entry i with x < w_0 + ... + w_i."""
+    """x = below(W), W the sum; the pick is the first entry i with x < w_0 + ... + w_i.
+    W = 0 takes no word: (None, the last entry, NOTHING)."""
+    if sum(weights) == 0:
+        return None, len(weights) - 1
     x = below(ws, sum(weights))
     return x, bisect.bisect_right(list(itertools.accumulate(weights)), x)
 
@@ -66,7 +69,6 @@ def num(v):
     return int(v)
 
 
-RULES = (b"guarantee", b"redraw", b"fallback", b"soldout")
 DRAW_FIELDS = [b"type", b"draw", b"user", b"outcome", b"pick"]
 DRAW_OPTIONAL = ([], [b"tier"], [b"rule"], [b"tier", b"rule"])  # the fields after DRAW_FIELDS
 
@@ -102,21 +104,31 @@ def epochs_and_seeds(r, stream, claimed, bad):
     return epochs, seeds, last
 
 
+def rule_allows(rule, out, pick, ids, weights):
+    """A rule is written only when it changed the outcome from the pick. soldout, redraw and
+    fallback follow a picked prize that cannot be won: soldout gives a loss, redraw a loss or a
+    prize of weight > 0, fallback a loss or any prize of the table; guarantee gives a prize of
+    weight > 0, whatever the pick."""
+    w = dict(zip(ids[:-1], weights))  # the prizes' weights in the table in force
+    if out == pick or (pick == b"" and rule != b"guarantee"):
+        return False
+    return {b"soldout": out == b"", b"redraw": out == b"" or w.get(out, 0) > 0,
+            b"fallback": out == b"" or out in w, b"guarantee": w.get(out, 0) > 0}.get(rule, False)
+
+
 def check_draw(d, s, seed, key, table):
     """Recomputes the pick of the draw entry d (a dict) numbered s; raises ValueError on a mismatch."""
     from_draw, ids, weights = table  # ids: the prize ids, then b"" for NOTHING
-    if from_draw > s or sum(weights) == 0:
-        raise ValueError(f"no usable table in force for tier {d.get(b'tier', b'')!r}")
+    if from_draw > s:
+        raise ValueError(f"no table in force for tier {d.get(b'tier', b'')!r}")
     x, i = table_pick(words(seed, key, s), weights)
     if d[b"pick"] != ids[i]:
         raise ValueError(f"x = {x} picks {ids[i]!r}, the entry says pick {d[b'pick']!r}")
     rule, out = d.get(b"rule"), d[b"outcome"]
     if rule is None and out != ids[i]:
         raise ValueError(f"outcome {out!r} is not the pick {ids[i]!r} and no rule is given")
-    # a rule gives NOTHING or a prize of the table in force with weight > 0 (FALLBACK: any prize)
-    if rule is not None and not (rule in RULES and (out == b"" or (out in ids[:-1] and (
-            rule == b"fallback" or weights[ids.index(out)] > 0)))):
-        raise ValueError(f"rule {rule!r} cannot give outcome {out!r}")
+    if rule is not None and not rule_allows(rule, out, ids[i], ids, weights):
+        raise ValueError(f"rule {rule!r} cannot give outcome {out!r} from pick {ids[i]!r}")
 
 
 def verify(r, stream, key, claimed):
@@ -127,9 +139,10 @@ def verify(r, stream, key, claimed):
         raise LookupError(f"no epoch entry in stream {stream!r} "
                           "(not a VERIFIABLE campaign's stream? give --stream)")
     starts = sorted((from_draw, n) for n, (from_draw, _) in epochs.items())
-    tables, wins, seen_epoch, prev, draws, checked = {}, {}, False, 0, 0, 0
+    tables, wins, seen_epoch, prev, draws, checked, first, note = {}, {}, False, 0, 0, 0, None, ""
     for eid, f in entries(r, stream, last):  # pass 2, in stream order
         names, eid = f[0::2], eid.decode()
+        first = first or eid
         kind, d = f[1] if names[:1] == [b"type"] else None, dict(zip(names, f[1::2]))
         try:
             if kind is None and seen_epoch:  # a win (those before the first epoch: not verifiable)
@@ -141,7 +154,10 @@ def verify(r, stream, key, claimed):
             elif kind == b"table":  # type table from_draw s tier name (id weight)... NOTHING weight
                 if names[:3] != [b"type", b"from_draw", b"tier"] or names[3:][-1:] != [b"NOTHING"]:
                     raise ValueError("malformed table entry")
-                tables[f[5]] = (num(f[3]), names[3:-1] + [b""], [num(w) for w in f[7::2]])
+                weights = [num(w) for w in f[7::2]]
+                if sum(weights) >= 2**64:  # no table the module writes (W is below 2^64)
+                    raise ValueError("table entry whose weights sum beyond 64 bits")
+                tables[f[5]] = (num(f[3]), names[3:-1] + [b""], weights)
             elif kind == b"draw":
                 draws += 1
                 if names[:5] != DRAW_FIELDS or names[5:] not in DRAW_OPTIONAL:
@@ -152,6 +168,10 @@ def verify(r, stream, key, claimed):
                 prev, win = s, wins.pop(s, None)
                 if win is not None and win[:2] != (d[b"user"], d[b"outcome"]):
                     raise ValueError(f"win entry {win[2]} (user {win[0]!r}, prize {win[1]!r}) disagrees")
+                if win is None and d[b"outcome"] and eid == first:  # its win entry was trimmed
+                    note = f"\nnot checked {eid}: draw {s} won, its win entry is not in the stream"
+                elif win is None and d[b"outcome"]:  # the module appends the win entry first
+                    raise ValueError(f"draw {s} won {d[b'outcome']!r} and has no win entry")
                 i = bisect.bisect_right(starts, (s, float("inf"))) - 1  # the epoch in force
                 if i < 0:
                     raise ValueError(f"draw {s} precedes every epoch")
@@ -166,7 +186,7 @@ def verify(r, stream, key, claimed):
     bad += [f"{eid}: win entry (draw {s}) has no draw entry" for s, (_, _, eid) in wins.items()]
     unrevealed = set(epochs) - {n for n, _, _ in claimed}
     return (f"epochs {len(epochs)} verified {len(seeds)} unrevealed {len(unrevealed)}  "
-            f"draws {draws} checked {checked} mismatches {len(bad)}"), bad
+            f"draws {draws} checked {checked} mismatches {len(bad)}{note}"), bad
 
 
 def default_stream(key):

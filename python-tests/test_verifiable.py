@@ -167,6 +167,46 @@ def test_tampering_is_detected(server, what):
     assert ref_code == 1, out
 
 
+def test_sold_out_table_of_zero_weights_and_a_deleted_win_entry(server):
+    """SOLDOUT REDRAW with NOTHING 0 and small stocks, drawn past the sell-out: the tables in
+    force (base and tier) come to all zeros, and their draws are losses that take no word (pick
+    and outcome empty, no rule), logged with LOG ALL. After ROTATE both verifiers pass and agree;
+    a copy of the stream without one win entry (a prize answered but not in the stream) fails
+    both."""
+    r, raw = server.bclient(), server.raw()
+    key, stream = "{z}c", "{z}c:log"
+    H.pin(r, H.T0)
+    H.configure(r, key, "PRIZE", "a", 1, 3, "PRIZE", "b", 2, 4, "NOTHING", 0, "SOLDOUT", "REDRAW",
+                "MAXWINS", "INF", "STREAM", stream, "TIER", "vip", "PRIZE-WEIGHT", "a", 5,
+                "VERIFIABLE", "LOG", "ALL")  # fmt: skip
+    p = r.pipeline(transaction=False)
+    for i in range(40):
+        p.execute_command("LOTTERY.DRAW", key, f"z{i}", *(["TIER", "vip"] if i % 3 == 0 else []))
+    replies = p.execute()
+    assert sum(1 for x in replies if x[0] == b"WIN") == 7, replies  # every prize sold out
+    r.execute_command("LOTTERY.SEED", key, "ROTATE")
+    zero = [field(f, b"tier") for _, f in typed(raw, stream, b"table")
+            if all(w == b"0" for _, w in f[3:])]  # fmt: skip
+    assert sorted(zero) == [b"", b"vip"], typed(raw, stream, b"table")
+    draws = [dict(f) for _, f in typed(raw, stream, b"draw")]
+    assert len(draws) == 40
+    assert draws[-1][b"pick"] == draws[-1][b"outcome"] == b"" and b"rule" not in draws[-1]
+    rep = assert_both_pass(server, key, stream, 40)
+    assert rep["draws_checked"] == 40 and rep["wins_checked"] == 7, rep
+    # The copy without one win entry: its draw entry's prize has no win entry.
+    copy = "{z}c:copy"
+    win_ids = [i for i, f in entries(raw, stream) if f and f[0][0] == b"user"]
+    assert len(win_ids) == 7
+    for eid, f in entries(raw, stream):
+        if eid != win_ids[3]:
+            assert raw.call("XADD", copy, eid, *[x for kv in f for x in kv]) == eid
+    code, rep = audit(server, key, copy)
+    assert code == 1 and rep["mismatches"] == 1, rep
+    assert "has no win entry" in rep["first_mismatches"][0]["reason"], rep
+    ref_code, out = reference(server, key, copy)
+    assert ref_code == 1 and "mismatches 1\n" in out and "has no win entry" in out, out
+
+
 def reveal_and_audit(server, key, stream, draws_at_least):
     r = server.bclient()
     r.execute_command("LOTTERY.SEED", key, "ROTATE")

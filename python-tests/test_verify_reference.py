@@ -25,6 +25,8 @@ IDS = [b"A", b"B", b"C"]
 def pick_entry(seed, key, s, weights):
     """The index of the table entry the draw numbered s picks (len(IDS) is NOTHING)."""
     n, k = sum(weights), 0
+    if n == 0:  # a table whose weights sum to 0 takes no word: the NOTHING entry
+        return len(weights) - 1
     limit = U64_MAX - (U64_MAX % n + 1) % n  # the largest accepted word
     while True:
         msg = b"redis-lottery/v1\x00%s\x00%d\x00%d" % (key, s, k)
@@ -69,7 +71,8 @@ class Campaign:
                 table += [pid, b"%d" % w]
             self.entries.append(table)
         pick = (IDS + [b""])[pick_entry(self.seed, self.key, s, weights)]
-        outcome = rule_outcome if rule is not None and rule_outcome != pick else pick
+        # a rule follows a picked prize (soldout, redraw, fallback): none for a NOTHING pick
+        outcome = rule_outcome if rule is not None and pick and rule_outcome != pick else pick
         if outcome:
             self.entries.append([b"user", user, b"prize", outcome, b"draw", b"%d" % s])
         entry = [b"type", b"draw", b"draw", b"%d" % s, b"user", user, b"outcome", outcome, b"pick", pick]
@@ -96,8 +99,8 @@ def sample():
         c.draw("用户%d".encode() % u, vip, tier=b"vip")
     for u in range(5):
         c.draw(b"r%d" % u, restocked)
-    c.draw(b"s", restocked, rule=b"soldout", rule_outcome=b"")
-    c.draw(b"f", restocked, rule=b"fallback", rule_outcome=b"C")
+    c.draw(b"s", [5, 3, 0, 0], rule=b"soldout", rule_outcome=b"")  # NOTHING 0: a prize picked
+    c.draw(b"f", [5, 3, 0, 0], rule=b"fallback", rule_outcome=b"C")  # C: any prize of the table
     c.new_epoch(SEED2)
     c.reveal(1, SEED1)
     for u in range(6):
@@ -164,7 +167,47 @@ def test_a_changed_outcome_is_detected(server_factory):
     c.entries[d] += [b"rule", b"soldout"]
     c.entries.insert(d, [b"user", c.entries[d][5], b"prize", b"C", b"draw", c.entries[d][3]])
     rc, out = run(server, c, "2=" + SEED2.hex())
-    assert rc == 1 and "rule b'soldout' cannot give outcome b'C'" in out, out
+    assert rc == 1 and "rule b'soldout' cannot give outcome b'C' from pick b''" in out, out
+    # soldout gives a loss, never a prize (even one with a weight); a rule needs outcome != pick
+    for rule, outcome, want in [(b"soldout", b"B", 1), (b"redraw", b"A", 1), (b"redraw", b"B", 0)]:
+        c = sample()
+        d = c.find(type=b"draw", pick=b"A", outcome=b"A", tier=None)[0]
+        c.entries[d][7] = c.entries[d - 1][3] = outcome  # the win entry, right before, agrees
+        c.entries[d] += [b"rule", rule]
+        rc, out = run(server, c, "2=" + SEED2.hex())
+        assert rc == want and f"mismatches {want}\n" in out, (rule, outcome, out)
+
+
+def zero_table_sample():
+    """sample(), then three draws on a base table whose weights are all 0 (every prize sold out
+    under REDRAW, NOTHING 0): losses that took no word."""
+    c = sample()
+    for u in range(3):
+        c.draw(b"z%d" % u, [0, 0, 0, 0])
+    return c
+
+
+def test_a_table_whose_weights_sum_to_0_gives_losses_only(server_factory):
+    server, c = plain(server_factory), zero_table_sample()
+    assert c.entries[-1][6:] == [b"outcome", b"", b"pick", b""]
+    rc, out = run(server, c, "2=" + SEED2.hex())
+    assert (rc, out) == (0, "epochs 2 verified 2 unrevealed 0  draws 31 checked 31 mismatches 0\n")
+    # anything but pick b"", outcome b"" and no rule is a mismatch
+    for pick, outcome, rule in [(b"A", b"A", None), (b"", b"", b"soldout"), (b"", b"C", b"fallback"),
+                                (b"", b"B", b"guarantee")]:
+        c = zero_table_sample()
+        c.entries[-1][7], c.entries[-1][9] = outcome, pick
+        c.entries[-1] += [b"rule", rule] if rule else []
+        d = c.entries[-1]
+        if outcome:  # its win entry, which the module appends right before
+            c.entries.insert(-1, [b"user", d[5], b"prize", outcome, b"draw", d[3]])
+        rc, out = run(server, c, "2=" + SEED2.hex())
+        assert rc == 1 and "mismatches 1\n" in out, (pick, outcome, rule, out)
+    # weights summing beyond 64 bits (no table the module writes): malformed, not a hang
+    c = sample()
+    c.entries[c.find(type=b"table")[0]][7] = b"%d" % 2**64
+    rc, out = run(server, c, "2=" + SEED2.hex())
+    assert rc == 1 and ": table entry whose weights sum beyond 64 bits\n" in out, out
 
 
 def test_a_changed_table_weight_is_detected(server_factory):
@@ -207,6 +250,28 @@ def test_a_win_without_its_draw_entry_is_detected(server_factory):
     c.entries[w][1] = b"someone else"  # handed to another user
     rc, out = run(server, c, "2=" + SEED2.hex())
     assert rc == 1 and "(user b'someone else', prize b'B') disagrees" in out, out
+
+
+def test_a_draw_that_won_without_its_win_entry_is_detected(server_factory):
+    server, c = plain(server_factory), sample()
+    d = c.find(type=b"draw", outcome=b"B")[0]
+    s = int(c.entries[d][3])
+    assert c.entries[d - 1] == [b"user", c.entries[d][5], b"prize", b"B", b"draw", b"%d" % s]
+    del c.entries[d - 1]  # the win entry removed (XDEL): a prize answered but not in the stream
+    rc, out = run(server, c, "2=" + SEED2.hex())
+    assert rc == 1 and f"mismatches 1\nmismatch " in out, out
+    assert f": draw {s} won b'B' and has no win entry\n" in out, out
+    # unless the draw entry is the first entry read (the stream trimmed between the two): not
+    # checked, said so, no mismatch (its epoch's seed unrevealed: its table is not needed)
+    c = Campaign()
+    c.new_epoch(SEED1)
+    c.draw(b"u", [1, 0, 0, 0])  # A, always
+    c.draw(b"v", [1, 0, 0, 0])
+    assert [e[1] for e in c.entries] == [b"epoch", b"table", b"u", b"draw", b"v", b"draw"]
+    c.entries = [c.entries[3]] + c.entries[:2] + c.entries[4:]
+    rc, out = run(server, c)
+    assert rc == 0 and "draws 2 checked 0 mismatches 0\nnot checked " in out, out
+    assert out.endswith(": draw 1 won, its win entry is not in the stream\n"), out
 
 
 def test_a_replayed_or_malformed_draw_entry_is_detected(server_factory):

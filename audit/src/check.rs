@@ -2,7 +2,7 @@
 
 use crate::construction::{commitment, parse_seed, Words};
 use crate::entry::{decimal, short, Entry, Id};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Mismatches listed in the report at most (all are counted).
 pub const LISTED: usize = 10;
@@ -31,7 +31,8 @@ pub struct Table {
     pub from_draw: u64,
     /// (prize id, weight), NOTHING last (its id: empty).
     pub entries: Vec<(Vec<u8>, u64)>,
-    /// The weights' prefix sums (the last: W, below 2^64), computed once.
+    /// The weights' prefix sums (the last: W, below 2^64; 0 for a table that takes no word),
+    /// computed once.
     prefix: Vec<u64>,
     /// Prize id -> weight (NOTHING not included).
     weight_of: HashMap<Vec<u8>, u64>,
@@ -49,6 +50,9 @@ pub struct Report {
     pub wins_checked: usize,
     /// Wins drawn before the first epoch (the campaign was not verifiable yet).
     pub wins_before_verifiable: usize,
+    /// Draw entries with a prize whose win entry was not read: the first entry read (the
+    /// stream trimmed between the two), so not cross-checked.
+    pub draw_wins_unchecked: usize,
     pub unknown_entries: usize,
     pub mismatches: usize,
     /// The first `LISTED`: (entry ID or source, reason).
@@ -271,6 +275,29 @@ pub fn audit(
         check_draw(&mut r, campaign, &seed, t, d);
     }
 
+    // Draws that won: each has its win entry (the module appends it right before the draw
+    // entry), unless the draw entry is the first entry read (the stream was trimmed between
+    // the two). A win entry that disagrees is reported below, from the win's side.
+    let won: HashSet<u64> = wins.iter().map(|w| w.3).collect();
+    let first = entries.first().map(|e| e.id);
+    for d in draws
+        .iter()
+        .filter(|d| !d.outcome.is_empty() && !won.contains(&d.s))
+    {
+        if Some(d.id) == first {
+            r.draw_wins_unchecked += 1;
+        } else {
+            r.mismatch(
+                d.id,
+                format!(
+                    "draw {} won {:?} and has no win entry",
+                    d.s,
+                    short(d.outcome)
+                ),
+            );
+        }
+    }
+
     // Wins: each has its draw entry, same user and outcome.
     let first_from = ep_list.first().map(|e| e.from_draw);
     for (id, user, prize, s) in wins {
@@ -330,9 +357,6 @@ fn parse_table(e: &Entry) -> Result<Table, String> {
             .ok_or("table entry whose weights sum beyond 64 bits")?;
         prefix.push(sum);
     }
-    if sum == 0 {
-        return Err("table entry whose weights sum to 0".into());
-    }
     let weight_of = entries[..entries.len() - 1]
         .iter()
         .map(|(p, w)| (p.clone(), *w))
@@ -348,14 +372,20 @@ fn parse_table(e: &Entry) -> Result<Table, String> {
 
 fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &Draw) {
     // x = the first "uniform below W"; the pick: the first entry whose prefix sum exceeds x.
+    // W = 0 (every weight 0) takes no word: the pick is the last entry, NOTHING.
     let total = *t.prefix.last().expect("a table ends with NOTHING");
-    let Some(x) = Words::new(seed, campaign, d.s).uniform(total) else {
-        r.mismatch(d.id, format!("draw {}: no pick from its table", d.s));
-        return;
+    let (x, i) = if total == 0 {
+        (None, t.entries.len() - 1)
+    } else {
+        let Some(x) = Words::new(seed, campaign, d.s).uniform(total) else {
+            r.mismatch(d.id, format!("draw {}: no pick from its table", d.s));
+            return;
+        };
+        (Some(x), t.prefix.partition_point(|&p| p <= x))
     };
-    let i = t.prefix.partition_point(|&p| p <= x);
     let want = &t.entries[i].0;
     if d.pick != want.as_slice() {
+        let x = x.map_or("none: the weights sum to 0".into(), |x| x.to_string());
         r.mismatch(
             d.id,
             format!(
@@ -368,28 +398,64 @@ fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &D
         );
         return;
     }
-    let in_table =
-        |id: &[u8], any: bool| id.is_empty() || t.weight_of.get(id).is_some_and(|&w| any || w > 0);
     match d.rule {
         None if d.outcome != d.pick => r.mismatch(
             d.id,
-            format!("draw {}: outcome {:?} differs from its pick {:?} with no rule", d.s, short(d.outcome), short(d.pick)),
-        ),
-        None => {}
-        Some(rule @ (b"soldout" | b"redraw" | b"guarantee")) if !in_table(d.outcome, false) => r.mismatch(
-            d.id,
             format!(
-                "draw {}: outcome {:?} (rule {}) is not NOTHING nor a prize of the table with a weight",
+                "draw {}: outcome {:?} differs from its pick {:?} with no rule",
                 d.s,
                 short(d.outcome),
-                short(rule)
+                short(d.pick)
             ),
         ),
-        Some(b"fallback") if !in_table(d.outcome, true) => r.mismatch(
-            d.id,
-            format!("draw {}: outcome {:?} (rule fallback) is not NOTHING nor a prize of the table", d.s, short(d.outcome)),
-        ),
-        Some(b"soldout" | b"redraw" | b"guarantee" | b"fallback") => {}
-        Some(other) => r.mismatch(d.id, format!("draw {}: unknown rule {:?}", d.s, short(other))),
+        None => {}
+        Some(rule) => {
+            if let Err(why) = rule_allows(rule, d.outcome, d.pick, t) {
+                r.mismatch(
+                    d.id,
+                    format!(
+                        "draw {}: rule {} with pick {:?} and outcome {:?}: {}",
+                        d.s,
+                        short(rule),
+                        short(d.pick),
+                        short(d.outcome),
+                        why
+                    ),
+                );
+            }
+        }
     }
+}
+
+/// What the module writes with a `rule`: only when the rule changed the outcome from the
+/// pick. `soldout`, `redraw` and `fallback` follow a picked prize that cannot be won now:
+/// `soldout` gives a loss, `redraw` a loss or a prize of the table with a weight, `fallback` a
+/// loss or any prize of the table; `guarantee` gives a prize of the table with a weight,
+/// whatever the pick.
+fn rule_allows(rule: &[u8], outcome: &[u8], pick: &[u8], t: &Table) -> Result<(), &'static str> {
+    if !matches!(rule, b"soldout" | b"redraw" | b"fallback" | b"guarantee") {
+        return Err("unknown rule");
+    }
+    let weighted = t.weight_of.get(outcome).is_some_and(|&w| w > 0);
+    let ok = match rule {
+        b"soldout" | b"redraw" | b"fallback" if pick.is_empty() => {
+            return Err("the rule follows a picked prize, not NOTHING")
+        }
+        _ if outcome == pick => {
+            return Err("a rule is given only when the outcome differs from the pick")
+        }
+        b"soldout" => outcome.is_empty(),
+        b"redraw" => outcome.is_empty() || weighted,
+        b"fallback" => outcome.is_empty() || t.weight_of.contains_key(outcome),
+        _ => weighted, // guarantee
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(match rule {
+        b"soldout" => "soldout gives a loss (NOTHING)",
+        b"fallback" => "the outcome is not NOTHING nor a prize of the table",
+        b"guarantee" => "the outcome is not a prize of the table with a weight",
+        _ => "the outcome is not NOTHING nor a prize of the table with a weight",
+    })
 }

@@ -50,6 +50,10 @@ pub fn text(r: &Report) -> String {
         "wins before the first epoch (not verifiable): {}",
         r.wins_before_verifiable
     ));
+    line(format!(
+        "draws won whose win entry was trimmed (first entry read, not checked): {}",
+        r.draw_wins_unchecked
+    ));
     line(format!("entries of an unknown type: {}", r.unknown_entries));
     line(format!("mismatches: {}", r.mismatches));
     for (at, why) in &r.listed {
@@ -85,6 +89,7 @@ pub fn json(r: &Report) -> String {
         "wins": r.wins,
         "wins_checked": r.wins_checked,
         "wins_before_verifiable": r.wins_before_verifiable,
+        "draw_wins_unchecked": r.draw_wins_unchecked,
         "unknown_entries": r.unknown_entries,
         "mismatches": r.mismatches,
         "first_mismatches": r.listed.iter().map(|(at, why)| json!({"at": at, "reason": why})).collect::<Vec<_>>(),

@@ -265,13 +265,134 @@ fn rule_outcomes_are_accepted_as_specified() {
         "guarantee0",
         &c,
         &[],
-        "is not NOTHING nor a prize of the table with a weight",
+        "is not a prize of the table with a weight",
     );
     // ... but a fallback to it is allowed.
     set(&mut c.entries[i], b"rule", b"fallback");
     c.write(&mut con, b"fallback0");
     let (code, out, err) = audit(&stream_args(&url, "fallback0", &["--seed", &seed2]));
     assert_eq!(code, 0, "{out}{err}");
+}
+
+/// `c` with three more draws (61-63, epoch 2) on a base table whose weights are all 0 (every
+/// prize sold out under REDRAW, NOTHING 0): each a loss that took no word, pick and outcome
+/// empty, no rule.
+fn with_zero_table() -> Campaign {
+    let mut c = Campaign::build(KEY.as_bytes());
+    let zero: Fields = [
+        ("type", "table"),
+        ("from_draw", "61"),
+        ("tier", ""),
+        ("gold", "0"),
+        ("silver", "0"),
+        ("NOTHING", "0"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect();
+    c.entries.push(zero);
+    for s in 61..=63u64 {
+        let (n, u) = (s.to_string(), user(s));
+        let d = [
+            (&b"type"[..], &b"draw"[..]),
+            (b"draw", n.as_bytes()),
+            (b"user", &u),
+            (b"outcome", b""),
+            (b"pick", b""),
+        ];
+        c.entries
+            .push(d.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect());
+    }
+    c
+}
+
+#[test]
+fn a_table_whose_weights_sum_to_0_gives_losses_only() {
+    let r = Redis::start(None);
+    let mut con = r.con();
+    let c = with_zero_table();
+    c.write(&mut con, b"zero");
+    let url = r.url();
+    let seed2 = c.seed_arg(2);
+    let (code, out, err) = audit(&stream_args(&url, "zero", &["--seed", &seed2]));
+    assert_eq!(code, 0, "{out}{err}");
+    let j = json(&out);
+    assert_eq!(j["draws_checked"], 60, "{out}");
+    assert_eq!(j["tables"].as_array().unwrap().len(), 4, "{out}");
+    // Anything but pick "", outcome "" and no rule is a mismatch.
+    let last = |c: &Campaign| c.entries.len() - 1;
+    let mut t = with_zero_table();
+    let i = last(&t);
+    set(&mut t.entries[i], b"pick", b"silver");
+    set(&mut t.entries[i], b"outcome", b"silver");
+    tampered(&r, "zero-pick", &t, &[], "x = none: the weights sum to 0");
+    for (rule, outcome, why) in [
+        ("fallback", "gold", "follows a picked prize"),
+        (
+            "guarantee",
+            "silver",
+            "is not a prize of the table with a weight",
+        ),
+        ("soldout", "", "follows a picked prize"),
+    ] {
+        let mut t = with_zero_table();
+        let i = last(&t);
+        set(&mut t.entries[i], b"outcome", outcome.as_bytes());
+        t.entries[i].push((b"rule".to_vec(), rule.as_bytes().to_vec()));
+        if !outcome.is_empty() {
+            let w = [
+                (&b"user"[..], user(63)),
+                (b"prize", outcome.as_bytes().to_vec()),
+                (b"draw", b"63".to_vec()),
+            ];
+            t.entries
+                .insert(i, w.iter().map(|(k, v)| (k.to_vec(), v.clone())).collect());
+        }
+        tampered(&r, &format!("zero-{rule}"), &t, &[], why);
+    }
+}
+
+#[test]
+fn a_draw_that_won_needs_its_win_entry() {
+    let r = Redis::start(None);
+    // A win entry deleted (XDEL): its draw entry's prize is not in the stream.
+    let mut c = Campaign::build(KEY.as_bytes());
+    let i = c.find(|e| get(e, b"type").is_none() && draw_no(e) > 4);
+    let s = draw_no(&c.entries[i]);
+    c.entries.remove(i);
+    tampered(&r, "nowin", &c, &[], &format!("draw {s} won"));
+    // ... unless the draw entry is the first entry read (the stream trimmed between the two):
+    // counted apart, not a mismatch.
+    let mut c = Campaign::build(KEY.as_bytes());
+    let d = c.find(|e| is_kind(e, b"draw") && get(e, b"outcome") != Some(b""));
+    let s = draw_no(&c.entries[d]);
+    let first = c.entries.remove(d);
+    c.entries.remove(d - 1); // its win entry, right before it
+    c.entries.insert(0, first);
+    let mut con = r.con();
+    c.write(&mut con, b"trimmed");
+    let url = r.url();
+    let seed2 = c.seed_arg(2);
+    let (code, out, err) = audit(&stream_args(&url, "trimmed", &["--seed", &seed2]));
+    assert_eq!(code, 0, "draw {s}: {out}{err}");
+    let j = json(&out);
+    assert_eq!(j["draw_wins_unchecked"], 1, "{out}");
+    assert_eq!(j["draws_checked"], 57, "{out}");
+    // soldout gives a loss: a prize under soldout (its win entry agreeing) is a mismatch.
+    let mut c = Campaign::build(KEY.as_bytes());
+    let d = c.find(|e| get(e, b"rule") == Some(b"soldout"));
+    let pick = get(&c.entries[d], b"pick").unwrap().to_vec();
+    let other: &[u8] = if pick == b"gold" { b"silver" } else { b"gold" };
+    set(&mut c.entries[d], b"outcome", other);
+    let s = get(&c.entries[d], b"draw").unwrap().to_vec();
+    let u = get(&c.entries[d], b"user").unwrap().to_vec();
+    let w = vec![
+        (b"user".to_vec(), u),
+        (b"prize".to_vec(), other.to_vec()),
+        (b"draw".to_vec(), s),
+    ];
+    c.entries.insert(d, w);
+    tampered(&r, "soldout-prize", &c, &[], "soldout gives a loss");
 }
 
 #[test]
@@ -370,6 +491,18 @@ fn a_table_of_65536_prizes_and_20000_draws() {
         } else {
             format!("p{i}")
         };
+        if !pick.is_empty() {
+            // The win entry, right before its draw entry.
+            p.cmd("XADD")
+                .arg("big")
+                .arg("*")
+                .arg("user")
+                .arg(format!("u{s}"))
+                .arg("prize")
+                .arg(&pick)
+                .arg("draw")
+                .arg(s);
+        }
         p.cmd("XADD")
             .arg("big")
             .arg("*")
@@ -392,5 +525,6 @@ fn a_table_of_65536_prizes_and_20000_draws() {
     let j = json(&out);
     assert_eq!(j["draws_checked"], draws);
     assert_eq!(j["tables"][0]["entries"], n + 1);
+    assert!(j["wins_checked"].as_u64().unwrap() > draws / 2, "{out}");
     eprintln!("65,537-entry table, {draws} draws: audited in {took:?}");
 }
