@@ -34,3 +34,50 @@ def test_verifiable_redraw_table_is_bounded(raw):
     st = dict(zip(*[iter(raw.call("LOTTERY.STATS", "r"))] * 2))
     assert st[b"verifiable"] == 0
     assert raw.call("EXISTS", H.default_stream("r")) == 0
+
+
+MAX = 2 ** 64 - 1
+
+
+def stats_b(raw, key):
+    flat = raw.call("LOTTERY.STATS", key)
+    return dict(zip([bytes(k) for k in flat[0::2]], flat[1::2]))
+
+
+def test_stream_near_its_last_id_refuses_a_draw_it_cannot_log(raw):
+    """A wins stream moved (by anyone with XADD) to within one ID of the last possible one: a
+    verifiable win needs two entries (the win, its draw entry), a LOG ALL loss one; a draw
+    the stream cannot log whole is refused before anything changes, never answered with a
+    win whose draw entry is missing."""
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", T0) == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "w", "PRIZE", "a", 1, "INF", "NOTHING", 0,
+                    "MAXWINS", "INF", "VERIFIABLE") == "OK"
+    stream = H.default_stream("w")
+    assert raw.call("LOTTERY.DRAW", "w", "u0")[0] == b"WIN"
+    raw.call("XADD", stream, f"{MAX}-{MAX - 2}", "x", "y")        # room for two entries
+    assert raw.call("LOTTERY.DRAW", "w", "u1")[0] == b"WIN"
+    last = raw.call("XREVRANGE", stream, "+", "-", "COUNT", 2)
+    assert [e[0] for e in last] == [f"{MAX}-{MAX}".encode(), f"{MAX}-{MAX - 1}".encode()]
+    assert last[0][1][:2] == [b"type", b"draw"] and last[1][1][:2] == [b"user", b"u1"]
+    before = stats_b(raw, "w")
+    r = raw.call("LOTTERY.DRAW", "w", "u2")
+    assert isinstance(r, H.Err) and "exhausted" in r, r
+    assert stats_b(raw, "w") == before
+    # One ID left: still refused (the win would take it and its draw entry would be lost).
+    assert raw.call("LOTTERY.CONFIGURE", "v", "PRIZE", "a", 1, "INF", "NOTHING", 0,
+                    "MAXWINS", "INF", "VERIFIABLE", "LOG", "ALL") == "OK"
+    sv = H.default_stream("v")
+    assert raw.call("LOTTERY.DRAW", "v", "u0")[0] == b"WIN"
+    raw.call("XADD", sv, f"{MAX}-{MAX - 1}", "x", "y")
+    before = stats_b(raw, "v")
+    n = raw.call("XLEN", sv)
+    r = raw.call("LOTTERY.DRAW", "v", "u1")
+    assert isinstance(r, H.Err) and "exhausted" in r, r
+    assert stats_b(raw, "v") == before and raw.call("XLEN", sv) == n
+    # LOG ALL: a loss needs its draw entry too.
+    assert raw.call("LOTTERY.CONFIGURE", "v", "PRIZE", "a", 0, "INF", "NOTHING", 1) == "OK"
+    raw.call("XADD", sv, f"{MAX}-{MAX}", "x", "y")
+    before = stats_b(raw, "v")
+    r = raw.call("LOTTERY.DRAW", "v", "u1")
+    assert isinstance(r, H.Err) and "exhausted" in r, r
+    assert stats_b(raw, "v") == before
