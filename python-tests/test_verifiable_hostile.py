@@ -81,3 +81,29 @@ def test_stream_near_its_last_id_refuses_a_draw_it_cannot_log(raw):
     r = raw.call("LOTTERY.DRAW", "v", "u1")
     assert isinstance(r, H.Err) and "exhausted" in r, r
     assert stats_b(raw, "v") == before
+
+
+def test_deleted_wins_stream_gets_the_epoch_and_table_again(server):
+    """An operator deletes the wins stream mid-epoch: the next draw starts the new stream with
+    the current epoch's entry and its table, so its draws stay verifiable (the reference
+    verifier checks them once the seed is revealed)."""
+    import subprocess
+    import sys
+    raw = server.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", T0) == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "d", "PRIZE", "a", 1, "INF", "NOTHING", 1,
+                    "MAXWINS", "INF", "VERIFIABLE", "LOG", "ALL") == "OK"
+    stream = H.default_stream("d")
+    for i in range(3):
+        raw.call("LOTTERY.DRAW", "d", f"u{i}")
+    assert raw.call("DEL", stream) == 1
+    for i in range(3, 9):
+        raw.call("LOTTERY.DRAW", "d", f"u{i}")
+    kinds = [dict(fv).get(b"type") for _, fv in H.xrange_raw(raw, stream)]
+    assert kinds[:2] == [b"epoch", b"table"] and b"draw" in kinds[2:4], kinds
+    raw.call("LOTTERY.SEED", "d", "ROTATE")
+    verifier = str(H.REPO / "docs" / "verify_draws.py")
+    p = subprocess.run([sys.executable, verifier, f"redis://127.0.0.1:{server.port}", "d"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "checked 6 mismatches 0" in p.stdout, p.stdout

@@ -22,6 +22,15 @@ pub fn check_stream(ctx: &Context, stream: &[u8]) -> Result<(), String> {
     check_room(ctx, stream, 0)
 }
 
+/// Whether the key `stream` holds nothing (a stream of no entries is not empty: it keeps its
+/// entries' history; a key of another type is not either: the appends refuse it). Err: the
+/// module API unavailable.
+fn stream_is_empty(ctx: &Context, stream: &[u8]) -> Result<bool, String> {
+    let name = string::cached(stream).ok_or_else(api)?;
+    let key = Key::read(ctx, name.as_str());
+    Ok(key.kind().map_err(|_| api())? == KeyKind::Empty)
+}
+
 /// The refusal of a stream whose IDs are exhausted.
 const EXHAUSTED: &str = "ERR the wins stream cannot take another entry (its IDs are exhausted)";
 
@@ -196,6 +205,14 @@ pub fn before_draw(
     won: bool,
     now: i64,
 ) -> Result<(), String> {
+    // A wins stream deleted since (by an operator): the new one starts with the current
+    // epoch's entry and the table in force, so its draws stay verifiable.
+    let restart = stream_is_empty(ctx, &c.rules().stream)?;
+    if restart && !p.new_epoch {
+        if let Some(v) = c.verifiable().copied() {
+            append_epoch(ctx, c, v.epoch, &v.seed, v.from_draw, now)?;
+        }
+    }
     if p.new_epoch {
         let Some(seed) = fresh else {
             return Err("ERR internal error: a new epoch without a seed".into());
@@ -205,7 +222,7 @@ pub fn before_draw(
         let e = c.start_epoch(*seed, None);
         crate::replication::replicate_str(ctx, key, &e);
     }
-    if p.publish {
+    if p.publish || restart {
         let weights = c.table_weights_in_force(p.tier);
         let prizes = c.prizes();
         let mut f = Fields::new(ctx, 3 + weights.len());
