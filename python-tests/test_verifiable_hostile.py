@@ -107,3 +107,62 @@ def test_deleted_wins_stream_gets_the_epoch_and_table_again(server):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "checked 6 mismatches 0" in p.stdout, p.stdout
+
+
+def test_hostile_restore_of_the_verifiable_state(server):
+    """A DUMP whose verifiable bytes are mutated (epoch 0, the largest epoch, a bad log code, a
+    bad revealed flag, draw 0, truncated), CRC fixed so Redis hands it to the module: refused
+    cleanly or loaded whole, never a crash; a loaded largest epoch refuses ROTATE (an epoch
+    number must never repeat)."""
+    raw = server.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", T0 + 10) == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "h", "PRIZE", "a", 1, "INF", "NOTHING", 1,
+                    "WINDOW", T0, T0 + 5, "VERIFIABLE") == "OK"
+    seed = bytes.fromhex(raw.call("LOTTERY.SEED", "h", "REVEAL").decode())
+    assert raw.call("CONFIG", "SET", "rdbcompression", "no") == "OK"    # the record as is
+    dump = raw.call("DUMP", "h")
+    body, at = dump[:-8], dump.find(seed)
+    assert at > 9 and dump.count(seed) == 1
+    # ... log(1) epoch(8) seed length(4) seed(32) from_draw(8) revealed(1)
+    log_at, epoch_at, len_at, from_at, rev_at = at - 13, at - 12, at - 4, at + 32, at + 40
+
+    def restore(mutated):
+        payload = H.dump_with_crc(mutated[:-2] + mutated[-2:])
+        return raw.call("RESTORE", "m", 0, payload, "REPLACE")
+
+    def put(b, off, v):
+        return b[:off] + v + b[off + len(v):]
+
+    cases = {
+        "epoch 0": put(body, epoch_at, (0).to_bytes(8, "little")),
+        "draw 0": put(body, from_at, (0).to_bytes(8, "little")),
+        "log code": put(body, log_at, b"\x07"),
+        "revealed 2": put(body, rev_at, b"\x02"),
+        "seed length": put(body, len_at, (31).to_bytes(4, "little")),
+        "truncated": body[:rev_at] + body[-2:],
+    }
+    for name, b in cases.items():
+        r = restore(b)
+        assert isinstance(r, H.Err), (name, r)
+        assert raw.call("EXISTS", "m") == 0, name
+    assert raw.call("PING") == "PONG"
+    # Past the largest epoch number (2^63 - 1, what STATS can reply): refused. The largest
+    # loads; ROTATE, and a draw that would replace its revealed seed, then refuse to go on
+    # (an epoch number must never repeat, and what is saved must load).
+    for e in (2 ** 63, 2 ** 64 - 1):
+        r = restore(put(body, epoch_at, e.to_bytes(8, "little")))
+        assert isinstance(r, H.Err), (e, r)
+    top = 2 ** 63 - 1
+    assert restore(put(body, epoch_at, top.to_bytes(8, "little"))) == "OK"
+    assert stats_b(raw, "m")[b"seed_epoch"] == top
+    lens = lambda: [raw.call("XLEN", H.default_stream(k)) for k in ("h", "m")]  # noqa: E731
+    n = lens()
+    r = raw.call("LOTTERY.SEED", "m", "ROTATE")
+    assert isinstance(r, H.Err) and "epoch numbers are exhausted" in r, r
+    assert raw.call("LOTTERY.CONFIGURE", "m", "WINDOW", T0, T0 + 100) == "OK"
+    r = raw.call("LOTTERY.DRAW", "m", "u")
+    assert isinstance(r, H.Err) and "epoch numbers are exhausted" in r, r
+    st = stats_b(raw, "m")
+    assert st[b"seed_epoch"] == top and st[b"draws"] == 0
+    assert lens() == n
+    assert raw.call("RESTORE", "m2", 0, raw.call("DUMP", "m")) == "OK"

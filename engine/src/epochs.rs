@@ -34,6 +34,13 @@ impl Campaign {
         Effect::Seed(v)
     }
 
+    /// Whether no further epoch may start (the current one is `MAX_EPOCH`): ROTATE, and a
+    /// draw that would replace a revealed seed, are then refused.
+    pub fn epochs_exhausted(&self) -> bool {
+        self.verify
+            .is_some_and(|v| v.epoch >= super::limits::MAX_EPOCH)
+    }
+
     /// Marks the current seed revealed. None (nothing changed) if it already was, or the
     /// campaign is not VERIFIABLE.
     pub fn reveal_seed(&mut self) -> Option<Effect> {

@@ -49,3 +49,8 @@ pub const MAX_CODE_LEN: usize = 512;
 /// from overflow in any sum. It never limits a real pool: the pool's index alone takes about
 /// 30 bytes a code, so 2^31 codes would need some 64 GB before their bytes.
 pub const MAX_CODES: u64 = (1 << 31) - 1;
+/// The largest epoch number of a VERIFIABLE campaign (`LOTTERY.SEED ROTATE` refuses to start
+/// another, and so does a draw that would replace a revealed seed): STATS replies it as a
+/// signed 64-bit integer, and an epoch number must never repeat. The loader refuses a larger
+/// one, so whatever is saved loads. No campaign gets near it by rotating.
+pub const MAX_EPOCH: u64 = i64::MAX as u64;

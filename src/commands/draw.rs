@@ -104,6 +104,9 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
             (plan, None, None)
         }
         Some(revealed) => {
+            if revealed && c.epochs_exhausted() {
+                return Err(fail(format!("ERR {}", super::seed::EXHAUSTED)));
+            }
             let fresh = if revealed {
                 Some(verify_log::fresh_seed().map_err(Failure::Msg)?)
             } else {
