@@ -2,6 +2,8 @@
 redis-server with the module: the bound on a VERIFIABLE REDRAW table (each sell-out republishes
 it), draws in MULTI/EXEC, scripts and pipelines reaching a replica and the AOF identical, a wins
 stream at its last ID, and prize ids named like the entries' fixed fields."""
+import time
+
 import lottery_helpers as H
 
 T0 = 1_800_000_000_000
@@ -166,3 +168,79 @@ def test_hostile_restore_of_the_verifiable_state(server):
     assert st[b"seed_epoch"] == top and st[b"draws"] == 0
     assert lens() == n
     assert raw.call("RESTORE", "m2", 0, raw.call("DUMP", "m")) == "OK"
+
+
+def _equal(master_raw, replica_raw, streams):
+    master_raw.call("WAIT", 1, 5000)
+    d = master_raw.call("DEBUG", "DIGEST")
+    for s in streams:
+        assert master_raw.call("XRANGE", s, "-", "+") == replica_raw.call("XRANGE", s, "-", "+"), s
+    assert replica_raw.call("DEBUG", "DIGEST") == d
+    return d
+
+
+def test_transactions_scripts_and_operators_keep_replica_and_aof_identical(server_factory):
+    """Verifiable draws and rotations in MULTI/EXEC, EVAL, FCALL and pipelines, a wins stream
+    deleted, of the wrong type, at its last ID, a tiny maxmemory, BGREWRITEAOF mid-way: after
+    each step the replica's DEBUG DIGEST and XRANGE equal the master's, and the AOF (both
+    preamble settings) reloads to the same digest."""
+    for preamble in ("yes", "no"):
+        master = server_factory(appendonly=True,
+                                extra_args=["--aof-use-rdb-preamble", preamble])
+        replica = server_factory(replicaof=("127.0.0.1", master.port))
+        H.wait_link_up(replica.client())
+        raw, rraw = master.raw(), replica.raw()
+        assert raw.call("LOTTERY.DEBUG", "CLOCK", T0) == "OK"
+        assert rraw.call("LOTTERY.DEBUG", "CLOCK", T0) == "OK"
+        stream = H.default_stream("k")
+        assert raw.call("LOTTERY.CONFIGURE", "k", "PRIZE", "type", 2, 3, "PRIZE", "NOTHING", 1,
+                        5, "PRIZE", "b", 1, "INF", "NOTHING", 1, "MAXWINS", "INF",
+                        "SOLDOUT", "REDRAW", "TIER", "t", "PRIZE-WEIGHT", "b", 9,
+                        "VERIFIABLE", "LOG", "ALL") == "OK"
+        r = raw.pipeline([["MULTI"], ["LOTTERY.DRAW", "k", "u1"], ["LOTTERY.SEED", "k", "ROTATE"],
+                          ["LOTTERY.DRAW", "k", "u2", "TIER", "t"], ["EXEC"]])
+        assert isinstance(r[-1], list) and len(r[-1]) == 3, r
+        _equal(raw, rraw, [stream])
+        r = raw.call("EVAL", "return {redis.call('LOTTERY.DRAW', KEYS[1], 'u3'),"
+                     "redis.call('LOTTERY.SEED', KEYS[1], 'rotate'),"
+                     "redis.call('LOTTERY.DRAW', KEYS[1], 'u4', 'TIER', 't')}", 1, "k")
+        assert isinstance(r, list), r
+        assert raw.call("FUNCTION", "LOAD", "#!lua name=v\nredis.register_function('d', "
+                        "function(k, a) return redis.call('LOTTERY.DRAW', k[1], a[1]) end)"
+                        ) == b"v"
+        raw.pipeline([["FCALL", "d", 1, "k", f"f{i}"] for i in range(12)])
+        _equal(raw, rraw, [stream])
+        assert raw.call("BGREWRITEAOF")
+        raw.pipeline([["LOTTERY.DRAW", "k", f"p{i}"] for i in range(12)])
+        # The stream deleted, then of the wrong type, then near its last ID.
+        raw.call("DEL", stream)
+        raw.pipeline([["LOTTERY.DRAW", "k", f"d{i}"] for i in range(4)])
+        _equal(raw, rraw, [stream])
+        raw.call("RENAME", stream, "saved")
+        raw.call("SET", stream, "x")
+        assert isinstance(raw.call("LOTTERY.DRAW", "k", "w"), H.Err)
+        assert isinstance(raw.call("LOTTERY.SEED", "k", "ROTATE"), H.Err)
+        raw.call("DEL", stream)
+        raw.call("XADD", stream, f"{MAX}-{MAX - 2}", "x", "y")
+        raw.pipeline([["LOTTERY.DRAW", "k", f"m{i}"] for i in range(3)])
+        _equal(raw, rraw, [stream, "saved"])
+        # A tiny maxmemory: refused (deny-oom) or whole.
+        raw.call("DEL", stream)
+        raw.call("CONFIG", "SET", "maxmemory", 1)
+        r = raw.call("LOTTERY.DRAW", "k", "o")
+        assert isinstance(r, H.Err) and "OOM" in r, r
+        raw.call("CONFIG", "SET", "maxmemory", 0)
+        assert raw.call("LOTTERY.CONFIGURE", "k", "NOTHING", 2) == "OK"
+        raw.pipeline([["LOTTERY.DRAW", "k", f"q{i}", "TIER", "t"] for i in range(4)])
+        d = _equal(raw, rraw, [stream, "saved"])
+        for _ in range(100):
+            if raw.call("INFO", "persistence").find(b"aof_rewrite_in_progress:0") >= 0:
+                break
+            time.sleep(0.05)
+        assert raw.call("DEBUG", "LOADAOF") == "OK"
+        assert raw.call("DEBUG", "DIGEST") == d, preamble
+        master.restart()
+        raw = master.raw()
+        assert raw.call("DEBUG", "DIGEST") == d, preamble
+        replica.cleanup()
+        master.cleanup()
