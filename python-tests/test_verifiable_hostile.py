@@ -244,3 +244,32 @@ def test_transactions_scripts_and_operators_keep_replica_and_aof_identical(serve
         assert raw.call("DEBUG", "DIGEST") == d, preamble
         replica.cleanup()
         master.cleanup()
+
+
+def test_a_copy_never_draws_with_nor_reveals_the_originals_seed(master_replica):
+    """COPY of a VERIFIABLE campaign: revealing the original's seed (ROTATE) must not make the
+    copy's draws predictable, and nothing done on the copy may reveal the original's live
+    seed. The copy's first draw starts its own epoch; replica identical."""
+    master, replica = master_replica
+    raw, rraw = master.raw(), replica.raw()
+    assert raw.call("LOTTERY.DEBUG", "CLOCK", T0) == "OK"
+    assert raw.call("LOTTERY.CONFIGURE", "{c}a", "PRIZE", "a", 1, "INF", "NOTHING", 1,
+                    "MAXWINS", "INF", "VERIFIABLE", "LOG", "ALL") == "OK"
+    raw.call("LOTTERY.DRAW", "{c}a", "u0")
+    assert raw.call("COPY", "{c}a", "{c}b") == 1
+    a, b = stats_b(raw, "{c}a"), stats_b(raw, "{c}b")
+    assert b[b"seed_epoch"] == a[b"seed_epoch"] == 1
+    assert b[b"seed_commitment"] != a[b"seed_commitment"]
+    # The copy's seed, shown by its ROTATE, is not the original's live one.
+    shown_by_copy = raw.call("LOTTERY.SEED", "{c}b", "ROTATE")
+    live = raw.call("LOTTERY.SEED", "{c}a", "ROTATE")
+    assert shown_by_copy != live
+    # A second copy, made before the original revealed: its draws start a new epoch.
+    assert raw.call("COPY", "{c}a", "{c}x") == 1
+    raw.call("LOTTERY.SEED", "{c}a", "ROTATE")
+    raw.call("LOTTERY.DRAW", "{c}x", "u1")
+    x = stats_b(raw, "{c}x")
+    assert x[b"seed_epoch"] == 3 and x[b"seed_revealed"] == 0 and x[b"seed_from_draw"] == 2
+    kinds = [dict(fv).get(b"type") for _, fv in H.xrange_raw(raw, H.default_stream("{c}x"))]
+    assert kinds[:2] == [b"epoch", b"table"], kinds
+    _equal(raw, rraw, [H.default_stream(k) for k in ("{c}a", "{c}b", "{c}x")])
