@@ -76,6 +76,11 @@ def test_stream_near_its_last_id_refuses_a_draw_it_cannot_log(raw):
     r = raw.call("LOTTERY.DRAW", "v", "u1")
     assert isinstance(r, H.Err) and "exhausted" in r, r
     assert stats_b(raw, "v") == before and raw.call("XLEN", sv) == n
+    # ROTATE needs two entries (the reveal, the new epoch): refused whole, nothing changed.
+    st = stats_b(raw, "v")
+    r = raw.call("LOTTERY.SEED", "v", "ROTATE")
+    assert isinstance(r, H.Err) and "exhausted" in r, r
+    assert stats_b(raw, "v") == st and raw.call("XLEN", sv) == n
     # LOG ALL: a loss needs its draw entry too.
     assert raw.call("LOTTERY.CONFIGURE", "v", "PRIZE", "a", 0, "INF", "NOTHING", 1) == "OK"
     raw.call("XADD", sv, f"{MAX}-{MAX}", "x", "y")

@@ -36,7 +36,7 @@ const EXHAUSTED: &str = "ERR the wins stream cannot take another entry (its IDs 
 
 /// `check_stream`, and the stream can take `n` more entries: its last entry is not within
 /// `n` IDs of the last possible one (`u64::MAX-u64::MAX`). Err: the error reply.
-fn check_room(ctx: &Context, stream: &[u8], n: u64) -> Result<(), String> {
+pub fn check_room(ctx: &Context, stream: &[u8], n: u64) -> Result<(), String> {
     let name = string::cached(stream).ok_or_else(api)?;
     let mut key = Key::read(ctx, name.as_str());
     match key.kind() {

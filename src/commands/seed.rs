@@ -67,6 +67,10 @@ pub fn seed(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     if !rotate && !c.may_reveal(now) {
         return Err(err(NOT_ENDED));
     }
+    // The entries to append (the reveal, the new epoch) must all fit: a stream of the wrong
+    // type or without room refuses the command before anything changes.
+    let n = u64::from(!old.revealed) + u64::from(rotate);
+    verify_log::check_room(ctx, &c.rules().stream, n).map_err(RedisError::String)?;
     if !old.revealed {
         verify_log::append_reveal(ctx, c, old.epoch, &old.seed, now).map_err(RedisError::String)?;
         if let Some(e) = c.reveal_seed() {
