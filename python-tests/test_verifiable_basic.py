@@ -209,13 +209,20 @@ def test_reload_and_rename_keep_the_epoch(server):
     for s, f in draws.items():
         key = b"{r}b" if s == 5 else b"{r}a"
         assert f[b"pick"] == [b"a", b""][pick(seed, key, s, [1, 1])], s
-    # COPY keeps the seed (DUMP/RESTORE alike); the copy publishes its table again.
+    # COPY never draws with the original's seed: the copy's first draw starts a new epoch
+    # (its entry, then its table); the rest of STATS is the original's.
     assert raw.call("COPY", "{r}b", "{r}c") == 1
-    assert stats_b(raw, "{r}c") == stats_b(raw, "{r}b")
+    sb, sc = stats_b(raw, "{r}b"), stats_b(raw, "{r}c")
+    assert sc[b"seed_commitment"] != sb[b"seed_commitment"] and sc[b"seed_revealed"] == 1
+    seedish = (b"seed_commitment", b"seed_revealed")
+    assert {k: v for k, v in sc.items() if k not in seedish} == \
+        {k: v for k, v in sb.items() if k not in seedish}
     won = raw.call("LOTTERY.DRAW", "{r}c", "on-the-copy")[0] == b"WIN"
     new = [f for _, f, _ in entries(raw, b"{r}:s")][len(es):]
-    assert [f.get(b"type", b"win") for f in new] == [b"table"] + [b"win"] * won + [b"draw"]
-    assert new[0][b"from_draw"] == b"6"
+    assert [f.get(b"type", b"win") for f in new] == \
+        [b"epoch", b"table"] + [b"win"] * won + [b"draw"]
+    assert new[0][b"epoch"] == str(sb[b"seed_epoch"] + 1).encode()
+    assert new[0][b"from_draw"] == new[1][b"from_draw"] == b"6"
     assert new[-1][b"draw"] == b"6" and new[-1][b"user"] == b"on-the-copy"
 
 

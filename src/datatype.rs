@@ -83,13 +83,15 @@ pub fn free_effort(c: &Campaign) -> usize {
 /// COPY: a deep copy, with the statistics counters replicas hold (COPY runs again on them,
 /// on their copy). A campaign using its key's default wins stream gets the new key's default
 /// stream (see `Campaign::follow_key`). A target key longer than `MAX_KEY_LEN` is
-/// refused, as CONFIGURE refuses it (Redis replies that the copy failed).
+/// refused, as CONFIGURE refuses it (Redis replies that the copy failed). A VERIFIABLE
+/// campaign's copy never uses nor shows the original's seed (`Campaign::detach_seed`).
 pub fn copy(c: &Campaign, to: &[u8]) -> Option<Campaign> {
     if to.len() > MAX_KEY_LEN {
         return None;
     }
     let mut n = c.clone_as_sent();
     n.follow_key(to);
+    n.detach_seed(to);
     n.invalidate_table();
     Some(n)
 }

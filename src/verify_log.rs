@@ -19,10 +19,32 @@ use redis_module::Context;
 
 /// Whether `stream` can take entries: empty, or a stream. Err: the WRONGTYPE reply.
 pub fn check_stream(ctx: &Context, stream: &[u8]) -> Result<(), String> {
+    check_room(ctx, stream, 0)
+}
+
+/// Whether the key `stream` holds nothing (a stream of no entries is not empty: it keeps its
+/// entries' history; a key of another type is not either: the appends refuse it). Err: the
+/// module API unavailable.
+fn stream_is_empty(ctx: &Context, stream: &[u8]) -> Result<bool, String> {
     let name = string::cached(stream).ok_or_else(api)?;
     let key = Key::read(ctx, name.as_str());
+    Ok(key.kind().map_err(|_| api())? == KeyKind::Empty)
+}
+
+/// The refusal of a stream whose IDs are exhausted.
+const EXHAUSTED: &str = "ERR the wins stream cannot take another entry (its IDs are exhausted)";
+
+/// `check_stream`, and the stream can take `n` more entries: its last entry is not within
+/// `n` IDs of the last possible one (`u64::MAX-u64::MAX`). Err: the error reply.
+pub fn check_room(ctx: &Context, stream: &[u8], n: u64) -> Result<(), String> {
+    let name = string::cached(stream).ok_or_else(api)?;
+    let mut key = Key::read(ctx, name.as_str());
     match key.kind() {
-        Ok(KeyKind::Empty | KeyKind::Stream) => Ok(()),
+        Ok(KeyKind::Empty) => Ok(()),
+        Ok(KeyKind::Stream) => match key.stream_last_entry() {
+            Some((u64::MAX, seq)) if u64::MAX - seq < n => Err(EXHAUSTED.into()),
+            _ => Ok(()),
+        },
         Ok(_) => Err("WRONGTYPE Operation against a key holding the wrong kind of value".into()),
         Err(_) => Err(api()),
     }
@@ -97,7 +119,7 @@ fn append(
         added = key.stream_add(None, &argv).map_err(|_| api())?;
     }
     let Appended::At(ms, seq) = added else {
-        return Err("ERR the wins stream cannot take another entry (its IDs are exhausted)".into());
+        return Err(EXHAUSTED.into());
     };
     drop(key);
     let id = StreamId { ms, seq };
@@ -169,16 +191,28 @@ pub fn append_reveal(
 
 /// What a verifiable draw that passed its checks does before its win entry and commit: a new
 /// epoch if the seed was revealed (`fresh`: the seed the plan used), then the table entry if
-/// the table in force was not published yet. Err: the error reply; the draw must then not
-/// be committed (an epoch already started stays, replicated: a whole change of its own).
+/// the table in force was not published yet; then it checks the stream can take the entries
+/// the draw appends after (`won`: its win entry, and the `draw` entry of a win or of any draw
+/// under LOG ALL), so a draw answered always has them. Err: the error reply; the draw must
+/// then not be committed (an epoch already started stays, replicated: a whole change of its
+/// own).
 pub fn before_draw(
     ctx: &Context,
     key: Str<'_>,
     c: &mut Campaign,
     p: &VerifiedPick,
     fresh: Option<&[u8; SEED_LEN]>,
+    won: bool,
     now: i64,
 ) -> Result<(), String> {
+    // A wins stream deleted since (by an operator): the new one starts with the current
+    // epoch's entry and the table in force, so its draws stay verifiable.
+    let restart = stream_is_empty(ctx, &c.rules().stream)?;
+    if restart && !p.new_epoch {
+        if let Some(v) = c.verifiable().copied() {
+            append_epoch(ctx, c, v.epoch, &v.seed, v.from_draw, now)?;
+        }
+    }
     if p.new_epoch {
         let Some(seed) = fresh else {
             return Err("ERR internal error: a new epoch without a seed".into());
@@ -188,7 +222,7 @@ pub fn before_draw(
         let e = c.start_epoch(*seed, None);
         crate::replication::replicate_str(ctx, key, &e);
     }
-    if p.publish {
+    if p.publish || restart {
         let weights = c.table_weights_in_force(p.tier);
         let prizes = c.prizes();
         let mut f = Fields::new(ctx, 3 + weights.len());
@@ -209,13 +243,15 @@ pub fn before_draw(
         let g = guard(c);
         append(ctx, c, &f, now, g)?;
         c.note_published(p.tier);
-    } else if c
+    }
+    // A stream of the wrong type, or one without room for the entries to come, refuses the
+    // draw before it changes anything.
+    let all = c
         .verifiable()
-        .is_some_and(|v| v.log == verify::SeedLog::All)
-    {
-        // Every draw gets an entry: a stream of the wrong type refuses the draw before it
-        // changes anything (a win's own append checks the same).
-        check_stream(ctx, &c.rules().stream)?;
+        .is_some_and(|v| v.log == verify::SeedLog::All);
+    let n = u64::from(won) + u64::from(won || all);
+    if n > 0 {
+        check_room(ctx, &c.rules().stream, n)?;
     }
     Ok(())
 }

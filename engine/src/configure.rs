@@ -3,7 +3,9 @@
 //! decoder filled the state.
 
 use super::campaign::{Campaign, ConfigChange, IdEntry, Prize, PrizeSpec, Rules, SoldOut, NO_SLOT};
-use super::limits::{MAX_NAMES, MAX_PRIZES, MAX_TIERS, MAX_TIER_WEIGHTS};
+use super::limits::{
+    MAX_NAMES, MAX_PRIZES, MAX_TIERS, MAX_TIER_WEIGHTS, MAX_VERIFIABLE_REDRAW_PRIZES,
+};
 use std::collections::HashMap;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,8 @@ pub enum ConfigError {
     TooManyTierWeights,
     /// A CONFIGURE would drop a code prize that has unused codes, or make it a counted one.
     CodesLeft(Vec<u8>, u64),
+    /// A VERIFIABLE campaign with SOLDOUT REDRAW past `MAX_VERIFIABLE_REDRAW_PRIZES` prizes.
+    VerifiableRedrawTooLarge,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -75,6 +79,12 @@ impl std::fmt::Display for ConfigError {
                 f,
                 "prize '{}' has {n} unused codes: LOTTERY.CODES REMOVE them first",
                 crate::parse::shown(id)
+            ),
+            ConfigError::VerifiableRedrawTooLarge => write!(
+                f,
+                "a VERIFIABLE campaign with SOLDOUT REDRAW may have at most \
+                 {MAX_VERIFIABLE_REDRAW_PRIZES} prizes (each sell-out republishes the whole \
+                 table in the wins stream): use SOLDOUT LOSE or FALLBACK, or fewer prizes"
             ),
             ConfigError::PaceNeedsWindow => {
                 write!(
@@ -182,6 +192,10 @@ impl Campaign {
         }
         if len > MAX_PRIZES {
             return Err(ConfigError::TooManyPrizes);
+        }
+        let verifiable = self.verify.is_some() || change.verifiable.is_some();
+        if verifiable && rules.soldout == SoldOut::Redraw && len > MAX_VERIFIABLE_REDRAW_PRIZES {
+            return Err(ConfigError::VerifiableRedrawTooLarge);
         }
         let mut seen: HashMap<&[u8], usize> = HashMap::new();
         if let Some(p) = table {

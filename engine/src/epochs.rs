@@ -5,7 +5,7 @@
 
 use super::campaign::{Campaign, ConfigChange};
 use super::effect::Effect;
-use super::verify::{SeedLog, Verifiable, SEED_LEN};
+use super::verify::{hmac_sha256, SeedLog, Verifiable, DOMAIN, SEED_LEN};
 
 impl Campaign {
     /// The verifiable state (None: not VERIFIABLE).
@@ -32,6 +32,32 @@ impl Campaign {
         };
         self.set_verifiable(v);
         Effect::Seed(v)
+    }
+
+    /// Whether no further epoch may start (the current one is `MAX_EPOCH`): ROTATE, and a
+    /// draw that would replace a revealed seed, are then refused.
+    pub fn epochs_exhausted(&self) -> bool {
+        self.verify
+            .is_some_and(|v| v.epoch >= super::limits::MAX_EPOCH)
+    }
+
+    /// The verifiable state of a COPY of this campaign to key `to`: the copy must never draw
+    /// with, nor reveal, the original's seed (the original's draws go on with it, and either
+    /// campaign revealing it would make the other's draws predictable). Its seed becomes
+    /// HMAC-SHA256(seed, "redis-lottery/v1" 0x00 "copy" 0x00 to), which tells nothing of the
+    /// original's, marked revealed: the copy's first draw starts a new epoch with a fresh
+    /// seed (its `epoch` entry first), and LOTTERY.SEED on the copy shows only the derived
+    /// seed. Deterministic, so a replica's and the AOF's COPY give the same state.
+    pub fn detach_seed(&mut self, to: &[u8]) {
+        if let Some(v) = self.verify.as_mut() {
+            let mut msg = Vec::with_capacity(DOMAIN.len() + 6 + to.len());
+            msg.extend_from_slice(DOMAIN);
+            msg.extend_from_slice(b"\0copy\0");
+            msg.extend_from_slice(to);
+            v.seed = hmac_sha256(&v.seed, &msg);
+            v.revealed = true;
+        }
+        self.seed_mac = None;
     }
 
     /// Marks the current seed revealed. None (nothing changed) if it already was, or the

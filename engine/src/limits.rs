@@ -12,6 +12,16 @@ pub const MAX_PRIZES: usize = 65_536;
 /// an AOF rewrite write: under 250 MB even with every id at `MAX_ID_LEN`, so a DUMP stays
 /// under Redis's 512 MB bulk limit and RESTORE or MIGRATE takes it.
 pub const MAX_NAMES: usize = 4 * MAX_PRIZES;
+/// The most prizes a VERIFIABLE campaign with SOLDOUT REDRAW may have. Under REDRAW a prize
+/// that cannot be won weighs 0 in the table, so each sell-out, restock and PACE flip changes
+/// the table in force, and the next draw publishes the whole table again (one `table` entry
+/// of a pair per prize, per tier used). Without a bound, selling out a 65,536-prize table
+/// would append some 65,536 entries of 65,536 pairs each (about 0.5 MB and 14 ms a publishing
+/// draw: quadratic stream growth), and a paced prize flipping at each of its sales would make
+/// every draw publish one. With 1,024 prizes a publishing draw appends about 7 KB (short ids;
+/// at most about 270 KB with every id at `MAX_ID_LEN`) and takes under 0.5 ms. CONFIGURE
+/// refuses more; the loader does not (a saved campaign loads whatever its table).
+pub const MAX_VERIFIABLE_REDRAW_PRIZES: usize = 1024;
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_REQID_LEN: usize = 128;
 /// The longest campaign key CONFIGURE creates and COPY copies to, and the longest STREAM key.
@@ -39,3 +49,8 @@ pub const MAX_CODE_LEN: usize = 512;
 /// from overflow in any sum. It never limits a real pool: the pool's index alone takes about
 /// 30 bytes a code, so 2^31 codes would need some 64 GB before their bytes.
 pub const MAX_CODES: u64 = (1 << 31) - 1;
+/// The largest epoch number of a VERIFIABLE campaign (`LOTTERY.SEED ROTATE` refuses to start
+/// another, and so does a draw that would replace a revealed seed): STATS replies it as a
+/// signed 64-bit integer, and an epoch number must never repeat. The loader refuses a larger
+/// one, so whatever is saved loads. No campaign gets near it by rotating.
+pub const MAX_EPOCH: u64 = i64::MAX as u64;

@@ -94,7 +94,7 @@ impl Verifiable {
             .try_into()
             .map_err(|_| DecodeError("bad seed"))?;
         let (from_draw, revealed) = (r.u64()?, r.bool()?);
-        if epoch == 0 || from_draw == 0 {
+        if epoch == 0 || epoch > super::limits::MAX_EPOCH || from_draw == 0 {
             return Err(DecodeError("bad epoch"));
         }
         Ok(Verifiable {

@@ -366,3 +366,63 @@ fn published_notes_stay_bounded() {
     let late = c.mem_bytes();
     assert!(late <= early + 1024, "{early} -> {late}");
 }
+
+/// Under SOLDOUT REDRAW every sell-out (and every PACE flip) republishes the whole table, so a
+/// VERIFIABLE campaign with REDRAW is held to `MAX_VERIFIABLE_REDRAW_PRIZES` prizes: refused
+/// at creation, when it becomes VERIFIABLE, when it turns to REDRAW and when its table grows,
+/// nothing changed; LOSE and FALLBACK (whose tables do not change as prizes sell) keep the
+/// full table size, and so does a campaign that is not VERIFIABLE.
+#[test]
+fn verifiable_redraw_tables_are_bounded() {
+    use lottery_engine::configure::ConfigError;
+    use lottery_engine::limits::{MAX_PRIZES, MAX_VERIFIABLE_REDRAW_PRIZES};
+    let table = |n: usize| -> String { (0..n).map(|i| format!("PRIZE p{i} 1 1 ")).collect() };
+    let max = MAX_VERIFIABLE_REDRAW_PRIZES;
+    let ch = |s: &str| change(s);
+    // At creation.
+    let ok = ch(&format!("{} SOLDOUT REDRAW VERIFIABLE", table(max)));
+    assert!(Campaign::create(&ok, (1, 2), b"w".to_vec()).is_ok());
+    let big = ch(&format!("{} SOLDOUT REDRAW VERIFIABLE", table(max + 1)));
+    let Err(e) = Campaign::create(&big, (1, 2), b"w".to_vec()) else {
+        panic!("created");
+    };
+    assert_eq!(e, ConfigError::VerifiableRedrawTooLarge);
+    assert!(e.to_string().contains(&max.to_string()), "{e}");
+    // Without REDRAW, or without VERIFIABLE: the full table.
+    for s in [
+        "SOLDOUT LOSE VERIFIABLE",
+        "SOLDOUT FALLBACK p0 VERIFIABLE",
+        "SOLDOUT REDRAW",
+    ] {
+        let c = ch(&format!("{} {s}", table(MAX_PRIZES)));
+        assert!(Campaign::create(&c, (1, 2), b"w".to_vec()).is_ok(), "{s}");
+    }
+    // A large REDRAW campaign becoming VERIFIABLE; a large VERIFIABLE one turning to REDRAW;
+    // a VERIFIABLE REDRAW one growing past the limit: refused, unchanged.
+    let mut c = Campaign::create(
+        &ch(&format!("{} SOLDOUT REDRAW", table(max + 1))),
+        (1, 2),
+        b"w".to_vec(),
+    )
+    .unwrap();
+    let n = c.prizes().len();
+    assert_eq!(
+        c.configure(&ch("VERIFIABLE")),
+        Err(ConfigError::VerifiableRedrawTooLarge)
+    );
+    assert!(c.verifiable().is_none() && c.prizes().len() == n);
+    let mut c = create(&table(max + 1));
+    assert_eq!(
+        c.configure(&ch("SOLDOUT REDRAW")),
+        Err(ConfigError::VerifiableRedrawTooLarge)
+    );
+    assert_eq!(c.rules().soldout, SoldOut::Lose);
+    let mut c = create(&format!("{} SOLDOUT REDRAW", table(max)));
+    assert_eq!(
+        c.configure(&ch(&table(max + 1))),
+        Err(ConfigError::VerifiableRedrawTooLarge)
+    );
+    assert_eq!(c.prizes().len(), max);
+    assert!(c.configure(&ch("SOLDOUT LOSE")).is_ok());
+    assert!(c.configure(&ch(&table(max + 1))).is_ok());
+}

@@ -881,6 +881,13 @@ def check_dump_restore(server, built, before, what):
                 else sa[b"stream"]
             assert sc[b"stream"] == want, f"{what}: COPY {short(key)}: stream {sc[b'stream']!r}"
             sc[b"stream"] = sa[b"stream"]
+            if sa.get(b"verifiable") == 1:
+                # A copy never draws with nor shows the original's seed (docs/verifiable.md):
+                # its own, derived, counted as revealed.
+                assert sc[b"seed_revealed"] == 1, f"{what}: COPY {short(key)}: seed"
+                assert sc[b"seed_commitment"] != sa[b"seed_commitment"], what
+                for f in (b"seed_commitment", b"seed_revealed"):
+                    sc[f] = sa[f]
             assert sa == sc, f"{what}: COPY of {short(key)}: STATS differ " \
                              f"{_stats_diff(a, c)}"
             rep = raw.call("RESTORE", copy, 0, raw.call("DUMP", copy), "REPLACE")

@@ -104,6 +104,9 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
             (plan, None, None)
         }
         Some(revealed) => {
+            if revealed && c.epochs_exhausted() {
+                return Err(fail(format!("ERR {}", super::seed::EXHAUSTED)));
+            }
             let fresh = if revealed {
                 Some(verify_log::fresh_seed().map_err(Failure::Msg)?)
             } else {
@@ -119,14 +122,15 @@ fn draw(ctx: &Context, args: &[Str<'_>]) -> Result<(), Failure> {
             (plan, picked, fresh)
         }
     };
-    if let Some(p) = &picked {
-        verify_log::before_draw(ctx, key_arg, c, p, fresh.as_ref(), now).map_err(Failure::Msg)?;
-    }
-    let replay = matches!(plan, Plan::Replay(_));
     let won = match plan {
         Plan::Pass { prize, .. } => prize,
         _ => None,
     };
+    if let Some(p) = &picked {
+        verify_log::before_draw(ctx, key_arg, c, p, fresh.as_ref(), won.is_some(), now)
+            .map_err(Failure::Msg)?;
+    }
+    let replay = matches!(plan, Plan::Replay(_));
     let effect = match plan {
         Plan::Replay(r) | Plan::Reject(r, _) => {
             if stats_sync::batching() && c.count_statistic(&plan) {

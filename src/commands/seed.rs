@@ -32,6 +32,10 @@ pub static SEED: Command = Command {
     ],
 };
 
+/// The refusal of a new epoch past `MAX_EPOCH`.
+pub const EXHAUSTED: &str =
+    "the campaign's epoch numbers are exhausted: no new epoch (seed) can start; use a new campaign";
+
 /// The refusal of REVEAL before the WINDOW's end.
 const NOT_ENDED: &str =
     "the seed can be revealed only after the campaign's WINDOW has ended (use LOTTERY.SEED key ROTATE)";
@@ -55,11 +59,18 @@ pub fn seed(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
             "the campaign is not VERIFIABLE (LOTTERY.CONFIGURE key VERIFIABLE)",
         ));
     };
+    if rotate && c.epochs_exhausted() {
+        return Err(err(EXHAUSTED));
+    }
     let now = clock::now_ms();
     let key = &args[1];
     if !rotate && !c.may_reveal(now) {
         return Err(err(NOT_ENDED));
     }
+    // The entries to append (the reveal, the new epoch) must all fit: a stream of the wrong
+    // type or without room refuses the command before anything changes.
+    let n = u64::from(!old.revealed) + u64::from(rotate);
+    verify_log::check_room(ctx, &c.rules().stream, n).map_err(RedisError::String)?;
     if !old.revealed {
         verify_log::append_reveal(ctx, c, old.epoch, &old.seed, now).map_err(RedisError::String)?;
         if let Some(e) = c.reveal_seed() {

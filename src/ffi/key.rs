@@ -163,6 +163,32 @@ impl<'ctx> Key<'ctx> {
     }
 }
 
+impl Key<'_> {
+    /// The ID of the last entry of the stream at this key (None: empty, not a stream, or the
+    /// module API unavailable). An entry deleted from the stream's end (XDEL) is not seen:
+    /// the stream's own last ID may then be higher.
+    pub fn stream_last_entry(&mut self) -> Option<(u64, u64)> {
+        let start = unsafe { raw::RedisModule_StreamIteratorStart }?;
+        let next = unsafe { raw::RedisModule_StreamIteratorNextID }?;
+        let stop = unsafe { raw::RedisModule_StreamIteratorStop }?;
+        // SAFETY: an open key (a key of another type or no key makes the start fail); the
+        // iterator is stopped before returning.
+        unsafe {
+            let flags = raw::REDISMODULE_STREAM_ITERATOR_REVERSE as c_int;
+            if start(self.raw, flags, std::ptr::null_mut(), std::ptr::null_mut())
+                != raw::REDISMODULE_OK as c_int
+            {
+                return None;
+            }
+            let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+            let mut fields: std::os::raw::c_long = 0;
+            let got = next(self.raw, &mut id, &mut fields) == raw::REDISMODULE_OK as c_int;
+            stop(self.raw);
+            got.then_some((id.ms, id.seq))
+        }
+    }
+}
+
 /// How `Key::stream_add` ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
