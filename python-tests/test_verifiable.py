@@ -147,7 +147,8 @@ def test_tampering_is_detected(server, what):
                 old = f[i][1]
                 f[i] = (name, b"gold" if old != b"gold" else "银".encode())
                 done = True
-        elif not done and kind == b"table" and what == "table-weight":
+        elif kind == b"table" and what == "table-weight":
+            # every table entry: the draws of one table alone may all pick the same anyway
             f[-1] = (b"NOTHING", str(int(f[-1][1]) + 1).encode())
             done = True
         elif not done and kind == b"reveal" and what == "seed":

@@ -144,6 +144,13 @@ def test_copy_and_memory_usage_and_digest(server):
     pin(r, clock)
     assert r.copy("other:{t}", "copy:{t}") == 1
     a, b = stats(r, "other:{t}"), stats(r, "copy:{t}")
+    # A VERIFIABLE campaign's copy never holds the original's seed: a seed derived from it,
+    # counted as revealed (its first draw starts a new epoch with a fresh one).
+    assert a["verifiable"] == b["verifiable"] == 1 and a["seed_epoch"] == b["seed_epoch"]
+    assert a["seed_commitment"] != b["seed_commitment"]
+    assert (a["seed_revealed"], b["seed_revealed"]) == (0, 1)
+    for f in ("seed_commitment", "seed_revealed"):
+        del a[f], b[f]
     assert a == b      # STREAM was given explicitly, so even the stream name is the same
     for u in users["other:{t}"]:
         assert H.user(server.bclient(), "other:{t}", u) == H.user(server.bclient(), "copy:{t}", u)
