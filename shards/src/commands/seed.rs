@@ -98,12 +98,15 @@ fn on_shard(c: &mut Cluster, key: &str, action: SeedAction) -> Result<Revealed> 
 }
 
 /// A server's error from inside the script, without the ` script: <sha1>, on
-/// @user_script:<line>.` that Redis adds: the module's own words are what the operator needs.
+/// @user_script:<line>.` that Redis adds (Valkey 9: ` script: on @user_script:<line>.`): the
+/// module's own words are what the operator needs.
 pub fn without_script_suffix(mut m: String) -> String {
     if let Some(at) = m.rfind(" script: ") {
         let tail = &m[at + " script: ".len()..];
-        let sha_ok = tail.len() > 40 && tail.as_bytes()[..40].iter().all(u8::is_ascii_hexdigit);
-        if sha_ok && tail[40..].starts_with(", on @user_script:") {
+        let sha_ok = tail.len() > 40
+            && tail.as_bytes()[..40].iter().all(u8::is_ascii_hexdigit)
+            && tail[40..].starts_with(", on @user_script:");
+        if sha_ok || tail.starts_with("on @user_script:") {
             m.truncate(at);
         }
     }
@@ -217,6 +220,10 @@ mod tests {
                 "ERR the campaign is not VERIFIABLE (x) script: {sha}, on @user_script:1."
             )),
             "ERR the campaign is not VERIFIABLE (x)"
+        );
+        assert_eq!(
+            without_script_suffix("ERR no room script: on @user_script:1.".to_string()),
+            "ERR no room"
         );
         for kept in [
             "ERR plain".to_string(),
