@@ -322,6 +322,40 @@ mod tests {
         assert!(why.is_some());
     }
 
+    /// A hostile entry: a `type` of 1 MB, 100,000 fields, NUL and invalid UTF-8 everywhere,
+    /// `type` not first, duplicated fields. Stored whole; the reason (logged) stays short.
+    #[test]
+    fn hostile_entries_are_stored_whole_and_reasons_stay_short() {
+        let big = vec![0xffu8; 1 << 20];
+        let (e, why) = parse("1-0", &v(&[b"type", &big, b"x", b"\0"]));
+        assert_eq!(e.kind.len(), 4 << 20);
+        assert!(e.fields.len() > 5 << 20);
+        let why = why.unwrap();
+        assert!(why.len() < 300, "{} bytes", why.len());
+        assert!(why.contains("unknown entry type"), "{why}");
+        let mut many: Vec<Vec<u8>> = vec![b"type".to_vec(), b"table".to_vec()];
+        for i in 0..50_000u32 {
+            many.push(format!("p\0{i}").into_bytes());
+            many.push(b"\x00\xff".to_vec());
+        }
+        let refs: Vec<&[u8]> = many.iter().map(|f| f.as_slice()).collect();
+        let t = std::time::Instant::now();
+        let (e, why) = parse("1-1", &v(&refs));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        assert!(why.unwrap().len() < 300);
+        assert_eq!(e.kind, "table");
+        // duplicated fields: the first one counts; `type` not first: malformed, still stored
+        let (e, why) = parse(
+            "1-2",
+            &v(&[
+                b"draw", b"7", b"type", b"draw", b"draw", b"8", b"user", b"u", b"outcome", b"",
+                b"pick", b"", b"type", b"epoch",
+            ]),
+        );
+        assert_eq!((e.kind.as_str(), e.draw), ("draw", Some(7)));
+        assert!(why.unwrap().contains("first field"));
+    }
+
     #[test]
     fn json_escapes() {
         let mut s = String::new();
