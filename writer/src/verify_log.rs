@@ -51,6 +51,16 @@ pub fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Text shown in a reason: quoted, cut at `SHOWN` characters with its length in bytes when
+/// longer.
+fn shown(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{:?}", s),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &s[..end], s.len()),
+    }
+}
+
 fn text(b: &[u8]) -> String {
     prize_text(b).0
 }
@@ -164,7 +174,8 @@ pub fn parse(id: &str, fields: &[Value]) -> (VerifyEntry, Option<String>) {
                 }
             })
         }
-        _ => Some(format!("unknown entry type {:?}", kind)),
+        // The reason is logged: a `type` of megabytes is shown by its start and length.
+        _ => Some(format!("unknown entry type {}", shown(&kind))),
     };
     if let Some(c) = check {
         why.get_or_insert(c);
