@@ -210,3 +210,82 @@ fn a_second_win_entry_for_one_draw_is_a_mismatch() {
 fn c_seed2() -> String {
     Campaign::build(KEY.as_bytes()).seed_arg(2)
 }
+
+/// A server that answers every XRANGE with the same first entry (a hostile or broken server):
+/// an error (exit 2), not a loop reading the same page forever.
+#[test]
+fn a_server_repeating_a_page_is_an_error_not_a_loop() {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                let entry = |id: &str| {
+                    format!(
+                        "*1\r\n*2\r\n${}\r\n{id}\r\n*2\r\n$4\r\ntype\r\n$1\r\nx\r\n",
+                        id.len()
+                    )
+                };
+                while let Ok(n) = c.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    let req = String::from_utf8_lossy(&buf[..n]);
+                    // One reply per command (the client pipelines its CLIENT SETINFO).
+                    let commands = req.split("\r\n").filter(|l| l.starts_with('*')).count();
+                    let reply = if req.contains("XREVRANGE") {
+                        entry("5-0")
+                    } else if req.contains("XRANGE") {
+                        entry("1-0")
+                    } else {
+                        "+OK\r\n".repeat(commands)
+                    };
+                    if c.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut child = Command::new(BIN)
+        .args([
+            "--redis",
+            &format!("redis://127.0.0.1:{port}"),
+            "--campaign",
+            KEY,
+            "--stream",
+            "s",
+            "--page",
+            "1",
+            "--timeout-ms",
+            "2000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("lottery-audit still reading the same page after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("out of order"), "{err}");
+}
