@@ -23,13 +23,14 @@ def below(ws, n):
     return next(w % n for w in ws if w < (2**64 // n) * n)
 
 
-def table_pick(ws, weights):
+def table_pick(ws, weights, prefix=None):
     """x = below(W), W the sum; the pick is the first entry i with x < w_0 + ... + w_i.
-    W = 0 takes no word: (None, the last entry, NOTHING)."""
-    if sum(weights) == 0:
+    W = 0 takes no word: (None, the last entry, NOTHING). prefix: the weights' prefix sums."""
+    prefix = prefix or list(itertools.accumulate(weights))
+    if prefix[-1] == 0:
         return None, len(weights) - 1
-    x = below(ws, sum(weights))
-    return x, bisect.bisect_right(list(itertools.accumulate(weights)), x)
+    x = below(ws, prefix[-1])
+    return x, bisect.bisect_right(prefix, x)
 
 
 def vectors():
@@ -104,12 +105,11 @@ def epochs_and_seeds(r, stream, claimed, bad):
     return epochs, seeds, last
 
 
-def rule_allows(rule, out, pick, ids, weights):
+def rule_allows(rule, out, pick, w):
     """A rule is written only when it changed the outcome from the pick. soldout, redraw and
     fallback follow a picked prize that cannot be won: soldout gives a loss, redraw a loss or a
     prize of weight > 0, fallback a loss or any prize of the table; guarantee gives a prize of
     weight > 0, whatever the pick."""
-    w = dict(zip(ids[:-1], weights))  # the prizes' weights in the table in force
     if out == pick or (pick == b"" and rule != b"guarantee"):
         return False
     return {b"soldout": out == b"", b"redraw": out == b"" or w.get(out, 0) > 0,
@@ -118,16 +118,16 @@ def rule_allows(rule, out, pick, ids, weights):
 
 def check_draw(d, s, seed, key, table):
     """Recomputes the pick of the draw entry d (a dict) numbered s; raises ValueError on a mismatch."""
-    from_draw, ids, weights = table  # ids: the prize ids, then b"" for NOTHING
+    from_draw, ids, weights, prefix, w = table  # ids: the prize ids, then b"" for NOTHING
     if from_draw > s:
         raise ValueError(f"no table in force for tier {d.get(b'tier', b'')!r}")
-    x, i = table_pick(words(seed, key, s), weights)
+    x, i = table_pick(words(seed, key, s), weights, prefix)
     if d[b"pick"] != ids[i]:
         raise ValueError(f"x = {x} picks {ids[i]!r}, the entry says pick {d[b'pick']!r}")
     rule, out = d.get(b"rule"), d[b"outcome"]
     if rule is None and out != ids[i]:
         raise ValueError(f"outcome {out!r} is not the pick {ids[i]!r} and no rule is given")
-    if rule is not None and not rule_allows(rule, out, ids[i], ids, weights):
+    if rule is not None and not rule_allows(rule, out, ids[i], w):
         raise ValueError(f"rule {rule!r} cannot give outcome {out!r} from pick {ids[i]!r}")
 
 
@@ -157,7 +157,9 @@ def verify(r, stream, key, claimed):
                 weights = [num(w) for w in f[7::2]]
                 if sum(weights) >= 2**64:  # no table the module writes (W is below 2^64)
                     raise ValueError("table entry whose weights sum beyond 64 bits")
-                tables[f[5]] = (num(f[3]), names[3:-1] + [b""], weights)
+                ids = names[3:-1] + [b""]  # prefix sums and prize weights: once per table
+                tables[f[5]] = (num(f[3]), ids, weights, list(itertools.accumulate(weights)),
+                                dict(zip(ids[:-1], weights)))
             elif kind == b"draw":
                 draws += 1
                 if names[:5] != DRAW_FIELDS or names[5:] not in DRAW_OPTIONAL:
@@ -177,7 +179,7 @@ def verify(r, stream, key, claimed):
                     raise ValueError(f"draw {s} precedes every epoch")
                 if starts[i][1] in seeds:  # else not revealed (or wrong: reported), not checkable
                     checked += 1
-                    table = tables.get(d.get(b"tier", b""), (s + 1, [], []))  # (s + 1: none)
+                    table = tables.get(d.get(b"tier", b""), (s + 1, [], [], [], {}))  # (s + 1: none)
                     check_draw(d, s, seeds[starts[i][1]], key, table)
         except KeyError as e:  # only a win entry's fields are not checked by name above
             bad.append(f"{eid}: win entry without field {e}")

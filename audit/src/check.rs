@@ -1,7 +1,9 @@
 //! The checks, over every entry of a campaign in ID order (see README.md, "What it checks").
 
-use crate::construction::{commitment, parse_seed, Words};
+use crate::construction::{commitment, parse_seed};
 use crate::entry::{decimal, short, Entry, Id};
+pub use crate::table::Table;
+use crate::table::{check_draw, parse_table, Draw};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Mismatches listed in the report at most (all are counted).
@@ -23,19 +25,6 @@ pub struct Epoch {
     pub commitment: String,
     pub state: SeedState,
     seed: Option<[u8; 32]>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Table {
-    pub tier: Vec<u8>,
-    pub from_draw: u64,
-    /// (prize id, weight), NOTHING last (its id: empty).
-    pub entries: Vec<(Vec<u8>, u64)>,
-    /// The weights' prefix sums (the last: W, below 2^64; 0 for a table that takes no word),
-    /// computed once.
-    prefix: Vec<u64>,
-    /// Prize id -> weight (NOTHING not included).
-    weight_of: HashMap<Vec<u8>, u64>,
 }
 
 #[derive(Debug, Default)]
@@ -68,57 +57,69 @@ impl Report {
     }
 }
 
-/// One draw entry's fields.
-struct Draw<'a> {
-    id: Id,
-    s: u64,
-    user: &'a [u8],
-    outcome: &'a [u8],
-    pick: &'a [u8],
-    tier: &'a [u8],
-    rule: Option<&'a [u8]>,
+/// A win entry, or a draw entry with a prize, waiting for its other half: (entry ID, user,
+/// prize or outcome).
+type Half = (Id, Vec<u8>, Vec<u8>);
+
+/// The checks over a campaign's entries in ID order, in two passes that keep no entry: pass 1
+/// (`meta`) takes the epoch, reveal and table entries; `settle` checks the epochs and seeds;
+/// pass 2 (`entry`) checks each draw and pairs each win entry with its draw entry as they come;
+/// `finish` reports what stayed unpaired. Memory: the epochs and tables, the draw numbers met
+/// (8 bytes each, for repeats), and the wins and draws whose other half has not been met yet
+/// (the module appends a win entry right before its draw entry, so normally none or one).
+pub struct Audit<'c> {
+    campaign: &'c [u8],
+    r: Report,
+    epochs: BTreeMap<u64, Epoch>,
+    tables: Vec<Table>,
+    given: Vec<(u64, Vec<u8>, String)>,
+    /// Tier -> (from_draw -> index in `tables`), made by `settle`.
+    by_tier: HashMap<Vec<u8>, BTreeMap<u64, usize>>,
+    /// (from_draw, seed) of each epoch in order, made by `settle`.
+    in_force: Vec<(u64, Option<[u8; 32]>)>,
+    first_from: Option<u64>,
+    seen: HashSet<u64>,
+    wins_waiting: HashMap<u64, Half>,
+    draws_waiting: HashMap<u64, Half>,
+    first: Option<Id>,
 }
 
-/// Runs every check. `seeds`: (epoch, seed hex, where it came from) given on the command line.
-pub fn audit(
-    campaign: &[u8],
-    entries: &[Entry],
-    seeds: &[(u64, String)],
-    refused: &[(String, String)],
-) -> Report {
-    let mut r = Report {
-        entries_read: entries.len() + refused.len(),
-        ..Report::default()
-    };
-    for (at, why) in refused {
-        r.mismatch(at, format!("entry refused: {}", why));
+impl<'c> Audit<'c> {
+    /// `seeds`: (epoch, seed hex) given on the command line.
+    pub fn new(campaign: &'c [u8], seeds: &[(u64, String)]) -> Self {
+        Audit {
+            campaign,
+            r: Report::default(),
+            epochs: BTreeMap::new(),
+            tables: Vec::new(),
+            given: seeds
+                .iter()
+                .map(|(n, h)| (*n, h.as_bytes().to_vec(), format!("--seed {}=...", n)))
+                .collect(),
+            by_tier: HashMap::new(),
+            in_force: Vec::new(),
+            first_from: None,
+            seen: HashSet::new(),
+            wins_waiting: HashMap::new(),
+            draws_waiting: HashMap::new(),
+            first: None,
+        }
     }
-    let mut epochs: BTreeMap<u64, Epoch> = BTreeMap::new();
-    let mut tables: Vec<Table> = Vec::new();
-    let mut draws: Vec<Draw> = Vec::new();
-    let mut wins: Vec<(Id, &[u8], &[u8], u64)> = Vec::new();
-    let mut given: Vec<(u64, Vec<u8>, String)> = seeds
-        .iter()
-        .map(|(n, h)| (*n, h.as_bytes().to_vec(), format!("--seed {}=...", n)))
-        .collect();
 
-    for e in entries {
-        let Some(kind) = e.kind() else {
-            // A win entry: user prize draw.
-            match (
-                e.get(b"user"),
-                e.get(b"prize"),
-                e.get(b"draw").and_then(decimal),
-            ) {
-                (Some(u), Some(p), Some(s)) => wins.push((e.id, u, p, s)),
-                _ => r.mismatch(e.id, "win entry without user, prize or draw"),
-            }
-            continue;
-        };
-        let first_is_type = e.fields.first().is_some_and(|(k, _)| k == b"type");
-        if !first_is_type {
-            r.mismatch(e.id, "typed entry whose first field is not type");
-            continue;
+    /// Entries that were not read (ID or position, reason): each a mismatch.
+    pub fn refused(&mut self, refused: &[(String, String)]) {
+        self.r.entries_read += refused.len();
+        for (at, why) in refused {
+            self.r.mismatch(at, format!("entry refused: {}", why));
+        }
+    }
+
+    /// Pass 1: the epoch, reveal and table entries.
+    pub fn meta(&mut self, e: &Entry) {
+        let r = &mut self.r;
+        let Some(kind) = e.kind() else { return };
+        if e.fields.first().is_none_or(|(k, _)| k != b"type") {
+            return; // reported by pass 2
         }
         match kind {
             b"epoch" => {
@@ -127,16 +128,16 @@ pub fn audit(
                 let c = e.get(b"commitment").filter(|c| parse_seed(c).is_some());
                 let (Some(n), Some(from_draw), Some(c)) = (n, from, c) else {
                     r.mismatch(e.id, "malformed epoch entry");
-                    continue;
+                    return;
                 };
                 let c = String::from_utf8_lossy(c).into_owned();
-                if let Some(old) = epochs.get(&n) {
+                if let Some(old) = self.epochs.get(&n) {
                     if old.from_draw != from_draw || old.commitment != c {
                         r.mismatch(e.id, format!("epoch {} published twice, differently", n));
                     }
-                    continue;
+                    return;
                 }
-                epochs.insert(
+                self.epochs.insert(
                     n,
                     Epoch {
                         n,
@@ -148,17 +149,126 @@ pub fn audit(
                 );
             }
             b"reveal" => match (e.get(b"epoch").and_then(decimal), e.get(b"seed")) {
-                (Some(n), Some(seed)) => given.push((n, seed.to_vec(), format!("reveal {}", e.id))),
+                (Some(n), Some(seed)) => {
+                    self.given
+                        .push((n, seed.to_vec(), format!("reveal {}", e.id)))
+                }
                 _ => r.mismatch(e.id, "malformed reveal entry"),
             },
             b"table" => match parse_table(e) {
-                Ok(t) => tables.push(t),
+                Ok(t) => self.tables.push(t),
                 Err(why) => r.mismatch(e.id, why),
             },
+            _ => {}
+        }
+    }
+
+    /// Between the passes: the epochs' numbering, the seeds against the commitments.
+    pub fn settle(&mut self) {
+        let r = &mut self.r;
+        // Epoch numbers run 1, 2, ... with growing from_draw: a gap is a deleted epoch entry.
+        let mut prev: Option<&Epoch> = None;
+        for (i, ep) in self.epochs.values().enumerate() {
+            let want = prev.map_or(1, |p| p.n + 1);
+            if ep.n != want && i == 0 {
+                r.mismatch(
+                    format!("epoch {}", ep.n),
+                    format!(
+                        "the first epoch entry is epoch {}, not 1: an epoch entry is missing",
+                        ep.n
+                    ),
+                );
+            } else if ep.n != want {
+                r.mismatch(
+                    format!("epoch {}", ep.n),
+                    format!("epoch {} has no epoch entry", want),
+                );
+            }
+            if prev.is_some_and(|p| p.from_draw > ep.from_draw) {
+                r.mismatch(format!("epoch {}", ep.n), "from_draw goes back");
+            }
+            prev = Some(ep);
+        }
+        // Seeds: each must match its epoch's commitment.
+        for (n, hex, from) in &self.given {
+            let Some(ep) = self.epochs.get_mut(n) else {
+                r.mismatch(
+                    from,
+                    format!("a seed for epoch {}, which has no epoch entry", n),
+                );
+                continue;
+            };
+            match parse_seed(hex) {
+                Some(seed) if commitment(&seed) == ep.commitment => {
+                    ep.state = SeedState::Verified;
+                    ep.seed = Some(seed);
+                }
+                Some(_) => {
+                    if ep.state != SeedState::Verified {
+                        ep.state = SeedState::Mismatch;
+                    }
+                    r.mismatch(
+                        from,
+                        format!("the seed of epoch {} does not match its commitment", n),
+                    );
+                }
+                None => r.mismatch(
+                    from,
+                    format!("the seed of epoch {} is not 64 lowercase hex digits", n),
+                ),
+            }
+        }
+        self.given = Vec::new();
+        // The table in force for (tier, s): the latest entry of the tier with from_draw <= s.
+        for (i, t) in self.tables.iter().enumerate() {
+            self.by_tier
+                .entry(t.tier.clone())
+                .or_default()
+                .insert(t.from_draw, i);
+        }
+        // No epoch at all: nothing can be verified (the campaign is not VERIFIABLE, or every
+        // epoch entry was deleted).
+        if self.epochs.is_empty() {
+            r.mismatch("epochs", "no epoch entry: nothing is verifiable");
+        }
+        self.in_force = self
+            .epochs
+            .values()
+            .map(|e| (e.from_draw, e.seed))
+            .collect();
+        self.first_from = self.in_force.first().map(|e| e.0);
+    }
+
+    /// Pass 2: every entry again, in the same order.
+    pub fn entry(&mut self, e: &Entry) {
+        self.r.entries_read += 1;
+        if self.first.is_none() {
+            self.first = Some(e.id);
+        }
+        let Some(kind) = e.kind() else {
+            // A win entry: user prize draw.
+            match (
+                e.get(b"user"),
+                e.get(b"prize"),
+                e.get(b"draw").and_then(decimal),
+            ) {
+                (Some(u), Some(p), Some(s)) => self.win(e.id, u, p, s),
+                _ => self
+                    .r
+                    .mismatch(e.id, "win entry without user, prize or draw"),
+            }
+            return;
+        };
+        if e.fields.first().is_none_or(|(k, _)| k != b"type") {
+            self.r
+                .mismatch(e.id, "typed entry whose first field is not type");
+            return;
+        }
+        match kind {
             b"draw" => {
                 let s = e.get(b"draw").and_then(decimal);
                 match (s, e.get(b"user"), e.get(b"outcome"), e.get(b"pick")) {
-                    (Some(s), Some(user), Some(outcome), Some(pick)) => draws.push(Draw {
+                    (Some(s), Some(user), Some(outcome), Some(pick)) => self.draw(&Draw {
                         id: e.id,
                         s,
                         user,
@@ -167,95 +277,85 @@ pub fn audit(
                         tier: e.get(b"tier").unwrap_or_default(),
                         rule: e.get(b"rule"),
                     }),
-                    _ => r.mismatch(e.id, "malformed draw entry"),
+                    _ => self.r.mismatch(e.id, "malformed draw entry"),
                 }
             }
-            _ => r.unknown_entries += 1,
+            b"epoch" | b"reveal" | b"table" => {}
+            _ => self.r.unknown_entries += 1,
         }
     }
 
-    // Epoch numbers run 1, 2, ... with growing from_draw: a gap is a deleted epoch entry.
-    let mut prev: Option<&Epoch> = None;
-    for (i, ep) in epochs.values().enumerate() {
-        let want = prev.map_or(1, |p| p.n + 1);
-        if ep.n != want && i == 0 {
-            r.mismatch(
-                format!("epoch {}", ep.n),
+    /// A win entry: paired with its draw entry (one win entry per draw entry).
+    fn win(&mut self, id: Id, user: &[u8], prize: &[u8], s: u64) {
+        self.r.wins += 1;
+        if self.first_from.is_none_or(|f| s < f) {
+            self.r.wins_before_verifiable += 1;
+            return;
+        }
+        self.r.wins_checked += 1;
+        if let Some((_, du, dout)) = self.draws_waiting.remove(&s) {
+            self.pair(id, user, prize, s, &du, &dout);
+        } else if self.wins_waiting.contains_key(&s) {
+            self.r.mismatch(
+                id,
+                format!("win of draw {}: a second win entry for the same draw", s),
+            );
+        } else if self.seen.contains(&s) {
+            self.r.mismatch(
+                id,
                 format!(
-                    "the first epoch entry is epoch {}, not 1: an epoch entry is missing",
-                    ep.n
+                    "win of draw {} (user {:?}, prize {:?}): its draw entry has no prize, or another win entry already has it",
+                    s,
+                    short(user),
+                    short(prize)
                 ),
             );
-        } else if ep.n != want {
-            r.mismatch(
-                format!("epoch {}", ep.n),
-                format!("epoch {} has no epoch entry", want),
-            );
-        }
-        if prev.is_some_and(|p| p.from_draw > ep.from_draw) {
-            r.mismatch(format!("epoch {}", ep.n), "from_draw goes back");
-        }
-        prev = Some(ep);
-    }
-    // Seeds: each must match its epoch's commitment.
-    for (n, hex, from) in &given {
-        let Some(ep) = epochs.get_mut(n) else {
-            r.mismatch(
-                from,
-                format!("a seed for epoch {}, which has no epoch entry", n),
-            );
-            continue;
-        };
-        match parse_seed(hex) {
-            Some(seed) if commitment(&seed) == ep.commitment => {
-                ep.state = SeedState::Verified;
-                ep.seed = Some(seed);
-            }
-            Some(_) => {
-                if ep.state != SeedState::Verified {
-                    ep.state = SeedState::Mismatch;
-                }
-                r.mismatch(
-                    from,
-                    format!("the seed of epoch {} does not match its commitment", n),
-                );
-            }
-            None => r.mismatch(
-                from,
-                format!("the seed of epoch {} is not 64 lowercase hex digits", n),
-            ),
+        } else {
+            self.wins_waiting
+                .insert(s, (id, user.to_vec(), prize.to_vec()));
         }
     }
 
-    // The table in force for (tier, s): the latest entry of the tier with from_draw <= s.
-    let mut by_tier: HashMap<&[u8], BTreeMap<u64, usize>> = HashMap::new();
-    for (i, t) in tables.iter().enumerate() {
-        by_tier.entry(&t.tier).or_default().insert(t.from_draw, i);
-    }
-    // No epoch at all: nothing can be verified (the campaign is not VERIFIABLE, or every
-    // epoch entry was deleted).
-    if epochs.is_empty() {
-        r.mismatch("epochs", "no epoch entry: nothing is verifiable");
+    /// A win entry and its draw entry: the same user and prize.
+    fn pair(&mut self, id: Id, user: &[u8], prize: &[u8], s: u64, du: &[u8], dout: &[u8]) {
+        if du != user || dout != prize {
+            self.r.mismatch(
+                id,
+                format!(
+                    "win of draw {} (user {:?}, prize {:?}) differs from its draw entry (user {:?}, outcome {:?})",
+                    s,
+                    short(user),
+                    short(prize),
+                    short(du),
+                    short(dout)
+                ),
+            );
+        }
     }
 
-    // Draws.
-    let mut by_draw: HashMap<u64, usize> = HashMap::new();
-    let ep_list: Vec<&Epoch> = epochs.values().collect();
-    for (i, d) in draws.iter().enumerate() {
+    fn draw(&mut self, d: &Draw) {
+        let r = &mut self.r;
         r.draws += 1;
-        if by_draw.contains_key(&d.s) {
+        if !self.seen.insert(d.s) {
             r.mismatch(d.id, format!("draw {} appears twice", d.s));
-            continue;
+            return;
         }
-        by_draw.insert(d.s, i);
-        let Some(ep) = ep_list.iter().rev().find(|e| e.from_draw <= d.s) else {
+        let Some(&(_, seed)) = self.in_force.iter().rev().find(|e| e.0 <= d.s) else {
             r.mismatch(d.id, format!("draw {}: no epoch in force", d.s));
-            continue;
+            return;
         };
-        let in_force = by_tier
+        if let Some((wid, wu, wp)) = self.wins_waiting.remove(&d.s) {
+            self.pair(wid, &wu, &wp, d.s, d.user, d.outcome);
+        } else if !d.outcome.is_empty() {
+            self.draws_waiting
+                .insert(d.s, (d.id, d.user.to_vec(), d.outcome.to_vec()));
+        }
+        let r = &mut self.r;
+        let in_force = self
+            .by_tier
             .get(d.tier)
             .and_then(|m| m.range(..=d.s).next_back())
-            .map(|(_, &i)| &tables[i]);
+            .map(|(_, &i)| &self.tables[i]);
         let Some(t) = in_force else {
             r.mismatch(
                 d.id,
@@ -265,197 +365,66 @@ pub fn audit(
                     short(d.tier)
                 ),
             );
-            continue;
-        };
-        let Some(seed) = ep.seed else {
-            r.draws_unverifiable += 1;
-            continue;
-        };
-        r.draws_checked += 1;
-        check_draw(&mut r, campaign, &seed, t, d);
-    }
-
-    // Draws that won: each has its win entry (the module appends it right before the draw
-    // entry), unless the draw entry is the first entry read (the stream was trimmed between
-    // the two). A win entry that disagrees is reported below, from the win's side.
-    let won: HashSet<u64> = wins.iter().map(|w| w.3).collect();
-    let first = entries.first().map(|e| e.id);
-    for d in draws
-        .iter()
-        .filter(|d| !d.outcome.is_empty() && !won.contains(&d.s))
-    {
-        if Some(d.id) == first {
-            r.draw_wins_unchecked += 1;
-        } else {
-            r.mismatch(
-                d.id,
-                format!(
-                    "draw {} won {:?} and has no win entry",
-                    d.s,
-                    short(d.outcome)
-                ),
-            );
-        }
-    }
-
-    // Wins: each has its draw entry, same user and outcome.
-    let first_from = ep_list.first().map(|e| e.from_draw);
-    for (id, user, prize, s) in wins {
-        r.wins += 1;
-        if first_from.is_none_or(|f| s < f) {
-            r.wins_before_verifiable += 1;
-            continue;
-        }
-        r.wins_checked += 1;
-        match by_draw.get(&s).map(|&i| &draws[i]) {
-            None => r.mismatch(id, format!("win of draw {} has no draw entry", s)),
-            Some(d) if d.user != user || d.outcome != prize => r.mismatch(
-                id,
-                format!(
-                    "win of draw {} (user {:?}, prize {:?}) differs from its draw entry (user {:?}, outcome {:?})",
-                    s,
-                    short(user),
-                    short(prize),
-                    short(d.user),
-                    short(d.outcome)
-                ),
-            ),
-            Some(_) => {}
-        }
-    }
-    r.epochs = epochs.into_values().collect();
-    r.tables = tables;
-    r
-}
-
-fn parse_table(e: &Entry) -> Result<Table, String> {
-    // type, from_draw, tier, then the pairs.
-    let names: Vec<&[u8]> = e.fields.iter().take(3).map(|(k, _)| k.as_slice()).collect();
-    if names != [&b"type"[..], b"from_draw", b"tier"] {
-        return Err("malformed table entry (type from_draw tier first)".into());
-    }
-    let from_draw = decimal(&e.fields[1].1).ok_or("table entry with a bad from_draw")?;
-    let pairs = &e.fields[3..];
-    if pairs.last().map(|(k, _)| k.as_slice()) != Some(b"NOTHING") {
-        return Err("table entry whose last pair is not NOTHING".into());
-    }
-    let mut entries = Vec::with_capacity(pairs.len());
-    for (i, (k, w)) in pairs.iter().enumerate() {
-        let w = decimal(w).ok_or("table entry with a bad weight")?;
-        let id = if i + 1 == pairs.len() {
-            Vec::new()
-        } else {
-            k.clone()
-        };
-        entries.push((id, w));
-    }
-    let mut prefix = Vec::with_capacity(entries.len());
-    let mut sum = 0u64;
-    for (_, w) in &entries {
-        sum = sum
-            .checked_add(*w)
-            .ok_or("table entry whose weights sum beyond 64 bits")?;
-        prefix.push(sum);
-    }
-    let weight_of = entries[..entries.len() - 1]
-        .iter()
-        .map(|(p, w)| (p.clone(), *w))
-        .collect();
-    Ok(Table {
-        tier: e.fields[2].1.clone(),
-        from_draw,
-        entries,
-        prefix,
-        weight_of,
-    })
-}
-
-fn check_draw(r: &mut Report, campaign: &[u8], seed: &[u8; 32], t: &Table, d: &Draw) {
-    // x = the first "uniform below W"; the pick: the first entry whose prefix sum exceeds x.
-    // W = 0 (every weight 0) takes no word: the pick is the last entry, NOTHING.
-    let total = *t.prefix.last().expect("a table ends with NOTHING");
-    let (x, i) = if total == 0 {
-        (None, t.entries.len() - 1)
-    } else {
-        let Some(x) = Words::new(seed, campaign, d.s).uniform(total) else {
-            r.mismatch(d.id, format!("draw {}: no pick from its table", d.s));
             return;
         };
-        (Some(x), t.prefix.partition_point(|&p| p <= x))
-    };
-    let want = &t.entries[i].0;
-    if d.pick != want.as_slice() {
-        let x = x.map_or("none: the weights sum to 0".into(), |x| x.to_string());
-        r.mismatch(
-            d.id,
-            format!(
-                "draw {}: pick {:?}, recomputed {:?} (x = {})",
-                d.s,
-                short(d.pick),
-                short(want),
-                x
-            ),
-        );
-        return;
+        let Some(seed) = seed else {
+            r.draws_unverifiable += 1;
+            return;
+        };
+        r.draws_checked += 1;
+        check_draw(r, self.campaign, &seed, t, d);
     }
-    match d.rule {
-        None if d.outcome != d.pick => r.mismatch(
-            d.id,
-            format!(
-                "draw {}: outcome {:?} differs from its pick {:?} with no rule",
-                d.s,
-                short(d.outcome),
-                short(d.pick)
-            ),
-        ),
-        None => {}
-        Some(rule) => {
-            if let Err(why) = rule_allows(rule, d.outcome, d.pick, t) {
-                r.mismatch(
-                    d.id,
-                    format!(
-                        "draw {}: rule {} with pick {:?} and outcome {:?}: {}",
-                        d.s,
-                        short(rule),
-                        short(d.pick),
-                        short(d.outcome),
-                        why
-                    ),
+
+    /// What stayed unpaired, and the report.
+    pub fn finish(mut self) -> Report {
+        // Draws that won: each has its win entry (the module appends it right before the draw
+        // entry), unless the draw entry is the first entry read (the stream was trimmed
+        // between the two).
+        let mut draws: Vec<(u64, Half)> = std::mem::take(&mut self.draws_waiting)
+            .into_iter()
+            .collect();
+        draws.sort_by_key(|(_, h)| h.0);
+        for (s, (id, _, outcome)) in draws {
+            if Some(id) == self.first {
+                self.r.draw_wins_unchecked += 1;
+            } else {
+                self.r.mismatch(
+                    id,
+                    format!("draw {} won {:?} and has no win entry", s, short(&outcome)),
                 );
             }
         }
+        // Wins: each has its draw entry.
+        let mut wins: Vec<(u64, Half)> =
+            std::mem::take(&mut self.wins_waiting).into_iter().collect();
+        wins.sort_by_key(|(_, h)| h.0);
+        for (s, (id, _, _)) in wins {
+            self.r
+                .mismatch(id, format!("win of draw {} has no draw entry", s));
+        }
+        let mut r = self.r;
+        r.epochs = self.epochs.into_values().collect();
+        r.tables = self.tables;
+        r
     }
 }
 
-/// What the module writes with a `rule`: only when the rule changed the outcome from the
-/// pick. `soldout`, `redraw` and `fallback` follow a picked prize that cannot be won now:
-/// `soldout` gives a loss, `redraw` a loss or a prize of the table with a weight, `fallback` a
-/// loss or any prize of the table; `guarantee` gives a prize of the table with a weight,
-/// whatever the pick.
-fn rule_allows(rule: &[u8], outcome: &[u8], pick: &[u8], t: &Table) -> Result<(), &'static str> {
-    if !matches!(rule, b"soldout" | b"redraw" | b"fallback" | b"guarantee") {
-        return Err("unknown rule");
+/// Runs every check over entries in memory. `seeds`: (epoch, seed hex) given on the command
+/// line.
+pub fn audit(
+    campaign: &[u8],
+    entries: &[Entry],
+    seeds: &[(u64, String)],
+    refused: &[(String, String)],
+) -> Report {
+    let mut a = Audit::new(campaign, seeds);
+    a.refused(refused);
+    for e in entries {
+        a.meta(e);
     }
-    let weighted = t.weight_of.get(outcome).is_some_and(|&w| w > 0);
-    let ok = match rule {
-        b"soldout" | b"redraw" | b"fallback" if pick.is_empty() => {
-            return Err("the rule follows a picked prize, not NOTHING")
-        }
-        _ if outcome == pick => {
-            return Err("a rule is given only when the outcome differs from the pick")
-        }
-        b"soldout" => outcome.is_empty(),
-        b"redraw" => outcome.is_empty() || weighted,
-        b"fallback" => outcome.is_empty() || t.weight_of.contains_key(outcome),
-        _ => weighted, // guarantee
-    };
-    if ok {
-        return Ok(());
+    a.settle();
+    for e in entries {
+        a.entry(e);
     }
-    Err(match rule {
-        b"soldout" => "soldout gives a loss (NOTHING)",
-        b"fallback" => "the outcome is not NOTHING nor a prize of the table",
-        b"guarantee" => "the outcome is not a prize of the table with a weight",
-        _ => "the outcome is not NOTHING nor a prize of the table with a weight",
-    })
+    a.finish()
 }

@@ -69,30 +69,41 @@ fn run(a: &Args) -> Result<check::Report, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let timeout = Duration::from_millis(a.timeout_ms);
     let campaign = a.campaign.as_encoded_bytes().to_vec();
-    let read = match (&a.redis, &a.db) {
+    match (&a.redis, &a.db) {
         (Some(url), None) => {
             let mut con = source::connect(url, timeout)?;
             let stream = match &a.stream {
                 Some(s) => s.as_encoded_bytes().to_vec(),
                 None => source::stream_of(&mut con, &campaign)?,
             };
-            source::read_stream(&mut con, &stream, a.page as usize)?
+            // Two passes over the stream up to its last entry now, keeping no entry: the
+            // epochs, tables and revealed seeds first (a reveal entry follows the draws of its
+            // epoch), then every draw and win.
+            let end = source::last_id(&mut con, &stream)?;
+            let page = a.page as usize;
+            let mut audit = check::Audit::new(&campaign, &seeds);
+            let refused =
+                source::read_stream(&mut con, &stream, page, end, &mut |e| audit.meta(e))?;
+            audit.refused(&refused);
+            audit.settle();
+            source::read_stream(&mut con, &stream, page, end, &mut |e| audit.entry(e))?;
+            Ok(audit.finish())
         }
         (None, Some(url)) => {
             let name = a
                 .campaign
                 .to_str()
                 .ok_or("--db: the campaign key must be UTF-8 (as lottery-writer stores it)")?;
-            source::read_db(url, name, timeout)?
+            let read = source::read_db(url, name, timeout)?;
+            Ok(check::audit(
+                &campaign,
+                &read.entries,
+                &seeds,
+                &read.refused,
+            ))
         }
-        _ => return Err("give one of --redis, --db".into()),
-    };
-    Ok(check::audit(
-        &campaign,
-        &read.entries,
-        &seeds,
-        &read.refused,
-    ))
+        _ => Err("give one of --redis, --db".into()),
+    }
 }
 
 fn main() {

@@ -66,25 +66,57 @@ pub fn stream_of(con: &mut redis::Connection, campaign: &[u8]) -> Result<Vec<u8>
         .ok_or_else(|| "LOTTERY.STATS has no stream field".into())
 }
 
-/// Every entry of `stream`, by XRANGE pages of `page` entries.
+/// The stream's last entry ID now (None: the stream is empty or does not exist). The audit
+/// reads up to it: entries appended meanwhile are left for the next run, so a stream growing
+/// faster than it is read cannot keep the audit going.
+pub fn last_id(con: &mut redis::Connection, stream: &[u8]) -> Result<Option<Id>, String> {
+    let v: Value = redis::cmd("XREVRANGE")
+        .arg(stream)
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query(con)
+        .map_err(|e| format!("XREVRANGE: {}", e))?;
+    let list = array(&v).ok_or_else(|| format!("unexpected XREVRANGE reply: {:.200?}", v))?;
+    match list.first() {
+        None => Ok(None),
+        Some(e) => array(e)
+            .and_then(|p| p.first())
+            .and_then(bytes)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(Id::parse)
+            .map(Some)
+            .ok_or_else(|| "unexpected XREVRANGE entry".into()),
+    }
+}
+
+/// Every entry of `stream` up to `end` (`last_id`), by XRANGE pages of `page` entries, handed
+/// to `each` in ID order and not kept; returns the entries refused (over a limit, or not
+/// name/value strings). A reply whose IDs do not increase, or go past `end`, is an error.
 pub fn read_stream(
     con: &mut redis::Connection,
     stream: &[u8],
     page: usize,
-) -> Result<Read, String> {
-    let mut out = Read::default();
+    end: Option<Id>,
+    each: &mut dyn FnMut(&Entry),
+) -> Result<Vec<(String, String)>, String> {
+    let mut refused = Vec::new();
+    let Some(end) = end else {
+        return Ok(refused);
+    };
     let mut start = "-".to_string();
+    let mut prev: Option<Id> = None;
     loop {
         let v: Value = redis::cmd("XRANGE")
             .arg(stream)
             .arg(&start)
-            .arg("+")
+            .arg(end.to_string())
             .arg("COUNT")
             .arg(page)
             .query(con)
             .map_err(|e| format!("XRANGE: {}", e))?;
-        let list = array(&v).ok_or_else(|| format!("unexpected XRANGE reply: {:?}", v))?;
-        let mut last = None;
+        let list = array(&v).ok_or_else(|| format!("unexpected XRANGE reply: {:.200?}", v))?;
         for e in list {
             let parts = array(e).filter(|p| p.len() == 2);
             let id = parts
@@ -92,16 +124,23 @@ pub fn read_stream(
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(Id::parse)
                 .ok_or_else(|| "unexpected XRANGE entry".to_string())?;
-            last = Some(id);
+            if prev.is_some_and(|p| id <= p) || id > end {
+                return Err(format!(
+                    "unexpected XRANGE reply: entry {} out of order (after {}, up to {})",
+                    id,
+                    prev.map_or("-".into(), |p| p.to_string()),
+                    end
+                ));
+            }
+            prev = Some(id);
             let raw = parts.and_then(|p| array(&p[1])).unwrap_or_default();
             let size: usize = raw.iter().map(|f| bytes(f).map_or(0, <[u8]>::len)).sum();
             if let Err(why) = check_limits(raw.len(), size) {
-                out.refused.push((id.to_string(), why));
+                refused.push((id.to_string(), why));
                 continue;
             }
             if !raw.len().is_multiple_of(2) || raw.iter().any(|f| bytes(f).is_none()) {
-                out.refused
-                    .push((id.to_string(), "fields are not name/value strings".into()));
+                refused.push((id.to_string(), "fields are not name/value strings".into()));
                 continue;
             }
             let fields = raw
@@ -113,12 +152,12 @@ pub fn read_stream(
                     )
                 })
                 .collect();
-            out.entries.push(Entry { id, fields });
+            each(&Entry { id, fields });
         }
-        match last {
+        match prev {
             // Exclusive start after the last ID read.
-            Some(id) if list.len() >= page => start = format!("({}", id),
-            _ => return Ok(out),
+            Some(id) if list.len() >= page && id < end => start = format!("({}", id),
+            _ => return Ok(refused),
         }
     }
 }

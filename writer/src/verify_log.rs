@@ -51,6 +51,16 @@ pub fn json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Text shown in a reason: quoted, cut at `SHOWN` characters with its length in bytes when
+/// longer.
+fn shown(s: &str) -> String {
+    const SHOWN: usize = 64;
+    match s.char_indices().nth(SHOWN) {
+        None => format!("{:?}", s),
+        Some((end, _)) => format!("{:?}... ({} bytes)", &s[..end], s.len()),
+    }
+}
+
 fn text(b: &[u8]) -> String {
     prize_text(b).0
 }
@@ -164,7 +174,8 @@ pub fn parse(id: &str, fields: &[Value]) -> (VerifyEntry, Option<String>) {
                 }
             })
         }
-        _ => Some(format!("unknown entry type {:?}", kind)),
+        // The reason is logged: a `type` of megabytes is shown by its start and length.
+        _ => Some(format!("unknown entry type {}", shown(&kind))),
     };
     if let Some(c) = check {
         why.get_or_insert(c);
@@ -320,6 +331,40 @@ mod tests {
         );
         assert_eq!(e.draw, None);
         assert!(why.is_some());
+    }
+
+    /// A hostile entry: a `type` of 1 MB, 100,000 fields, NUL and invalid UTF-8 everywhere,
+    /// `type` not first, duplicated fields. Stored whole; the reason (logged) stays short.
+    #[test]
+    fn hostile_entries_are_stored_whole_and_reasons_stay_short() {
+        let big = vec![0xffu8; 1 << 20];
+        let (e, why) = parse("1-0", &v(&[b"type", &big, b"x", b"\0"]));
+        assert_eq!(e.kind.len(), 4 << 20);
+        assert!(e.fields.len() > 5 << 20);
+        let why = why.unwrap();
+        assert!(why.len() < 300, "{} bytes", why.len());
+        assert!(why.contains("unknown entry type"), "{why}");
+        let mut many: Vec<Vec<u8>> = vec![b"type".to_vec(), b"table".to_vec()];
+        for i in 0..50_000u32 {
+            many.push(format!("p\0{i}").into_bytes());
+            many.push(b"\x00\xff".to_vec());
+        }
+        let refs: Vec<&[u8]> = many.iter().map(|f| f.as_slice()).collect();
+        let t = std::time::Instant::now();
+        let (e, why) = parse("1-1", &v(&refs));
+        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        assert!(why.unwrap().len() < 300);
+        assert_eq!(e.kind, "table");
+        // duplicated fields: the first one counts; `type` not first: malformed, still stored
+        let (e, why) = parse(
+            "1-2",
+            &v(&[
+                b"draw", b"7", b"type", b"draw", b"draw", b"8", b"user", b"u", b"outcome", b"",
+                b"pick", b"", b"type", b"epoch",
+            ]),
+        );
+        assert_eq!((e.kind.as_str(), e.draw), ("draw", Some(7)));
+        assert!(why.unwrap().contains("first field"));
     }
 
     #[test]
